@@ -1,0 +1,1 @@
+"""ops.tradesense.io/v1alpha1: spec and status models of the three kinds."""

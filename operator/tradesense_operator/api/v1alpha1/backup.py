@@ -1,0 +1,139 @@
+"""BackupPolicy (short name `bp`): scheduled, checksummed, verified pg_dump backups with retention."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from tradesense_operator.api.v1alpha1.common import ApiModel, Condition, DatabaseConnection
+
+KIND = "BackupPolicy"
+PLURAL = "backuppolicies"
+SINGULAR = "backuppolicy"
+SHORT_NAMES = ["bp"]
+
+CRON = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$"
+DURATION = r"^([0-9]+(s|m|h|d|w))+$"
+
+
+class BackupFormat(StrEnum):
+    """plain-gzip is the runbook's `pg_dump | gzip > .sql.gz`; custom is pg_dump's own archive."""
+
+    PLAIN_GZIP = "plain-gzip"
+    CUSTOM = "custom"
+
+
+class Executor(StrEnum):
+    """Run pg_dump inside the operator (inline) or as a Kubernetes Job from the operator image."""
+
+    INLINE = "inline"
+    JOB = "job"
+
+
+class FilesystemStorage(ApiModel):
+    """A directory, typically a PVC mounted into the operator."""
+
+    path: str = Field(min_length=1, max_length=4096, pattern=r"^/", description="Absolute directory path.")
+
+
+class S3Storage(ApiModel):
+    """S3-compatible object storage; credentials come from a Secret."""
+
+    endpoint: str | None = Field(default=None, max_length=2048, pattern=r"^https?://",
+                                 description="Endpoint URL for non-AWS services (MinIO, Ceph, …).")
+    bucket: str = Field(min_length=3, max_length=63, description="Bucket name.")
+    prefix: str = Field(default="", max_length=1024, description="Key prefix, e.g. tradesense/prod/.")
+    region: str = Field(default="us-east-1", max_length=64, description="Region.")
+    credentials_secret_ref: str = Field(min_length=1, max_length=253,
+                                        description="Secret with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.")
+
+
+class StorageSpec(ApiModel):
+    """Exactly one of filesystem or s3."""
+
+    filesystem: FilesystemStorage | None = Field(default=None, description="Filesystem (PVC) storage.")
+    s3: S3Storage | None = Field(default=None, description="S3-compatible object storage.")
+
+
+class RetentionSpec(ApiModel):
+    """Which backups to keep; the newest verified backup is never deleted whatever these say."""
+
+    keep_last: int | None = Field(default=7, ge=1, le=10000, description="Keep at most this many successful backups.")
+    max_age: str | None = Field(default=None, pattern=DURATION, description="Delete backups older than this, e.g. 30d.")
+
+
+class VerifySpec(ApiModel):
+    """How each backup is verified after it is written."""
+
+    integrity: bool = Field(default=True, description="Re-read the file, decompress it and compare its sha256.")
+    test_restore: bool = Field(default=False,
+                               description="Restore into a scratch database, compare per-table row counts, drop it.")
+
+
+class MaintenanceSpec(ApiModel):
+    """Optional cron schedules for the runbook's maintenance tasks."""
+
+    vacuum_analyze: str | None = Field(default=None, pattern=CRON, description="Cron for VACUUM ANALYZE.")
+    analyze: str | None = Field(default=None, pattern=CRON, description="Cron for ANALYZE.")
+    reindex: str | None = Field(default=None, pattern=CRON, description="Cron for REINDEX DATABASE.")
+
+
+class BackupPolicySpec(ApiModel):
+    """Desired backup behaviour for one database."""
+
+    database: DatabaseConnection = Field(default_factory=DatabaseConnection, description="Database to back up.")
+    schedule: str = Field(default="0 2 * * *", pattern=CRON, description="Cron schedule (5 fields or @daily …).")
+    time_zone: str | None = Field(default=None, max_length=64, description="IANA time zone for the schedule.")
+    starting_deadline_seconds: int | None = Field(
+        default=None, ge=0, description="Skip a missed run when more than this late (like CronJob)."
+    )
+    suspend: bool = Field(default=False, description="Stop scheduling new backups.")
+    format: BackupFormat = Field(default=BackupFormat.PLAIN_GZIP, description="Dump format.")
+    compression_level: int = Field(default=6, ge=0, le=9, description="gzip/zlib level (0 = none).")
+    storage: StorageSpec = Field(description="Where backups go.")
+    retention: RetentionSpec = Field(default_factory=RetentionSpec, description="What to keep.")
+    verify: VerifySpec = Field(default_factory=VerifySpec, description="Verification after each backup.")
+    maintenance: MaintenanceSpec = Field(default_factory=MaintenanceSpec, description="Maintenance schedules.")
+    executor: Executor = Field(default=Executor.INLINE, description="inline or job.")
+    job_image: str | None = Field(default=None, max_length=512, description="Image for executor job.")
+
+
+class BackupRecord(ApiModel):
+    """One backup in the inventory."""
+
+    id: str = Field(description="Backup id (UTC timestamp based).")
+    started_at: datetime = Field(description="Start.")
+    finished_at: datetime | None = Field(default=None, description="End.")
+    bytes: int = Field(default=0, ge=0, description="Stored size.")
+    sha256: str = Field(default="", description="sha256 of the stored file.")
+    location: str = Field(default="", description="Path or s3:// URL.")
+    format: BackupFormat = Field(default=BackupFormat.PLAIN_GZIP, description="Dump format.")
+    verified: bool = Field(default=False, description="Passed the configured verification.")
+    duration_seconds: float = Field(default=0.0, ge=0, description="Wall time of the dump.")
+
+
+class BackupPolicyStatus(ApiModel):
+    """Observed state, owned by the operator."""
+
+    last_schedule_time: datetime | None = Field(default=None, description="Last time a run was due.")
+    next_schedule_time: datetime | None = Field(default=None, description="Next due run.")
+    last_successful_backup: datetime | None = Field(default=None, description="Finish time of the newest success.")
+    last_backup_size: str | None = Field(default=None, description="Human-readable size of the newest success.")
+    active_backup: str | None = Field(default=None, description="Id of a backup in progress.")
+    backups: list[BackupRecord] = Field(default_factory=list, max_length=200, description="Bounded inventory.")
+    last_maintenance: dict[str, datetime] = Field(default_factory=dict, description="Last run per maintenance task.")
+    observed_generation: int | None = Field(default=None, description="Spec generation last acted on.")
+    conditions: list[Condition] = Field(default_factory=list, description="Ready, LastBackupSucceeded, BackupStale.")
+
+
+class BackupPolicy(ApiModel):
+    """Top-level object."""
+
+    api_version: str = Field(default="ops.tradesense.io/v1alpha1", description="API version.")
+    kind: str = Field(default=KIND, description="Kind.")
+    metadata: dict[str, object] = Field(default_factory=dict, description="Object metadata.")
+    spec: BackupPolicySpec = Field(description="Desired behaviour.")
+    status: BackupPolicyStatus | None = Field(default=None, description="Observed state.")
+

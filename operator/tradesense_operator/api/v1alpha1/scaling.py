@@ -1,0 +1,208 @@
+"""ScalingPolicy (short name `sp`): Prometheus-driven scaling with HPA v2 semantics."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from tradesense_operator.api.v1alpha1.common import ApiModel, Condition, Name
+
+KIND = "ScalingPolicy"
+PLURAL = "scalingpolicies"
+SINGULAR = "scalingpolicy"
+SHORT_NAMES = ["sp"]
+
+CRON = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$"
+
+
+class MetricPreset(StrEnum):
+    """Runbook metrics with built-in PromQL (see domain.scaling presets)."""
+
+    REQUEST_RATE_PER_REPLICA = "request-rate"
+    ERROR_RATE = "error-rate"
+    P95_LATENCY = "p95-latency"
+    CPU = "cpu"
+    DB_CONNECTIONS_ACTIVE = "db-connections-active"
+
+
+class TargetType(StrEnum):
+    """Value: compare the query result as is; AverageValue: divide by current replicas first."""
+
+    VALUE = "Value"
+    AVERAGE_VALUE = "AverageValue"
+
+
+class PolicyType(StrEnum):
+    """HPA scaling policy types."""
+
+    PODS = "Pods"
+    PERCENT = "Percent"
+
+
+class SelectPolicy(StrEnum):
+    """HPA selectPolicy."""
+
+    MAX = "Max"
+    MIN = "Min"
+    DISABLED = "Disabled"
+
+
+class TargetRef(ApiModel):
+    """The scaled workload (a Deployment)."""
+
+    api_version: str = Field(default="apps/v1", pattern=r"^apps/v1$", description="apps/v1.")
+    kind: str = Field(default="Deployment", pattern=r"^Deployment$", description="Deployment.")
+    name: Name = Field(description="Deployment name in the policy's namespace.")
+
+
+class MetricTarget(ApiModel):
+    """Target of one metric."""
+
+    type: TargetType = Field(default=TargetType.AVERAGE_VALUE, description="Value or AverageValue.")
+    value: float = Field(gt=0, description="Target value (per replica for AverageValue).")
+
+
+class MetricSpec(ApiModel):
+    """One metric: a runbook preset or a raw PromQL query (exactly one)."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+                      description="Name shown in status and events.")
+    preset: MetricPreset | None = Field(default=None, description="Built-in runbook metric.")
+    query: str | None = Field(default=None, min_length=1, max_length=4096,
+                              description="PromQL returning one scalar or single-element vector.")
+    target: MetricTarget = Field(description="Target value.")
+
+
+class ScalingPolicyRule(ApiModel):
+    """HPA HPAScalingPolicy."""
+
+    type: PolicyType = Field(description="Pods or Percent.")
+    value: int = Field(gt=0, description="Pods or percent allowed per period.")
+    period_seconds: int = Field(gt=0, le=1800, description="Window the value applies to.")
+
+
+class ScalingRules(ApiModel):
+    """HPA HPAScalingRules for one direction."""
+
+    stabilization_window_seconds: int | None = Field(
+        default=None, ge=0, le=3600, description="Look-back window (HPA default: up 0 s, down 300 s)."
+    )
+    select_policy: SelectPolicy = Field(default=SelectPolicy.MAX, description="Max, Min or Disabled.")
+    policies: list[ScalingPolicyRule] | None = Field(default=None, description="Rate policies (HPA defaults if unset).")
+
+
+class Behavior(ApiModel):
+    """HPA behavior."""
+
+    scale_up: ScalingRules | None = Field(default=None, description="Scale-up rules.")
+    scale_down: ScalingRules | None = Field(default=None, description="Scale-down rules.")
+
+
+class FallbackSpec(ApiModel):
+    """What to do when metrics cannot be read."""
+
+    failure_threshold: int = Field(default=3, ge=1, le=100, description="Consecutive failed evaluations before fallback.")
+    replicas: int = Field(ge=0, description="Replicas to hold during fallback.")
+    allow_scale_down: bool = Field(default=False,
+                                   description="May fallback lower replicas below the current count?")
+
+
+class ScheduleWindow(ApiModel):
+    """A cron window that raises minReplicas (e.g. US market hours)."""
+
+    name: str = Field(min_length=1, max_length=63, description="Window name.")
+    start: str = Field(pattern=CRON, description="Cron when the window opens, e.g. '30 9 * * 1-5'.")
+    end: str = Field(pattern=CRON, description="Cron when it closes, e.g. '0 16 * * 1-5'.")
+    time_zone: str = Field(default="UTC", max_length=64, description="IANA time zone, e.g. America/New_York.")
+    min_replicas: int = Field(ge=0, description="minReplicas while the window is open.")
+
+
+class WorkersSpec(ApiModel):
+    """Set an env var (WORKERS) from replicas: per-pod workers = clamp(totalBudget // replicas, min, max)."""
+
+    env_name: str = Field(default="WORKERS", pattern=r"^[A-Z_][A-Z0-9_]*$", description="Env var name.")
+    container: str | None = Field(default=None, description="Container (default: the first).")
+    total_budget: int = Field(gt=0, description="Worker threads across all replicas (e.g. a DB connection budget).")
+    min: int = Field(default=1, ge=1, description="Lower bound per pod.")
+    max: int = Field(default=16, ge=1, description="Upper bound per pod.")
+
+
+class VerticalSpec(ApiModel):
+    """Bounded requests/limits changes for one container."""
+
+    container: str | None = Field(default=None, description="Container (default: the first).")
+    memory_metric: str | None = Field(default=None, description="Metric name (in metrics) giving memory per pod, bytes.")
+    min_memory: str = Field(default="512Mi", description="Lowest memory limit.")
+    max_memory: str = Field(default="4Gi", description="Highest memory limit.")
+    headroom_percent: int = Field(default=30, ge=0, le=400, description="Limit = usage × (1 + headroom).")
+
+
+class ScalingPolicySpec(ApiModel):
+    """Desired scaling behaviour."""
+
+    target_ref: TargetRef = Field(description="Deployment to scale.")
+    min_replicas: int = Field(default=1, ge=0, le=10000, description="Lower bound.")
+    max_replicas: int = Field(ge=1, le=10000, description="Upper bound.")
+    metrics: list[MetricSpec] = Field(min_length=1, max_length=10, description="Metrics; the largest recommendation wins.")
+    polling_interval_seconds: int = Field(default=30, ge=1, le=3600, description="Evaluation period.")
+    tolerance: float = Field(default=0.1, ge=0, lt=1, description="No change while |ratio − 1| ≤ tolerance.")
+    behavior: Behavior = Field(default_factory=Behavior, description="HPA behavior.")
+    fallback: FallbackSpec | None = Field(default=None, description="Replicas when metrics fail.")
+    schedules: list[ScheduleWindow] = Field(default_factory=list, max_length=20, description="Floor-raising windows.")
+    workers: WorkersSpec | None = Field(default=None, description="WORKERS env from replicas.")
+    vertical: VerticalSpec | None = Field(default=None, description="Bounded vertical scaling.")
+
+
+class MetricStatus(ApiModel):
+    """Last evaluation of one metric."""
+
+    name: str = Field(description="Metric name.")
+    value: float | None = Field(default=None, description="Observed value (None when the query failed).")
+    target: float = Field(description="Target value.")
+    recommendation: int | None = Field(default=None, description="Replicas this metric alone recommends.")
+    error: str | None = Field(default=None, description="Why the evaluation failed.")
+
+
+class Recommendation(ApiModel):
+    """A past recommendation, kept for the stabilization window."""
+
+    timestamp: datetime = Field(description="When.")
+    replicas: int = Field(ge=0, description="Recommended replicas.")
+
+
+class ScaleEvent(ApiModel):
+    """A past scale change, kept for rate policies."""
+
+    timestamp: datetime = Field(description="When.")
+    from_replicas: int = Field(ge=0, description="Before.")
+    to_replicas: int = Field(ge=0, description="After.")
+
+
+class ScalingPolicyStatus(ApiModel):
+    """Observed state, owned by the operator."""
+
+    current_replicas: int | None = Field(default=None, description="Replicas at the last evaluation.")
+    desired_replicas: int | None = Field(default=None, description="Replicas decided at the last evaluation.")
+    last_scale_time: datetime | None = Field(default=None, description="Last change of replicas.")
+    last_evaluation_time: datetime | None = Field(default=None, description="Last evaluation.")
+    current_metrics: list[MetricStatus] = Field(default_factory=list, description="Per-metric results.")
+    recommendations: list[Recommendation] = Field(default_factory=list, max_length=500,
+                                                  description="Bounded history for stabilization.")
+    scale_events: list[ScaleEvent] = Field(default_factory=list, max_length=500,
+                                           description="Bounded history for rate policies.")
+    consecutive_failures: int = Field(default=0, ge=0, description="Failed evaluations in a row.")
+    observed_generation: int | None = Field(default=None, description="Spec generation last acted on.")
+    conditions: list[Condition] = Field(default_factory=list,
+                                        description="AbleToScale, ScalingActive, ScalingLimited, FallbackActive.")
+
+
+class ScalingPolicy(ApiModel):
+    """Top-level object."""
+
+    api_version: str = Field(default="ops.tradesense.io/v1alpha1", description="API version.")
+    kind: str = Field(default=KIND, description="Kind.")
+    metadata: dict[str, object] = Field(default_factory=dict, description="Object metadata.")
+    spec: ScalingPolicySpec = Field(description="Desired behaviour.")
+    status: ScalingPolicyStatus | None = Field(default=None, description="Observed state.")

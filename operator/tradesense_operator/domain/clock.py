@@ -1,0 +1,54 @@
+"""Time as an injected dependency, so schedules, deadlines and windows are testable without sleeping."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Anything that tells the current time (always timezone-aware UTC)."""
+
+    def now(self) -> datetime:
+        """Current time, tz-aware UTC."""
+        ...
+
+
+class SystemClock:
+    """The real wall clock."""
+
+    def now(self) -> datetime:
+        """Current time, tz-aware UTC."""
+        return datetime.now(UTC)
+
+
+class ManualClock:
+    """A clock that only moves when told to; thread-safe because the operator runs in its own thread."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 1, 5, 14, 30, tzinfo=UTC)
+        if self._now.tzinfo is None:
+            raise ValueError("ManualClock needs a timezone-aware start time")
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        """Current (manual) time."""
+        with self._lock:
+            return self._now
+
+    def advance(self, delta: timedelta | float) -> datetime:
+        """Move forward by a timedelta or seconds; returns the new time."""
+        step = delta if isinstance(delta, timedelta) else timedelta(seconds=delta)
+        if step < timedelta(0):
+            raise ValueError("time only moves forward")
+        with self._lock:
+            self._now += step
+            return self._now
+
+    def set(self, when: datetime) -> None:
+        """Jump to an absolute time (not earlier than now)."""
+        with self._lock:
+            if when < self._now:
+                raise ValueError("time only moves forward")
+            self._now = when

@@ -1,0 +1,1 @@
+"""Orchestration: combines domain decisions with injected clients. No kopf imports."""

@@ -1,0 +1,1 @@
+"""Shared pytest fixtures: app (see the module owner)."""

@@ -1,0 +1,1 @@
+"""Shared pytest fixtures: secrets (see the module owner)."""

@@ -1,0 +1,1 @@
+"""Shared pytest fixtures: services (see the module owner)."""
