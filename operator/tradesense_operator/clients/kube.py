@@ -1,0 +1,386 @@
+"""The operator's Kubernetes client: kubernetes_asyncio for config/auth/TLS, plain dicts for bodies.
+
+Why dicts and not the generated models: the operator patches small fragments (an annotation, one env
+var, replicas) and reads a few fields; generated models add conversions and hide the wire format that
+`kubectl` users reason about. Every HTTP or connection failure is translated once into
+`tradesense_operator.clients.errors`; 429 answers are retried here, honouring Retry-After, because the
+API server explicitly says the request was not processed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, cast
+from urllib.parse import quote
+
+import aiohttp
+from kubernetes_asyncio import client as k8s_client
+from kubernetes_asyncio import config as k8s_config
+
+from tradesense_operator.clients.errors import (
+    ClientError,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    Timeout,
+    Unavailable,
+)
+
+log = logging.getLogger(__name__)
+
+JsonDict = dict[str, Any]
+PatchType = Literal["merge", "json", "strategic"]
+
+_PATCH_CONTENT_TYPES: dict[str, str] = {
+    "merge": "application/merge-patch+json",
+    "json": "application/json-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+}
+EVENT_MESSAGE_LIMIT = 1024  # the API server truncates/rejects longer Event messages
+COMPONENT = "tradesense-operator"
+
+
+@dataclass(frozen=True)
+class ResourceKind:
+    """Where a resource lives in the REST API."""
+
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool = True
+
+    def path(self, namespace: str | None = None, name: str | None = None, subresource: str | None = None) -> str:
+        """REST path, e.g. /apis/apps/v1/namespaces/ns/deployments/x/scale."""
+        prefix = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        parts = [prefix]
+        if self.namespaced and namespace:
+            parts.append(f"namespaces/{quote(namespace, safe='')}")
+        parts.append(self.plural)
+        if name is not None:
+            parts.append(quote(name, safe=""))
+        if subresource:
+            parts.append(subresource)
+        return "/".join(parts)
+
+
+NAMESPACES = ResourceKind("v1", "Namespace", "namespaces", namespaced=False)
+NODES = ResourceKind("v1", "Node", "nodes", namespaced=False)
+PODS = ResourceKind("v1", "Pod", "pods")
+SECRETS = ResourceKind("v1", "Secret", "secrets")
+CONFIGMAPS = ResourceKind("v1", "ConfigMap", "configmaps")
+SERVICES = ResourceKind("v1", "Service", "services")
+EVENTS = ResourceKind("v1", "Event", "events")
+DEPLOYMENTS = ResourceKind("apps/v1", "Deployment", "deployments")
+REPLICASETS = ResourceKind("apps/v1", "ReplicaSet", "replicasets")
+LEASES = ResourceKind("coordination.k8s.io/v1", "Lease", "leases")
+HPAS = ResourceKind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
+JOBS = ResourceKind("batch/v1", "Job", "jobs")
+INCIDENTS = ResourceKind("ops.tradesense.io/v1alpha1", "TradeSenseIncident", "tradesenseincidents")
+BACKUP_POLICIES = ResourceKind("ops.tradesense.io/v1alpha1", "BackupPolicy", "backuppolicies")
+SCALING_POLICIES = ResourceKind("ops.tradesense.io/v1alpha1", "ScalingPolicy", "scalingpolicies")
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """Enough of an object to attach Events to it."""
+
+    api_version: str
+    kind: str
+    name: str
+    namespace: str
+    uid: str | None = None
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> ObjectRef:
+        """Build from an object body (or a kopf Body)."""
+        meta = body.get("metadata", {})
+        return cls(
+            api_version=str(body.get("apiVersion", "")),
+            kind=str(body.get("kind", "")),
+            name=str(meta.get("name", "")),
+            namespace=str(meta.get("namespace", "")),
+            uid=meta.get("uid"),
+        )
+
+
+def _status_message(payload: bytes) -> str:
+    """The human message of a Kubernetes Status body, or the raw text, shortened."""
+    text = payload.decode("utf-8", errors="replace")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text[:500]
+    if isinstance(data, dict) and "message" in data:
+        return str(data["message"])[:2000]
+    return text[:500]
+
+
+def translate_status(status: int, payload: bytes, what: str, retry_after: float | None = None) -> ClientError:
+    """Map an HTTP status from the API server to our error hierarchy."""
+    message = f"{what}: {_status_message(payload)}"
+    if status == 404:
+        return NotFound(message)
+    if status == 409:
+        return Conflict(message)
+    if status in (400, 422):
+        return Invalid(message)
+    if status in (401, 403):
+        return Forbidden(message)
+    if status == 429:
+        return Unavailable(message, retry_after=retry_after)
+    if status == 504:
+        return Timeout(message)
+    return Unavailable(message)
+
+
+class KubeClient:
+    """Async Kubernetes REST client returning plain dicts."""
+
+    def __init__(
+        self,
+        api_client: k8s_client.ApiClient,
+        *,
+        request_timeout: float = 30.0,
+        max_429_retries: int = 5,
+        max_retry_after: float = 10.0,
+    ) -> None:
+        self._api = api_client
+        self._timeout = request_timeout
+        self._max_429_retries = max_429_retries
+        self._max_retry_after = max_retry_after
+
+    @classmethod
+    async def from_kubeconfig(cls, path: str | None = None, context: str | None = None) -> KubeClient:
+        """Load a kubeconfig file (KUBECONFIG or ~/.kube/config by default)."""
+        configuration = k8s_client.Configuration()
+        await k8s_config.load_kube_config(config_file=path, context=context, client_configuration=configuration)
+        return cls(k8s_client.ApiClient(configuration))
+
+    @classmethod
+    async def auto(cls) -> KubeClient:
+        """In-cluster service account when present, kubeconfig otherwise (like kubectl and kopf)."""
+        configuration = k8s_client.Configuration()
+        try:
+            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        except k8s_config.ConfigException:
+            await k8s_config.load_kube_config(client_configuration=configuration)
+        return cls(k8s_client.ApiClient(configuration))
+
+    async def close(self) -> None:
+        """Release the HTTP connection pool."""
+        await self._api.close()
+
+    # -- the one request path ------------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Sequence[tuple[str, str]] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        raw: bool = False,
+    ) -> Any:
+        """Send one request; return parsed JSON (or text when raw). Errors become ClientError subclasses."""
+        what = f"{method} {path}"
+        for attempt in range(self._max_429_retries + 1):
+            try:
+                response = await self._api.call_api(
+                    path,
+                    method,
+                    query_params=list(query or []),
+                    header_params={"Content-Type": content_type, "Accept": "application/json"},
+                    body=body,
+                    auth_settings=["BearerToken"],
+                    _preload_content=False,
+                    _request_timeout=self._timeout,
+                )
+                async with response:
+                    payload = await response.read()
+                    status = response.status
+                    retry_after_header = response.headers.get("Retry-After")
+            except TimeoutError as exc:
+                raise Timeout(f"{what}: no answer within {self._timeout:.0f}s") from exc
+            except aiohttp.ClientError as exc:
+                raise Unavailable(f"{what}: {type(exc).__name__}: {exc}") from exc
+            if 200 <= status < 300:
+                if raw:
+                    return payload.decode("utf-8", errors="replace")
+                return json.loads(payload) if payload else {}
+            retry_after = _parse_retry_after(retry_after_header)
+            if status == 429 and attempt < self._max_429_retries:
+                delay = min(retry_after if retry_after is not None else 1.0, self._max_retry_after)
+                log.info("API server throttled %s; retrying in %.1fs", what, delay)
+                await asyncio.sleep(delay)
+                continue
+            raise translate_status(status, payload, what, retry_after)
+        raise Unavailable(f"{what}: still throttled after {self._max_429_retries} retries")  # pragma: no cover
+
+    # -- generic verbs -------------------------------------------------------------------------
+
+    async def get(self, kind: ResourceKind, name: str, namespace: str | None = None) -> JsonDict:
+        """GET one object; NotFound when absent."""
+        return cast(JsonDict, await self.request("GET", kind.path(namespace, name)))
+
+    async def get_or_none(self, kind: ResourceKind, name: str, namespace: str | None = None) -> JsonDict | None:
+        """GET one object, or None when absent."""
+        try:
+            return await self.get(kind, name, namespace)
+        except NotFound:
+            return None
+
+    async def list(
+        self,
+        kind: ResourceKind,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[JsonDict]:
+        """LIST objects (all pages)."""
+        items: list[JsonDict] = []
+        cont: str | None = None
+        while True:
+            query: list[tuple[str, str]] = []
+            if label_selector:
+                query.append(("labelSelector", label_selector))
+            if field_selector:
+                query.append(("fieldSelector", field_selector))
+            if cont:
+                query.append(("continue", cont))
+            data = await self.request("GET", kind.path(namespace), query=query)
+            items.extend(data.get("items") or [])
+            cont = (data.get("metadata") or {}).get("continue")
+            if not cont:
+                return items
+
+    async def create(self, kind: ResourceKind, body: Mapping[str, Any], namespace: str | None = None) -> JsonDict:
+        """POST a new object; Conflict when it already exists."""
+        return cast(JsonDict, await self.request("POST", kind.path(namespace), body=dict(body)))
+
+    async def patch(
+        self,
+        kind: ResourceKind,
+        name: str,
+        patch: Any,
+        namespace: str | None = None,
+        *,
+        patch_type: PatchType = "merge",
+        subresource: str | None = None,
+    ) -> JsonDict:
+        """PATCH an object (or its status/scale subresource)."""
+        return cast(
+            JsonDict,
+            await self.request(
+                "PATCH",
+                kind.path(namespace, name, subresource),
+                body=patch,
+                content_type=_PATCH_CONTENT_TYPES[patch_type],
+            ),
+        )
+
+    async def replace(
+        self,
+        kind: ResourceKind,
+        name: str,
+        body: Mapping[str, Any],
+        namespace: str | None = None,
+        *,
+        subresource: str | None = None,
+    ) -> JsonDict:
+        """PUT an object; Conflict when its resourceVersion is stale."""
+        return cast(JsonDict, await self.request("PUT", kind.path(namespace, name, subresource), body=dict(body)))
+
+    async def delete(
+        self,
+        kind: ResourceKind,
+        name: str,
+        namespace: str | None = None,
+        *,
+        propagation: Literal["Foreground", "Background", "Orphan"] | None = None,
+        grace_period_seconds: int | None = None,
+    ) -> JsonDict:
+        """DELETE an object; NotFound when already gone."""
+        body: JsonDict = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if propagation:
+            body["propagationPolicy"] = propagation
+        if grace_period_seconds is not None:
+            body["gracePeriodSeconds"] = grace_period_seconds
+        return cast(JsonDict, await self.request("DELETE", kind.path(namespace, name), body=body))
+
+    # -- conveniences used by several runbooks -------------------------------------------------
+
+    async def get_replicas(self, namespace: str, deployment: str) -> int:
+        """spec.replicas via the scale subresource."""
+        scale = await self.request("GET", DEPLOYMENTS.path(namespace, deployment, "scale"))
+        return int((scale.get("spec") or {}).get("replicas") or 0)
+
+    async def set_replicas(self, namespace: str, deployment: str, replicas: int) -> JsonDict:
+        """Write spec.replicas through the scale subresource (what `kubectl scale` does)."""
+        return await self.patch(
+            DEPLOYMENTS, deployment, {"spec": {"replicas": replicas}}, namespace, subresource="scale"
+        )
+
+    async def pod_logs(
+        self, namespace: str, pod: str, *, tail_lines: int | None = None, since_seconds: int | None = None
+    ) -> str:
+        """A pod's log text (`kubectl logs`)."""
+        query: list[tuple[str, str]] = []
+        if tail_lines is not None:
+            query.append(("tailLines", str(tail_lines)))
+        if since_seconds is not None:
+            query.append(("sinceSeconds", str(since_seconds)))
+        return cast(str, await self.request("GET", PODS.path(namespace, pod, "log"), query=query, raw=True))
+
+    async def create_event(
+        self,
+        involved: ObjectRef,
+        *,
+        type_: Literal["Normal", "Warning"],
+        reason: str,
+        message: str,
+        now: datetime | None = None,
+    ) -> None:
+        """Record a core/v1 Event on an object, as `kubectl describe` shows them."""
+        when = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body: JsonDict = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{involved.name}.{secrets.token_hex(8)}",
+                "namespace": involved.namespace,
+            },
+            "involvedObject": {
+                "apiVersion": involved.api_version,
+                "kind": involved.kind,
+                "name": involved.name,
+                "namespace": involved.namespace,
+                **({"uid": involved.uid} if involved.uid else {}),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:EVENT_MESSAGE_LIMIT],
+            "firstTimestamp": when,
+            "lastTimestamp": when,
+            "count": 1,
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+        }
+        await self.create(EVENTS, body, involved.namespace)
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

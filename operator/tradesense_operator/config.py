@@ -1,0 +1,52 @@
+"""Operator-wide settings from environment variables (prefix TSO_), validated once at start-up.
+
+Per-resource choices live in the CRDs; only what is a property of the installation is here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ENV_PREFIX = "TSO_"
+
+
+class Settings(BaseModel):
+    """Installation-level configuration."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    log_format: Literal["json", "text"] = Field(default="text", description="json in the Deployment.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Root log level.")
+    http_port: int = Field(default=8081, ge=0, le=65535,
+                           description="Port of /metrics, /healthz, /readyz and the alert bridge (0 = disabled).")
+    prometheus_url: str = Field(default="http://prometheus-operated.monitoring.svc:9090",
+                                description="Default Prometheus for ScalingPolicies that name none.")
+    backup_root: str = Field(default="/backups", description="Default filesystem root for backups.")
+    operator_namespace: str = Field(default="tradesense-system", description="Where the operator runs.")
+    restart_limit_per_hour: int = Field(default=3, ge=1, le=100,
+                                        description="Restart-storm guard default per Deployment.")
+    lock_lease_seconds: int = Field(default=60, ge=5, le=3600,
+                                    description="Duration of the per-namespace remediation Lease; renewed while running.")
+    step_poll_seconds: float = Field(default=2.0, gt=0, le=60,
+                                     description="How often a waiting step (rollout status, pods ready) re-checks.")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read TSO_* variables; a bad value raises ValueError naming the variable."""
+        env = os.environ if environ is None else environ
+        raw = {
+            name: env[ENV_PREFIX + name.upper()]
+            for name in cls.model_fields
+            if ENV_PREFIX + name.upper() in env
+        }
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{ENV_PREFIX}{str(err['loc'][0]).upper()}: {err['msg']}" for err in exc.errors()
+            )
+            raise ValueError(f"invalid operator settings: {problems}") from exc

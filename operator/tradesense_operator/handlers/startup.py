@@ -1,0 +1,38 @@
+"""Operator start-up and shutdown: kopf settings, and the Runtime kept in memo (never globals)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from tradesense_operator.api.v1alpha1.common import GROUP
+from tradesense_operator.clients.kube import KubeClient
+from tradesense_operator.config import Settings
+from tradesense_operator.services.runtime import Runtime
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Keep kopf's bookkeeping in our own annotations so that `status` holds only what we own."""
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING  # our services post their own, better-worded Events
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    if getattr(memo, "runtime", None) is None:
+        operator_settings = Settings.from_env()
+        memo.runtime = Runtime(kube=await KubeClient.auto(), settings=operator_settings)
+        memo.runtime_owned = True
+
+
+@kopf.on.cleanup()
+async def close(memo: kopf.Memo, **_: Any) -> None:
+    """Close client connections on shutdown (only those we opened; an injected Runtime is the caller's)."""
+    runtime = getattr(memo, "runtime", None)
+    if isinstance(runtime, Runtime) and getattr(memo, "runtime_owned", False):
+        await runtime.aclose()

@@ -1,0 +1,26 @@
+"""Everything a service needs from the outside world, built once per operator process.
+
+Handlers receive it from kopf's `memo.runtime`; tests and the demo build their own (e.g. with a
+ManualClock) and inject it through the memo, so no module-level globals exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tradesense_operator.clients.kube import KubeClient
+from tradesense_operator.config import Settings
+from tradesense_operator.domain.clock import Clock, SystemClock
+
+
+@dataclass
+class Runtime:
+    """Injected dependencies of the services."""
+
+    kube: KubeClient
+    settings: Settings = field(default_factory=Settings)
+    clock: Clock = field(default_factory=SystemClock)
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        await self.kube.close()
