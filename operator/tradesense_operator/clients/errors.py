@@ -1,43 +1,43 @@
-"""The clients' own error hierarchy: every library exception is translated into one of these, once.
+"""The clients' own error hierarchy: library exceptions are translated once, here, at the boundary.
 
-Callers above the clients layer (services, handlers) decide retry policy from the class alone:
-`Unavailable` (and its subclass `Timeout`) is transient and worth retrying; everything else is not.
-Messages never carry secrets (passwords, tokens, webhook URLs): each client scrubs before raising.
+Services and handlers only ever see these. `Unavailable` (and its subclasses) means "try again later";
+everything else is a definite answer that retrying will not change.
 """
 
 from __future__ import annotations
 
 
 class ClientError(Exception):
-    """Base of every error a client raises; catch this to handle 'the outside world said no'."""
+    """Base of every error a client raises. Messages never contain secrets or connection strings."""
 
 
 class Unavailable(ClientError):
-    """The service could not be reached or refused to serve right now (connection refused, reset, shutting down).
+    """Transient: connection refused, reset, timeout, 429, 5xx. Retrying later may succeed."""
 
-    Transient by definition: the same call may succeed later, so callers retry with backoff.
-    """
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Timeout(Unavailable):
-    """The call did not finish within its deadline; transient like any other unavailability."""
+    """The remote did not answer within the allowed time."""
 
 
 class NotFound(ClientError):
-    """The named object (database, table, key, resource) does not exist; retrying will not create it."""
+    """The object, key, table or endpoint does not exist."""
 
 
 class Conflict(ClientError):
-    """The object exists in a state that contradicts the request (e.g. same name, different definition)."""
+    """Optimistic-concurrency conflict or already-exists; re-read and retry the decision."""
 
 
 class Invalid(ClientError):
-    """The request itself is malformed (bad identifier, value out of range); the message names the field."""
+    """The remote rejected the request as invalid (e.g. HTTP 422); retrying the same request will fail again."""
 
 
 class Forbidden(ClientError):
-    """Authentication or authorisation failed; fixing credentials or RBAC is a human's job, not a retry's."""
+    """Authentication or authorisation failed (401/403)."""
 
 
 class ExtensionMissing(ClientError):
-    """A server-side extension the call relies on (e.g. pg_stat_statements) is not installed or not loaded."""
+    """A server-side feature the call needs is not installed (e.g. pg_stat_statements)."""
