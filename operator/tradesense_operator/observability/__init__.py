@@ -1,0 +1,1 @@
+"""The operator's own observability: structured logs with incident/step context, secret redaction, metrics."""
