@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Self
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
 
-from tradesense_operator.api.v1alpha1.common import ApiModel, Condition, DatabaseConnection
+from tradesense_operator.api.v1alpha1.common import ApiModel, Condition, DatabaseConnection, list_map
 
 KIND = "BackupPolicy"
 PLURAL = "backuppolicies"
@@ -50,11 +51,25 @@ class S3Storage(ApiModel):
                                         description="Secret with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.")
 
 
+STORAGE_EXACTLY_ONE = "exactly one of filesystem or s3 must be set"
+
+
 class StorageSpec(ApiModel):
     """Exactly one of filesystem or s3."""
 
+    # The same rule in-cluster (CEL in the CRD) and in the CLI/handlers (the validator below).
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": "has(self.filesystem) != has(self.s3)", "message": STORAGE_EXACTLY_ONE},
+    ]})
+
     filesystem: FilesystemStorage | None = Field(default=None, description="Filesystem (PVC) storage.")
     s3: S3Storage | None = Field(default=None, description="S3-compatible object storage.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.filesystem is None) == (self.s3 is None):
+            raise ValueError(STORAGE_EXACTLY_ONE)
+        return self
 
 
 class RetentionSpec(ApiModel):
@@ -125,7 +140,8 @@ class BackupPolicyStatus(ApiModel):
     backups: list[BackupRecord] = Field(default_factory=list, max_length=200, description="Bounded inventory.")
     last_maintenance: dict[str, datetime] = Field(default_factory=dict, description="Last run per maintenance task.")
     observed_generation: int | None = Field(default=None, description="Spec generation last acted on.")
-    conditions: list[Condition] = Field(default_factory=list, description="Ready, LastBackupSucceeded, BackupStale.")
+    conditions: list[Condition] = Field(default_factory=list, description="Ready, LastBackupSucceeded, BackupStale.",
+                                        json_schema_extra=list_map("type"))
 
 
 class BackupPolicy(ApiModel):

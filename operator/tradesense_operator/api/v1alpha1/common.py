@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "ops.tradesense.io"
@@ -22,6 +22,14 @@ DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 
 Name = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
+
+
+def list_map(*keys: str) -> dict[str, JsonValue]:
+    """Schema markers for a list keyed by `keys`: the apiserver enforces unique keys and server-side
+    apply merges items by key instead of replacing the whole list."""
+    return {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": list(keys)}
+
+
 LabelValue = Annotated[str, Field(max_length=63, pattern=r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")]
 
 
@@ -73,8 +81,16 @@ class SecretKeyRef(ApiModel):
                      description="Key within the Secret's data.")
 
 
+HOST_XOR_SERVICE = "host and serviceName are mutually exclusive: set at most one"
+
+
 class DatabaseConnection(ApiModel):
     """How the operator reaches PostgreSQL; the password comes from a Secret, never from the spec."""
+
+    # The same rule in-cluster (CEL in the CRD) and in the CLI/handlers (the validator below).
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": "!(has(self.host) && has(self.serviceName))", "message": HOST_XOR_SERVICE},
+    ]})
 
     host: str | None = Field(default=None, max_length=253,
                              description="Host name or IP. Mutually exclusive with serviceName.")
@@ -90,12 +106,28 @@ class DatabaseConnection(ApiModel):
     sslmode: str = Field(default="prefer", pattern=r"^(disable|allow|prefer|require|verify-ca|verify-full)$",
                          description="libpq sslmode.")
 
+    @model_validator(mode="after")
+    def _at_most_one_address(self) -> Self:
+        if self.host is not None and self.service_name is not None:
+            raise ValueError(HOST_XOR_SERVICE)
+        return self
+
 
 class RedisConnection(ApiModel):
     """How the operator reaches Redis; the password comes from a Secret."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": "!(has(self.host) && has(self.serviceName))", "message": HOST_XOR_SERVICE},
+    ]})
 
     host: str | None = Field(default=None, max_length=253, description="Host name or IP.")
     service_name: Name | None = Field(default=None, description="A Service in the target namespace.")
     port: int = Field(default=6379, ge=1, le=65535, description="TCP port.")
     db: int = Field(default=0, ge=0, le=15, description="Logical database index.")
     password_secret_ref: SecretKeyRef | None = Field(default=None, description="Secret key with the password.")
+
+    @model_validator(mode="after")
+    def _at_most_one_address(self) -> Self:
+        if self.host is not None and self.service_name is not None:
+            raise ValueError(HOST_XOR_SERVICE)
+        return self

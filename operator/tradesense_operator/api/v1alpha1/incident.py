@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
 
 from tradesense_operator.api.v1alpha1.common import (
     DNS_LABEL,
@@ -20,6 +20,7 @@ from tradesense_operator.api.v1alpha1.common import (
     Name,
     RedisConnection,
     SecretKeyRef,
+    list_map,
 )
 
 KIND = "TradeSenseIncident"
@@ -219,15 +220,26 @@ class NotificationSpec(ApiModel):
     )
 
 
+STEPS_IFF_CUSTOM = "steps must be set (non-empty) for runbook custom and only for runbook custom"
+
+
 class TradeSenseIncidentSpec(ApiModel):
     """Desired incident response. Immutable after creation except `approvals` and `cancel`."""
+
+    # The same rule in-cluster (CEL in the CRD) and in the CLI/handlers (the validator below); the
+    # immutability rules are generated from kinds.INCIDENT.mutable_spec_fields.
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": "(self.runbook == 'custom') == (has(self.steps) && size(self.steps) > 0)",
+         "message": STEPS_IFF_CUSTOM, "fieldPath": ".steps"},
+    ]})
 
     runbook: Runbook = Field(description="Which runbook procedure to execute.")
     severity: Severity = Field(default=Severity.P3, description="P1–P4; sets respondBy.")
     target: IncidentTarget = Field(default_factory=IncidentTarget, description="Where to act.")
     parameters: IncidentParameters = Field(default_factory=IncidentParameters, description="Runbook inputs.")
     steps: list[CustomStep] = Field(default_factory=list, max_length=50,
-                                    description="Explicit steps; only (and required) for runbook custom.")
+                                    description="Explicit steps; only (and required) for runbook custom.",
+                                    json_schema_extra=list_map("id"))
     dry_run: bool = Field(default=False, description="Resolve and record the plan with its effects; change nothing.")
     approvals: list[StepId] = Field(default_factory=list, max_length=100,
                                     description="Step ids approved for execution (destructive steps wait for these).")
@@ -237,6 +249,15 @@ class TradeSenseIncidentSpec(ApiModel):
     )
     source: IncidentSource = Field(default_factory=IncidentSource, description="Origin of the incident.")
     notification: NotificationSpec | None = Field(default=None, description="Escalation webhook.")
+
+    @model_validator(mode="after")
+    def _steps_only_for_custom(self) -> Self:
+        if (self.runbook is Runbook.CUSTOM) != bool(self.steps):
+            raise ValueError(STEPS_IFF_CUSTOM)
+        ids = [step.id for step in self.steps]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"steps: duplicate step ids {sorted({i for i in ids if ids.count(i) > 1})}")
+        return self
 
 
 class PlannedStep(ApiModel):
@@ -270,15 +291,18 @@ class TradeSenseIncidentStatus(ApiModel):
     """Observed state, owned by the operator."""
 
     phase: IncidentPhase = Field(default=IncidentPhase.PENDING, description="Lifecycle phase.")
-    plan: list[PlannedStep] = Field(default_factory=list, description="The resolved, frozen plan.")
-    steps: list[StepStatus] = Field(default_factory=list, description="Per-step progress, in plan order.")
+    plan: list[PlannedStep] = Field(default_factory=list, description="The resolved, frozen plan.",
+                                    json_schema_extra=list_map("id"))
+    steps: list[StepStatus] = Field(default_factory=list, description="Per-step progress, in plan order.",
+                                    json_schema_extra=list_map("id"))
     current_step: str | None = Field(default=None, description="Id of the step in progress.")
     respond_by: datetime | None = Field(default=None, description="Creation time + the severity's response time.")
     started_at: datetime | None = Field(default=None, description="When execution began.")
     resolved_at: datetime | None = Field(default=None, description="When the incident reached Succeeded.")
     message: str = Field(default="", max_length=4096, description="Summary of the current phase.")
     observed_generation: int | None = Field(default=None, description="Spec generation last acted on.")
-    conditions: list[Condition] = Field(default_factory=list, description="Ready, Progressing, Escalated, …")
+    conditions: list[Condition] = Field(default_factory=list, description="Ready, Progressing, Escalated, …",
+                                        json_schema_extra=list_map("type"))
 
 
 class TradeSenseIncident(ApiModel):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Self
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
 
-from tradesense_operator.api.v1alpha1.common import ApiModel, Condition, Name
+from tradesense_operator.api.v1alpha1.common import ApiModel, Condition, Name, list_map
 
 KIND = "ScalingPolicy"
 PLURAL = "scalingpolicies"
@@ -64,8 +65,19 @@ class MetricTarget(ApiModel):
     value: float = Field(gt=0, description="Target value (per replica for AverageValue).")
 
 
+METRIC_EXACTLY_ONE = "exactly one of preset or query must be set"
+MIN_LE_MAX = "minReplicas must be less than or equal to maxReplicas"
+FALLBACK_IN_BOUNDS = "fallback.replicas must lie within [minReplicas, maxReplicas]"
+WORKERS_MIN_LE_MAX = "workers.min must be less than or equal to workers.max"
+
+
 class MetricSpec(ApiModel):
     """One metric: a runbook preset or a raw PromQL query (exactly one)."""
+
+    # The same rule in-cluster (CEL in the CRD) and in the CLI/handlers (the validator below).
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": "has(self.preset) != has(self.query)", "message": METRIC_EXACTLY_ONE},
+    ]})
 
     name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
                       description="Name shown in status and events.")
@@ -73,6 +85,12 @@ class MetricSpec(ApiModel):
     query: str | None = Field(default=None, min_length=1, max_length=4096,
                               description="PromQL returning one scalar or single-element vector.")
     target: MetricTarget = Field(description="Target value.")
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> Self:
+        if (self.preset is None) == (self.query is None):
+            raise ValueError(METRIC_EXACTLY_ONE)
+        return self
 
 
 class ScalingPolicyRule(ApiModel):
@@ -122,11 +140,21 @@ class ScheduleWindow(ApiModel):
 class WorkersSpec(ApiModel):
     """Set an env var (WORKERS) from replicas: per-pod workers = clamp(totalBudget // replicas, min, max)."""
 
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": "self.min <= self.max", "message": WORKERS_MIN_LE_MAX, "fieldPath": ".min"},
+    ]})
+
     env_name: str = Field(default="WORKERS", pattern=r"^[A-Z_][A-Z0-9_]*$", description="Env var name.")
     container: str | None = Field(default=None, description="Container (default: the first).")
     total_budget: int = Field(gt=0, description="Worker threads across all replicas (e.g. a DB connection budget).")
     min: int = Field(default=1, ge=1, description="Lower bound per pod.")
     max: int = Field(default=16, ge=1, description="Upper bound per pod.")
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> Self:
+        if self.min > self.max:
+            raise ValueError(WORKERS_MIN_LE_MAX)
+        return self
 
 
 class VerticalSpec(ApiModel):
@@ -142,6 +170,13 @@ class VerticalSpec(ApiModel):
 class ScalingPolicySpec(ApiModel):
     """Desired scaling behaviour."""
 
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": "self.minReplicas <= self.maxReplicas", "message": MIN_LE_MAX, "fieldPath": ".minReplicas"},
+        {"rule": "!has(self.fallback) || (self.fallback.replicas >= self.minReplicas"
+                 " && self.fallback.replicas <= self.maxReplicas)",
+         "message": FALLBACK_IN_BOUNDS, "fieldPath": ".fallback.replicas"},
+    ]})
+
     target_ref: TargetRef = Field(description="Deployment to scale.")
     min_replicas: int = Field(default=1, ge=0, le=10000, description="Lower bound.")
     max_replicas: int = Field(ge=1, le=10000, description="Upper bound.")
@@ -153,6 +188,14 @@ class ScalingPolicySpec(ApiModel):
     schedules: list[ScheduleWindow] = Field(default_factory=list, max_length=20, description="Floor-raising windows.")
     workers: WorkersSpec | None = Field(default=None, description="WORKERS env from replicas.")
     vertical: VerticalSpec | None = Field(default=None, description="Bounded vertical scaling.")
+
+    @model_validator(mode="after")
+    def _replica_bounds(self) -> Self:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(MIN_LE_MAX)
+        if self.fallback is not None and not self.min_replicas <= self.fallback.replicas <= self.max_replicas:
+            raise ValueError(FALLBACK_IN_BOUNDS)
+        return self
 
 
 class MetricStatus(ApiModel):
@@ -195,7 +238,8 @@ class ScalingPolicyStatus(ApiModel):
     consecutive_failures: int = Field(default=0, ge=0, description="Failed evaluations in a row.")
     observed_generation: int | None = Field(default=None, description="Spec generation last acted on.")
     conditions: list[Condition] = Field(default_factory=list,
-                                        description="AbleToScale, ScalingActive, ScalingLimited, FallbackActive.")
+                                        description="AbleToScale, ScalingActive, ScalingLimited, FallbackActive.",
+                                        json_schema_extra=list_map("type"))
 
 
 class ScalingPolicy(ApiModel):
