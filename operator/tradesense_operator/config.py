@@ -34,6 +34,17 @@ class Settings(BaseModel):
     step_poll_seconds: float = Field(default=2.0, gt=0, le=60,
                                      description="How often a waiting step (rollout status, pods ready) re-checks.")
 
+    bridge_default_namespace: str = Field(default="tradesense",
+                                          description="Namespace for incidents from alerts without a namespace label.")
+    bridge_token_secret: str = Field(default="tradesense-operator-bridge",
+                                     description="Secret (operator namespace) whose key `token` authenticates Alertmanager.")
+    bridge_routes_configmap: str = Field(default="tradesense-alert-routes",
+                                         description="ConfigMap (operator namespace) mapping alert names to runbooks.")
+    bridge_max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576,
+                                       description="Largest webhook body accepted.")
+    bridge_rate_per_second: float = Field(default=5.0, gt=0, description="Sustained webhook requests per source.")
+    bridge_burst: int = Field(default=20, ge=1, description="Webhook request burst per source.")
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read TSO_* variables; a bad value raises ValueError naming the variable."""

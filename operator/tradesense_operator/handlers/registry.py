@@ -1,3 +1,6 @@
 """Importing this module registers every kopf handler of the operator (one import per kind)."""
 
-from tradesense_operator.handlers import startup  # noqa: F401  (settings and Runtime)
+from tradesense_operator.handlers import (
+    http,  # noqa: F401  (metrics, health, alert bridge)
+    startup,  # noqa: F401  (kopf settings and the Runtime)
+)

@@ -24,10 +24,17 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.posting.level = logging.WARNING  # our services post their own, better-worded Events
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    if getattr(memo, "runtime", None) is None:
-        operator_settings = Settings.from_env()
-        memo.runtime = Runtime(kube=await KubeClient.auto(), settings=operator_settings)
+    await ensure_runtime(memo)
+
+
+async def ensure_runtime(memo: kopf.Memo) -> Runtime:
+    """The Runtime in memo, built on first use (startup handlers may run in any order)."""
+    runtime = getattr(memo, "runtime", None)
+    if not isinstance(runtime, Runtime):
+        runtime = Runtime(kube=await KubeClient.auto(), settings=Settings.from_env())
+        memo.runtime = runtime
         memo.runtime_owned = True
+    return runtime
 
 
 @kopf.on.cleanup()

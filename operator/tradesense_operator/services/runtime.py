@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from tradesense_operator.clients.kube import KubeClient
 from tradesense_operator.config import Settings
 from tradesense_operator.domain.clock import Clock, SystemClock
+from tradesense_operator.observability.metrics import OperatorMetrics
 
 
 @dataclass
@@ -20,6 +21,7 @@ class Runtime:
     kube: KubeClient
     settings: Settings = field(default_factory=Settings)
     clock: Clock = field(default_factory=SystemClock)
+    metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
 
     async def aclose(self) -> None:
         """Release connections."""

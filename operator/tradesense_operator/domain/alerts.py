@@ -1,0 +1,126 @@
+"""Alert → incident decisions: which runbook an alert asks for, and safe Kubernetes names from labels.
+
+Pure functions so the mapping table, the precedence rules and the sanitiser are table-tested; the
+bridge only does I/O around them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from tradesense_operator.api.v1alpha1.incident import Runbook, Severity
+
+RUNBOOK_LABEL = "runbook"
+SEVERITY_LABEL = "severity"
+FINGERPRINT_LABEL = "ops.tradesense.io/alert-fingerprint"
+ALERTNAME_LABEL = "ops.tradesense.io/alertname"
+ALERT_STATUS_ANNOTATION = "ops.tradesense.io/alert-status"
+ALERT_LAST_SEEN_ANNOTATION = "ops.tradesense.io/alert-last-seen"
+ALERT_NOTIFICATIONS_ANNOTATION = "ops.tradesense.io/alert-notifications"
+
+
+@dataclass(frozen=True)
+class AlertRoute:
+    """Where an alert name leads."""
+
+    runbook: Runbook
+    severity: Severity
+
+
+# The runbook's "Alert Response" table. Alertmanager alert names are CamelCase by convention;
+# the human titles from the table are accepted too.
+DEFAULT_ROUTES: Mapping[str, AlertRoute] = {
+    "HighErrorRate": AlertRoute(Runbook.HIGH_ERROR_RATE, Severity.P2),
+    "High Error Rate": AlertRoute(Runbook.HIGH_ERROR_RATE, Severity.P2),
+    "DatabaseConnectionPoolExhausted": AlertRoute(Runbook.DB_POOL_EXHAUSTED, Severity.P2),
+    "Database Connection Pool Exhausted": AlertRoute(Runbook.DB_POOL_EXHAUSTED, Severity.P2),
+    "CacheHitRateLow": AlertRoute(Runbook.CACHE_HIT_RATE_LOW, Severity.P3),
+    "Cache Hit Rate Low": AlertRoute(Runbook.CACHE_HIT_RATE_LOW, Severity.P3),
+    "DiskSpaceLow": AlertRoute(Runbook.DISK_SPACE_LOW, Severity.P2),
+    "Disk Space Low": AlertRoute(Runbook.DISK_SPACE_LOW, Severity.P2),
+    "CertificateExpiring": AlertRoute(Runbook.CERTIFICATE_EXPIRING, Severity.P3),
+    "Certificate Expiring": AlertRoute(Runbook.CERTIFICATE_EXPIRING, Severity.P3),
+}
+
+_SEVERITY_WORDS: Mapping[str, Severity] = {
+    "p1": Severity.P1, "critical": Severity.P1, "page": Severity.P1,
+    "p2": Severity.P2, "high": Severity.P2, "error": Severity.P2,
+    "p3": Severity.P3, "medium": Severity.P3, "warning": Severity.P3,
+    "p4": Severity.P4, "low": Severity.P4, "info": Severity.P4,
+}
+
+
+class MappingError(ValueError):
+    """A mapping table entry is malformed (names the entry)."""
+
+
+def parse_routes(data: Mapping[str, str]) -> dict[str, AlertRoute]:
+    """Parse a ConfigMap's data: `AlertName: "runbook[,severity]"`, e.g. `HighLatency: performance-degradation,P3`."""
+    routes: dict[str, AlertRoute] = {}
+    valid = ", ".join(r.value for r in Runbook if r is not Runbook.CUSTOM)
+    for alertname, value in data.items():
+        runbook_text, _, severity_text = (part.strip() for part in value.partition(","))
+        try:
+            runbook = Runbook(runbook_text)
+        except ValueError:
+            raise MappingError(f"mapping {alertname!r}: unknown runbook {runbook_text!r} (valid: {valid})") from None
+        if runbook is Runbook.CUSTOM:
+            raise MappingError(f"mapping {alertname!r}: runbook custom needs explicit steps and cannot come from alerts")
+        severity = Severity.P3
+        if severity_text:
+            parsed = _SEVERITY_WORDS.get(severity_text.lower())
+            if parsed is None:
+                raise MappingError(f"mapping {alertname!r}: unknown severity {severity_text!r} (use P1–P4)")
+            severity = parsed
+        routes[alertname] = AlertRoute(runbook, severity)
+    return routes
+
+
+def route_alert(
+    labels: Mapping[str, str], annotations: Mapping[str, str], routes: Mapping[str, AlertRoute]
+) -> AlertRoute | None:
+    """The runbook an alert asks for: its `runbook` label, then annotation, then the mapping table."""
+    explicit = labels.get(RUNBOOK_LABEL) or annotations.get(RUNBOOK_LABEL)
+    severity = _SEVERITY_WORDS.get(labels.get(SEVERITY_LABEL, "").lower())
+    if explicit:
+        try:
+            runbook = Runbook(explicit.strip())
+        except ValueError:
+            return None
+        if runbook is Runbook.CUSTOM:
+            return None
+        mapped = routes.get(labels.get("alertname", ""))
+        return AlertRoute(runbook, severity or (mapped.severity if mapped else Severity.P3))
+    mapped = routes.get(labels.get("alertname", ""))
+    if mapped is None:
+        return None
+    return AlertRoute(mapped.runbook, severity or mapped.severity)
+
+
+_NOT_DNS = re.compile(r"[^a-z0-9-]+")
+_NOT_LABEL = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def dns_label(text: str, *, max_length: int = 63) -> str:
+    """A DNS-1123 label from arbitrary text (lower-case, [a-z0-9-], trimmed, never empty)."""
+    cleaned = _NOT_DNS.sub("-", text.lower()).strip("-")
+    cleaned = re.sub(r"-{2,}", "-", cleaned)[:max_length].strip("-")
+    return cleaned or "x"
+
+
+def label_value(text: str) -> str:
+    """A valid label value (≤ 63 chars, alphanumeric at both ends); long values keep a hash suffix."""
+    cleaned = _NOT_LABEL.sub("_", text).strip("_.-")
+    if len(cleaned) > 63:
+        digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+        cleaned = f"{cleaned[:52].rstrip('_.-')}-{digest}"
+    return cleaned
+
+
+def incident_name(runbook: Runbook, fingerprint: str, starts_at_epoch: int) -> str:
+    """Deterministic name for one firing of one alert, so concurrent duplicates collide on create."""
+    fp = dns_label(fingerprint, max_length=16)
+    return dns_label(f"alert-{runbook.value}-{fp}-{starts_at_epoch}", max_length=63)
