@@ -183,8 +183,10 @@ class IncidentParameters(ApiModel):
     color: str | None = Field(default=None, pattern=r"^(blue|green)$", description="Selector version to switch to.")
     scale_hold_seconds: int = Field(default=1800, ge=0, le=86400,
                                     description="How long an incident's scale-out holds as a floor for ScalingPolicies.")
-    restart_limit_per_hour: int = Field(default=3, ge=1, le=100,
-                                        description="Storm guard: restarts of one Deployment allowed per hour.")
+    restart_limit_per_hour: int | None = Field(
+        default=None, ge=1, le=100,
+        description="Storm guard: restarts of one Deployment allowed per hour; default: the operator's setting (3).",
+    )
 
 
 class CustomStep(ApiModel):
@@ -285,6 +287,26 @@ class StepStatus(ApiModel):
     finished_at: datetime | None = Field(default=None, description="When it reached a final state.")
     message: str = Field(default="", max_length=4096, description="What happened, or what a dry run would change.")
     evidence: dict[str, str] = Field(default_factory=dict, description="Short evidence summary (never secrets).")
+    attempt_started_at: datetime | None = Field(
+        default=None, description="Start of the current attempt; the step's timeout counts from here."
+    )
+    next_attempt_at: datetime | None = Field(
+        default=None, description="When the next attempt starts after a failed one (exponential backoff)."
+    )
+    checkpoint: dict[str, str] = Field(
+        default_factory=dict,
+        description="Resume data the action saved mid-step, so a restarted operator does not repeat it (never secrets).",
+    )
+
+
+class EscalationStatus(ApiModel):
+    """Record of the escalation, so that a restarted operator never pages twice."""
+
+    reason: str = Field(description="DeadlinePassed or IncidentFailed.")
+    escalated_at: datetime = Field(description="When the incident was escalated.")
+    notified_at: datetime | None = Field(default=None, description="When the webhook accepted the notification.")
+    notification_error: str = Field(default="", max_length=1024,
+                                    description="Why the last notification attempt failed (no URLs or secrets).")
 
 
 class TradeSenseIncidentStatus(ApiModel):
@@ -301,6 +323,11 @@ class TradeSenseIncidentStatus(ApiModel):
     resolved_at: datetime | None = Field(default=None, description="When the incident reached Succeeded.")
     message: str = Field(default="", max_length=4096, description="Summary of the current phase.")
     observed_generation: int | None = Field(default=None, description="Spec generation last acted on.")
+    spec_fingerprint: dict[str, str] = Field(
+        default_factory=dict,
+        description="Digests of the immutable spec fields when the plan was frozen; a mismatch stops the incident.",
+    )
+    escalation: EscalationStatus | None = Field(default=None, description="Set once the incident was escalated.")
     conditions: list[Condition] = Field(default_factory=list, description="Ready, Progressing, Escalated, …",
                                         json_schema_extra=list_map("type"))
 
