@@ -1,0 +1,306 @@
+"""Runbook catalogue: every runbook's plan (order, actions, targets, parameters, approvals), the
+parameter defaults and overrides, the required-parameter errors, and `custom` step validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tradesense_operator.api.v1alpha1.incident import Runbook, StepAction, TradeSenseIncidentSpec
+from tradesense_operator.domain.runbooks import RUNBOOKS, PlanError, resolve_plan
+from tradesense_operator.domain.runbooks.action_specs import ACTION_SPECS
+
+A = StepAction
+
+
+def spec(runbook: str, **extra: Any) -> TradeSenseIncidentSpec:
+    return TradeSenseIncidentSpec.model_validate({"runbook": runbook, **extra})
+
+
+def shape(runbook: str, **extra: Any) -> list[tuple[str, StepAction, str]]:
+    return [(s.id, s.action, s.target) for s in resolve_plan(spec(runbook, **extra))]
+
+
+EXPECTED: dict[str, list[tuple[str, StepAction, str]]] = {
+    "site-down": [
+        ("verify-endpoints", A.HTTP_PROBE, "api"),
+        ("check-nodes", A.CHECK_NODES, "nodes"),
+        ("check-pods", A.CHECK_PODS, "pods"),
+        ("pg-isready", A.PG_ISREADY, "postgres/postgres"),
+        ("restart-backend", A.ROLLOUT_RESTART, "deployment/backend"),
+        ("restart-frontend", A.ROLLOUT_RESTART, "deployment/frontend"),
+        ("restart-postgres", A.ROLLOUT_RESTART, "deployment/postgres"),
+        ("restart-redis", A.ROLLOUT_RESTART, "deployment/redis"),
+        ("backend-rollout", A.ROLLOUT_STATUS, "deployment/backend"),
+        ("frontend-rollout", A.ROLLOUT_STATUS, "deployment/frontend"),
+        ("postgres-rollout", A.ROLLOUT_STATUS, "deployment/postgres"),
+        ("redis-rollout", A.ROLLOUT_STATUS, "deployment/redis"),
+        ("dr-failover", A.DR_FAILOVER, "configmap/dr-activate"),
+    ],
+    "auth-failure": [
+        ("login-probe", A.HTTP_PROBE, "api"),
+        ("signing-secret", A.SECRET_PRESENT, "secret/tradesense-secrets"),
+        ("session-count", A.REDIS_SESSION_COUNT, "redis/redis"),
+        ("reset-session", A.REDIS_DELETE_KEY, "redis/redis"),
+    ],
+    "performance-degradation": [
+        ("response-times", A.HTTP_PROBE, "api"),
+        ("slow-queries", A.PG_SLOW_QUERIES, "postgres/postgres"),
+        ("check-pods", A.CHECK_PODS, "pods"),
+        ("scale-backend", A.SCALE, "deployment/backend"),
+        ("clear-cache", A.REDIS_DELETE_PATTERN, "redis/redis"),
+    ],
+    "high-cpu": [
+        ("check-pods", A.CHECK_PODS, "pods/app=backend"),
+        ("scale-backend", A.SCALE, "deployment/backend"),
+        ("set-workers", A.SET_ENV, "deployment/backend"),
+        ("backend-rollout", A.ROLLOUT_STATUS, "deployment/backend"),
+    ],
+    "high-memory": [
+        ("redis-bigkeys", A.REDIS_BIGKEYS, "redis/redis"),
+        ("delete-backend-pods", A.DELETE_PODS, "pods/app=backend"),
+        ("wait-backend-ready", A.WAIT_PODS_READY, "pods/app=backend"),
+        ("set-memory-limit", A.SET_RESOURCES, "deployment/backend"),
+        ("backend-rollout", A.ROLLOUT_STATUS, "deployment/backend"),
+    ],
+    "slow-queries": [
+        ("log-slow-statements", A.PG_SET_LOG_MIN_DURATION, "postgres/postgres"),
+        ("top-queries", A.PG_SLOW_QUERIES, "postgres/postgres"),
+        ("analyze", A.PG_ANALYZE, "postgres/postgres"),
+        ("missing-indexes", A.PG_MISSING_INDEXES, "postgres/postgres"),
+        ("create-index", A.PG_CREATE_INDEX, "postgres/postgres"),
+    ],
+    "complete-failure": [
+        ("page-oncall", A.NOTIFY, "incident"),
+        ("delete-postgres-pods", A.DELETE_PODS, "pods/app=postgres"),
+        ("wait-postgres-ready", A.WAIT_PODS_READY, "pods/app=postgres"),
+        ("delete-redis-pods", A.DELETE_PODS, "pods/app=redis"),
+        ("wait-redis-ready", A.WAIT_PODS_READY, "pods/app=redis"),
+        ("restart-backend", A.ROLLOUT_RESTART, "deployment/backend"),
+        ("backend-rollout", A.ROLLOUT_STATUS, "deployment/backend"),
+        ("restart-frontend", A.ROLLOUT_RESTART, "deployment/frontend"),
+        ("frontend-rollout", A.ROLLOUT_STATUS, "deployment/frontend"),
+        ("smoke-test", A.SMOKE_TEST, "api"),
+    ],
+    "data-corruption": [
+        ("read-only", A.SET_ENV, "deployment/backend"),
+        ("read-only-rollout", A.ROLLOUT_STATUS, "deployment/backend"),
+        ("assess-damage", A.PG_DAMAGE_ASSESSMENT, "postgres/postgres"),
+        ("find-clean-backup", A.BACKUP_SAFETY, "backuppolicy/nightly"),
+        ("restore", A.BACKUP_RESTORE, "backuppolicy/nightly"),
+    ],
+    "restore-database": [
+        ("find-clean-backup", A.BACKUP_SAFETY, "backuppolicy/nightly"),
+        ("stop-traffic", A.SCALE, "deployment/backend"),
+        ("restore", A.BACKUP_RESTORE, "backuppolicy/nightly"),
+        ("start-traffic", A.SCALE, "deployment/backend"),
+        ("backend-rollout", A.ROLLOUT_STATUS, "deployment/backend"),
+    ],
+    "security-breach": [
+        ("rotate-signing-key", A.SECRET_ROTATE, "secret/tradesense-secrets"),
+        ("force-logout", A.REDIS_DELETE_PATTERN, "redis/redis"),
+        ("security-audit", A.SET_ENV, "deployment/backend"),
+        ("backend-rollout", A.ROLLOUT_STATUS, "deployment/backend"),
+        ("suspicious-auth", A.LOG_SCAN, "pods/app=backend"),
+    ],
+    "high-error-rate": [
+        ("error-logs", A.LOG_SCAN, "pods/app=backend"),
+        ("rollback", A.ROLLOUT_UNDO, "deployment/backend"),
+        ("backend-rollout", A.ROLLOUT_STATUS, "deployment/backend"),
+    ],
+    "db-pool-exhausted": [
+        ("scale-backend", A.SCALE, "deployment/backend"),
+        ("connection-leaks", A.PG_IDLE_IN_TRANSACTION, "postgres/postgres"),
+    ],
+    "cache-hit-rate-low": [
+        ("cache-config", A.REDIS_INFO, "redis/redis"),
+        ("warm-cache", A.HTTP_PROBE, "api"),
+    ],
+    "disk-space-low": [
+        ("disk-usage", A.PG_DISK_USAGE, "postgres/postgres"),
+        ("notify-volume", A.NOTIFY, "incident"),
+    ],
+    "certificate-expiring": [
+        ("certificate", A.CERTIFICATE_CHECK, "api"),
+        ("notify-renewal", A.NOTIFY, "incident"),
+    ],
+}
+
+
+def test_every_named_runbook_has_a_table_and_an_expectation() -> None:
+    named = {r.value for r in Runbook} - {"custom"}
+    assert {r.value for r in RUNBOOKS} == named
+    assert set(EXPECTED) == named
+
+
+@pytest.mark.parametrize("runbook", sorted(EXPECTED))
+def test_runbook_plan_runs_the_runbook_steps_in_order(runbook: str) -> None:
+    extra = {"parameters": {"backupPolicy": "nightly"}}
+    assert shape(runbook, **extra) == EXPECTED[runbook]
+
+
+@pytest.mark.parametrize("runbook", sorted(EXPECTED))
+def test_every_step_quotes_the_runbook_and_carries_the_action_classification(runbook: str) -> None:
+    plan = resolve_plan(spec(runbook, parameters={"backupPolicy": "nightly"}))
+    assert len({s.id for s in plan}) == len(plan)
+    for step in plan:
+        assert step.description
+        assert step.destructive is ACTION_SPECS[step.action].destructive
+
+
+def test_only_dangerous_steps_need_approval() -> None:
+    approvals = {
+        (rb.value, s.id)
+        for rb in RUNBOOKS
+        for s in resolve_plan(spec(rb.value, parameters={"backupPolicy": "p"}))
+        if s.destructive
+    }
+    assert approvals == {("site-down", "dr-failover"), ("slow-queries", "create-index"),
+                         ("data-corruption", "restore"), ("restore-database", "restore")}
+
+
+def test_complete_failure_restarts_in_dependency_order() -> None:
+    ids = [s.id for s in resolve_plan(spec("complete-failure"))]
+    order = [ids.index(f"wait-{r}-ready") for r in ("postgres", "redis")] + [
+        ids.index(f"{r}-rollout") for r in ("backend", "frontend")]
+    assert order == sorted(order)
+    assert ids[-1] == "smoke-test"
+
+
+def test_defaults_follow_the_runbook_numbers() -> None:
+    params = {s.id: s.params for s in resolve_plan(spec("high-cpu"))}
+    assert params["scale-backend"] == {"replicas": 8, "atLeast": True}
+    assert params["set-workers"] == {"name": "WORKERS", "value": "2"}
+    perf = {s.id: s.params for s in resolve_plan(spec("performance-degradation"))}
+    assert perf["scale-backend"]["replicas"] == 10
+    assert perf["clear-cache"] == {"pattern": "cache:analytics:*"}
+    mem = {s.id: s.params for s in resolve_plan(spec("high-memory"))}
+    assert mem["set-memory-limit"] == {"limitsMemory": "4Gi"}
+    restore = {s.id: s.params for s in resolve_plan(spec("restore-database", parameters={"backupPolicy": "p"}))}
+    assert restore["stop-traffic"]["replicas"] == 0
+    assert restore["start-traffic"]["replicas"] == 3
+
+
+def test_parameters_override_the_defaults() -> None:
+    plan = resolve_plan(spec("high-cpu", parameters={"replicas": 12, "workers": 4}))
+    params = {s.id: s.params for s in plan}
+    assert params["scale-backend"]["replicas"] == 12
+    assert params["set-workers"]["value"] == "4"
+    mem = {s.id: s.params for s in resolve_plan(spec("high-memory", parameters={"memoryLimit": "6Gi"}))}
+    assert mem["set-memory-limit"] == {"limitsMemory": "6Gi"}
+    slow = {s.id: s.params for s in resolve_plan(spec("slow-queries", parameters={
+        "slowQueryThresholdMs": 250, "indexName": "idx_x"}))}
+    assert slow["log-slow-statements"] == {"ms": 250}
+    assert slow["create-index"]["name"] == "idx_x"
+    undo = {s.id: s.params for s in resolve_plan(spec("high-error-rate", parameters={"previousRevision": 4}))}
+    assert undo["rollback"] == {"toRevision": 4}
+
+
+def test_target_names_come_from_spec_target() -> None:
+    target = {"namespace": "shop", "backend": "api", "postgres": "db", "appLabel": "app.kubernetes.io/name",
+              "signingSecret": {"name": "jwt", "key": "signing"}}
+    plan = {s.id: s for s in resolve_plan(spec("complete-failure", target=target))}
+    assert plan["delete-postgres-pods"].target == "pods/app.kubernetes.io/name=db"
+    assert plan["wait-postgres-ready"].params == {"deployment": "db"}
+    assert plan["restart-backend"].target == "deployment/api"
+    secret = {s.id: s for s in resolve_plan(spec("security-breach", target=target))}
+    assert secret["rotate-signing-key"].target == "secret/jwt"
+    assert secret["rotate-signing-key"].params == {"key": "signing"}
+
+
+def test_auth_failure_resets_the_named_users_session_keeping_the_pattern_prefix() -> None:
+    plan = {s.id: s for s in resolve_plan(spec("auth-failure", parameters={
+        "userId": "user123", "sessionKeyPattern": "t9:session:*"}))}
+    assert plan["reset-session"].params == {"key": "t9:session:user123"}
+    assert plan["session-count"].params == {"pattern": "t9:session:*", "key": "t9:session:user123"}
+
+
+def test_auth_failure_without_user_plans_a_reset_that_will_skip() -> None:
+    plan = {s.id: s for s in resolve_plan(spec("auth-failure"))}
+    assert plan["reset-session"].params == {}
+    assert "skipped without parameters.userId" in plan["reset-session"].description
+
+
+def test_security_breach_never_flushes_unless_asked() -> None:
+    default = [s.action for s in resolve_plan(spec("security-breach"))]
+    assert A.REDIS_FLUSHALL not in default
+    assert A.REDIS_DELETE_PATTERN in default
+    flush = {s.id: s for s in resolve_plan(spec("security-breach", parameters={"flushAll": True}))}
+    assert "force-logout" not in flush
+    assert flush["flushall"].destructive is True
+
+
+def test_certificate_check_targets_the_api_host() -> None:
+    plan = resolve_plan(spec("certificate-expiring", target={"apiUrl": "https://api.tradesense.com:8443/x"}))
+    assert plan[0].params == {"host": "api.tradesense.com", "port": 8443, "warnDays": 14}
+    no_url = resolve_plan(spec("certificate-expiring"))
+    assert no_url[0].params == {"warnDays": 14}
+
+
+@pytest.mark.parametrize("runbook", ["data-corruption", "restore-database"])
+def test_restores_require_a_backup_policy(runbook: str) -> None:
+    with pytest.raises(PlanError) as err:
+        resolve_plan(spec(runbook))
+    assert err.value.field == "spec.parameters.backupPolicy"
+
+
+def test_plan_is_the_same_every_time() -> None:
+    s = spec("site-down", target={"apiUrl": "http://x"})
+    assert resolve_plan(s) == resolve_plan(s)
+
+
+# -- custom ----------------------------------------------------------------------------------------
+
+def custom(*steps: dict[str, Any], **extra: Any) -> TradeSenseIncidentSpec:
+    return spec("custom", steps=list(steps), **extra)
+
+
+def test_custom_steps_become_the_plan_with_resolved_targets() -> None:
+    plan = resolve_plan(custom(
+        {"id": "restart", "action": "rollout-restart", "target": "frontend"},
+        {"id": "scale", "action": "scale", "target": "backend", "params": {"replicas": 6}},
+        {"id": "pods", "action": "delete-pods", "target": "redis"},
+        {"id": "switch", "action": "switch-service-selector", "target": "backend-service",
+         "params": {"value": "green"}},
+        {"id": "flush", "action": "redis-flushall"},
+        target={"namespace": "shop"},
+    ))
+    assert [(s.id, s.target) for s in plan] == [
+        ("restart", "deployment/frontend"), ("scale", "deployment/backend"), ("pods", "pods/app=redis"),
+        ("switch", "service/backend-service"), ("flush", "redis/redis")]
+    assert [s.destructive for s in plan] == [False, False, False, False, True]
+
+
+def test_custom_step_may_require_approval_but_never_drop_it() -> None:
+    plan = resolve_plan(custom(
+        {"id": "scale", "action": "scale", "target": "backend", "params": {"replicas": 2}, "destructive": True},
+        {"id": "idx", "action": "pg-create-index", "destructive": False,
+         "params": {"name": "i", "table": "t", "columns": "a"}},
+    ))
+    assert [s.destructive for s in plan] == [True, True]
+
+
+def test_custom_scale_takes_replicas_from_parameters() -> None:
+    plan = resolve_plan(custom({"id": "s", "action": "scale", "target": "backend"}, parameters={"replicas": 4}))
+    assert plan[0].params == {"replicas": 4}
+
+
+@pytest.mark.parametrize(("steps", "field"), [
+    ([{"id": "s", "action": "scale", "target": "backend"}], "spec.steps[0].params.replicas"),
+    ([{"id": "s", "action": "scale", "target": "backend", "params": {"replicas": "5"}}],
+     "spec.steps[0].params.replicas"),
+    ([{"id": "s", "action": "scale", "target": "backend", "params": {"replicas": True}}],
+     "spec.steps[0].params.replicas"),
+    ([{"id": "r", "action": "rollout-restart"}], "spec.steps[0].target"),
+    ([{"id": "r", "action": "rollout-restart", "target": "b", "params": {"force": True}}],
+     "spec.steps[0].params.force"),
+    ([{"id": "p", "action": "http-probe", "target": "x"}], "spec.steps[0].target"),
+    ([{"id": "p", "action": "http-probe", "params": {"expect": "maybe"}}], "spec.steps[0].params.expect"),
+    ([{"id": "r", "action": "set-resources", "target": "backend"}], "spec.steps[0].params"),
+])
+def test_invalid_custom_steps_name_the_field(steps: list[dict[str, Any]], field: str) -> None:
+    with pytest.raises(PlanError) as err:
+        resolve_plan(custom(*steps))
+    assert err.value.field == field
+    assert str(err.value).startswith(field)
