@@ -136,7 +136,14 @@ class BackupPolicyStatus(ApiModel):
     next_schedule_time: datetime | None = Field(default=None, description="Next due run.")
     last_successful_backup: datetime | None = Field(default=None, description="Finish time of the newest success.")
     last_backup_size: str | None = Field(default=None, description="Human-readable size of the newest success.")
-    active_backup: str | None = Field(default=None, description="Id of a backup in progress.")
+    active_backup: str | None = Field(default=None, description="Id of a backup in progress (the one-at-a-time lock).")
+    active_backup_started_at: datetime | None = Field(
+        default=None, description="When the backup in progress started; a lock older than the stale limit is broken."
+    )
+    last_run_now_token: str | None = Field(
+        default=None, description="Value of the ops.tradesense.io/run-now annotation last handled (handled once)."
+    )
+    last_failure: str | None = Field(default=None, max_length=2048, description="Why the last backup run failed.")
     backups: list[BackupRecord] = Field(default_factory=list, max_length=200, description="Bounded inventory.")
     last_maintenance: dict[str, datetime] = Field(default_factory=dict, description="Last run per maintenance task.")
     observed_generation: int | None = Field(default=None, description="Spec generation last acted on.")

@@ -1,0 +1,375 @@
+"""PostgreSQL backup tooling: pg_dump/psql/pg_restore processes and the admin SQL around them.
+
+The password travels only in the child's environment (PGPASSWORD) and in psycopg's connect
+arguments; it never appears in argv (visible in `ps`), logs or error messages. Connection
+parameters also go through the environment so argv holds nothing site-specific but database names.
+Process failures become `ToolFailed` with the tool's stderr tail (which libpq keeps password-free).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import IO, Literal
+
+import psycopg
+from psycopg import sql
+
+from tradesense_operator.clients.errors import ClientError, Conflict, Forbidden, NotFound, Unavailable
+
+log = logging.getLogger(__name__)
+
+PG_BIN_DIRS = ("/usr/lib/postgresql/15/bin",)
+STDERR_TAIL = 2000
+MaintenanceTask = Literal["vacuum-analyze", "analyze", "reindex"]
+
+
+class ToolFailed(ClientError):
+    """pg_dump, psql or pg_restore exited non-zero (or was killed)."""
+
+    def __init__(self, tool: str, returncode: int, stderr: str) -> None:
+        how = f"killed by signal {-returncode}" if returncode < 0 else f"exit status {returncode}"
+        super().__init__(f"{tool} failed ({how}): {stderr.strip()[-STDERR_TAIL:]}")
+        self.tool = tool
+        self.returncode = returncode
+
+
+def tool_path(name: str) -> str:
+    """Absolute path of a PostgreSQL client binary (PATH first, then the Debian versioned dir)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for directory in PG_BIN_DIRS:
+        candidate = Path(directory) / name
+        if os.access(candidate, os.X_OK):
+            return str(candidate)
+    raise NotFound(f"PostgreSQL client tool {name!r} is not installed")
+
+
+@dataclass(frozen=True)
+class PgTarget:
+    """Where a database lives and how to log in; `password` is excluded from repr."""
+
+    host: str
+    dbname: str
+    port: int = 5432
+    user: str = "postgres"
+    password: str | None = field(default=None, repr=False)
+    sslmode: str = "prefer"
+    connect_timeout: int = 10
+
+    def with_db(self, dbname: str) -> PgTarget:
+        """The same server and login, another database."""
+        return replace(self, dbname=dbname)
+
+    def admin(self) -> PgTarget:
+        """The maintenance database used to create/drop others."""
+        return self.with_db("postgres")
+
+    def env(self) -> dict[str, str]:
+        """Child-process environment: libpq variables instead of argv."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env.update(
+            PGHOST=self.host,
+            PGPORT=str(self.port),
+            PGUSER=self.user,
+            PGDATABASE=self.dbname,
+            PGSSLMODE=self.sslmode,
+            PGCONNECT_TIMEOUT=str(self.connect_timeout),
+            PGAPPNAME="tradesense-operator-backup",
+        )
+        if self.password is not None:
+            env["PGPASSWORD"] = self.password
+        return env
+
+    def describe(self) -> str:
+        """Safe text for logs and messages (no password)."""
+        return f"{self.user}@{self.host}:{self.port}/{self.dbname}"
+
+    @contextlib.contextmanager
+    def connect(self, *, autocommit: bool = True) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+        """A psycopg connection; OperationalError becomes Unavailable/Forbidden/NotFound."""
+        try:
+            conn = psycopg.connect(
+                host=self.host, port=self.port, dbname=self.dbname, user=self.user, password=self.password,
+                sslmode=self.sslmode, connect_timeout=self.connect_timeout, autocommit=autocommit,
+                application_name="tradesense-operator-backup",
+            )
+        except psycopg.OperationalError as exc:
+            raise _translate_connect(exc, self) from exc
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+
+def _translate_connect(exc: psycopg.OperationalError, target: PgTarget) -> ClientError:
+    text = str(exc)
+    if "password authentication failed" in text or "no pg_hba.conf entry" in text:
+        return Forbidden(f"{target.describe()}: authentication failed")
+    if "does not exist" in text and "database" in text:
+        return NotFound(f"{target.describe()}: database does not exist")
+    return Unavailable(f"{target.describe()}: cannot connect ({type(exc).__name__})")
+
+
+def _sql_error(exc: psycopg.Error, what: str) -> ClientError:
+    if isinstance(exc, psycopg.errors.DuplicateDatabase):
+        return Conflict(f"{what}: already exists")
+    if isinstance(exc, psycopg.errors.InvalidCatalogName):
+        return NotFound(f"{what}: database does not exist")
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        return Forbidden(f"{what}: insufficient privilege")
+    if isinstance(exc, psycopg.OperationalError):
+        return Unavailable(f"{what}: {type(exc).__name__}")
+    return ClientError(f"{what}: {type(exc).__name__}: {str(exc).strip()[:500]}")
+
+
+# -- processes --------------------------------------------------------------------------------
+
+
+class ToolProcess:
+    """A running client tool with stderr spooled to a temp file (no pipe deadlock, bounded memory)."""
+
+    def __init__(self, tool: str, args: list[str], target: PgTarget, *, stdin: bool, stdout: bool) -> None:
+        self.tool = tool
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115  (closed in wait/kill)
+        self.proc = subprocess.Popen(  # noqa: S603  (argv built from our own flags, no shell)
+            [tool_path(tool), *args],
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE if stdout else subprocess.DEVNULL,
+            stderr=self._stderr,
+            env=target.env(),
+            start_new_session=True,  # a Ctrl-C to the CLI reaches us, we decide what the child does
+        )
+
+    @property
+    def pid(self) -> int:
+        """Process id (tests kill it to simulate a crash mid-stream)."""
+        return self.proc.pid
+
+    @property
+    def stdout(self) -> IO[bytes]:
+        """The tool's output stream."""
+        assert self.proc.stdout is not None
+        return self.proc.stdout
+
+    @property
+    def stdin(self) -> IO[bytes]:
+        """The tool's input stream."""
+        assert self.proc.stdin is not None
+        return self.proc.stdin
+
+    def stderr_text(self) -> str:
+        """What the tool wrote to stderr so far."""
+        self._stderr.seek(0)
+        return self._stderr.read().decode("utf-8", errors="replace")
+
+    def wait(self) -> None:
+        """Wait for exit; ToolFailed unless it exited 0."""
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        code = self.proc.wait()
+        err = self.stderr_text()
+        self._stderr.close()
+        if code != 0:
+            raise ToolFailed(self.tool, code, err)
+
+    def kill(self) -> None:
+        """Stop it hard (used when our side of the stream failed)."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            self.proc.wait(timeout=30)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        self._stderr.close()
+
+
+def start_dump(
+    target: PgTarget, *, custom: bool, compression_level: int = 0, snapshot: str | None = None
+) -> ToolProcess:
+    """pg_dump to stdout: plain SQL (compressed by the caller) or the custom archive (-Fc -Z<level>)."""
+    args = ["--no-password", "--format=custom" if custom else "--format=plain"]
+    if custom:
+        args.append(f"--compress={compression_level}")
+    if snapshot:
+        args.append(f"--snapshot={snapshot}")
+    args.append(target.dbname)
+    return ToolProcess("pg_dump", args, target, stdin=False, stdout=True)
+
+
+def _feed(process: ToolProcess, chunks: Iterable[bytes]) -> None:
+    try:
+        for chunk in chunks:
+            process.stdin.write(chunk)
+    except BrokenPipeError:
+        pass  # the tool exited early; wait() reports why
+    except BaseException:
+        process.kill()
+        raise
+    process.wait()
+
+
+def restore_plain(target: PgTarget, sql_chunks: Iterable[bytes]) -> None:
+    """Feed a plain SQL dump to psql in one transaction, stopping at the first error (all or nothing)."""
+    args = ["--no-password", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-o", os.devnull,
+            "-f", "-", "-d", target.dbname]
+    _feed(ToolProcess("psql", args, target, stdin=True, stdout=False), sql_chunks)
+
+
+def restore_custom(target: PgTarget, archive_chunks: Iterable[bytes]) -> None:
+    """Feed a custom-format archive to pg_restore in one transaction, stopping at the first error."""
+    args = ["--no-password", "--exit-on-error", "--single-transaction", "-d", target.dbname]
+    _feed(ToolProcess("pg_restore", args, target, stdin=True, stdout=False), archive_chunks)
+
+
+def check_custom_archive(archive_chunks: Iterable[bytes]) -> None:
+    """Read a whole custom archive (decompressing every data block) without touching a database."""
+    target = PgTarget(host="localhost", dbname="unused")
+    _feed(ToolProcess("pg_restore", ["-f", os.devnull], target, stdin=True, stdout=False), archive_chunks)
+
+
+# -- SQL ----------------------------------------------------------------------------------------
+
+
+def database_exists(target: PgTarget, name: str) -> bool:
+    """Whether `name` exists on target's server."""
+    with target.admin().connect() as conn:
+        row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    return row is not None
+
+
+def create_database(target: PgTarget, name: str, *, comment: str | None = None) -> None:
+    """CREATE DATABASE (owned by the connecting role), optionally with a COMMENT marker."""
+    with target.admin().connect() as conn:
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            if comment is not None:
+                conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(comment)))
+        except psycopg.Error as exc:
+            raise _sql_error(exc, f"create database {name}") from exc
+
+
+def drop_database(target: PgTarget, name: str) -> bool:
+    """DROP DATABASE IF EXISTS … WITH (FORCE) (terminates sessions); True when something was dropped."""
+    with target.admin().connect() as conn:
+        try:
+            existed = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        except psycopg.Error as exc:
+            raise _sql_error(exc, f"drop database {name}") from exc
+    return existed
+
+
+def database_comment(target: PgTarget, name: str) -> str | None:
+    """COMMENT ON DATABASE text (our progress marker), or None; NotFound if the database is absent."""
+    with target.admin().connect() as conn:
+        row = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", (name,)
+        ).fetchone()
+    if row is None:
+        raise NotFound(f"database {name} does not exist")
+    return None if row[0] is None else str(row[0])
+
+
+def set_database_comment(target: PgTarget, name: str, comment: str) -> None:
+    """Write the progress marker."""
+    with target.admin().connect() as conn:
+        try:
+            conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(comment)))
+        except psycopg.Error as exc:
+            raise _sql_error(exc, f"comment on database {name}") from exc
+
+
+def terminate_connections(target: PgTarget, name: str) -> int:
+    """pg_terminate_backend for every other session on `name`; returns how many were ended."""
+    with target.admin().connect() as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        ).fetchall()
+    return sum(1 for (ok,) in rows if ok)
+
+
+def allow_connections(target: PgTarget, name: str, allow: bool) -> None:
+    """ALTER DATABASE … ALLOW_CONNECTIONS, so nothing reconnects between terminate and drop."""
+    with target.admin().connect() as conn:
+        try:
+            conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS {}").format(
+                sql.Identifier(name), sql.SQL("true" if allow else "false")))
+        except psycopg.Error as exc:
+            raise _sql_error(exc, f"alter database {name}") from exc
+
+
+_TABLES = """
+SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+ORDER BY 1, 2
+"""
+
+
+def _count_tables(conn: psycopg.Connection[tuple[object, ...]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for schema, table in conn.execute(_TABLES).fetchall():
+        row = conn.execute(
+            sql.SQL("SELECT count(*) FROM ONLY {}.{}").format(sql.Identifier(str(schema)), sql.Identifier(str(table)))
+        ).fetchone()
+        counts[f"{schema}.{table}"] = int(str(row[0])) if row else 0
+    return counts
+
+
+def table_counts(target: PgTarget) -> dict[str, int]:
+    """Rows per user table ("schema.table" → count)."""
+    with target.connect() as conn:
+        try:
+            return _count_tables(conn)
+        except psycopg.Error as exc:
+            raise _sql_error(exc, f"count rows in {target.dbname}") from exc
+
+
+@contextlib.contextmanager
+def exported_snapshot(target: PgTarget, *, count_rows: bool) -> Iterator[tuple[str, dict[str, int]]]:
+    """Hold a REPEATABLE READ transaction open and export its snapshot for `pg_dump --snapshot`.
+
+    Row counts taken here see exactly the data the dump sees, so a test restore can compare them.
+    """
+    with target.connect(autocommit=False) as conn:
+        try:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+            snapshot = str(row[0]) if row else ""
+            counts = _count_tables(conn) if count_rows else {}
+        except psycopg.Error as exc:
+            raise _sql_error(exc, f"export snapshot of {target.dbname}") from exc
+        try:
+            yield snapshot, counts
+        finally:
+            with contextlib.suppress(psycopg.Error):
+                conn.rollback()
+
+
+def run_maintenance(target: PgTarget, task: MaintenanceTask) -> None:
+    """The runbook's maintenance commands: VACUUM ANALYZE, ANALYZE, REINDEX DATABASE <db>."""
+    statements: dict[str, sql.SQL | sql.Composed] = {
+        "vacuum-analyze": sql.SQL("VACUUM ANALYZE"),
+        "analyze": sql.SQL("ANALYZE"),
+        "reindex": sql.SQL("REINDEX DATABASE {}").format(sql.Identifier(target.dbname)),
+    }
+    with target.connect() as conn:
+        try:
+            conn.execute(statements[task])
+        except psycopg.Error as exc:
+            raise _sql_error(exc, f"{task} on {target.dbname}") from exc
