@@ -193,7 +193,7 @@ class PostgresClient:
         state = exc.sqlstate or ""
         if isinstance(exc, pg_errors.QueryCanceled):
             return Timeout(message)
-        if isinstance(exc, pg_errors.InsufficientPrivilege | pg_errors.InvalidAuthorizationSpecification):
+        if isinstance(exc, pg_errors.InsufficientPrivilege) or state.startswith("28"):  # 28xxx: authentication
             return Forbidden(message)
         if isinstance(exc, pg_errors.InvalidCatalogName):
             return NotFound(message)

@@ -28,6 +28,7 @@ import pytest
 from tradesense_operator.clients.errors import (
     Conflict,
     ExtensionMissing,
+    Forbidden,
     Invalid,
     NotFound,
     Unavailable,
@@ -147,6 +148,25 @@ async def test_missing_database_raises_not_found() -> None:
     )
     with pytest.raises(NotFound):
         await client.database_size()
+
+
+async def test_unknown_role_is_forbidden(pg_dbname: str) -> None:
+    client = PostgresClient(PgConnectionInfo(host=SHARED_HOST, port=SHARED_PORT, dbname=pg_dbname, user="h7_no_such_role"))
+    with pytest.raises(Forbidden, match="h7_no_such_role"):
+        await client.database_size()
+
+
+def test_library_messages_are_scrubbed_of_the_password_and_not_chained() -> None:
+    """psycopg can echo a conninfo string (e.g. on a malformed DSN); the raised error must not carry it."""
+    password = f"pw-{uuid.uuid4().hex}"
+    client = PostgresClient(PgConnectionInfo(host="db.example"), password)
+    leaked = psycopg.OperationalError(f"invalid connection option near 'password={password} host=db.example'")
+    with pytest.raises(Unavailable) as caught:
+        client._raise(leaked, "connecting")
+    assert password not in str(caught.value)
+    assert "password=***" in str(caught.value)
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
 
 
 async def test_get_setting_reads_values_and_rejects_unknown_names(pg: PostgresClient) -> None:
