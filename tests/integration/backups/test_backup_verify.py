@@ -44,7 +44,8 @@ def test_plain_backup_is_the_runbooks_sql_gz(source_db: PgTarget, store: Filesys
     path = store.root / manifest.file_name
     assert path.name.endswith(".sql.gz")
     text = gzip.decompress(path.read_bytes())  # several gzip members: gunzip reads them as one stream
-    assert len(text) == manifest.raw_bytes and b"CREATE TABLE public.trades" in text
+    assert len(text) == manifest.raw_bytes
+    assert b"CREATE TABLE public.trades" in text
     copy = source_db.dbname + "_psql"
     pgdump.create_database(source_db, copy)
     subprocess.run(f"gunzip -c {path} | psql -q -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres -d {copy} >/dev/null",
@@ -57,14 +58,17 @@ def test_corrupted_file_is_detected(source_db: PgTarget, store: FilesystemStore,
                                     fmt: BackupFormat) -> None:
     manifest = engine.run_backup(store, BackupRequest(source_db, "tradesense", fmt), clock=clock)
     good = engine.verify_backup(store, manifest, clock=clock)
-    assert good.verified and good.verification is not None and good.verification.integrity
+    assert good.verified
+    assert good.verification is not None
+    assert good.verification.integrity
     path = store.root / manifest.file_name
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
     bad = engine.verify_backup(store, manifest, clock=clock)
     assert not bad.verified
-    assert bad.verification is not None and bad.verification.integrity is False
+    assert bad.verification is not None
+    assert bad.verification.integrity is False
     assert "sha256 mismatch" in bad.verification.detail or "corrupt" in bad.verification.detail
     assert not engine.list_backups(store)[0].verified  # the failure is recorded in the stored manifest
 
@@ -82,7 +86,9 @@ def test_test_restore_compares_counts_and_drops_scratch(source_db: PgTarget, sto
                                                         clock: ManualClock) -> None:
     manifest = engine.run_backup(store, BackupRequest(source_db, "tradesense", record_counts=True), clock=clock)
     verified = engine.verify_backup(store, manifest, clock=clock, test_restore_source=source_db)
-    assert verified.verified and verified.verification is not None and verified.verification.test_restore
+    assert verified.verified
+    assert verified.verification is not None
+    assert verified.verification.test_restore
     assert "identical row counts" in verified.verification.detail
     assert database_names(source_db.dbname + "_verify") == set()
 
@@ -95,7 +101,8 @@ def test_scratch_database_dropped_when_test_restore_fails(source_db: PgTarget, s
     path.write_bytes(path.read_bytes()[: manifest.bytes // 2])  # the restore dies half-way
     verified = engine.verify_backup(store, manifest, clock=clock, integrity=False, test_restore_source=source_db)
     assert not verified.verified
-    assert verified.verification is not None and verified.verification.test_restore is False
+    assert verified.verification is not None
+    assert verified.verification.test_restore is False
     assert database_names(source_db.dbname + "_verify") == set()
 
 

@@ -20,7 +20,8 @@ def test_ids_follow_the_runbook_names() -> None:
         "010000", "020000")
     assert file_name("x", BackupFormat.CUSTOM) == "x.dump"
     assert backup_id("backup", T, 2) == "backup_20240116_020000-2"
-    assert is_temporary(".x.sql.gz.partial-ab12") and not is_temporary("x.sql.gz")
+    assert is_temporary(".x.sql.gz.partial-ab12")
+    assert not is_temporary("x.sql.gz")
 
 
 def test_bad_label_rejected() -> None:
@@ -30,7 +31,8 @@ def test_bad_label_rejected() -> None:
 
 def test_scratch_database_fits_postgres_limit() -> None:
     name = scratch_database("d" * 63, "tradesense-prod_20240116_020000-12")
-    assert len(name) <= 63 and "_verify_" in name
+    assert len(name) <= 63
+    assert "_verify_" in name
     assert scratch_database("tradesense", "tradesense_20240116_020000") == "tradesense_verify_tradesense_20240116_020000"
 
 
@@ -47,7 +49,8 @@ def manifest(**over: object) -> BackupManifest:
 def test_manifest_round_trip_keeps_verification() -> None:
     m = manifest().with_verification(Verification(ok=True, integrity=True, verified_at=T, detail="ok"))
     back = BackupManifest.from_json(m.to_json())
-    assert back == m and back.verified
+    assert back == m
+    assert back.verified
 
 
 def test_broken_manifest_is_an_error() -> None:

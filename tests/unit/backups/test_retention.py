@@ -54,7 +54,7 @@ def test_reason_names_the_rule() -> None:
 
 @pytest.mark.parametrize("text", ["", "10", "3x", "0d", "d"])
 def test_bad_durations_name_the_field(text: str) -> None:
-    with pytest.raises(ValueError, match="spec.retention.maxAge"):
+    with pytest.raises(ValueError, match=r"spec\.retention\.maxAge"):
         parse_duration(text, field="spec.retention.maxAge")
 
 

@@ -29,7 +29,11 @@ def test_time_zone_is_honoured_across_dst() -> None:
 
 @pytest.mark.parametrize(
     ("expr", "tz", "field"),
-    [("61 * * * *", "UTC", "spec.schedule"), ("* * * *", "UTC", "spec.schedule"), ("0 2 * * *", "Mars/Base", "spec.timeZone")],
+    [
+        ("61 * * * *", "UTC", "spec.schedule"),
+        ("* * * *", "UTC", "spec.schedule"),
+        ("0 2 * * *", "Mars/Base", "spec.timeZone"),
+    ],
 )
 def test_invalid_schedule_names_the_field(expr: str, tz: str, field: str) -> None:
     with pytest.raises(ScheduleError, match=field):
@@ -39,7 +43,8 @@ def test_invalid_schedule_names_the_field(expr: str, tz: str, field: str) -> Non
 def test_nothing_due_before_first_time() -> None:
     d = decide_due(CronSchedule("0 2 * * *"), now=T0, last_schedule_time=None, created_at=T0 - timedelta(minutes=5),
                    starting_deadline_seconds=None)
-    assert d.run_for is None and d.consumed is None
+    assert d.run_for is None
+    assert d.consumed is None
     assert d.next_time == datetime(2026, 1, 5, 2, tzinfo=UTC)
 
 
@@ -47,7 +52,8 @@ def test_due_exactly_at_schedule_time_and_not_again() -> None:
     s = CronSchedule("0 2 * * *")
     now = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
     d = decide_due(s, now=now, last_schedule_time=None, created_at=T0, starting_deadline_seconds=None)
-    assert d.run_for == now and d.missed == 0
+    assert d.run_for == now
+    assert d.missed == 0
     again = decide_due(s, now=now + timedelta(minutes=3), last_schedule_time=d.consumed, created_at=T0,
                        starting_deadline_seconds=None)
     assert again.run_for is None
@@ -70,7 +76,8 @@ def test_starting_deadline_skips_a_run_that_is_too_late() -> None:
     assert in_time.run_for == datetime(2026, 1, 5, 6, tzinfo=UTC)
     late = decide_due(s, now=datetime(2026, 1, 5, 6, 1, 1, tzinfo=UTC), last_schedule_time=last, created_at=T0,
                       starting_deadline_seconds=60)
-    assert late.run_for is None and late.too_late
+    assert late.run_for is None
+    assert late.too_late
     assert late.consumed == datetime(2026, 1, 5, 6, tzinfo=UTC)
 
 
