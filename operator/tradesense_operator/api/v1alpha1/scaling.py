@@ -15,6 +15,9 @@ PLURAL = "scalingpolicies"
 SINGULAR = "scalingpolicy"
 SHORT_NAMES = ["sp"]
 
+_MATCHER = r'\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=|!=|=~|!~)\s*"[^"]*"'
+SELECTOR = rf"^{_MATCHER}(\s*,{_MATCHER})*\s*$"
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"
 CRON = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$"
 
 
@@ -84,7 +87,17 @@ class MetricSpec(ApiModel):
     preset: MetricPreset | None = Field(default=None, description="Built-in runbook metric.")
     query: str | None = Field(default=None, min_length=1, max_length=4096,
                               description="PromQL returning one scalar or single-element vector.")
-    target: MetricTarget = Field(description="Target value.")
+    selector: str | None = Field(
+        default=None, max_length=1024, pattern=SELECTOR,
+        description="Presets only: label matchers added to every series selector, "
+        'e.g. namespace="tradesense",job="backend".',
+    )
+    window: str = Field(default="1m", pattern=r"^[1-9][0-9]*[smh]$",
+                        description="Presets only: rate()/histogram window, e.g. 1m, 5m (the runbook's dashboards use 5m).")
+    target: MetricTarget = Field(
+        description="Target value. Totals (request-rate, cpu, db-connections-active) usually use AverageValue "
+        "(per replica); ratios (p95-latency, error-rate) must use Value."
+    )
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> Self:
@@ -161,10 +174,15 @@ class VerticalSpec(ApiModel):
     """Bounded requests/limits changes for one container."""
 
     container: str | None = Field(default=None, description="Container (default: the first).")
-    memory_metric: str | None = Field(default=None, description="Metric name (in metrics) giving memory per pod, bytes.")
-    min_memory: str = Field(default="512Mi", description="Lowest memory limit.")
-    max_memory: str = Field(default="4Gi", description="Highest memory limit.")
-    headroom_percent: int = Field(default=30, ge=0, le=400, description="Limit = usage × (1 + headroom).")
+    memory_query: str = Field(min_length=1, max_length=4096,
+                              description="PromQL giving the peak working-set memory of one pod, in bytes.")
+    min_memory: str = Field(default="512Mi", pattern=QUANTITY, description="Lowest memory limit.")
+    max_memory: str = Field(default="4Gi", pattern=QUANTITY, description="Highest memory limit.")
+    headroom_percent: int = Field(default=30, ge=0, le=400, description="Limit = usage × (1 + headroom/100).")
+    min_change_percent: int = Field(
+        default=10, ge=1, le=100,
+        description="Change the limit only when the recommendation differs by more than this (each change rolls the pods).",
+    )
 
 
 class ScalingPolicySpec(ApiModel):
@@ -182,6 +200,10 @@ class ScalingPolicySpec(ApiModel):
     max_replicas: int = Field(ge=1, le=10000, description="Upper bound.")
     metrics: list[MetricSpec] = Field(min_length=1, max_length=10, description="Metrics; the largest recommendation wins.")
     polling_interval_seconds: int = Field(default=30, ge=1, le=3600, description="Evaluation period.")
+    prometheus_url: str | None = Field(
+        default=None, max_length=2048, pattern=r"^https?://[^\s]+$",
+        description="Prometheus base URL; the operator's TSO_PROMETHEUS_URL when omitted.",
+    )
     tolerance: float = Field(default=0.1, ge=0, lt=1, description="No change while |ratio − 1| ≤ tolerance.")
     behavior: Behavior = Field(default_factory=Behavior, description="HPA behavior.")
     fallback: FallbackSpec | None = Field(default=None, description="Replicas when metrics fail.")
