@@ -39,8 +39,9 @@ def to_structural(schema: Mapping[str, Any]) -> Schema:
 
 
 def _convert(node: Mapping[str, Any], defs: Mapping[str, Any], path: str, seen: tuple[str, ...]) -> Schema:
-    node, nullable = _strip_null(_inline(node, defs, path, seen))
-    node = _inline(node, defs, path, seen)
+    node, seen = _inline(node, defs, path, seen)
+    node, nullable = _strip_null(node)
+    node, seen = _inline(node, defs, path, seen)
     out: Schema = {}
     if "anyOf" in node or "oneOf" in node:
         out.update(_scalar_union(node, path))
@@ -84,25 +85,31 @@ def _convert(node: Mapping[str, Any], defs: Mapping[str, Any], path: str, seen: 
     return out
 
 
-def _inline(node: Mapping[str, Any], defs: Mapping[str, Any], path: str, seen: tuple[str, ...]) -> Mapping[str, Any]:
-    """Replace `$ref` (and a one-element `allOf`) by the referenced schema, the node's own keys winning."""
+def _inline(
+    node: Mapping[str, Any], defs: Mapping[str, Any], path: str, seen: tuple[str, ...]
+) -> tuple[Mapping[str, Any], tuple[str, ...]]:
+    """Replace `$ref` (and a one-element `allOf`) by the referenced schema, the node's own keys winning.
+
+    `seen` is the chain of models inlined above this node; meeting one again means a recursive model,
+    which a structural schema (a finite tree) cannot express.
+    """
     if "allOf" in node:
         if len(node["allOf"]) != 1:
             raise SchemaConversionError(f"{path or '<root>'}: allOf with several schemas is not structural")
         siblings = {key: value for key, value in node.items() if key != "allOf"}
         node = {**node["allOf"][0], **siblings}
     if "$ref" not in node:
-        return node
+        return node, seen
     name = str(node["$ref"]).rsplit("/", 1)[-1]
     if name in seen:
         raise SchemaConversionError(f"{path or '<root>'}: recursive model {name} cannot be inlined")
-    target = _inline(defs[name], defs, path, (*seen, name))
+    target, seen = _inline(defs[name], defs, path, (*seen, name))
     siblings = {key: value for key, value in node.items() if key != "$ref"}
     merged = {**target, **siblings}
     rules = [*target.get("x-kubernetes-validations", []), *siblings.get("x-kubernetes-validations", [])]
     if rules:
         merged["x-kubernetes-validations"] = rules
-    return merged
+    return merged, seen
 
 
 def _strip_null(node: Mapping[str, Any]) -> tuple[Mapping[str, Any], bool]:

@@ -1,0 +1,180 @@
+"""The kustomize base in deploy/ and the operator Deployment's hardening.
+
+Covers: `kubectl kustomize deploy/` renders exactly the CRDs, RBAC, Namespace, ServiceAccount,
+Deployment, Service and backups claim (samples excluded) with the committed CRDs; the Deployment runs
+non-root with a read-only root filesystem, no capabilities, no privilege escalation, seccomp
+RuntimeDefault, requests and limits, JSON logs, writable /tmp and /backups; its probes and ports agree
+with the CLI's kopf liveness endpoint and the operator's HTTP port setting; every TSO_ variable it sets
+is a real setting; the Service selects the pods.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from tests.support.crd_schema import load_crds
+
+from tradesense_operator.cli import build_parser
+from tradesense_operator.config import ENV_PREFIX, Settings
+
+ROOT = Path(__file__).resolve().parents[3]
+DEPLOY = ROOT / "deploy"
+MANAGER = DEPLOY / "manager"
+
+
+def _load(path: Path) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return document
+
+
+@pytest.fixture(scope="module")
+def rendered() -> list[dict[str, Any]]:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed: cannot render the kustomize base (make deps installs nothing for it)")
+    result = subprocess.run([kubectl, "kustomize", str(DEPLOY)], capture_output=True, text=True, check=False, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return [document for document in yaml.safe_load_all(result.stdout) if document]
+
+
+@pytest.fixture(scope="module")
+def deployment() -> dict[str, Any]:
+    return _load(MANAGER / "deployment.yaml")
+
+
+@pytest.fixture(scope="module")
+def container(deployment: dict[str, Any]) -> dict[str, Any]:
+    only: dict[str, Any]
+    (only,) = deployment["spec"]["template"]["spec"]["containers"]
+    return only
+
+
+def test_base_renders_the_operator_without_samples(rendered: list[dict[str, Any]]) -> None:
+    kinds = sorted(f"{document['kind']}/{document['metadata']['name']}" for document in rendered)
+    assert kinds == sorted([
+        "ClusterRole/tradesense-operator", "ClusterRoleBinding/tradesense-operator",
+        "CustomResourceDefinition/backuppolicies.ops.tradesense.io",
+        "CustomResourceDefinition/scalingpolicies.ops.tradesense.io",
+        "CustomResourceDefinition/tradesenseincidents.ops.tradesense.io",
+        "Deployment/tradesense-operator", "Namespace/tradesense-system",
+        "PersistentVolumeClaim/tradesense-operator-backups", "Role/tradesense-operator",
+        "RoleBinding/tradesense-operator", "Service/tradesense-operator", "ServiceAccount/tradesense-operator",
+    ])
+
+
+def test_base_installs_the_committed_crds(rendered: list[dict[str, Any]]) -> None:
+    installed = {document["spec"]["names"]["kind"]: document for document in rendered
+                 if document["kind"] == "CustomResourceDefinition"}
+    assert installed == load_crds()
+
+
+def test_namespaces_are_not_rewritten(rendered: list[dict[str, Any]]) -> None:
+    namespaces = {f"{document['kind']}/{document['metadata']['name']}": document["metadata"].get("namespace")
+                  for document in rendered}
+    assert namespaces["Role/tradesense-operator"] == "tradesense"
+    assert namespaces["RoleBinding/tradesense-operator"] == "tradesense"
+    for name in ("Deployment/tradesense-operator", "Service/tradesense-operator", "ServiceAccount/tradesense-operator",
+                 "PersistentVolumeClaim/tradesense-operator-backups"):
+        assert namespaces[name] == "tradesense-system", name
+
+
+def test_rendered_image_is_the_dev_tag(rendered: list[dict[str, Any]]) -> None:
+    (deployment,) = [document for document in rendered if document["kind"] == "Deployment"]
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "tradesense-operator:dev"
+
+
+def test_every_kustomization_resource_exists() -> None:
+    """Without kubectl this is what still guards the base against a dangling reference."""
+    for kustomization in DEPLOY.rglob("kustomization.yaml"):
+        for resource in _load(kustomization).get("resources", []):
+            assert (kustomization.parent / resource).exists(), f"{kustomization}: {resource}"
+
+
+def test_pod_runs_as_non_root_with_seccomp(deployment: dict[str, Any]) -> None:
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "tradesense-operator"
+    context = pod["securityContext"]
+    assert context["runAsNonRoot"] is True
+    assert context["runAsUser"] == 10001
+    assert context["runAsGroup"] == 10001
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_container_is_locked_down(container: dict[str, Any]) -> None:
+    context = container["securityContext"]
+    assert container["name"] == "operator"  # scripts/e2e-kind.sh sets the image by this name
+    assert context["runAsNonRoot"] is True
+    assert context["runAsUser"] == 10001
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert context.get("privileged", False) is False
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_requests_and_limits_are_set(container: dict[str, Any]) -> None:
+    resources = container["resources"]
+    for section in ("requests", "limits"):
+        assert set(resources[section]) == {"cpu", "memory"}
+
+
+def test_writable_paths_are_volumes(deployment: dict[str, Any], container: dict[str, Any]) -> None:
+    volumes = {volume["name"]: volume for volume in deployment["spec"]["template"]["spec"]["volumes"]}
+    mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    claim = volumes[mounts["/backups"]]["persistentVolumeClaim"]["claimName"]
+    assert _load(MANAGER / "backups-pvc.yaml")["metadata"]["name"] == claim
+
+
+def _env(container: dict[str, Any]) -> dict[str, Any]:
+    return {entry["name"]: entry.get("value", entry.get("valueFrom")) for entry in container["env"]}
+
+
+def test_logs_are_json_and_every_setting_is_real(container: dict[str, Any]) -> None:
+    env = _env(container)
+    assert env["TSO_LOG_FORMAT"] == "json"
+    unknown = {name for name in env if name.startswith(ENV_PREFIX)} - {
+        ENV_PREFIX + field.upper() for field in Settings.model_fields
+    }
+    assert unknown == set()
+    plain = {name: value for name, value in env.items() if name.startswith(ENV_PREFIX) and isinstance(value, str)}
+    Settings.from_env(plain)  # raises, naming the variable, on a value the operator would refuse at start-up
+
+
+def test_probes_match_the_cli_liveness_endpoint_and_the_http_port(container: dict[str, Any]) -> None:
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    args = build_parser().parse_args(container["args"])
+    assert args.command == "run"
+    assert args.standalone, "one replica with Recreate; no kopf peering RBAC is granted"
+    liveness = container["livenessProbe"]["httpGet"]
+    assert args.liveness == f"http://0.0.0.0:{ports[liveness['port']]}/healthz"
+    assert liveness["path"] == "/healthz"
+    readiness = container["readinessProbe"]["httpGet"]
+    assert readiness["path"] == "/readyz"
+    http_port = int(_env(container).get("TSO_HTTP_PORT", Settings().http_port))
+    assert ports[readiness["port"]] == http_port
+    assert ports["health"] != ports["http"]
+
+
+def test_single_replica_with_recreate(deployment: dict[str, Any]) -> None:
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_service_selects_the_pods_and_exposes_named_ports(deployment: dict[str, Any], container: dict[str, Any]) -> None:
+    service = _load(MANAGER / "service.yaml")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    container_ports = {port["name"] for port in container["ports"]}
+    assert {port["targetPort"] for port in service["spec"]["ports"]} == container_ports
+
+
+def test_operator_namespace_enforces_restricted_pod_security() -> None:
+    labels = _load(MANAGER / "namespace.yaml")["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"

@@ -1,0 +1,132 @@
+"""RBAC in deploy/rbac is least privilege and explained.
+
+Covers: no wildcards anywhere; Secrets only by resourceNames and never listed, watched or created;
+the ClusterRole holds only what kopf needs cluster-wide (plus the cluster-scoped node read a runbook
+step needs) and touches no application resources; the Role is confined to the application namespace;
+both are bound to the operator's ServiceAccount; every rule carries a comment saying why; our CRDs'
+kinds and status subresources are all covered.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tradesense_operator.api.v1alpha1.kinds import KINDS
+
+RBAC = Path(__file__).resolve().parents[3] / "deploy" / "rbac"
+SERVICE_ACCOUNT = {"kind": "ServiceAccount", "name": "tradesense-operator", "namespace": "tradesense-system"}
+APP_NAMESPACE = "tradesense"
+Rule = dict[str, Any]
+
+# (apiGroup, resource) → the most the ClusterRole may grant on it.
+CLUSTER_ALLOWED: dict[tuple[str, str], set[str]] = {
+    ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
+    ("", "namespaces"): {"list", "watch"},
+    ("", "events"): {"create"},
+    ("", "nodes"): {"get", "list"},
+    **{("ops.tradesense.io", kind.plural): {"get", "list", "watch", "patch", "create"} for kind in KINDS},
+    **{("ops.tradesense.io", f"{kind.plural}/status"): {"get", "patch"} for kind in KINDS},
+}
+DANGEROUS_VERBS = {"*", "escalate", "bind", "impersonate", "deletecollection"}
+
+
+def _load(name: str) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((RBAC / name).read_text(encoding="utf-8"))
+    return document
+
+
+def _all_rules() -> list[tuple[str, Rule]]:
+    return [(name, rule) for name in ("cluster_role.yaml", "app_role.yaml") for rule in _load(name)["rules"]]
+
+
+def _grants(rules: list[Rule]) -> dict[tuple[str, str], set[str]]:
+    grants: dict[tuple[str, str], set[str]] = {}
+    for rule in rules:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                grants.setdefault((group, resource), set()).update(rule["verbs"])
+    return grants
+
+
+def test_rbac_kustomization_lists_every_file() -> None:
+    listed = set(_load("kustomization.yaml")["resources"])
+    assert listed == {path.name for path in RBAC.glob("*.yaml")} - {"kustomization.yaml"}
+
+
+def test_no_wildcards_in_groups_resources_verbs_or_names() -> None:
+    for source, rule in _all_rules():
+        for key in ("apiGroups", "resources", "verbs", "resourceNames", "nonResourceURLs"):
+            assert not any("*" in value for value in rule.get(key, [])), f"{source}: {rule}"
+        assert not DANGEROUS_VERBS & set(rule["verbs"]), f"{source}: {rule}"
+
+
+def test_secrets_only_by_name_and_never_listed_watched_or_created() -> None:
+    secret_rules = [(source, rule) for source, rule in _all_rules() if "secrets" in rule["resources"]]
+    assert secret_rules, "the signing-key and credential Secrets need a rule"
+    for source, rule in secret_rules:
+        assert source == "app_role.yaml", "Secrets are never granted cluster-wide"
+        assert rule["resources"] == ["secrets"], "a secrets rule grants nothing else"
+        assert rule.get("resourceNames"), f"secrets without resourceNames: {rule}"
+        assert set(rule["verbs"]) <= {"get", "patch", "update"}, f"{rule['verbs']}: not restrictable by name"
+
+
+def test_only_the_signing_secret_is_writable() -> None:
+    writable = {
+        name for _, rule in _all_rules() if "secrets" in rule["resources"] and set(rule["verbs"]) & {"patch", "update"}
+        for name in rule["resourceNames"]
+    }
+    assert writable == {"tradesense-secrets"}
+
+
+def test_cluster_role_is_limited_to_what_kopf_needs() -> None:
+    grants = _grants(_load("cluster_role.yaml")["rules"])
+    for key, verbs in grants.items():
+        assert key in CLUSTER_ALLOWED, f"{key} is not needed cluster-wide"
+        assert verbs <= CLUSTER_ALLOWED[key], f"{key}: {sorted(verbs - CLUSTER_ALLOWED[key])} too much"
+    create = {resource for (_, resource), verbs in grants.items() if "create" in verbs}
+    assert create == {"events", "tradesenseincidents"}, "the bridge creates incidents, kopf creates Events; nothing else"
+
+
+def test_cluster_role_covers_every_kind_and_its_status() -> None:
+    grants = _grants(_load("cluster_role.yaml")["rules"])
+    for kind in KINDS:
+        assert {"get", "list", "watch", "patch"} <= grants[("ops.tradesense.io", kind.plural)]
+        assert "patch" in grants[("ops.tradesense.io", f"{kind.plural}/status")]
+
+
+def test_application_permissions_are_namespaced_to_the_application() -> None:
+    role = _load("app_role.yaml")
+    assert role["kind"] == "Role"
+    assert role["metadata"]["namespace"] == APP_NAMESPACE
+    grants = _grants(role["rules"])
+    assert {"patch"} <= grants[("apps", "deployments/scale")]
+    assert "delete" in grants[("", "pods")]
+    assert grants[("autoscaling", "horizontalpodautoscalers")] <= {"get", "list", "watch"}
+    assert ("", "pods/exec") not in grants, "steps talk to PostgreSQL/Redis directly, never through exec"
+
+
+@pytest.mark.parametrize(("binding", "role_kind"), [("cluster_role_binding.yaml", "ClusterRole"),
+                                                    ("app_role_binding.yaml", "Role")])
+def test_bindings_grant_the_roles_to_the_operator_service_account_only(binding: str, role_kind: str) -> None:
+    document = _load(binding)
+    assert document["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": "tradesense-operator"}
+    assert document["subjects"] == [SERVICE_ACCOUNT]
+    if role_kind == "Role":
+        assert document["metadata"]["namespace"] == APP_NAMESPACE
+    account = _load("service_account.yaml")["metadata"]
+    assert (account["name"], account["namespace"]) == (SERVICE_ACCOUNT["name"], SERVICE_ACCOUNT["namespace"])
+
+
+@pytest.mark.parametrize("name", ["cluster_role.yaml", "app_role.yaml"])
+def test_every_rule_is_preceded_by_a_comment_saying_why(name: str) -> None:
+    lines = (RBAC / name).read_text(encoding="utf-8").splitlines()
+    starts = [index for index, line in enumerate(lines) if re.match(r"^\s*- apiGroups:", line)]
+    assert len(starts) == len(_load(name)["rules"]), "every rule starts with apiGroups"
+    uncommented = [index + 1 for index in starts
+                   if not lines[index - 1].strip().startswith("#") or len(lines[index - 1].strip()) < 15]
+    assert uncommented == [], f"{name}: rules without an explaining comment at lines {uncommented}"
