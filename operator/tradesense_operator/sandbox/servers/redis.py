@@ -1,0 +1,52 @@
+"""A throwaway Redis 7 for tests that kill, flush or fill the cache (the shared one is never touched)."""
+
+from __future__ import annotations
+
+import redis
+
+from tradesense_operator.sandbox.servers.process import ServerProcess, require_binary
+
+
+class ThrowawayRedis(ServerProcess):
+    """redis-server on 127.0.0.1:<free port>; no persistence unless asked, optional maxmemory."""
+
+    name = "redis"
+
+    def __init__(
+        self,
+        *,
+        maxmemory: str | None = None,
+        maxmemory_policy: str = "noeviction",
+        appendonly: bool = False,
+        binary: str = "/usr/bin/redis-server",
+        port: int | None = None,
+        startup_timeout: float = 20.0,
+    ) -> None:
+        self.binary = require_binary(binary, "Debian package redis-server (make deps)")
+        self.maxmemory = maxmemory
+        self.maxmemory_policy = maxmemory_policy
+        self.appendonly = appendonly
+        super().__init__(port=port, startup_timeout=startup_timeout)
+
+    def url(self, db: int = 0) -> str:
+        """redis:// URL for database index `db`."""
+        return f"redis://{self.host}:{self.port}/{db}"
+
+    def client(self, db: int = 0) -> redis.Redis:
+        """A synchronous client (the caller closes it)."""
+        return redis.Redis(host=self.host, port=self.port, db=db, socket_timeout=5)
+
+    def command(self) -> list[str]:
+        argv = [self.binary, "--port", str(self.port), "--bind", self.host, "--dir", str(self.workdir),
+                "--save", "", "--appendonly", "yes" if self.appendonly else "no", "--daemonize", "no",
+                "--protected-mode", "yes", "--loglevel", "warning"]
+        if self.maxmemory is not None:
+            argv += ["--maxmemory", self.maxmemory, "--maxmemory-policy", self.maxmemory_policy]
+        return argv
+
+    def probe(self) -> bool:
+        try:
+            with self.client() as client:
+                return bool(client.ping())
+        except redis.RedisError:
+            return False
