@@ -1,0 +1,134 @@
+"""Prometheus instant queries through prometheus-api-client, reduced to one typed number or a reason.
+
+The library is synchronous (requests), so each query runs in a worker thread. Its default retry policy
+(3 retries with exponential back-off) would stretch a Prometheus outage into many seconds per metric,
+which delays the fallback the ScalingPolicy promises; we allow one quick retry and a short timeout.
+
+What counts as an answer is decided here, once: exactly one series (or a scalar) with a finite value.
+An empty result, NaN, ±Inf or several series come back as `InstantValue(value=None, problem=...)` —
+never as zero — and transport failures raise `Unavailable`/`Timeout`, a rejected query `Invalid`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from prometheus_api_client.prometheus_connect import PrometheusConnect
+from urllib3.util.retry import Retry
+
+from tradesense_operator.clients.errors import Invalid, Timeout, Unavailable
+
+DEFAULT_TIMEOUT = 5  # seconds (the library types it as int)
+
+
+@dataclass(frozen=True)
+class InstantValue:
+    """One query's usable value, or the problem that makes it unusable (a failed evaluation)."""
+
+    value: float | None
+    problem: str | None = None
+    series: int = 0
+
+
+def _error_text(exc: PrometheusApiClientException) -> tuple[int | None, str]:
+    """Status code and Prometheus' own error message from the library's exception text."""
+    text = str(exc)
+    status: int | None = None
+    if text.startswith("HTTP Status Code "):
+        try:
+            status = int(text.split()[3])
+        except (IndexError, ValueError):
+            status = None
+    start = text.find("{")
+    if start >= 0:
+        try:
+            body = json.loads(text[start: text.rfind("}") + 1].encode().decode("unicode_escape"))
+            return status, str(body.get("error") or body)[:300]
+        except ValueError:
+            pass
+    return status, text[:300]
+
+
+def interpret(result: Any) -> InstantValue:
+    """Reduce the `data.result` of an instant query to one finite number."""
+    if isinstance(result, list) and len(result) == 2 and not isinstance(result[0], dict):
+        samples = [result[1]]  # resultType scalar: [timestamp, "value"]
+    elif isinstance(result, list):
+        if not result:
+            return InstantValue(None, "empty result: no series matched (no data is not zero load)")
+        if len(result) > 1:
+            labels = ", ".join(json.dumps(item.get("metric", {}), sort_keys=True) for item in result[:3])
+            return InstantValue(None, f"{len(result)} series returned, expected one (aggregate with sum/max): {labels}",
+                                len(result))
+        samples = [result[0].get("value", [None, None])[1]]
+    else:
+        return InstantValue(None, f"unexpected result shape {type(result).__name__}")
+    try:
+        value = float(samples[0])
+    except (TypeError, ValueError):
+        return InstantValue(None, f"not a number: {samples[0]!r}", 1)
+    if math.isnan(value):
+        return InstantValue(None, "NaN (e.g. a quantile or ratio over no samples)", 1)
+    if math.isinf(value):
+        return InstantValue(None, f"{value} (division by zero?)", 1)
+    return InstantValue(value, None, 1)
+
+
+class PrometheusClient:
+    """One Prometheus server."""
+
+    def __init__(self, url: str, *, timeout: int = DEFAULT_TIMEOUT, retries: int = 1) -> None:
+        self.url = url.rstrip("/")
+        self._timeout = timeout
+        retry = Retry(total=retries, connect=retries, read=retries, backoff_factor=0.1,
+                      status_forcelist=(502, 503, 504), allowed_methods=("GET",))
+        self._conn = PrometheusConnect(url=self.url, disable_ssl=False, retry=retry, timeout=timeout)
+
+    async def instant(self, query: str) -> InstantValue:
+        """Evaluate `query` at the server's current time."""
+        try:
+            result = await asyncio.to_thread(self._conn.custom_query, query)
+        except requests.Timeout as exc:
+            raise Timeout(f"Prometheus {self.url}: no answer within {self._timeout:.0f}s") from exc
+        except requests.RequestException as exc:
+            raise Unavailable(f"Prometheus {self.url} unreachable: {type(exc).__name__}") from exc
+        except PrometheusApiClientException as exc:
+            status, message = _error_text(exc)
+            if status in (400, 422):
+                raise Invalid(f"Prometheus rejected the query: {message}") from exc
+            raise Unavailable(f"Prometheus {self.url} answered {status}: {message}") from exc
+        except ValueError as exc:  # a non-JSON body (e.g. a proxy's HTML error page)
+            raise Unavailable(f"Prometheus {self.url}: unreadable answer") from exc
+        return interpret(result)
+
+    def close(self) -> None:
+        """Release the HTTP session."""
+        self._conn.close()
+
+
+class PrometheusPool:
+    """Clients by URL, created on first use (policies may name different servers) and closed together."""
+
+    def __init__(self, *, timeout: int = DEFAULT_TIMEOUT) -> None:
+        self._timeout = timeout
+        self._clients: dict[str, PrometheusClient] = {}
+
+    def get(self, url: str) -> PrometheusClient:
+        """The client for `url`."""
+        key = url.rstrip("/")
+        client = self._clients.get(key)
+        if client is None:
+            client = self._clients[key] = PrometheusClient(key, timeout=self._timeout)
+        return client
+
+    def close(self) -> None:
+        """Close every client."""
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
