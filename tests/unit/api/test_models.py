@@ -8,33 +8,18 @@ passes the generated schema.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from pydantic import BaseModel, ValidationError
 from tests.support.crd_schema import load_crds, node_at, openapi_schema, schema_errors
+from tests.unit.api.cel_cases import CASES, Case, scaling_spec
 
 from tradesense_operator.api.v1alpha1 import backup, common, incident, scaling
 from tradesense_operator.api.v1alpha1.kinds import BACKUP_POLICY, INCIDENT, SCALING_POLICY, immutable_spec_changes
 
 NOW = datetime(2026, 1, 16, 2, 0, tzinfo=UTC)
-
-
-def _scaling_spec(**overrides: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "targetRef": {"name": "backend"},
-        "minReplicas": 3,
-        "maxReplicas": 10,
-        "metrics": [{"name": "requests", "preset": "request-rate", "target": {"value": 50}}],
-    }
-    spec.update(overrides)
-    return spec
-
-
-def _backup_spec(storage: dict[str, Any]) -> dict[str, Any]:
-    return {"storage": storage}
 
 
 def _rule_messages(kind: str, path: str) -> list[str]:
@@ -50,54 +35,6 @@ def _error(model: type[BaseModel], data: dict[str, Any]) -> tuple[str, str]:
     return ".".join(str(part) for part in error["loc"]), str(error["msg"])
 
 
-@dataclass(frozen=True)
-class Case:
-    """One CEL rule's violation: the model that must reject it and where the CRD carries the rule."""
-
-    name: str
-    model: type[BaseModel]
-    data: dict[str, Any]
-    loc: str  # pydantic's error location ("" = the model itself), camelCase like the wire
-    message: str  # the module constant both the validator and the CEL rule use
-    kind: str
-    path: str  # schema node of the CEL rule
-
-
-CASES = [
-    Case("min-gt-max", scaling.ScalingPolicySpec, _scaling_spec(minReplicas=11), "", scaling.MIN_LE_MAX,
-        "ScalingPolicy", ".spec"),
-    Case("fallback-above-max", scaling.ScalingPolicySpec, _scaling_spec(fallback={"replicas": 11}), "",
-        scaling.FALLBACK_IN_BOUNDS, "ScalingPolicy", ".spec"),
-    Case("fallback-below-min", scaling.ScalingPolicySpec, _scaling_spec(fallback={"replicas": 2}), "",
-        scaling.FALLBACK_IN_BOUNDS, "ScalingPolicy", ".spec"),
-    Case("metric-neither", scaling.ScalingPolicySpec,
-        _scaling_spec(metrics=[{"name": "m", "target": {"value": 1}}]), "metrics.0",
-        scaling.METRIC_EXACTLY_ONE, "ScalingPolicy", ".spec.metrics[*]"),
-    Case("metric-both", scaling.ScalingPolicySpec,
-        _scaling_spec(metrics=[{"name": "m", "preset": "cpu", "query": "up", "target": {"value": 1}}]), "metrics.0",
-        scaling.METRIC_EXACTLY_ONE, "ScalingPolicy", ".spec.metrics[*]"),
-    Case("workers-min-gt-max", scaling.ScalingPolicySpec,
-        _scaling_spec(workers={"totalBudget": 40, "min": 9, "max": 8}), "workers",
-        scaling.WORKERS_MIN_LE_MAX, "ScalingPolicy", ".spec.workers"),
-    Case("storage-neither", backup.BackupPolicySpec, _backup_spec({}), "storage",
-        backup.STORAGE_EXACTLY_ONE, "BackupPolicy", ".spec.storage"),
-    Case("storage-both", backup.BackupPolicySpec,
-        _backup_spec({"filesystem": {"path": "/backups"}, "s3": {"bucket": "bkt", "credentialsSecretRef": "s3"}}),
-        "storage", backup.STORAGE_EXACTLY_ONE, "BackupPolicy", ".spec.storage"),
-    Case("db-host-and-service", backup.BackupPolicySpec,
-        {**_backup_spec({"filesystem": {"path": "/b"}}), "database": {"host": "db", "serviceName": "postgres"}},
-        "database", common.HOST_XOR_SERVICE, "BackupPolicy", ".spec.database"),
-    Case("redis-host-and-service", incident.TradeSenseIncidentSpec,
-        {"runbook": "high-memory", "target": {"redisConnection": {"host": "r", "serviceName": "redis"}}},
-        "target.redisConnection", common.HOST_XOR_SERVICE, "TradeSenseIncident", ".spec.target.redisConnection"),
-    Case("custom-without-steps", incident.TradeSenseIncidentSpec, {"runbook": "custom"}, "",
-        incident.STEPS_IFF_CUSTOM, "TradeSenseIncident", ".spec"),
-    Case("steps-without-custom", incident.TradeSenseIncidentSpec,
-        {"runbook": "site-down", "steps": [{"id": "a", "action": "smoke-test"}]}, "",
-        incident.STEPS_IFF_CUSTOM, "TradeSenseIncident", ".spec"),
-]
-
-
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 def test_pydantic_rejects_what_the_cel_rule_rejects_with_the_same_message(case: Case) -> None:
     location, text = _error(case.model, case.data)
@@ -108,8 +45,8 @@ def test_pydantic_rejects_what_the_cel_rule_rejects_with_the_same_message(case: 
 
 def test_fallback_at_the_bounds_and_matching_min_max_are_valid() -> None:
     for replicas in (3, 10):
-        scaling.ScalingPolicySpec.model_validate(_scaling_spec(fallback={"replicas": replicas}))
-    scaling.ScalingPolicySpec.model_validate(_scaling_spec(minReplicas=10))
+        scaling.ScalingPolicySpec.model_validate(scaling_spec(fallback={"replicas": replicas}))
+    scaling.ScalingPolicySpec.model_validate(scaling_spec(minReplicas=10))
 
 
 def test_custom_incident_with_steps_is_valid_and_duplicate_step_ids_are_not() -> None:
@@ -121,7 +58,7 @@ def test_custom_incident_with_steps_is_valid_and_duplicate_step_ids_are_not() ->
 
 
 def test_single_field_errors_name_the_field_in_camel_case() -> None:
-    location, _ = _error(scaling.ScalingPolicySpec, _scaling_spec(maxReplicas=0))
+    location, _ = _error(scaling.ScalingPolicySpec, scaling_spec(maxReplicas=0))
     assert location == "maxReplicas"
 
 

@@ -1,0 +1,73 @@
+"""Violations of each cross-field rule, shared by the model tests and the CRD (CEL) admission tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from tradesense_operator.api.v1alpha1 import backup, common, incident, scaling
+
+
+def scaling_spec(**overrides: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "targetRef": {"name": "backend"},
+        "minReplicas": 3,
+        "maxReplicas": 10,
+        "metrics": [{"name": "requests", "preset": "request-rate", "target": {"value": 50}}],
+    }
+    spec.update(overrides)
+    return spec
+
+
+def _backup_spec(storage: dict[str, Any]) -> dict[str, Any]:
+    return {"storage": storage}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One CEL rule's violation: the model that must reject it and where the CRD carries the rule."""
+
+    name: str
+    model: type[BaseModel]
+    data: dict[str, Any]
+    loc: str  # pydantic's error location ("" = the model itself), camelCase like the wire
+    message: str  # the module constant both the validator and the CEL rule use
+    kind: str
+    path: str  # schema node of the CEL rule
+
+
+CASES = [
+    Case("min-gt-max", scaling.ScalingPolicySpec, scaling_spec(minReplicas=11), "", scaling.MIN_LE_MAX,
+        "ScalingPolicy", ".spec"),
+    Case("fallback-above-max", scaling.ScalingPolicySpec, scaling_spec(fallback={"replicas": 11}), "",
+        scaling.FALLBACK_IN_BOUNDS, "ScalingPolicy", ".spec"),
+    Case("fallback-below-min", scaling.ScalingPolicySpec, scaling_spec(fallback={"replicas": 2}), "",
+        scaling.FALLBACK_IN_BOUNDS, "ScalingPolicy", ".spec"),
+    Case("metric-neither", scaling.ScalingPolicySpec,
+        scaling_spec(metrics=[{"name": "m", "target": {"value": 1}}]), "metrics.0",
+        scaling.METRIC_EXACTLY_ONE, "ScalingPolicy", ".spec.metrics[*]"),
+    Case("metric-both", scaling.ScalingPolicySpec,
+        scaling_spec(metrics=[{"name": "m", "preset": "cpu", "query": "up", "target": {"value": 1}}]), "metrics.0",
+        scaling.METRIC_EXACTLY_ONE, "ScalingPolicy", ".spec.metrics[*]"),
+    Case("workers-min-gt-max", scaling.ScalingPolicySpec,
+        scaling_spec(workers={"totalBudget": 40, "min": 9, "max": 8}), "workers",
+        scaling.WORKERS_MIN_LE_MAX, "ScalingPolicy", ".spec.workers"),
+    Case("storage-neither", backup.BackupPolicySpec, _backup_spec({}), "storage",
+        backup.STORAGE_EXACTLY_ONE, "BackupPolicy", ".spec.storage"),
+    Case("storage-both", backup.BackupPolicySpec,
+        _backup_spec({"filesystem": {"path": "/backups"}, "s3": {"bucket": "bkt", "credentialsSecretRef": "s3"}}),
+        "storage", backup.STORAGE_EXACTLY_ONE, "BackupPolicy", ".spec.storage"),
+    Case("db-host-and-service", backup.BackupPolicySpec,
+        {**_backup_spec({"filesystem": {"path": "/b"}}), "database": {"host": "db", "serviceName": "postgres"}},
+        "database", common.HOST_XOR_SERVICE, "BackupPolicy", ".spec.database"),
+    Case("redis-host-and-service", incident.TradeSenseIncidentSpec,
+        {"runbook": "high-memory", "target": {"redisConnection": {"host": "r", "serviceName": "redis"}}},
+        "target.redisConnection", common.HOST_XOR_SERVICE, "TradeSenseIncident", ".spec.target.redisConnection"),
+    Case("custom-without-steps", incident.TradeSenseIncidentSpec, {"runbook": "custom"}, "",
+        incident.STEPS_IFF_CUSTOM, "TradeSenseIncident", ".spec"),
+    Case("steps-without-custom", incident.TradeSenseIncidentSpec,
+        {"runbook": "site-down", "steps": [{"id": "a", "action": "smoke-test"}]}, "",
+        incident.STEPS_IFF_CUSTOM, "TradeSenseIncident", ".spec"),
+]
