@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from tests.support.secrets import SecretGuard
 from tradesense_operator.clients.errors import Invalid, Unavailable
 from tradesense_operator.clients.http import HttpClient
 from tradesense_operator.clients.notify import EscalationEvent, Notifier
@@ -137,10 +138,11 @@ async def test_long_summaries_are_clipped_to_the_receivers_limits(notifier: Noti
 
 
 async def test_url_and_routing_key_never_reach_logs_or_errors(
-    notifier: Notifier, receiver: Receiver, caplog: pytest.LogCaptureFixture
+    notifier: Notifier, receiver: Receiver, caplog: pytest.LogCaptureFixture, secret_guard: SecretGuard
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    key = f"R0UT1NG{uuid.uuid4().hex}"
+    key = secret_guard.plant(prefix="R0UT1NG")
+    secret_guard.plant(receiver.token)  # the guard also fails the test on any leak into any log record
     await notifier.send(receiver.url, "pagerduty", _event(), routing_key=key)
     receiver.status = 500
     with pytest.raises(Unavailable) as caught:

@@ -1,6 +1,6 @@
 """PostgresClient against real servers.
 
-Covers: pg_isready semantics (accepting / no-response), error translation and password scrubbing,
+Covers: pg_isready semantics (accepting / rejecting during shutdown / no-response), error translation and password scrubbing,
 pg_stat_statements (not installed, installed-but-not-preloaded, and the positive path with literal
 redaction on a throwaway server that preloads it), ALTER SYSTEM log_min_duration_statement (throwaway
 server only: it is cluster-wide), ANALYZE / VACUUM ANALYZE / REINDEX effects, the runbook's pg_stats
@@ -13,18 +13,16 @@ The shared server on 127.0.0.1:5432 is only used through a uniquely named databa
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
-import tempfile
+import os
+import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import psycopg
 import pytest
 
+from tests.support.secrets import SecretGuard
 from tradesense_operator.clients.errors import (
     Conflict,
     ExtensionMissing,
@@ -40,15 +38,9 @@ from tradesense_operator.clients.postgres import (
     PostgresClient,
     ReadyState,
 )
+from tradesense_operator.sandbox.servers import BinaryMissing, ThrowawayPostgres, free_port
 
 SHARED_HOST, SHARED_PORT = "127.0.0.1", 5432
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _admin(port: int = SHARED_PORT) -> psycopg.Connection[tuple[object, ...]]:
@@ -89,29 +81,13 @@ async def sql_conn(pg_dbname: str) -> AsyncIterator[psycopg.AsyncConnection[tupl
 
 @pytest.fixture(scope="module")
 def throwaway_pg_port() -> Iterator[int]:
-    """A private PostgreSQL 15 preloading pg_stat_statements: the shared one does not, and ALTER SYSTEM is cluster-wide."""
-    if not (PG_BIN / "initdb").exists():
-        pytest.skip(f"PostgreSQL binaries not found in {PG_BIN}")
-    workdir = Path(tempfile.mkdtemp(prefix="h7-pg-"))
-    shutil.chown(workdir, user="postgres")
-    data, port = workdir / "data", _free_port()
-    run_as = ["runuser", "-u", "postgres", "--"]
-    subprocess.run(
-        [*run_as, str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"],
-        check=True,
-        capture_output=True,
-    )
-    options = (
-        f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        " -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_utility=on"
-    )
-    pg_ctl = [*run_as, str(PG_BIN / "pg_ctl"), "-D", str(data)]
-    subprocess.run([*pg_ctl, "-o", options, "-l", str(workdir / "log"), "-w", "start"], check=True, capture_output=True)
+    """A private PostgreSQL preloading pg_stat_statements: the shared one does not, and ALTER SYSTEM is cluster-wide."""
     try:
-        yield port
-    finally:
-        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], check=False, capture_output=True)
-        shutil.rmtree(workdir, ignore_errors=True)
+        server = ThrowawayPostgres(pg_stat_statements=True, settings={"pg_stat_statements.track_utility": "on"})
+    except BinaryMissing as missing:
+        pytest.skip(str(missing))
+    with server:
+        yield server.port
 
 
 def _throwaway_client(port: int) -> PostgresClient:
@@ -128,13 +104,42 @@ async def test_is_ready_reports_accepting_for_the_running_server(pg: PostgresCli
 
 
 async def test_is_ready_reports_no_response_for_a_closed_port_without_raising() -> None:
-    client = PostgresClient(PgConnectionInfo(host="127.0.0.1", port=_free_port(), connect_timeout=2))
+    client = PostgresClient(PgConnectionInfo(host="127.0.0.1", port=free_port(), connect_timeout=2))
     assert await client.is_ready() is ReadyState.NO_RESPONSE
 
 
-async def test_closed_port_raises_unavailable_without_the_password() -> None:
-    password = f"pw-{uuid.uuid4().hex}"
-    client = PostgresClient(PgConnectionInfo(host="127.0.0.1", port=_free_port(), connect_timeout=2), password)
+async def test_is_ready_reports_rejecting_while_the_server_shuts_down() -> None:
+    """A 'smart' shutdown waits for open sessions and refuses new ones: pg_isready's 'rejecting connections'."""
+    try:
+        server = ThrowawayPostgres()
+    except BinaryMissing as missing:
+        pytest.skip(str(missing))
+    with server:
+        client = _throwaway_client(server.port)
+        session = await psycopg.AsyncConnection.connect(
+            host=SHARED_HOST, port=server.port, user="postgres", dbname="postgres"
+        )
+        try:
+            assert await client.is_ready() is ReadyState.ACCEPTING
+            assert server.pid is not None
+            os.kill(server.pid, signal.SIGTERM)  # smart shutdown
+            assert await _eventually_state(client, ReadyState.REJECTING)
+        finally:
+            await session.close()
+        assert await _eventually_state(client, ReadyState.NO_RESPONSE)
+
+
+async def _eventually_state(client: PostgresClient, expected: ReadyState) -> bool:
+    for _ in range(250):
+        if await client.is_ready() is expected:
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+async def test_closed_port_raises_unavailable_without_the_password(secret_guard: SecretGuard) -> None:
+    password = secret_guard.plant(prefix="pg-password")
+    client = PostgresClient(PgConnectionInfo(host="127.0.0.1", port=free_port(), connect_timeout=2), password)
     with pytest.raises(Unavailable) as caught:
         await client.database_size()
     assert password not in str(caught.value)

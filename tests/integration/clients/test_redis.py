@@ -10,26 +10,18 @@ The shared server (127.0.0.1:6379) is used in db 11 with a per-test key prefix t
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis.asyncio as aioredis
 
+from tests.support.secrets import SecretGuard
 from tradesense_operator.clients.errors import Forbidden, Invalid, Unavailable
 from tradesense_operator.clients.redis import KeyTtl, RedisClient
+from tradesense_operator.sandbox.servers import BinaryMissing, ThrowawayRedis, free_port
 
 SHARED_DB = 11
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -59,29 +51,15 @@ async def client() -> AsyncIterator[RedisClient]:
 @pytest.fixture(scope="module")
 def throwaway_redis() -> Iterator[tuple[int, str]]:
     """A private redis-server with a password: FLUSHALL and auth failures must never touch the shared one."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server binary not installed")
-    port, password = _free_port(), f"pw-{uuid.uuid4().hex}"
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--requirepass", password],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        yield port, password
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+        server = ThrowawayRedis()
+    except BinaryMissing as missing:
+        pytest.skip(str(missing))
+    password = f"pw-{uuid.uuid4().hex}"
+    with server:
+        with server.client() as admin:
+            admin.config_set("requirepass", password)
+        yield server.port, password
 
 
 async def test_count_keys_counts_only_matching_keys(client: RedisClient, raw: aioredis.Redis, prefix: str) -> None:
@@ -163,16 +141,18 @@ async def test_info_and_cache_hit_rate_reflect_lookups(client: RedisClient, raw:
 
 
 async def test_ping_and_operations_on_a_closed_port_raise_unavailable() -> None:
-    async with RedisClient("127.0.0.1", _free_port(), socket_timeout=1.0) as down:
+    async with RedisClient("127.0.0.1", free_port(), socket_timeout=1.0) as down:
         with pytest.raises(Unavailable, match=r"127\.0\.0\.1"):
             await down.ping()
         with pytest.raises(Unavailable):
             await down.delete_pattern("cache:*")
 
 
-async def test_wrong_password_is_forbidden_and_never_echoed(throwaway_redis: tuple[int, str]) -> None:
+async def test_wrong_password_is_forbidden_and_never_echoed(
+    throwaway_redis: tuple[int, str], secret_guard: SecretGuard
+) -> None:
     port, _ = throwaway_redis
-    wrong = f"wrong-{uuid.uuid4().hex}"
+    wrong = secret_guard.plant(prefix="wrong-redis-password")
     async with RedisClient("127.0.0.1", port, password=wrong) as client:
         assert wrong not in repr(client)
         with pytest.raises(Forbidden) as caught:
@@ -180,8 +160,11 @@ async def test_wrong_password_is_forbidden_and_never_echoed(throwaway_redis: tup
     assert wrong not in str(caught.value)
 
 
-async def test_flushall_empties_every_database_of_a_throwaway_server(throwaway_redis: tuple[int, str]) -> None:
+async def test_flushall_empties_every_database_of_a_throwaway_server(
+    throwaway_redis: tuple[int, str], secret_guard: SecretGuard
+) -> None:
     port, password = throwaway_redis
+    secret_guard.plant(password)
     raw = aioredis.Redis(host="127.0.0.1", port=port, password=password)
     raw_db3 = aioredis.Redis(host="127.0.0.1", port=port, password=password, db=3)
     try:
