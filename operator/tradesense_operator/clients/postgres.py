@@ -42,6 +42,7 @@ from tradesense_operator.clients.pg_predicate import IDENTIFIER, compile_predica
 
 log = logging.getLogger(__name__)
 
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 QUERY_TEXT_LIMIT = 2000  # query texts end up in step evidence; keep them bounded
 MAX_IDENTIFIER_BYTES = 63  # PostgreSQL silently truncates longer names, which would break idempotency checks
 _PASSWORD_IN_DSN = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
@@ -59,6 +60,20 @@ class PgConnectionInfo:
     user: str = "tradesense"
     sslmode: str = "prefer"
     connect_timeout: int = 5
+
+    def __post_init__(self) -> None:
+        if not self.host:
+            raise Invalid("host: must not be empty")
+        if not 0 < self.port < 65536:
+            raise Invalid(f"port: must be between 1 and 65535, got {self.port}")
+        if not self.dbname:
+            raise Invalid("dbname: must not be empty")
+        if not self.user:
+            raise Invalid("user: must not be empty")
+        if self.sslmode not in SSL_MODES:
+            raise Invalid(f"sslmode: must be one of {', '.join(SSL_MODES)}, got {self.sslmode!r}")
+        if self.connect_timeout < 1:
+            raise Invalid(f"connect_timeout: must be at least 1 second, got {self.connect_timeout}")
 
 
 class ReadyState(enum.Enum):

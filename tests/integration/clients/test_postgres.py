@@ -174,6 +174,21 @@ def test_library_messages_are_scrubbed_of_the_password_and_not_chained() -> None
     assert caught.value.__suppress_context__
 
 
+@pytest.mark.parametrize(
+    ("field", "kwargs"),
+    [
+        ("host", {"host": ""}),
+        ("port", {"port": 0}),
+        ("sslmode", {"sslmode": "sometimes"}),
+        ("connect_timeout", {"connect_timeout": 0}),
+    ],
+)
+def test_connection_info_rejects_bad_fields_by_name(field: str, kwargs: dict[str, object]) -> None:
+    values: dict[str, object] = {"host": "127.0.0.1", **kwargs}
+    with pytest.raises(Invalid, match=rf"^{field}:"):
+        PgConnectionInfo(**values)  # type: ignore[arg-type]
+
+
 async def test_get_setting_reads_values_and_rejects_unknown_names(pg: PostgresClient) -> None:
     assert (await pg.get_setting("max_connections")).isdigit()
     with pytest.raises(NotFound):
