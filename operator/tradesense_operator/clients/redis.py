@@ -60,8 +60,14 @@ class RedisClient:
         *,
         socket_timeout: float = 5.0,
     ) -> None:
+        if not host:
+            raise Invalid("host: must not be empty")
+        if not 0 < port < 65536:
+            raise Invalid(f"port: must be between 1 and 65535, got {port}")
         if db < 0:
             raise Invalid(f"db: must be >= 0, got {db}")
+        if socket_timeout <= 0:
+            raise Invalid(f"socket_timeout: must be positive, got {socket_timeout}")
         self.host, self.port, self.db = host, port, db
         self._password = password
         self._redis = aioredis.Redis(

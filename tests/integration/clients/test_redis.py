@@ -140,6 +140,15 @@ async def test_info_and_cache_hit_rate_reflect_lookups(client: RedisClient, raw:
     assert 0.0 < rate < 1.0
 
 
+@pytest.mark.parametrize(
+    ("field", "kwargs"),
+    [("host", {"host": ""}), ("port", {"port": 70000}), ("db", {"db": -1}), ("socket_timeout", {"socket_timeout": 0})],
+)
+def test_constructor_rejects_bad_fields_by_name(field: str, kwargs: dict[str, object]) -> None:
+    with pytest.raises(Invalid, match=rf"^{field}:"):
+        RedisClient(**kwargs)  # type: ignore[arg-type]
+
+
 async def test_ping_and_operations_on_a_closed_port_raise_unavailable() -> None:
     async with RedisClient("127.0.0.1", free_port(), socket_timeout=1.0) as down:
         with pytest.raises(Unavailable, match=r"127\.0\.0\.1"):
