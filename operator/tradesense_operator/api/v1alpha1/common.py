@@ -103,7 +103,7 @@ class DatabaseConnection(ApiModel):
     password_secret_ref: SecretKeyRef | None = Field(
         default=None, description="Secret key holding the password; omit for trust/peer authentication."
     )
-    sslmode: str = Field(default="prefer", pattern=r"^(disable|allow|prefer|require|verify-ca|verify-full)$",
+    sslmode: str = Field(default="prefer", max_length=11, pattern=r"^(disable|allow|prefer|require|verify-ca|verify-full)$",
                          description="libpq sslmode.")
 
     @model_validator(mode="after")

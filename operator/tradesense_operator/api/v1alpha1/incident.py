@@ -167,7 +167,7 @@ class IncidentParameters(ApiModel):
                                      description="Redis key pattern of user sessions.")
     replicas: int | None = Field(default=None, ge=0, le=1000, description="Replica count to scale the backend to.")
     workers: int | None = Field(default=None, ge=1, le=256, description="WORKERS value to set on the backend.")
-    memory_limit: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$",
+    memory_limit: str | None = Field(default=None, max_length=32, pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$",
                                      description="New backend memory limit, e.g. 4Gi (high-memory).")
     slow_query_threshold_ms: int = Field(default=100, ge=1, le=3_600_000,
                                          description="log_min_duration_statement and slow-query cut-off.")
@@ -180,7 +180,8 @@ class IncidentParameters(ApiModel):
                             description="Allow FLUSHALL on Redis (security-breach); default deletes session:* only.")
     previous_revision: int | None = Field(default=None, ge=1, description="Revision for rollout undo.")
     service_name: Name | None = Field(default=None, description="Service to switch (blue/green).")
-    color: str | None = Field(default=None, pattern=r"^(blue|green)$", description="Selector version to switch to.")
+    color: str | None = Field(default=None, max_length=5, pattern=r"^(blue|green)$",
+                              description="Selector version to switch to.")
     scale_hold_seconds: int = Field(default=1800, ge=0, le=86400,
                                     description="How long an incident's scale-out holds as a floor for ScalingPolicies.")
     restart_limit_per_hour: int | None = Field(
@@ -195,7 +196,7 @@ class CustomStep(ApiModel):
     id: StepId = Field(description="Unique step id; approvals refer to it.")
     action: StepAction = Field(description="What the step does.")
     target: Name | None = Field(default=None, description="Workload (or Service/Secret) the action acts on.")
-    params: dict[str, ParamValue] = Field(default_factory=dict, description="Action parameters.")
+    params: dict[str, ParamValue] = Field(default_factory=dict, max_length=32, description="Action parameters.")
     destructive: bool | None = Field(default=None,
                                      description="Require approval; default: the action's own classification.")
     timeout_seconds: int = Field(default=300, ge=1, le=86400, description="Give up on one attempt after this.")
@@ -205,7 +206,7 @@ class CustomStep(ApiModel):
 class IncidentSource(ApiModel):
     """Who or what created the incident."""
 
-    kind: str = Field(default="manual", pattern=r"^(manual|gitops|alertmanager|api)$",
+    kind: str = Field(default="manual", max_length=16, pattern=r"^(manual|gitops|alertmanager|api)$",
                       description="manual, gitops, alertmanager or api.")
     fingerprint: str | None = Field(default=None, max_length=128, description="Alertmanager alert fingerprint.")
     alertname: str | None = Field(default=None, max_length=256, description="Alert name that triggered it.")
@@ -216,7 +217,8 @@ class NotificationSpec(ApiModel):
     """Where escalations go: a webhook URL read from a Secret (Slack-compatible or PagerDuty Events v2)."""
 
     webhook_secret_ref: SecretKeyRef = Field(description="Secret key holding the webhook URL.")
-    format: str = Field(default="slack", pattern=r"^(slack|pagerduty|generic)$", description="Payload format.")
+    format: str = Field(default="slack", max_length=16, pattern=r"^(slack|pagerduty|generic)$",
+                        description="Payload format.")
     routing_key_secret_ref: SecretKeyRef | None = Field(
         default=None, description="PagerDuty routing key (format pagerduty)."
     )
