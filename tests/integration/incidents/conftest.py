@@ -1,0 +1,155 @@
+"""Fixtures for the runbook integration tests: a simulated `tradesense` namespace on the emulated API,
+a real PostgreSQL database and Redis prefix, the stand-in app backed by both, and a step runner.
+
+- `tradesense`: a `TradesenseEnv` (namespace with the four Deployments, Services, `tradesense-secrets`
+  holding a planted signing key, the DR ConfigMap; `pg_database`; Redis db 9 under `redis_prefix`; the
+  stand-in app on them; a `Runtime` with a KubeClient for the emulator). `env.spec(runbook, **parameters)`
+  builds an incident spec aimed at all of it.
+- `env.run_step(spec, step)` invokes one action as the engine would (polling WAITING, keeping the step's
+  checkpoint across invocations, including a simulated crash-resume via `env.checkpoints`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from tests.support.secrets import SecretGuard
+from tests.support.services import SHARED_REDIS_HOST, SHARED_REDIS_PORT, TEST_REDIS_DB, PgDatabase
+
+from tradesense_operator.api.v1alpha1.incident import PlannedStep, TradeSenseIncidentSpec
+from tradesense_operator.clients.kube import KubeClient, ObjectRef
+from tradesense_operator.config import Settings
+from tradesense_operator.domain.runbooks import resolve_plan
+from tradesense_operator.sandbox.app import StandinApp
+from tradesense_operator.sandbox.kubeapi import EmulatedCluster
+from tradesense_operator.sandbox.tradesense_namespace import install_tradesense
+from tradesense_operator.services.actions.base import Outcome, StepContext, StepResult
+from tradesense_operator.services.actions.registry import ACTIONS
+from tradesense_operator.services.runtime import Runtime
+
+STEP_DEADLINE = 20.0
+
+
+@dataclass
+class TradesenseEnv:
+    """Everything a runbook test acts on and asserts against."""
+
+    cluster: EmulatedCluster
+    namespace: str
+    runtime: Runtime
+    pg: PgDatabase
+    redis_prefix: str
+    redis: redis.Redis
+    app: StandinApp
+    signing_key: str
+    incident: ObjectRef
+    checkpoints: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def spec(self, runbook: str, **extra: Any) -> TradeSenseIncidentSpec:
+        """An incident spec whose target is this environment; `parameters` merge over the prefixed patterns."""
+        parameters = {
+            "sessionKeyPattern": f"{self.redis_prefix}session:*",
+            "cacheKeyPattern": f"{self.redis_prefix}cache:analytics:*",
+            **extra.pop("parameters", {}),
+        }
+        body = {
+            "runbook": runbook,
+            "target": {
+                "namespace": self.namespace,
+                "apiUrl": self.app.base_url,
+                "database": {"host": "127.0.0.1", "port": 5432, "database": self.pg.name, "user": "postgres",
+                             "sslmode": "disable"},
+                "redisConnection": {"host": SHARED_REDIS_HOST, "port": SHARED_REDIS_PORT, "db": TEST_REDIS_DB},
+            },
+            "parameters": parameters,
+            **extra,
+        }
+        return TradeSenseIncidentSpec.model_validate(body)
+
+    def context(self, spec: TradeSenseIncidentSpec, step: PlannedStep, attempt: int = 1) -> StepContext:
+        checkpoint = self.checkpoints.setdefault(step.id, {})
+
+        async def save(values: Mapping[str, str]) -> None:
+            checkpoint.update(values)
+
+        return StepContext(self.runtime, self.incident, spec, step, attempt, dict(checkpoint), save)
+
+    async def run_step(self, spec: TradeSenseIncidentSpec, step: PlannedStep) -> StepResult:
+        """Invoke the step's action until it stops WAITING (like the engine's poll loop)."""
+        action = ACTIONS[step.action]
+        deadline = time.monotonic() + STEP_DEADLINE
+        attempt = 1
+        while True:
+            result = await action.run(self.context(spec, step, attempt))
+            if result.outcome is not Outcome.WAITING:
+                return result
+            if time.monotonic() > deadline:
+                raise AssertionError(f"step {step.id} still waiting after {STEP_DEADLINE}s: {result.message}")
+            await asyncio.sleep(min(result.retry_after or 0.05, 0.05))
+            attempt += 1
+
+    async def run_plan(
+        self, spec: TradeSenseIncidentSpec, *, approved: tuple[str, ...] = (), skip: tuple[str, ...] = ()
+    ) -> dict[str, StepResult]:
+        """Run the resolved plan in order; destructive steps only when in `approved` (the engine's rule)."""
+        results: dict[str, StepResult] = {}
+        for step in resolve_plan(spec):
+            if step.id in skip or (step.destructive and step.id not in approved):
+                continue
+            results[step.id] = await self.run_step(spec, step)
+        return results
+
+    def step(self, spec: TradeSenseIncidentSpec, step_id: str) -> PlannedStep:
+        return next(s for s in resolve_plan(spec) if s.id == step_id)
+
+    def deployment(self, name: str) -> dict[str, Any]:
+        return self.cluster.get("apps/v1", "Deployment", name, self.namespace)
+
+    def pods(self, app: str) -> list[dict[str, Any]]:
+        return self.cluster.list("v1", "Pod", self.namespace, label_selector=f"app={app}")
+
+    def env_of(self, deployment: str) -> dict[str, str]:
+        container = self.deployment(deployment)["spec"]["template"]["spec"]["containers"][0]
+        return {e["name"]: e.get("value", "<ref>") for e in container.get("env") or []}
+
+    def key(self, suffix: str) -> str:
+        return f"{self.redis_prefix}{suffix}"
+
+
+@pytest.fixture
+async def tradesense(  # noqa: PLR0917
+    kube_cluster: EmulatedCluster,
+    test_namespace: str,
+    kubeconfig_path: Path,
+    pg_database: PgDatabase,
+    redis_url: str,
+    redis_prefix: str,
+    standin_app_factory: Callable[..., StandinApp],
+    secret_guard: SecretGuard,
+) -> AsyncIterator[TradesenseEnv]:
+    signing_key = secret_guard.plant(secrets.token_urlsafe(32))
+    kube_cluster.pod_ready_delay = 0.05
+    await asyncio.to_thread(
+        install_tradesense, kube_cluster, test_namespace, signing_key=signing_key, create_namespace=False
+    )
+    app = standin_app_factory(pg_dsn=pg_database.dsn, redis_url=redis_url, redis_prefix=redis_prefix,
+                              signing_key=signing_key)
+    kube = await KubeClient.from_kubeconfig(str(kubeconfig_path))
+    runtime = Runtime(kube=kube, settings=Settings(step_poll_seconds=0.05))
+    client = redis.Redis(host=SHARED_REDIS_HOST, port=SHARED_REDIS_PORT, db=TEST_REDIS_DB, decode_responses=True)
+    incident = ObjectRef("ops.tradesense.io/v1alpha1", "TradeSenseIncident", "test-incident", test_namespace,
+                         uid=secrets.token_hex(8))
+    try:
+        yield TradesenseEnv(kube_cluster, test_namespace, runtime, pg_database, redis_prefix, client, app,
+                            signing_key, incident)
+    finally:
+        client.close()
+        await runtime.aclose()
