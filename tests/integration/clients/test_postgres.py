@@ -352,6 +352,33 @@ async def test_create_index_concurrently_drops_an_invalid_leftover_and_rebuilds(
     assert row == (False,)
 
 
+async def test_create_index_concurrently_leaves_a_build_in_progress_alone(
+    pg: PostgresClient, pg_dbname: str, sql_conn: psycopg.AsyncConnection[tuple[object, ...]]
+) -> None:
+    """An INVALID index that another backend is still building is not a leftover: dropping it would be wrong."""
+    await _make_trades(sql_conn, rows=200)
+    name = "idx_trades_user"
+    # an open snapshot makes CREATE INDEX CONCURRENTLY wait (index already in the catalog, INVALID) until it ends
+    holder = await psycopg.AsyncConnection.connect(host=SHARED_HOST, port=SHARED_PORT, dbname=pg_dbname, user="postgres")
+    try:
+        await holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        await holder.execute("SELECT 1")
+        builder = asyncio.create_task(sql_conn.execute(f"CREATE INDEX CONCURRENTLY {name} ON trades (user_id)"))
+        for _ in range(250):  # the catalog entry is committed before the build starts waiting
+            if await pg.index_state(name) is IndexState.INVALID:
+                break
+            await asyncio.sleep(0.02)
+        assert await pg.index_state(name) is IndexState.INVALID
+        with pytest.raises(Unavailable, match="being built by backend pid"):
+            await pg.create_index_concurrently(name, "trades", ["user_id"])
+        await holder.execute("COMMIT")
+        await builder
+    finally:
+        await holder.close()
+    assert await pg.index_state(name) is IndexState.VALID
+    assert await pg.create_index_concurrently(name, "trades", ["user_id"]) is IndexOutcome.ALREADY_PRESENT
+
+
 async def test_create_index_concurrently_rejects_unsafe_identifiers_and_predicates(
     pg: PostgresClient, sql_conn: psycopg.AsyncConnection[tuple[object, ...]]
 ) -> None:
