@@ -1,6 +1,7 @@
 """Importing this module registers every kopf handler of the operator (one import per kind)."""
 
 from tradesense_operator.handlers import (
+    backup,  # noqa: F401  (BackupPolicy schedules, run-now)
     http,  # noqa: F401  (metrics, health, alert bridge)
     startup,  # noqa: F401  (kopf settings and the Runtime)
 )

@@ -113,6 +113,14 @@ class BackupPolicySpec(ApiModel):
     maintenance: MaintenanceSpec = Field(default_factory=MaintenanceSpec, description="Maintenance schedules.")
     executor: Executor = Field(default=Executor.INLINE, description="inline or job.")
     job_image: str | None = Field(default=None, max_length=512, description="Image for executor job.")
+    job_volume_claim_name: str | None = Field(
+        default=None, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="executor job with filesystem storage: the PVC mounted at storage.filesystem.path in the Job.",
+    )
+    backup_timeout_seconds: int = Field(
+        default=21600, ge=60, le=604800,
+        description="A backup running longer than this is presumed dead: its lock is broken and the run reported failed.",
+    )
 
 
 class BackupRecord(ApiModel):

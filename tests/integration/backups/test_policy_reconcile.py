@@ -1,0 +1,289 @@
+"""BackupPolicy ticks against the emulated Kubernetes API and real PostgreSQL, with a ManualClock.
+
+Covers: a schedule fires at its times and not in between; status (lastScheduleTime, nextScheduleTime,
+lastSuccessfulBackup, backups[], conditions, observedGeneration) and Events; retention by count deletes
+with an Event each; run-now fires once per token; a run that comes due while a backup is running is
+skipped and reported; a stale lock is broken; BackupStale; an invalid spec names the field; a password
+from a Secret never leaks; executor job creates the Job and harvests its result.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tradesense_operator.api.crdgen.crd import build_crd
+from tradesense_operator.api.v1alpha1.kinds import KINDS
+from tradesense_operator.clients.kube import KubeClient
+from tradesense_operator.clients.pgdump import PgTarget
+from tradesense_operator.clients.storage import FilesystemStore
+from tradesense_operator.domain.clock import ManualClock
+from tradesense_operator.sandbox.kubeapi.cluster import EmulatedCluster
+from tradesense_operator.services.backups import engine
+from tradesense_operator.services.backups.reconcile import RUN_NOW_ANNOTATION, reconcile
+from tradesense_operator.services.runtime import Runtime
+
+API = "ops.tradesense.io/v1alpha1"
+NS = "tradesense"
+# The emulated API stamps creationTimestamp with the real time; schedules are evaluated from there, so the
+# tests run on "tomorrow" (UTC) with a ManualClock moved explicitly through it.
+DAY = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+START = DAY + timedelta(hours=1, minutes=59)
+
+
+def at(hour: int, minute: int = 0, second: int = 0) -> datetime:
+    return DAY + timedelta(hours=hour, minutes=minute, seconds=second)
+
+
+def iso(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def stamp(when: datetime) -> str:
+    return when.strftime("%Y%m%d_%H%M%S")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[EmulatedCluster]:
+    with EmulatedCluster(pod_ready_delay=None) as c:
+        for kind in KINDS:
+            c.install_crd(build_crd(kind))
+        c.create_namespace(NS)
+        yield c
+
+
+@pytest.fixture
+async def runtime(cluster: EmulatedCluster, tmp_path: Path) -> AsyncIterator[Runtime]:
+    kube = await KubeClient.from_kubeconfig(str(cluster.write_kubeconfig(tmp_path / "kubeconfig", NS)))
+    rt = Runtime(kube=kube, clock=ManualClock(datetime.now(UTC)))
+    yield rt
+    await rt.aclose()
+
+
+def policy(name: str, db: PgTarget, path: Path, **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "apiVersion": API, "kind": "BackupPolicy", "metadata": {"name": name, "namespace": NS},
+        "spec": {"database": {"host": db.host, "port": db.port, "database": db.dbname, "user": db.user},
+                 "schedule": "0 * * * *", "storage": {"filesystem": {"path": str(path)}}, **spec},
+    }
+    return body
+
+
+class Harness:
+    def __init__(self, cluster: EmulatedCluster, runtime: Runtime, name: str) -> None:
+        self.cluster, self.runtime, self.name = cluster, runtime, name
+
+    @property
+    def clock(self) -> ManualClock:
+        assert isinstance(self.runtime.clock, ManualClock)
+        return self.runtime.clock
+
+    def body(self) -> dict[str, Any]:
+        return self.cluster.get(API, "BackupPolicy", self.name, NS)
+
+    def status(self) -> dict[str, Any]:
+        return dict(self.body().get("status") or {})
+
+    async def tick(self) -> dict[str, Any]:
+        await reconcile(self.runtime, self.body())
+        return self.status()
+
+    def reasons(self) -> list[str]:
+        return [e["reason"] for e in self.cluster.events(NS, self.name)]
+
+    def condition(self, type_: str) -> dict[str, Any]:
+        return next(c for c in self.status()["conditions"] if c["type"] == type_)
+
+
+def make(cluster: EmulatedCluster, runtime: Runtime, body: dict[str, Any]) -> Harness:
+    cluster.create(body)
+    h = Harness(cluster, runtime, body["metadata"]["name"])
+    if h.clock.now() < START:
+        h.clock.set(START)
+    # as if the policy had been running until START (the runs between creation and START are not the point)
+    cluster.patch(API, "BackupPolicy", h.name, {"status": {"lastScheduleTime": iso(START) + "Z"}}, NS,
+                  subresource="status")
+    return h
+
+
+async def test_schedule_fires_at_its_times_with_status_and_retention(
+    cluster: EmulatedCluster, runtime: Runtime, source_db: PgTarget, tmp_path: Path
+) -> None:
+    h = make(cluster, runtime, policy("hourly", source_db, tmp_path / "bk", retention={"keepLast": 2}))
+    status = await h.tick()
+    assert status.get("backups") in (None, [])
+    assert status["nextScheduleTime"].startswith(iso(at(2)))
+    assert h.condition("Ready")["status"] == "True"
+    assert h.condition("LastBackupSucceeded")["status"] == "Unknown"
+
+    for hour in (2, 3, 4):
+        h.clock.set(at(hour, 0, 30))
+        status = await h.tick()
+        assert status["lastScheduleTime"].startswith(iso(at(hour)))
+        h.clock.advance(timedelta(minutes=20))
+        await h.tick()  # nothing more is due within the hour
+    store = FilesystemStore(tmp_path / "bk")
+    ids = [m.id for m in engine.list_backups(store, label="hourly")]
+    assert ids == [f"hourly_{stamp(at(4, 0, 30))}", f"hourly_{stamp(at(3, 0, 30))}"]  # keepLast=2 deleted the 02:00 one
+    status = h.status()
+    assert [b["id"] for b in status["backups"]] == ids
+    assert all(b["verified"] for b in status["backups"])
+    assert status["lastSuccessfulBackup"].startswith(iso(at(4, 0, 30)))
+    assert status["observedGeneration"] == h.body()["metadata"]["generation"]
+    assert h.condition("LastBackupSucceeded")["status"] == "True"
+    assert h.condition("BackupStale")["status"] == "False"
+    assert "activeBackup" not in status
+    assert h.reasons().count("BackupSucceeded") == 3
+    assert h.reasons().count("BackupDeleted") == 1
+    # the metrics carry the policy's last success
+    sample = runtime.metrics.registry.get_sample_value(
+        "tradesense_operator_backup_last_success_timestamp_seconds", {"namespace": NS, "policy": "hourly"})
+    assert sample == at(4, 0, 30).timestamp()
+
+
+async def test_run_now_fires_once_per_token(cluster: EmulatedCluster, runtime: Runtime, source_db: PgTarget,
+                                            tmp_path: Path) -> None:
+    h = make(cluster, runtime, policy("manual", source_db, tmp_path / "bk", schedule="0 2 1 1 *"))
+    cluster.patch(API, "BackupPolicy", "manual", {"metadata": {"annotations": {RUN_NOW_ANNOTATION: "t1"}}}, NS)
+    await h.tick()
+    h.clock.advance(5)
+    await h.tick()
+    assert h.status()["lastRunNowToken"] == "t1"
+    assert len(engine.list_backups(FilesystemStore(tmp_path / "bk"))) == 1
+    cluster.patch(API, "BackupPolicy", "manual", {"metadata": {"annotations": {RUN_NOW_ANNOTATION: "t2"}}}, NS)
+    h.clock.advance(5)
+    await h.tick()
+    assert len(engine.list_backups(FilesystemStore(tmp_path / "bk"))) == 2
+
+
+async def test_held_lock_skips_and_reports_then_stale_lock_is_broken(
+    cluster: EmulatedCluster, runtime: Runtime, source_db: PgTarget, tmp_path: Path
+) -> None:
+    h = make(cluster, runtime, policy("locked", source_db, tmp_path / "bk", backupTimeoutSeconds=3600))
+    await h.tick()
+    # another runner (a crashed operator) holds the lock since 01:59
+    cluster.patch(API, "BackupPolicy", "locked", {"status": {"activeBackup": "locked@x",
+                                                             "activeBackupStartedAt": START.isoformat()}},
+                  NS, subresource="status")
+    leftover = tmp_path / "bk" / f".locked_{stamp(START)}.sql.gz.partial-abc"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"half a dump")
+    h.clock.set(at(2, 0, 10))
+    await h.tick()
+    assert "BackupSkipped" in h.reasons()
+    assert engine.list_backups(FilesystemStore(tmp_path / "bk")) == []
+    assert leftover.exists()  # never swept while the lock is held
+    h.clock.set(at(3, 0, 5))  # > 3600 s after the lock was taken
+    await h.tick()
+    assert "StaleLockBroken" in h.reasons()
+    assert not leftover.exists()
+    assert len(engine.list_backups(FilesystemStore(tmp_path / "bk"))) == 1  # the 03:00 run happened
+
+
+async def test_overlapping_run_during_inline_backup_is_skipped(
+    cluster: EmulatedCluster, runtime: Runtime, source_db: PgTarget, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = make(cluster, runtime, policy("slow", source_db, tmp_path / "bk", schedule="*/5 * * * *"))
+    await h.tick()
+    real = engine.run_backup
+
+    def slow_backup(*args: Any, **kwargs: Any) -> Any:
+        h.clock.advance(timedelta(minutes=6))  # the dump takes longer than the schedule interval
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "run_backup", slow_backup)
+    h.clock.set(at(2))
+    status = await h.tick()
+    assert status["lastScheduleTime"].startswith(iso(at(2, 5)))
+    assert "BackupSkipped" in h.reasons()
+    h.clock.advance(30)
+    await h.tick()
+    assert len(engine.list_backups(FilesystemStore(tmp_path / "bk"))) == 1
+
+
+async def test_backup_stale_when_runs_keep_failing(cluster: EmulatedCluster, runtime: Runtime, tmp_path: Path) -> None:
+    dead = PgTarget(host="127.0.0.1", port=1, dbname="nothing", user="postgres")
+    h = make(cluster, runtime, policy("failing", dead, tmp_path / "bk", schedule="0 2 * * *"))
+    h.clock.set(at(2, 0, 1))
+    await h.tick()
+    assert h.condition("LastBackupSucceeded")["status"] == "False"
+    assert "cannot connect" in h.status()["lastFailure"]
+    assert h.condition("BackupStale")["status"] == "False"  # the policy is younger than two days
+    h.clock.set(at(2, 0, 1) + timedelta(days=2))
+    await h.tick()
+    assert h.condition("BackupStale")["status"] == "True"
+    assert "BackupStale" in h.reasons()
+    assert not (tmp_path / "bk").exists() or list((tmp_path / "bk").iterdir()) == []
+
+
+async def test_invalid_spec_names_the_field(cluster: EmulatedCluster, runtime: Runtime, source_db: PgTarget,
+                                            tmp_path: Path) -> None:
+    h = make(cluster, runtime, policy("badzone", source_db, tmp_path / "bk", timeZone="Mars/Olympus"))
+    await h.tick()
+    await h.tick()
+    ready = h.condition("Ready")
+    assert ready["status"] == "False"
+    assert ready["message"].startswith("spec.timeZone")
+    assert h.reasons().count("InvalidSpec") == 1  # not repeated every tick
+
+
+async def test_password_from_secret_is_used_and_never_leaks(
+    cluster: EmulatedCluster, runtime: Runtime, source_db: PgTarget, tmp_path: Path, secret_guard: Any
+) -> None:
+    password = secret_guard.plant(prefix="pgpw")
+    role = f"bk_{source_db.dbname}"
+    with psycopg.connect(host=source_db.host, user="postgres", dbname=source_db.dbname, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN SUPERUSER PASSWORD '{password}'")
+    try:
+        cluster.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pg", "namespace": NS},
+                        "data": {"password": base64.b64encode(password.encode()).decode()}})
+        body = policy("secret", source_db, tmp_path / "bk")
+        body["spec"]["database"].update(user=role, passwordSecretRef={"name": "pg", "key": "password"})
+        h = make(cluster, runtime, body)
+        h.clock.set(at(2, 0, 1))
+        await h.tick()
+        assert h.condition("LastBackupSucceeded")["status"] == "True"
+        secret_guard.add_source("policy status and events",
+                                lambda: str(h.body()) + str(cluster.events(NS, "secret")))
+    finally:
+        with psycopg.connect(host=source_db.host, user="postgres", dbname="postgres", autocommit=True) as conn:
+            conn.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+async def test_executor_job_creates_the_job_and_harvests_it(
+    cluster: EmulatedCluster, runtime: Runtime, source_db: PgTarget, tmp_path: Path
+) -> None:
+    body = policy("bigdb", source_db, tmp_path / "bk", executor="job", jobImage="tradesense-operator:dev",
+                  jobVolumeClaimName="backups")
+    body["spec"]["database"]["passwordSecretRef"] = {"name": "pg", "key": "password"}
+    cluster.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pg", "namespace": NS},
+                    "stringData": {"password": "unused"}}) if cluster.list("v1", "Secret", NS) == [] else None
+    h = make(cluster, runtime, body)
+    h.clock.set(at(2, 0, 1))
+    status = await h.tick()
+    job_name = status["activeBackup"]
+    job = cluster.get("batch/v1", "Job", job_name, NS)
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][:2] == ["backup", "run"]
+    assert container["args"][container["args"].index("--storage-path") + 1] == str(tmp_path / "bk")
+    assert {"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {"name": "pg", "key": "password"}}} in container["env"]
+    assert job["metadata"]["ownerReferences"][0]["kind"] == "BackupPolicy"
+    # the Job runs the same engine (here in-process) and completes
+    store = FilesystemStore(tmp_path / "bk")
+    m = engine.run_backup(store, engine.BackupRequest(source_db, "bigdb"), clock=h.clock)
+    engine.verify_backup(store, m, clock=h.clock)
+    h.clock.advance(60)
+    await h.tick()
+    assert h.status()["activeBackup"] == job_name  # still running: lock held
+    cluster.patch("batch/v1", "Job", job_name, {"status": {"succeeded": 1, "conditions": [
+        {"type": "Complete", "status": "True"}]}}, NS, subresource="status")
+    status = await h.tick()
+    assert "activeBackup" not in status
+    assert [b["id"] for b in status["backups"]] == [m.id]
+    assert h.condition("LastBackupSucceeded")["status"] == "True"
