@@ -309,9 +309,11 @@ class Sample(BaseModel):
 def test_conversion_of_the_pydantic_constructs_we_rely_on() -> None:
     schema = to_structural(Sample.model_json_schema(by_alias=True, mode="validation"))
     props = schema["properties"]
-    assert props["colour"] == {"type": "string", "enum": ["red", "blue"], "default": "red", "description": "Colour."}
+    # A field's own description comes first, its type's docstring second (both show in `kubectl explain`).
+    assert props["colour"] == {"type": "string", "enum": ["red", "blue"], "default": "red",
+                               "description": "Colour.\n\nA colour."}
     assert props["leaf"] == {
-        "type": "object", "nullable": True, "description": "Optional leaf.",
+        "type": "object", "nullable": True, "description": "Optional leaf.\n\nA leaf.",
         "properties": {"size": {"type": "integer", "default": 1, "minimum": 0, "exclusiveMinimum": True,
                                 "description": "Size."}},
     }
@@ -345,3 +347,22 @@ class Pair(BaseModel):
 def test_unions_of_objects_are_rejected_with_the_path() -> None:
     with pytest.raises(SchemaConversionError, match=r"\.either: only unions of scalars"):
         to_structural(Pair.model_json_schema())
+
+
+class Described(BaseModel):
+    """A leaf."""
+
+    same: Leaf = Field(description="Holds a leaf. A leaf.")
+    bare: Leaf
+
+
+def test_type_docstring_is_not_repeated_and_fills_in_for_a_missing_field_description() -> None:
+    props = to_structural(Described.model_json_schema())["properties"]
+    assert props["same"]["description"] == "Holds a leaf. A leaf."
+    assert props["bare"]["description"] == "A leaf."
+
+
+def test_multi_line_descriptions_are_written_as_blocks() -> None:
+    text = render_files()["ops.tradesense.io_backuppolicies.yaml"]
+    assert "description: |-\n" in text
+    assert "\\n" not in text

@@ -106,6 +106,10 @@ def _inline(
     target, seen = _inline(defs[name], defs, path, (*seen, name))
     siblings = {key: value for key, value in node.items() if key != "$ref"}
     merged = {**target, **siblings}
+    own, shared = str(siblings.get("description", "")).strip(), str(target.get("description", "")).strip()
+    if own and shared and shared not in own:
+        # `kubectl explain` shows one text per field: what this field is for, then what its type is.
+        merged["description"] = f"{own}\n\n{shared}"
     rules = [*target.get("x-kubernetes-validations", []), *siblings.get("x-kubernetes-validations", [])]
     if rules:
         merged["x-kubernetes-validations"] = rules
