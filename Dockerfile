@@ -15,13 +15,16 @@ COPY operator/ operator/
 RUN python -m pip wheel --wheel-dir /wheels .
 
 # ---- runtime: slim Python, PostgreSQL 15 client tools, the wheels, a non-root user ----
+# PATH puts the version-15 binaries first, so pg_dump/psql are exactly 15 rather than whatever Debian's
+# pg_wrapper in /usr/bin would pick.
 FROM ${PYTHON_IMAGE} AS runtime
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     TSO_LOG_FORMAT=json \
-    HOME=/tmp
+    HOME=/tmp \
+    PATH=/usr/lib/postgresql/15/bin:$PATH
 RUN apt-get update \
     && apt-get install -y --no-install-recommends postgresql-client-15 ca-certificates \
     && rm -rf /var/lib/apt/lists/*

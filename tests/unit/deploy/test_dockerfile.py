@@ -113,6 +113,11 @@ def test_runtime_has_the_postgresql_15_client_tools(runtime: Stage) -> None:
     assert "rm -rf /var/lib/apt/lists/*" in apt[0]
 
 
+def test_postgresql_15_binaries_come_first_on_path(runtime: Stage) -> None:
+    env = " ".join(runtime.args_of("ENV"))
+    assert re.search(r"PATH=/usr/lib/postgresql/15/bin:\$PATH", env)
+
+
 def test_runtime_user_is_numeric_non_root_and_matches_the_deployment(runtime: Stage) -> None:
     (user,) = runtime.args_of("USER")
     uid, _, gid = user.partition(":")
