@@ -3,5 +3,6 @@
 from tradesense_operator.handlers import (
     backup,  # noqa: F401  (BackupPolicy schedules, run-now)
     http,  # noqa: F401  (metrics, health, alert bridge)
+    scaling,  # noqa: F401  (ScalingPolicy evaluation timer)
     startup,  # noqa: F401  (kopf settings and the Runtime)
 )

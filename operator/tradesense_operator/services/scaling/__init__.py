@@ -1,0 +1,1 @@
+"""ScalingPolicy orchestration: read the Deployment and Prometheus, decide (domain.scaling), write back."""

@@ -1,0 +1,337 @@
+"""One ScalingPolicy evaluation with its side effects, in the order the runbook would do them by hand:
+
+1. parse and check the spec (a bad field becomes a condition and a Warning Event, nothing else);
+2. paused (`ops.tradesense.io/paused: "true"` on the policy) → no reads of metrics, no writes, condition;
+3. read the Deployment and its replicas (scale subresource);
+4. refuse when an HPA or an older ScalingPolicy scales the same Deployment;
+5. query every metric from Prometheus (concurrently); failures are readings with a reason;
+6. decide (pure, domain.scaling.decision) with the incident floors from the Deployment's annotation;
+7. write replicas through the scale subresource (`kubectl scale`), WORKERS env and the memory limit only
+   when they change — WORKERS before adding replicas and after removing them, so replicas × WORKERS
+   stays within the budget during the change;
+8. Event with the reason; status with the bounded histories and the HPA-style conditions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from tradesense_operator.api.v1alpha1.common import Condition
+from tradesense_operator.api.v1alpha1.scaling import (
+    MetricStatus,
+    ScalingPolicy,
+    ScalingPolicySpec,
+    ScalingPolicyStatus,
+)
+from tradesense_operator.clients.errors import ClientError, NotFound
+from tradesense_operator.clients.kube import DEPLOYMENTS, SCALING_POLICIES, KubeClient, ObjectRef
+from tradesense_operator.clients.prometheus import PrometheusPool
+from tradesense_operator.domain.clock import Clock
+from tradesense_operator.domain.conditions import get_condition, set_condition
+from tradesense_operator.domain.scaling.decision import ScalingDecision, ScalingInput, Verdict, decide
+from tradesense_operator.domain.scaling.errors import InvalidScalingSpec
+from tradesense_operator.domain.scaling.floor import SCALE_FLOOR_ANNOTATION, ScaleFloor, parse_scale_floors
+from tradesense_operator.domain.scaling.metrics import MetricReading
+from tradesense_operator.domain.scaling.presets import metric_query
+from tradesense_operator.domain.scaling.validation import validate_spec
+from tradesense_operator.domain.scaling.vertical import parse_bytes, recommend_memory_limit
+from tradesense_operator.services.scaling.conflicts import find_conflict
+from tradesense_operator.services.scaling.workload import (
+    ContainerMissing,
+    env_value,
+    find_container,
+    memory_limit,
+    set_env,
+    set_memory_limit,
+)
+
+log = logging.getLogger(__name__)
+
+PAUSED_ANNOTATION = "ops.tradesense.io/paused"
+CONDITION_TYPES = ("AbleToScale", "ScalingActive", "ScalingLimited", "FallbackActive")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one evaluation did, for the handler's log line and for tests."""
+
+    state: str  # Scaled, Unchanged, Paused, Conflict, Invalid, TargetMissing
+    message: str
+    decision: ScalingDecision | None = None
+
+
+@dataclass
+class _Context:
+    """One evaluation's inputs, shared by its steps."""
+
+    body: Mapping[str, Any]
+    namespace: str
+    status: ScalingPolicyStatus
+    now: datetime
+    generation: int | None
+    notes: list[str]
+
+
+def field_of(error: ValidationError) -> str:
+    """JSON path of the first pydantic error, e.g. spec.metrics[0].target.value."""
+    loc = error.errors()[0]["loc"] if error.errors() else ()
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "spec"
+
+
+def is_due(body: Mapping[str, Any], now: datetime, last_local: datetime | None = None) -> bool:
+    """Whether pollingIntervalSeconds have passed since the last evaluation (status or this process), or the
+    spec changed since (a new generation is acted on at the next tick, not a polling interval later)."""
+    spec = body.get("spec") or {}
+    meta = body.get("metadata") or {}
+    observed = (body.get("status") or {}).get("observedGeneration")
+    if observed is not None and meta.get("generation") is not None and observed != meta.get("generation"):
+        return True
+    interval = spec.get("pollingIntervalSeconds", 30)
+    last_text = (body.get("status") or {}).get("lastEvaluationTime")
+    last = datetime.fromisoformat(last_text.replace("Z", "+00:00")) if isinstance(last_text, str) else None
+    if last_local is not None and (last is None or last_local > last):
+        last = last_local
+    return last is None or now - last >= timedelta(seconds=float(interval))
+
+
+class ScalingService:
+    """Evaluates ScalingPolicies against the Kubernetes API and Prometheus."""
+
+    def __init__(self, kube: KubeClient, prometheus: PrometheusPool, clock: Clock, default_prometheus_url: str) -> None:
+        self.kube = kube
+        self.prometheus = prometheus
+        self.clock = clock
+        self.default_prometheus_url = default_prometheus_url
+
+    # -- entry point ---------------------------------------------------------------------------
+
+    async def evaluate(self, body: Mapping[str, Any]) -> Outcome:
+        """Evaluate one policy (the body as the API server returned it)."""
+        meta = body.get("metadata") or {}
+        ctx = _Context(body=body, namespace=str(meta.get("namespace")), status=self._old_status(body),
+                       now=self.clock.now(), generation=meta.get("generation"), notes=[])
+        try:
+            policy = ScalingPolicy.model_validate({k: v for k, v in body.items() if k in ("apiVersion", "kind", "spec")})
+            validate_spec(policy.spec)
+        except ValidationError as exc:
+            return await self._invalid(ctx, field_of(exc), exc.errors()[0]["msg"])
+        except InvalidScalingSpec as exc:
+            return await self._invalid(ctx, exc.field, exc.message)
+        spec = policy.spec
+        deployment_name = spec.target_ref.name
+
+        if str((meta.get("annotations") or {}).get(PAUSED_ANNOTATION, "")).lower() == "true":
+            message = f"{PAUSED_ANNOTATION} is true: not reading metrics, not scaling"
+            await self._stand_down(ctx, "Paused", message)
+            return Outcome("Paused", message)
+
+        try:
+            deployment = await self.kube.get(DEPLOYMENTS, deployment_name, ctx.namespace)
+            current = await self.kube.get_replicas(ctx.namespace, deployment_name)
+        except NotFound:
+            message = f"deployment {ctx.namespace}/{deployment_name} not found"
+            await self._stand_down(ctx, "FailedGetScale", message, warn=True)
+            return Outcome("TargetMissing", message)
+
+        conflict = await find_conflict(self.kube, body, ctx.namespace, deployment_name)
+        if conflict is not None:
+            await self._stand_down(ctx, "ConflictingAutoscaler", conflict, warn=True)
+            return Outcome("Conflict", conflict)
+
+        floors = self._floors(deployment, ctx.notes)
+        readings = await self._read_metrics(spec)
+        decision = decide(ScalingInput(
+            spec=spec, current_replicas=current, readings=readings, now=ctx.now,
+            recommendations=ctx.status.recommendations, scale_events=ctx.status.scale_events,
+            consecutive_failures=ctx.status.consecutive_failures, floors=floors,
+        ))
+        await self._apply(ctx, spec, deployment, decision)
+        await self._write_status(ctx, spec, decision)
+        return Outcome("Scaled" if decision.changed else "Unchanged", decision.reason, decision)
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _old_status(body: Mapping[str, Any]) -> ScalingPolicyStatus:
+        raw = body.get("status") or {}
+        try:
+            return ScalingPolicyStatus.model_validate(raw)
+        except ValidationError:
+            log.warning("ignoring an unreadable ScalingPolicy status; history starts afresh")
+            return ScalingPolicyStatus()
+
+    @staticmethod
+    def _floors(deployment: Mapping[str, Any], notes: list[str]) -> list[ScaleFloor]:
+        text = ((deployment.get("metadata") or {}).get("annotations") or {}).get(SCALE_FLOOR_ANNOTATION)
+        if not text:
+            return []
+        try:
+            return parse_scale_floors(str(text))
+        except ValueError as exc:
+            notes.append(f"ignored a malformed incident floor: {exc}")
+            return []
+
+    async def _read_metrics(self, spec: ScalingPolicySpec) -> dict[str, MetricReading]:
+        client = self.prometheus.get(spec.prometheus_url or self.default_prometheus_url)
+
+        async def one(query: str) -> MetricReading:
+            try:
+                result = await client.instant(query)
+            except ClientError as exc:
+                return MetricReading(None, str(exc))
+            if result.value is None:
+                return MetricReading(None, result.problem or "no value")
+            return MetricReading(result.value)
+
+        queries = [metric_query(m, f"spec.metrics[{i}]") for i, m in enumerate(spec.metrics)]
+        readings = await asyncio.gather(*(one(q) for q in queries))
+        return {m.name: r for m, r in zip(spec.metrics, readings, strict=True)}
+
+    async def _apply(self, ctx: _Context, spec: ScalingPolicySpec, deployment: Mapping[str, Any],
+                     decision: ScalingDecision) -> None:
+        scaling_up = decision.desired_replicas > decision.current_replicas
+        if scaling_up:
+            await self._apply_workers(ctx, spec, deployment, decision)
+        if decision.changed:
+            await self.kube.set_replicas(ctx.namespace, spec.target_ref.name, decision.desired_replicas)
+            await self._event(ctx, "Normal", "SuccessfulRescale",
+                              f"New size: {decision.desired_replicas}; reason: {decision.reason}")
+        if not scaling_up:
+            await self._apply_workers(ctx, spec, deployment, decision)
+        await self._apply_vertical(ctx, spec, deployment)
+
+    async def _apply_workers(self, ctx: _Context, spec: ScalingPolicySpec, deployment: Mapping[str, Any],
+                             decision: ScalingDecision) -> None:
+        if spec.workers is None or decision.workers is None:
+            return
+        try:
+            container = find_container(deployment, spec.workers.container)
+        except ContainerMissing as exc:
+            ctx.notes.append(f"workers: {exc}")
+            return
+        wanted = str(decision.workers)
+        if env_value(container, spec.workers.env_name) != wanted:
+            await set_env(self.kube, (ctx.namespace, spec.target_ref.name), container, spec.workers.env_name, wanted)
+            ctx.notes.append(f"{spec.workers.env_name}={wanted} per pod for {decision.desired_replicas} replicas")
+            await self._event(ctx, "Normal", "WorkersChanged",
+                              f"{spec.workers.env_name}={wanted} per pod for {decision.desired_replicas} replicas "
+                              f"(budget {spec.workers.total_budget})")
+
+    async def _apply_vertical(self, ctx: _Context, spec: ScalingPolicySpec, deployment: Mapping[str, Any]) -> None:
+        notes = ctx.notes
+        vertical = spec.vertical
+        if vertical is None:
+            return
+        try:
+            container = find_container(deployment, vertical.container)
+        except ContainerMissing as exc:
+            notes.append(f"vertical: {exc}")
+            return
+        client = self.prometheus.get(spec.prometheus_url or self.default_prometheus_url)
+        try:
+            usage = await client.instant(vertical.memory_query)
+        except ClientError as exc:
+            notes.append(f"vertical: memory query failed: {exc}")
+            return
+        if usage.value is None:
+            notes.append(f"vertical: memory query unusable: {usage.problem}")
+            return
+        current = memory_limit(container)
+        recommendation = recommend_memory_limit(vertical, usage.value, current)
+        if recommendation is None:
+            return
+        request = ((container.body.get("resources") or {}).get("requests") or {}).get("memory")
+        if request is not None and parse_bytes(str(request)) > recommendation.limit_bytes:
+            notes.append(f"vertical: memory request {request} exceeds the recommended limit; not changed")
+            return
+        await set_memory_limit(self.kube, (ctx.namespace, spec.target_ref.name), container, recommendation.limit)
+        await self._event(ctx, "Normal", "VerticalRescale", recommendation.reason)
+        notes.append(recommendation.reason)
+
+    # -- status, conditions, events ------------------------------------------------------------
+
+    async def _event(self, ctx: _Context, type_: str, reason: str, message: str) -> None:
+        try:
+            await self.kube.create_event(ObjectRef.from_body(ctx.body),
+                                         type_="Warning" if type_ == "Warning" else "Normal",
+                                         reason=reason, message=message, now=ctx.now)
+        except ClientError as exc:  # an Event is a courtesy; never fail the evaluation for it
+            log.warning("could not record event %s: %s", reason, exc)
+
+    async def _patch_status(self, ctx: _Context, status: ScalingPolicyStatus) -> None:
+        meta = ctx.body.get("metadata") or {}
+        await self.kube.patch(SCALING_POLICIES, str(meta.get("name")), {"status": status.to_api()},
+                              str(meta.get("namespace")), subresource="status")
+
+    @staticmethod
+    def _conditions(old: Sequence[Condition], verdicts: Mapping[str, Verdict], now: datetime,
+                    generation: int | None) -> list[Condition]:
+        conditions = list(old)
+        for type_, verdict in verdicts.items():
+            conditions = set_condition(conditions, type_=type_, status=verdict.status, reason=verdict.reason,
+                                       message=verdict.message, now=now, observed_generation=generation)
+        return conditions
+
+    async def _stand_down(self, ctx: _Context, reason: str, message: str, *, warn: bool = False) -> None:
+        """No scaling this time: AbleToScale and ScalingActive False with the reason; Event on the transition."""
+        previous = get_condition(ctx.status.conditions, "AbleToScale")
+        conditions = self._conditions(ctx.status.conditions, {
+            "AbleToScale": Verdict(False, reason, message),
+            "ScalingActive": Verdict(False, reason, message),
+        }, ctx.now, ctx.generation)
+        updated = ctx.status.model_copy(update={"conditions": conditions, "last_evaluation_time": ctx.now,
+                                                "observed_generation": ctx.generation})
+        await self._patch_status(ctx, updated)
+        if previous is None or previous.reason != reason or previous.message != message:
+            await self._event(ctx, "Warning" if warn else "Normal", reason, message)
+
+    async def _invalid(self, ctx: _Context, field: str, message: str) -> Outcome:
+        text = f"invalid {field}: {message}"
+        await self._stand_down(ctx, "InvalidSpec", text, warn=True)
+        return Outcome("Invalid", text)
+
+    async def _write_status(self, ctx: _Context, spec: ScalingPolicySpec, decision: ScalingDecision) -> None:
+        old = ctx.status
+        limited = decision.scaling_limited
+        if ctx.notes:
+            limited = Verdict(limited.status, limited.reason, "; ".join([limited.message, *ctx.notes]))
+        previous_fallback = get_condition(old.conditions, "FallbackActive")
+        conditions = self._conditions(old.conditions, {
+            "AbleToScale": decision.able_to_scale,
+            "ScalingActive": decision.scaling_active,
+            "ScalingLimited": limited,
+            "FallbackActive": decision.fallback_active,
+        }, ctx.now, ctx.generation)
+        by_name = {m.name: m for m in spec.metrics}
+        status = ScalingPolicyStatus(
+            current_replicas=decision.current_replicas,
+            desired_replicas=decision.desired_replicas,
+            last_scale_time=ctx.now if decision.changed else old.last_scale_time,
+            last_evaluation_time=ctx.now,
+            current_metrics=[
+                MetricStatus(name=m.name, value=m.value, target=by_name[m.name].target.value,
+                             recommendation=m.replicas, error=m.error)
+                for m in decision.metrics
+            ],
+            recommendations=list(decision.recommendations),
+            scale_events=list(decision.scale_events),
+            consecutive_failures=decision.consecutive_failures,
+            observed_generation=ctx.generation,
+            conditions=conditions,
+        )
+        await self._patch_status(ctx, status)
+        was_active = previous_fallback is not None and previous_fallback.status.value == "True"
+        if decision.fallback_active.status and not was_active:
+            await self._event(ctx, "Warning", "FallbackActive", decision.fallback_active.message)
+        elif not decision.fallback_active.status and was_active:
+            await self._event(ctx, "Normal", "MetricsRecovered", "metrics readable again; fallback ended")
