@@ -1,0 +1,237 @@
+"""`tradesense-operator backup run|verify|list|restore`: the BackupPolicy engine for humans and Jobs.
+
+The same functions the operator runs inline, so a Job (`executor: job`) or an engineer at a terminal
+gets identical files, manifests, checksums and verification. Passwords come from PGPASSWORD or
+--password-file (never a flag value: argv is visible to every user of the node); S3 keys from
+AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tradesense_operator.api.v1alpha1.backup import BackupFormat
+from tradesense_operator.clients.errors import ClientError
+from tradesense_operator.clients.pgdump import PgTarget
+from tradesense_operator.clients.storage import BackupStore, FilesystemStore, S3Location, S3Store
+from tradesense_operator.domain.backups.durations import parse_duration
+from tradesense_operator.domain.backups.manifest import BackupManifest
+from tradesense_operator.domain.backups.naming import validate_label
+from tradesense_operator.domain.clock import SystemClock
+from tradesense_operator.services.backups import engine, restore
+from tradesense_operator.services.backups.engine import BackupFailed, BackupRequest
+from tradesense_operator.services.backups.restore import RestoreRefused
+from tradesense_operator.services.backups.retention import apply_retention
+
+
+class UsageError(Exception):
+    """Bad input; exit status 2 with the message."""
+
+
+def _connection_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("database")
+    group.add_argument("--host", default=os.environ.get("PGHOST", "127.0.0.1"), help="server host (PGHOST)")
+    group.add_argument("--port", type=int, default=int(os.environ.get("PGPORT", "5432")), help="server port (PGPORT)")
+    group.add_argument("--user", default=os.environ.get("PGUSER", "tradesense"), help="role (PGUSER)")
+    group.add_argument("--dbname", default=os.environ.get("PGDATABASE", "tradesense"), help="database (PGDATABASE)")
+    group.add_argument("--sslmode", default=os.environ.get("PGSSLMODE", "prefer"), help="libpq sslmode")
+    group.add_argument("--password-file", type=Path, help="file holding the password (else PGPASSWORD)")
+
+
+def _storage_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("storage (exactly one of --storage-path or --s3-bucket)")
+    group.add_argument("--storage-path", type=Path, help="backup directory")
+    group.add_argument("--s3-bucket", help="S3 bucket (keys from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)")
+    group.add_argument("--s3-prefix", default="", help="key prefix")
+    group.add_argument("--s3-endpoint", help="endpoint URL for S3-compatible services")
+    group.add_argument("--s3-region", default="us-east-1", help="region")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `backup` and its sub-commands."""
+    parser = subparsers.add_parser("backup", help="run, verify, list and restore PostgreSQL backups")
+    commands = parser.add_subparsers(dest="backup_command", required=True)
+
+    run = commands.add_parser("run", help="dump, compress, checksum, store, verify (and apply retention)")
+    _connection_flags(run)
+    _storage_flags(run)
+    run.add_argument("--format", choices=[f.value for f in BackupFormat], default=BackupFormat.PLAIN_GZIP.value)
+    run.add_argument("--compression-level", type=int, default=6, choices=range(10), metavar="0-9")
+    run.add_argument("--label", help="file-name prefix and policy label (default: the database name)")
+    run.add_argument("--verify-integrity", action=argparse.BooleanOptionalAction, default=True,
+                     help="re-read, decompress and checksum after writing (default on)")
+    run.add_argument("--test-restore", action="store_true", help="restore into a scratch database and compare rows")
+    run.add_argument("--keep-last", type=int, help="retention: keep this many newest backups of the label")
+    run.add_argument("--max-age", help="retention: delete backups older than this (e.g. 30d)")
+    run.set_defaults(func=_run)
+
+    verify = commands.add_parser("verify", help="check a stored backup (default: the newest)")
+    _connection_flags(verify)
+    _storage_flags(verify)
+    verify.add_argument("--id", help="backup id (default: newest of --label)")
+    verify.add_argument("--label", help="only backups with this label")
+    verify.add_argument("--test-restore", action="store_true", help="also restore into a scratch database")
+    verify.set_defaults(func=_verify)
+
+    listing = commands.add_parser("list", help="complete backups, newest first")
+    _storage_flags(listing)
+    listing.add_argument("--label", help="only backups with this label")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(func=_list)
+
+    rest = commands.add_parser("restore", help="replace the database with a verified backup (destructive)")
+    _connection_flags(rest)
+    _storage_flags(rest)
+    rest.add_argument("--id", help="backup id (default: newest verified of --label)")
+    rest.add_argument("--label", help="only backups with this label")
+    rest.add_argument("--stamp", help="idempotency stamp; re-running with the same stamp resumes")
+    rest.add_argument("--yes", action="store_true", help="confirm dropping and recreating the database")
+    rest.set_defaults(func=_restore)
+
+
+# -- input --------------------------------------------------------------------------------------
+
+
+def _password(args: argparse.Namespace) -> str | None:
+    if args.password_file is not None:
+        try:
+            return str(args.password_file.read_text()).rstrip("\n")
+        except OSError as exc:
+            raise UsageError(f"--password-file: cannot read {args.password_file}: {exc.strerror}") from exc
+    return os.environ.get("PGPASSWORD")
+
+
+def _target(args: argparse.Namespace) -> PgTarget:
+    if not 1 <= args.port <= 65535:
+        raise UsageError(f"--port: {args.port} is not a TCP port")
+    return PgTarget(host=args.host, port=args.port, user=args.user, dbname=args.dbname, password=_password(args),
+                    sslmode=args.sslmode)
+
+
+def _store(args: argparse.Namespace) -> BackupStore:
+    if (args.storage_path is None) == (args.s3_bucket is None):
+        raise UsageError("storage: give exactly one of --storage-path or --s3-bucket")
+    if args.storage_path is not None:
+        if not args.storage_path.is_absolute():
+            args.storage_path = args.storage_path.resolve()
+        return FilesystemStore(args.storage_path)
+    return S3Store(S3Location(
+        bucket=args.s3_bucket, prefix=args.s3_prefix, endpoint=args.s3_endpoint, region=args.s3_region,
+        access_key_id=os.environ.get("AWS_ACCESS_KEY_ID"), secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
+    ))
+
+
+def _summary(manifest: BackupManifest, store: BackupStore) -> dict[str, object]:
+    return {
+        "id": manifest.id, "label": manifest.label, "database": manifest.database, "format": manifest.format.value,
+        "kind": manifest.kind, "startedAt": manifest.started_at.isoformat(),
+        "finishedAt": manifest.finished_at.isoformat(), "bytes": manifest.bytes, "rawBytes": manifest.raw_bytes,
+        "sha256": manifest.sha256, "durationSeconds": manifest.duration_seconds, "verified": manifest.verified,
+        "verification": manifest.verification.detail if manifest.verification else None,
+        "location": store.location(manifest.file_name),
+    }
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+
+def _handle(action: str, run: Callable[[], int]) -> int:
+    """Run a command body, mapping errors to exit codes and one-line messages (no tracebacks, no secrets)."""
+    try:
+        return run()
+    except UsageError as exc:
+        print(f"tradesense-operator backup {action}: {exc}", file=sys.stderr)
+        return 2
+    except (BackupFailed, RestoreRefused, engine.IntegrityError, ClientError, ValueError) as exc:
+        print(f"tradesense-operator backup {action}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    def body() -> int:
+        target, store = _target(args), _store(args)
+        label = validate_label(args.label or args.dbname.lower())
+        max_age = parse_duration(args.max_age, field="--max-age") if args.max_age else None
+        if args.keep_last is not None and args.keep_last < 1:
+            raise UsageError("--keep-last: must be at least 1")
+        clock = SystemClock()
+        manifest = engine.run_backup(store, BackupRequest(target, label, BackupFormat(args.format),
+                                                          args.compression_level, record_counts=args.test_restore),
+                                     clock=clock)
+        if args.verify_integrity or args.test_restore:
+            manifest = engine.verify_backup(store, manifest, clock=clock, integrity=args.verify_integrity,
+                                            test_restore_source=target if args.test_restore else None)
+        print(json.dumps(_summary(manifest, store), indent=1))
+        if manifest.verification is not None and not manifest.verified:
+            print(f"verification failed: {manifest.verification.detail}", file=sys.stderr)
+            return 1
+        if args.keep_last is not None or max_age is not None:
+            for decision in apply_retention(store, label, now=clock.now(), keep_last=args.keep_last, max_age=max_age):
+                print(f"deleted {decision.id}: {decision.reason}", file=sys.stderr)
+        return 0
+
+    return _handle("run", body)
+
+
+def _pick(store: BackupStore, backup_id: str | None, label: str | None) -> BackupManifest:
+    if backup_id:
+        return engine.find_backup(store, backup_id)
+    backups = engine.list_backups(store, label=label)
+    if not backups:
+        raise UsageError("no complete backup found" + (f" with label {label}" if label else ""))
+    return backups[0]
+
+
+def _verify(args: argparse.Namespace) -> int:
+    def body() -> int:
+        store = _store(args)
+        target = _target(args) if args.test_restore else None
+        manifest = _pick(store, args.id, args.label)
+        checked = engine.verify_backup(store, manifest, clock=SystemClock(), test_restore_source=target)
+        print(json.dumps(_summary(checked, store), indent=1))
+        return 0 if checked.verified else 1
+
+    return _handle("verify", body)
+
+
+def _list(args: argparse.Namespace) -> int:
+    def body() -> int:
+        store = _store(args)
+        backups = engine.list_backups(store, label=args.label)
+        if args.json:
+            print(json.dumps([_summary(m, store) for m in backups], indent=1))
+            return 0
+        print(f"{'ID':40} {'FINISHED (UTC)':20} {'SIZE':>12} {'VERIFIED':8} KIND")
+        for m in backups:
+            finished = m.finished_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+            print(f"{m.id:40} {finished:20} {m.bytes:>12} {'yes' if m.verified else 'no':8} {m.kind}")
+        return 0
+
+    return _handle("list", body)
+
+
+def _restore(args: argparse.Namespace) -> int:
+    def body() -> int:
+        if not args.yes:
+            raise UsageError(f"--yes: restoring drops and recreates database {args.dbname}; confirm with --yes")
+        store, target = _store(args), _target(args)
+        label = args.label
+        manifest = restore.find_clean_backup_sync(store, label=label, backup_id=args.id)
+        stamp = args.stamp or f"cli-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
+        safety = restore.take_safety_backup_sync(store, target, stamp=stamp,
+                                                 label=validate_label(label or args.dbname.lower()), clock=SystemClock())
+        if safety is not None:
+            print(f"safety backup {safety.id} at {store.location(safety.file_name)}", file=sys.stderr)
+        report = restore.restore_database_sync(store, target, manifest, stamp=stamp,
+                                               safety_backup_id=safety.id if safety else None)
+        print(json.dumps({"restored": report.backup_id, "database": report.database,
+                          "alreadyDone": report.already_done, "tables": report.table_counts}, indent=1))
+        return 0
+
+    return _handle("restore", body)
