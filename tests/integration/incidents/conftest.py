@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 import redis
+
 from tests.support.secrets import SecretGuard
 from tests.support.services import SHARED_REDIS_HOST, SHARED_REDIS_PORT, TEST_REDIS_DB, PgDatabase
-
 from tradesense_operator.api.v1alpha1.incident import PlannedStep, TradeSenseIncidentSpec
 from tradesense_operator.clients.kube import KubeClient, ObjectRef
 from tradesense_operator.config import Settings

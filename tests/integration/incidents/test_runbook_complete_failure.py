@@ -5,8 +5,8 @@ of health, trades, analytics and auth; and a resumed delete step that never dele
 from __future__ import annotations
 
 import pytest
-from tests.integration.incidents.conftest import TradesenseEnv
 
+from tests.integration.incidents.conftest import TradesenseEnv
 from tradesense_operator.domain.runbooks import resolve_plan
 from tradesense_operator.services.actions.base import STAMP_ANNOTATION, Outcome, StepFailed
 from tradesense_operator.services.actions.workloads import RESTARTED_AT

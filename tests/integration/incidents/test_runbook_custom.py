@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from tests.integration.incidents.conftest import TradesenseEnv
 
+from tests.integration.incidents.conftest import TradesenseEnv
 from tradesense_operator.sandbox.tradesense_namespace import deployment, wait_workloads_ready
 from tradesense_operator.services.actions.base import STAMP_ANNOTATION, Outcome, StepFailed
 

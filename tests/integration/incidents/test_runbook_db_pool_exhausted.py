@@ -4,7 +4,6 @@ a transaction on the real PostgreSQL) reported as evidence."""
 from __future__ import annotations
 
 from tests.integration.incidents.conftest import TradesenseEnv
-
 from tradesense_operator.services.actions.base import Outcome
 
 

@@ -4,7 +4,6 @@ never scales down a larger backend, and every step is a no-op when repeated."""
 from __future__ import annotations
 
 from tests.integration.incidents.conftest import TradesenseEnv
-
 from tradesense_operator.services.actions.base import STAMP_ANNOTATION, Outcome
 
 

@@ -8,8 +8,8 @@ import asyncio
 
 import aiohttp
 import pytest
-from tests.integration.incidents.conftest import TradesenseEnv
 
+from tests.integration.incidents.conftest import TradesenseEnv
 from tradesense_operator.sandbox.tradesense_namespace import wait_workloads_ready
 from tradesense_operator.services.actions.base import Outcome, StepFailed
 from tradesense_operator.services.actions.workloads import REVISION

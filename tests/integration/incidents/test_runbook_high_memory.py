@@ -4,7 +4,6 @@ and replaced, memory limit raised to 4Gi (requests and cpu untouched), rollout w
 from __future__ import annotations
 
 from tests.integration.incidents.conftest import TradesenseEnv
-
 from tradesense_operator.services.actions.base import Outcome
 
 

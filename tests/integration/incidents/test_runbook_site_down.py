@@ -4,7 +4,6 @@ Deployment with the step's stamp, rollouts awaited, and the DR failover recorded
 from __future__ import annotations
 
 from tests.integration.incidents.conftest import TradesenseEnv
-
 from tradesense_operator.services.actions.base import STAMP_ANNOTATION, Outcome
 from tradesense_operator.services.actions.traffic import DR_ACTIVATED_AT
 
