@@ -1,0 +1,89 @@
+"""The real kopf operator (in-process, against the emulated API server) evaluating a ScalingPolicy with
+the real handler functions: the 1 s tick evaluates a new policy at once, waits for pollingIntervalSeconds
+of the injected ManualClock before the next evaluation, and scales the Deployment each time it is due."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import kopf
+import pytest
+
+from tests.integration.scaling.conftest import NAMESPACE, deployment, policy
+from tradesense_operator.api.v1alpha1.common import GROUP, VERSION
+from tradesense_operator.api.v1alpha1.scaling import PLURAL
+from tradesense_operator.clients.kube import KubeClient
+from tradesense_operator.domain.clock import ManualClock
+from tradesense_operator.handlers import scaling as scaling_handlers
+from tradesense_operator.handlers import startup as startup_handlers
+from tradesense_operator.sandbox.kubeapi.cluster import EmulatedCluster
+from tradesense_operator.sandbox.runner import run_operator
+from tradesense_operator.sandbox.servers.prometheus import PrometheusServer
+from tradesense_operator.services.runtime import Runtime
+
+pytestmark = pytest.mark.prometheus
+
+
+def scaling_registry(kubeconfig: Path, clock: ManualClock) -> kopf.OperatorRegistry:
+    """Only the scaling handlers (plus the lead's startup) and a Runtime built inside the operator's loop.
+
+    The kube client's HTTP session belongs to the loop that creates it, so the test cannot build it in its
+    own loop and inject it; this startup handler builds it in the operator's loop, with the test's clock.
+    """
+    registry = kopf.OperatorRegistry()
+
+    async def inject_runtime(memo: kopf.Memo, **_: Any) -> None:
+        memo.runtime = Runtime(kube=await KubeClient.from_kubeconfig(str(kubeconfig)), clock=clock)
+        memo.runtime_owned = True
+
+    kopf.on.startup(registry=registry)(inject_runtime)
+    kopf.on.startup(registry=registry)(startup_handlers.configure)
+    kopf.on.startup(registry=registry)(scaling_handlers.open_prometheus_pool)
+    kopf.on.cleanup(registry=registry)(scaling_handlers.close_prometheus_pool)
+    kopf.on.cleanup(registry=registry)(startup_handlers.close)
+    kopf.timer(GROUP, VERSION, PLURAL, interval=scaling_handlers.TICK_SECONDS, registry=registry)(
+        scaling_handlers.evaluate_scaling_policy)
+    return registry
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
+def test_operator_evaluates_when_due_on_the_injected_clock(
+    cluster: EmulatedCluster, prometheus: PrometheusServer, tmp_path: Path
+) -> None:
+    clock = ManualClock()
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig", NAMESPACE)
+    cluster.create(deployment("timed", 2))
+    cluster.create(policy("timed", {
+        "targetRef": {"name": "timed"}, "minReplicas": 1, "maxReplicas": 10, "pollingIntervalSeconds": 30,
+        "prometheusUrl": prometheus.url,
+        "metrics": [{"name": "load", "query": "vector(900)", "target": {"type": "AverageValue", "value": 100}}],
+    }))
+
+    def replicas() -> int:
+        return int(cluster.get("apps/v1", "Deployment", "timed", NAMESPACE)["spec"]["replicas"])
+
+    def last_evaluation() -> str | None:
+        body = cluster.get("ops.tradesense.io/v1alpha1", "ScalingPolicy", "timed", NAMESPACE)
+        return (body.get("status") or {}).get("lastEvaluationTime")
+
+    with run_operator(cluster, registry=scaling_registry(kubeconfig, clock), namespaces=[NAMESPACE]):
+        wait_until(lambda: replicas() == 6)                 # wants 9; the default up rate allows 2 → 6
+        first = last_evaluation()
+        time.sleep(2.5)                                     # ticks happen, but 30 s of clock time have not passed
+        assert last_evaluation() == first
+        assert replicas() == 6
+        clock.advance(30)
+        wait_until(lambda: replicas() == 9)
+    events = [e for e in cluster.events(NAMESPACE, "timed") if e["reason"] == "SuccessfulRescale"]
+    assert [e["message"].rsplit(": ", 1)[-1] for e in events] == ["2 → 6", "6 → 9"]
