@@ -53,6 +53,7 @@ class ThrowawayPostgres(ServerProcess):
         hint = "Debian package postgresql-15 (make deps)"
         self.initdb_bin = require_binary(str(Path(bin_dir) / "initdb"), hint)
         self.postgres_bin = require_binary(str(Path(bin_dir) / "postgres"), hint)
+        self.controldata_bin = require_binary(str(Path(bin_dir) / "pg_controldata"), hint)
         self.pg_stat_statements = pg_stat_statements
         self.settings = {**_FAST_SETTINGS, **(settings or {})}
         if pg_stat_statements:
@@ -104,17 +105,44 @@ class ThrowawayPostgres(ServerProcess):
             os.chown(self.workdir, entry.pw_uid, entry.pw_gid)
             os.chown(self.socket_dir, entry.pw_uid, entry.pw_gid)
         result = subprocess.run(  # noqa: S603 - fixed binary, our own arguments
-            [self.initdb_bin, "-D", str(self.data_dir), "-U", self.user, "-A", "trust", "-E", "UTF8", "--locale=C",
-             "--no-sync", "--no-instructions"],
-            capture_output=True, text=True, user=self._os_user, group=self._os_user, cwd=self.workdir,
-            env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "HOME": str(self.workdir)}, timeout=120, check=False,
+            [
+                self.initdb_bin,
+                "-D",
+                str(self.data_dir),
+                "-U",
+                self.user,
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+                "--no-instructions",
+            ],
+            capture_output=True,
+            text=True,
+            user=self._os_user,
+            group=self._os_user,
+            cwd=self.workdir,
+            env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "HOME": str(self.workdir)},
+            timeout=120,
+            check=False,
         )
         if result.returncode != 0:
             raise ServerStartError(f"initdb failed with code {result.returncode}:\n{result.stderr[-2000:]}")
 
     def command(self) -> list[str]:
-        argv = [self.postgres_bin, "-D", str(self.data_dir), "-p", str(self.port), "-k", str(self.socket_dir),
-                "-c", f"listen_addresses={self.host}"]
+        argv = [
+            self.postgres_bin,
+            "-D",
+            str(self.data_dir),
+            "-p",
+            str(self.port),
+            "-k",
+            str(self.socket_dir),
+            "-c",
+            f"listen_addresses={self.host}",
+        ]
         for key, value in self.settings.items():
             argv += ["-c", f"{key}={value}"]
         return argv
@@ -144,6 +172,18 @@ class ThrowawayPostgres(ServerProcess):
         if self.pid is not None:
             self._orphans = _children(self.pid)
         super().kill()
+
+    def cluster_state(self) -> str:
+        """pg_controldata's "Database cluster state": "shut down" after `stop()`, "in production" after a kill."""
+        result = subprocess.run(  # noqa: S603 - fixed binary, our own arguments
+            [self.controldata_bin, "-D", str(self.data_dir)],
+            capture_output=True, text=True, env={"LC_ALL": "C"}, timeout=30, check=True,
+        )
+        for line in result.stdout.splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "Database cluster state":
+                return value.strip()
+        raise RuntimeError("pg_controldata printed no cluster state")
 
     def backend_pids(self) -> list[int]:
         """Processes of the running cluster other than the postmaster."""

@@ -75,11 +75,13 @@ class PrometheusServer(ServerProcess):
                 "evaluation_interval": self.evaluation_interval,
                 "external_labels": self.external_labels,
             },
-            "scrape_configs": [{
-                "job_name": self.job_name,
-                "metrics_path": self.metrics_path,
-                "static_configs": [{"targets": self.targets}],
-            }],
+            "scrape_configs": [
+                {
+                    "job_name": self.job_name,
+                    "metrics_path": self.metrics_path,
+                    "static_configs": [{"targets": self.targets}],
+                }
+            ],
             "rule_files": [str(rules_dir / f"{i:02d}-{p.name}") for i, p in enumerate(self.rule_files)],
         }
         if self.alertmanagers:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from tradesense_operator.sandbox.servers.process import ServerProcess, require_binary
 
@@ -33,13 +35,29 @@ class ThrowawayRedis(ServerProcess):
         return f"redis://{self.host}:{self.port}/{db}"
 
     def client(self, db: int = 0) -> redis.Redis:
-        """A synchronous client (the caller closes it)."""
-        return redis.Redis(host=self.host, port=self.port, db=db, socket_timeout=5)
+        """A synchronous client that does not retry (a test wants to see a dead server at once); caller closes it."""
+        return redis.Redis(host=self.host, port=self.port, db=db, socket_timeout=5, retry=Retry(NoBackoff(), 0))
 
     def command(self) -> list[str]:
-        argv = [self.binary, "--port", str(self.port), "--bind", self.host, "--dir", str(self.workdir),
-                "--save", "", "--appendonly", "yes" if self.appendonly else "no", "--daemonize", "no",
-                "--protected-mode", "yes", "--loglevel", "warning"]
+        argv = [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            self.host,
+            "--dir",
+            str(self.workdir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
+            "--loglevel",
+            "warning",
+        ]
         if self.maxmemory is not None:
             argv += ["--maxmemory", self.maxmemory, "--maxmemory-policy", self.maxmemory_policy]
         return argv
