@@ -63,7 +63,8 @@ def test_base_renders_the_operator_without_samples(rendered: list[dict[str, Any]
         "CustomResourceDefinition/tradesenseincidents.ops.tradesense.io",
         "Deployment/tradesense-operator", "Namespace/tradesense-system",
         "PersistentVolumeClaim/tradesense-operator-backups", "Role/tradesense-operator",
-        "RoleBinding/tradesense-operator", "Service/tradesense-operator", "ServiceAccount/tradesense-operator",
+        "Role/tradesense-operator-config", "RoleBinding/tradesense-operator", "RoleBinding/tradesense-operator-config",
+        "Service/tradesense-operator", "ServiceAccount/tradesense-operator",
     ])
 
 
@@ -79,7 +80,8 @@ def test_namespaces_are_not_rewritten(rendered: list[dict[str, Any]]) -> None:
     assert namespaces["Role/tradesense-operator"] == "tradesense"
     assert namespaces["RoleBinding/tradesense-operator"] == "tradesense"
     for name in ("Deployment/tradesense-operator", "Service/tradesense-operator", "ServiceAccount/tradesense-operator",
-                 "PersistentVolumeClaim/tradesense-operator-backups"):
+                 "PersistentVolumeClaim/tradesense-operator-backups", "Role/tradesense-operator-config",
+                 "RoleBinding/tradesense-operator-config"):
         assert namespaces[name] == "tradesense-system", name
 
 
