@@ -271,6 +271,10 @@ class EngineEnv:
                 raise AssertionError(f"timed out waiting for {what}")
             await asyncio.sleep(0.02)
 
+    async def wait_event(self, name: str, reason: str, timeout: float = WAIT_TIMEOUT) -> None:
+        """Events are posted after the status write they describe: wait for them explicitly."""
+        await self.wait_for(f"event {reason} on {name}", lambda: reason in self.reasons(name), timeout)
+
     async def wait_phase(self, name: str, *phases: str, timeout: float = WAIT_TIMEOUT) -> dict[str, Any]:
         await self.wait_for(f"{name} in phase {phases}", lambda: self.status(name).get("phase") in phases, timeout)
         return self.status(name)

@@ -45,8 +45,8 @@ async def test_steps_run_in_order_and_the_incident_succeeds(env: EngineEnv) -> N
     assert status["resolvedAt"]
     assert "currentStep" not in status
     assert status["observedGeneration"] == env.incident("ok")["metadata"]["generation"]
-    reasons = env.reasons("ok")
-    assert reasons == ["Planned", "StepStarted", "StepSucceeded", "StepStarted", "StepSucceeded",
+    await env.wait_event("ok", "IncidentSucceeded")
+    assert env.reasons("ok") == ["Planned", "StepStarted", "StepSucceeded", "StepStarted", "StepSucceeded",
                        "StepStarted", "StepSucceeded", "IncidentSucceeded"]
 
 

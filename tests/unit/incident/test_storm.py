@@ -96,8 +96,10 @@ def test_valid_entries_survive_next_to_malformed_ones() -> None:
     [
         (StepAction.ROLLOUT_RESTART, "deployment/backend", "backend"),
         (StepAction.DELETE_PODS, "deployment/postgres", "postgres"),
-        (StepAction.ROLLOUT_RESTART, "backend", "backend"),
-        (StepAction.DELETE_PODS, "pods/app=postgres", None),
+        (StepAction.ROLLOUT_RESTART, "backend", None),       # not the catalogue's target form
+        (StepAction.DELETE_PODS, "pods/app=postgres", "postgres"),
+        (StepAction.DELETE_PODS, "pods", None),             # every pod of the namespace: no single workload
+        (StepAction.DELETE_PODS, "pods/app=", None),
         (StepAction.ROLLOUT_RESTART, "deployment/", None),
         (StepAction.SCALE, "deployment/backend", None),
     ],

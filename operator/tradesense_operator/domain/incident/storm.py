@@ -19,6 +19,7 @@ HISTORY_ANNOTATION = "ops.tradesense.io/restart-history"
 WINDOW = timedelta(hours=1)
 RESTART_ACTIONS = frozenset({StepAction.ROLLOUT_RESTART, StepAction.DELETE_PODS})
 DEPLOYMENT_PREFIX = "deployment/"
+PODS_PREFIX = "pods/"
 
 
 @dataclass(frozen=True)
@@ -49,17 +50,20 @@ class StormVerdict:
 
 
 def restarted_deployment(step: PlannedStep) -> str | None:
-    """The Deployment a step restarts, or None when the step is not a restart.
+    """The Deployment a step restarts, or None when the step is not a restart of one workload.
 
-    Restart steps name their workload as `deployment/<name>` in `target` (the catalogue's convention).
+    The catalogue names targets `deployment/<name>` for rollout restarts and `pods/<label>=<name>` for
+    pod deletion, where the label value is the workload's name (the runbook's `app=<name>` convention).
     """
     if step.action not in RESTART_ACTIONS:
         return None
     target = step.target.strip()
     if target.startswith(DEPLOYMENT_PREFIX):
-        name = target[len(DEPLOYMENT_PREFIX):]
-        return name or None
-    return target if target and "/" not in target and "=" not in target else None
+        return target[len(DEPLOYMENT_PREFIX):] or None
+    if target.startswith(PODS_PREFIX):
+        _, _, value = target[len(PODS_PREFIX):].partition("=")
+        return value or None
+    return None
 
 
 def parse_history(raw: str | None) -> list[RestartRecord]:

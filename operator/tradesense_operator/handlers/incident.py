@@ -1,0 +1,140 @@
+"""TradeSenseIncident wiring: one kopf daemon per unfinished incident drives the step engine.
+
+Why a daemon and not create/update handlers: an incident is a long-running procedure (rollouts,
+pods becoming Ready, approvals that arrive hours later) whose progress lives in status, not in the
+spec diff. The daemon loops `IncidentEngine.advance` — re-reading the object each time — until the
+incident is terminal, sleeping between polls; kopf spawns it again for every unfinished incident when
+the operator restarts, which is exactly the crash-resume path. The daemon is the only writer of the
+status; the other handlers only wake it early (approvals, cancel) or release its lock on deletion.
+
+Errors cross to kopf only here, through `kopf_errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, ParamSpec, TypeVar
+
+import kopf
+from pydantic import ValidationError
+
+from tradesense_operator.api.v1alpha1.common import GROUP, VERSION
+from tradesense_operator.api.v1alpha1.incident import PLURAL, IncidentPhase
+from tradesense_operator.clients.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
+from tradesense_operator.domain.incident.machine import TERMINAL_PHASES
+from tradesense_operator.domain.runbooks import PlanError, resolve_plan
+from tradesense_operator.services.actions.registry import ACTIONS
+from tradesense_operator.services.incidents import IncidentEngine
+from tradesense_operator.services.runtime import Runtime
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+RETRY_DELAY_SECONDS = 5.0      # after a transient API failure
+FORBIDDEN_DELAY_SECONDS = 60.0  # RBAC problems need a human; retry slowly
+_TERMINAL = {phase.value for phase in TERMINAL_PHASES}
+
+
+def kopf_errors(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """Translate our errors for kopf: transient → TemporaryError(delay), invalid → PermanentError."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except Unavailable as exc:
+            delay = max(exc.retry_after or 0.0, RETRY_DELAY_SECONDS)
+            raise kopf.TemporaryError(f"{type(exc).__name__}: {exc}", delay=delay) from exc
+        except (Conflict, NotFound) as exc:
+            # Someone else wrote meanwhile, or the object went away: re-read and decide again.
+            raise kopf.TemporaryError(f"{type(exc).__name__}: {exc}", delay=RETRY_DELAY_SECONDS) from exc
+        except Forbidden as exc:
+            raise kopf.TemporaryError(f"{type(exc).__name__}: {exc}", delay=FORBIDDEN_DELAY_SECONDS) from exc
+        except PlanError as exc:
+            raise kopf.PermanentError(f"invalid spec: {exc.field}: {exc.problem}") from exc
+        except (ValidationError, Invalid) as exc:
+            raise kopf.PermanentError(f"invalid: {exc}") from exc
+
+    return wrapper
+
+
+def _engine(memo: kopf.Memo) -> IncidentEngine:
+    """The engine injected through the memo (tests, demo), else one built from memo.runtime."""
+    engine = getattr(memo, "incident_engine", None)
+    if isinstance(engine, IncidentEngine):
+        return engine
+    runtime: Runtime = memo.runtime
+    engine = IncidentEngine(runtime, actions=ACTIONS, planner=resolve_plan)
+    memo.incident_engine = engine  # the per-object memo: one engine per incident daemon
+    return engine
+
+
+def _wakeup(memo: kopf.Memo) -> asyncio.Event:
+    """Per-incident event that cuts a daemon's sleep short (the per-object memo is shared by its handlers)."""
+    event = getattr(memo, "incident_wakeup", None)
+    if not isinstance(event, asyncio.Event):
+        event = asyncio.Event()
+        memo.incident_wakeup = event
+    return event
+
+
+def _unfinished(status: Mapping[str, Any], **_: Any) -> bool:
+    """Daemons run only for incidents that are not Succeeded, Failed or Cancelled."""
+    return str((status or {}).get("phase") or IncidentPhase.PENDING.value) not in _TERMINAL
+
+
+async def _sleep(stopped: kopf.DaemonStopped, wake: asyncio.Event, delay: float) -> bool:
+    """Wait up to `delay` seconds, less when woken or stopped; True when the daemon must stop."""
+    if delay > 0 and not wake.is_set() and not stopped:
+        waiters = [asyncio.ensure_future(stopped.wait(delay)), asyncio.ensure_future(wake.wait())]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+    wake.clear()
+    return bool(stopped)
+
+
+@kopf_errors
+async def drive_incident(
+    name: str, namespace: str | None, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any
+) -> None:
+    """Advance the incident until it is terminal (or the operator stops / the object is deleted)."""
+    if namespace is None:  # the CRD is namespaced; kopf types allow None for cluster-scoped kinds
+        raise kopf.PermanentError("TradeSenseIncident without a namespace")
+    engine = _engine(memo)
+    wake = _wakeup(memo)
+    await engine.run(namespace, name, sleep=functools.partial(_sleep, stopped, wake))
+
+
+async def wake_engine(memo: kopf.Memo, **_: Any) -> None:
+    """spec.approvals or spec.cancel changed: act now instead of at the next poll."""
+    _wakeup(memo).set()
+
+
+@kopf_errors
+async def release_on_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A deleted incident gives its namespace Lease back at once instead of letting it expire."""
+    await _engine(memo).release_lock(body)
+
+
+def register(registry: kopf.OperatorRegistry) -> None:
+    """Add the incident handlers to `registry` (the default one on import; tests assemble their own)."""
+    kopf.daemon(
+        GROUP, VERSION, PLURAL, id="incident-engine", registry=registry, when=_unfinished,
+        backoff=RETRY_DELAY_SECONDS,
+        # On stop, let an in-flight step finish briefly, then cancel: a cancelled step is resumed on
+        # restart exactly like a crashed one.
+        cancellation_backoff=2.0, cancellation_timeout=10.0,
+    )(drive_incident)
+    kopf.on.field(GROUP, VERSION, PLURAL, field="spec.approvals", id="wake-on-approvals",
+                  registry=registry)(wake_engine)
+    kopf.on.field(GROUP, VERSION, PLURAL, field="spec.cancel", id="wake-on-cancel", registry=registry)(wake_engine)
+    kopf.on.delete(GROUP, VERSION, PLURAL, id="release-lock", optional=True, registry=registry)(release_on_delete)
+
+
+register(kopf.get_default_registry())

@@ -1,0 +1,119 @@
+"""The per-namespace remediation lock: a coordination.k8s.io/v1 Lease named `tradesense-remediation`.
+
+Only one incident changes a target namespace at a time. Writes are guarded by resourceVersion (a
+create that finds the Lease, or a replace on a stale version, is a Conflict: someone else moved
+first, so re-read and decide again). A holder that stops renewing (operator crash, deleted incident)
+loses the Lease after its duration, and the next incident takes it over.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tradesense_operator.clients.errors import Conflict, NotFound
+from tradesense_operator.clients.kube import LEASES, KubeClient
+from tradesense_operator.domain.clock import Clock
+from tradesense_operator.domain.incident.lease import (
+    LEASE_NAME,
+    Holder,
+    LeaseState,
+    format_micro_time,
+    held_spec,
+    lease_state,
+    needs_renewal,
+)
+
+log = logging.getLogger(__name__)
+_MAX_RACES = 3
+
+
+@dataclass(frozen=True)
+class LockResult:
+    """Whether we hold the lock; when not, who does (as a holderIdentity)."""
+
+    acquired: bool
+    holder: str = ""
+
+
+class NamespaceLock:
+    """Acquire, renew and release the remediation Lease of one target namespace for one incident."""
+
+    def __init__(self, kube: KubeClient, clock: Clock, *, namespace: str, me: Holder, duration_seconds: int) -> None:
+        self._kube = kube
+        self._clock = clock
+        self._namespace = namespace
+        self._me = me
+        self._duration = duration_seconds
+        self._renewed_at: datetime | None = None
+
+    async def acquire(self) -> LockResult:
+        """Take or renew the Lease; cheap when recently renewed by this process (no API call)."""
+        now = self._clock.now()
+        if self._renewed_at is not None and (now - self._renewed_at).total_seconds() < self._duration / 3:
+            return LockResult(acquired=True)
+        for _ in range(_MAX_RACES):
+            lease = await self._kube.get_or_none(LEASES, LEASE_NAME, self._namespace)
+            now = self._clock.now()
+            try:
+                if lease is None:
+                    await self._kube.create(LEASES, self._body(None, now), self._namespace)
+                    log.info("%s acquired the remediation lease in %s", self._me.identity, self._namespace)
+                    self._renewed_at = now
+                    return LockResult(acquired=True)
+                spec = lease.get("spec") or {}
+                state = lease_state(spec, me=self._me, now=now)
+                if state is LeaseState.HELD:
+                    self._renewed_at = None
+                    return LockResult(acquired=False, holder=str(spec.get("holderIdentity")))
+                if state is LeaseState.MINE and not needs_renewal(spec, now=now):
+                    self._renewed_at = now
+                    return LockResult(acquired=True)
+                if state is LeaseState.EXPIRED and spec.get("holderIdentity") != self._me.identity:
+                    log.warning("%s takes over the expired remediation lease of %s in %s",
+                                self._me.identity, spec.get("holderIdentity"), self._namespace)
+                await self._kube.replace(LEASES, LEASE_NAME, self._body(lease, now), self._namespace)
+                self._renewed_at = now
+                return LockResult(acquired=True)
+            except Conflict:
+                continue  # someone wrote the Lease between our read and write: decide again
+        lease = await self._kube.get_or_none(LEASES, LEASE_NAME, self._namespace)
+        holder = str(((lease or {}).get("spec") or {}).get("holderIdentity") or "")
+        return LockResult(acquired=holder == self._me.identity, holder=holder)
+
+    async def release(self) -> None:
+        """Give the Lease up if we hold it (idempotent); the next waiting incident can start at once."""
+        self._renewed_at = None
+        for _ in range(_MAX_RACES):
+            lease = await self._kube.get_or_none(LEASES, LEASE_NAME, self._namespace)
+            if lease is None:
+                return
+            spec = dict(lease.get("spec") or {})
+            if spec.get("holderIdentity") != self._me.identity:
+                return
+            spec.pop("holderIdentity", None)
+            spec["renewTime"] = format_micro_time(self._clock.now())
+            try:
+                await self._kube.replace(LEASES, LEASE_NAME, {**lease, "spec": spec}, self._namespace)
+            except Conflict:
+                continue
+            except NotFound:
+                return
+            log.info("%s released the remediation lease in %s", self._me.identity, self._namespace)
+            return
+
+    def _body(self, lease: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
+        previous = (lease or {}).get("spec") or {}
+        spec = held_spec(self._me, now=now, duration_seconds=self._duration, previous=previous)
+        if lease is None:
+            return {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": LEASE_NAME, "namespace": self._namespace,
+                             "labels": {"app.kubernetes.io/managed-by": "tradesense-operator"}},
+                "spec": spec,
+            }
+        # resourceVersion stays in metadata: the replace fails with Conflict if the Lease moved on.
+        return {**lease, "spec": spec}

@@ -1,0 +1,98 @@
+"""Reading an incident and checkpointing its status (merge-patch on the status subresource).
+
+Every write sends the whole operator-owned status: lists (plan, steps, conditions) replace wholesale
+under a merge patch, and top-level fields that became empty are sent as explicit nulls so that they
+are cleared (e.g. currentStep once the incident ends) instead of silently kept.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from tradesense_operator.api.v1alpha1.incident import TradeSenseIncidentStatus
+from tradesense_operator.clients.kube import INCIDENTS, KubeClient, ObjectRef
+
+log = logging.getLogger(__name__)
+
+_STATUS_FIELDS = {
+    (info.alias or name): name for name, info in TradeSenseIncidentStatus.model_fields.items()
+}
+
+
+class StatusUnreadable(ValueError):
+    """The stored status does not parse (hand-edited); carries a message naming the problem."""
+
+
+@dataclass(frozen=True)
+class IncidentObject:
+    """One read of a TradeSenseIncident: identity, raw spec and parsed status."""
+
+    ref: ObjectRef
+    generation: int | None
+    created: datetime | None
+    deleting: bool
+    raw_spec: Mapping[str, Any]
+    status: TradeSenseIncidentStatus
+    body: Mapping[str, Any]
+
+
+def parse_status(raw: Mapping[str, Any] | None) -> TradeSenseIncidentStatus:
+    """The operator's status model from a stored status; keys other writers added are ignored."""
+    known = {k: v for k, v in (raw or {}).items() if k in _STATUS_FIELDS}
+    try:
+        return TradeSenseIncidentStatus.model_validate(known)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise StatusUnreadable(f"status.{where}: {first['msg']}") from exc
+
+
+def status_patch(status: TradeSenseIncidentStatus) -> dict[str, Any]:
+    """Merge-patch body for the status subresource (explicit nulls clear emptied top-level fields)."""
+    wire = status.to_api()
+    for name, info in TradeSenseIncidentStatus.model_fields.items():
+        if getattr(status, name) is None:
+            wire[info.alias or name] = None
+    return {"status": wire}
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+class IncidentStore:
+    """Reads incidents and writes their status through the Kubernetes client."""
+
+    def __init__(self, kube: KubeClient) -> None:
+        self._kube = kube
+
+    async def load(self, namespace: str, name: str) -> IncidentObject | None:
+        """The incident as stored now, or None when it no longer exists. StatusUnreadable for a broken status."""
+        body = await self._kube.get_or_none(INCIDENTS, name, namespace)
+        if body is None:
+            return None
+        meta = body.get("metadata") or {}
+        return IncidentObject(
+            ref=ObjectRef.from_body(body),
+            generation=meta.get("generation"),
+            created=_parse_time(meta.get("creationTimestamp")),
+            deleting=bool(meta.get("deletionTimestamp")),
+            raw_spec=body.get("spec") or {},
+            status=parse_status(body.get("status")),
+            body=body,
+        )
+
+    async def save(self, ref: ObjectRef, status: TradeSenseIncidentStatus) -> None:
+        """Persist the status (the checkpoint before and after every step attempt)."""
+        await self._kube.patch(INCIDENTS, ref.name, status_patch(status), ref.namespace, subresource="status")
