@@ -322,6 +322,11 @@ class S3Store:
             )
         self._client = client
 
+    @property
+    def bucket(self) -> str:
+        """The bucket holding this store's objects."""
+        return self._loc.bucket
+
     def _key(self, name: str) -> str:
         _check_name(name)
         return self._loc.prefix + name
