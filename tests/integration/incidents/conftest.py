@@ -54,7 +54,7 @@ class TradesenseEnv:
     checkpoints: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def spec(self, runbook: str, **extra: Any) -> TradeSenseIncidentSpec:
-        """An incident spec whose target is this environment; `parameters` merge over the prefixed patterns."""
+        """An incident spec aimed at this environment; `parameters` and `target` merge over the defaults."""
         parameters = {
             "sessionKeyPattern": f"{self.redis_prefix}session:*",
             "cacheKeyPattern": f"{self.redis_prefix}cache:analytics:*",
@@ -68,6 +68,7 @@ class TradesenseEnv:
                 "database": {"host": "127.0.0.1", "port": 5432, "database": self.pg.name, "user": "postgres",
                              "sslmode": "disable"},
                 "redisConnection": {"host": SHARED_REDIS_HOST, "port": SHARED_REDIS_PORT, "db": TEST_REDIS_DB},
+                **extra.pop("target", {}),
             },
             "parameters": parameters,
             **extra,
