@@ -127,6 +127,8 @@ def test_runtime_user_is_numeric_non_root_and_matches_the_deployment(runtime: St
     deployment = yaml.safe_load((ROOT / "deploy" / "manager" / "deployment.yaml").read_text(encoding="utf-8"))
     assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == int(uid)
     assert any(f"--uid {uid}" in args for args in runtime.args_of("RUN")), "the user must exist in /etc/passwd"
+    after_user = [keyword for keyword, _ in runtime.instructions[[k for k, _ in runtime.instructions].index("USER"):]]
+    assert "RUN" not in after_user, "everything after USER runs as the operator, so installs belong before it"
 
 
 def test_entrypoint_is_the_console_script_in_exec_form(runtime: Stage) -> None:
