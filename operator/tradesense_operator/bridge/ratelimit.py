@@ -37,3 +37,11 @@ class RateLimiter:
         if len(self._buckets) > MAX_SOURCES:
             self._buckets.pop(next(iter(self._buckets)))
         return allowed
+
+    def retry_after(self, key: str) -> float:
+        """Seconds until key has a whole token again (0 when it has one): the honest Retry-After."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return 0.0
+        tokens = min(self._burst, bucket.tokens + (self._now() - bucket.updated) * self._rate)
+        return max(0.0, (1.0 - tokens) / self._rate)

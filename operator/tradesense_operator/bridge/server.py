@@ -11,6 +11,7 @@ import base64
 import hmac
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -107,7 +108,8 @@ def build_app(
             return _reject(runtime, 413, "too-large", f"body over {settings.bridge_max_body_bytes} bytes")
         if not rate.allow(source):
             response = _reject(runtime, 429, "rate-limited", "too many requests from this source")
-            response.headers["Retry-After"] = "1"
+            # Retry-After is whole seconds (RFC 9110); round up so a sender that obeys it is let in.
+            response.headers["Retry-After"] = str(max(1, math.ceil(rate.retry_after(source))))
             return response
         try:
             expected = await provide_token()

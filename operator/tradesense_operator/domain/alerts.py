@@ -120,7 +120,17 @@ def label_value(text: str) -> str:
     return cleaned
 
 
+_NAME_FINGERPRINT = re.compile(r"^[a-z0-9]{1,16}$")
+
+
 def incident_name(runbook: Runbook, fingerprint: str, starts_at_epoch: int) -> str:
-    """Deterministic name for one firing of one alert, so concurrent duplicates collide on create."""
-    fp = dns_label(fingerprint, max_length=16)
+    """Deterministic name for one firing of one alert, so concurrent duplicates collide on create.
+
+    Alertmanager's fingerprints (16 lower-case hex digits) are used as they are; any other fingerprint
+    is replaced by a digest, because cutting or lower-casing it could give two alerts the same name and
+    dedupe one into the other's incident.
+    """
+    fp = fingerprint
+    if not _NAME_FINGERPRINT.match(fp):
+        fp = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
     return dns_label(f"alert-{runbook.value}-{fp}-{starts_at_epoch}", max_length=63)
