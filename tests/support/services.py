@@ -234,9 +234,7 @@ class WebhookRecorder:
             time.sleep(0.05)
         raise TimeoutError(f"no matching webhook request within {timeout:g}s; got {len(self.received())}")
 
-    async def wait_for_async(
-        self, predicate: Callable[[dict[str, Any]], bool], *, timeout: float = 30.0
-    ) -> dict[str, Any]:
+    async def wait_for_async(self, predicate: Callable[[dict[str, Any]], bool], *, timeout: float = 30.0) -> dict[str, Any]:
         """`wait_for` without blocking the event loop."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -33,8 +33,18 @@ APPROX_BYTES_PER_TRADE = 125
 """On-disk size of a generated trade row including its primary-key index, measured on PostgreSQL 15."""
 
 _SYMBOLS = (
-    ("AAPL", 190.0), ("MSFT", 410.0), ("NVDA", 480.0), ("AMZN", 175.0), ("GOOGL", 140.0), ("META", 470.0),
-    ("TSLA", 240.0), ("SPY", 500.0), ("QQQ", 430.0), ("JPM", 185.0), ("V", 270.0), ("XOM", 110.0),
+    ("AAPL", 190.0),
+    ("MSFT", 410.0),
+    ("NVDA", 480.0),
+    ("AMZN", 175.0),
+    ("GOOGL", 140.0),
+    ("META", 470.0),
+    ("TSLA", 240.0),
+    ("SPY", 500.0),
+    ("QQQ", 430.0),
+    ("JPM", 185.0),
+    ("V", 270.0),
+    ("XOM", 110.0),
 )
 _CHUNK_ROWS = 20_000
 

@@ -77,9 +77,7 @@ def test_pg_stat_statements_records_queries_only_when_preloaded(throwaway_pg_fac
     with with_ext.connect() as conn:
         conn.execute("CREATE EXTENSION pg_stat_statements")
         conn.execute("SELECT pg_sleep(0.01)")
-        rows = conn.execute(
-            "SELECT calls FROM pg_stat_statements WHERE query LIKE 'SELECT pg_sleep%'"
-        ).fetchall()
+        rows = conn.execute("SELECT calls FROM pg_stat_statements WHERE query LIKE 'SELECT pg_sleep%'").fetchall()
     assert rows
     assert rows[0][0] >= 1
     plain = throwaway_pg_factory()
@@ -168,10 +166,14 @@ def test_alertmanager_accepts_an_alert_and_posts_it_to_the_webhook_with_the_bear
 ):
     token = secret_guard.plant(prefix="am-token")
     alertmanager = alertmanager_factory(webhook_recorder.url, bearer_token=token)
-    alertmanager.post_alerts([{
-        "labels": {"alertname": "HighErrorRate", "severity": "critical", "runbook": "high-error-rate"},
-        "annotations": {"summary": "5xx above 5%"},
-    }])
+    alertmanager.post_alerts(
+        [
+            {
+                "labels": {"alertname": "HighErrorRate", "severity": "critical", "runbook": "high-error-rate"},
+                "annotations": {"summary": "5xx above 5%"},
+            }
+        ]
+    )
     assert [a["labels"]["alertname"] for a in alertmanager.alerts()] == ["HighErrorRate"]
     delivered = webhook_recorder.wait_for(lambda r: r["body"]["status"] == "firing", timeout=20)
     assert delivered["headers"]["Authorization"] == f"Bearer {token}"

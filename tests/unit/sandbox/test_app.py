@@ -423,10 +423,27 @@ def test_background_thread_mode_serves_and_stops():
         urllib.request.urlopen(url + "/api/v1/health", timeout=5)
 
 
+async def test_a_stopped_app_restarts_on_the_same_port_with_its_mode_and_logs(http):
+    app = StandinApp()
+    await app.start_async()
+    port = app.port
+    app.set_mode(latency_ms=1)
+    await app.stop_async()
+    await app.start_async()
+    try:
+        assert app.port == port
+        assert await get_status(http, app.base_url + "/api/v1/health") == 200
+        assert app.mode.latency_ms == 1
+        assert any("failure mode set" in line for line in app.logs.lines())
+    finally:
+        await app.stop_async()
+
+
 def test_module_entry_point_serves_on_the_printed_address():
     proc = subprocess.Popen(
         [sys.executable, "-m", "tradesense_operator.sandbox.app", "--port", "0", "--version", "v9"],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None

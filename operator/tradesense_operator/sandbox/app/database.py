@@ -136,8 +136,14 @@ class Database:
         if rows is None:
             return synthetic_trades(user_id, limit)
         return [
-            {"id": r[0], "symbol": r[1], "side": r[2], "quantity": float(r[3]), "price": float(r[4]),
-             "entry_date": r[5].isoformat()}
+            {
+                "id": r[0],
+                "symbol": r[1],
+                "side": r[2],
+                "quantity": float(r[3]),
+                "price": float(r[4]),
+                "entry_date": r[5].isoformat(),
+            }
             for r in rows
         ]
 
@@ -186,12 +192,14 @@ def synthetic_trades(user_id: int, limit: int) -> list[dict[str, Any]]:
     trades = []
     for i in range(limit):
         n = user_id * 7919 + i * 104729
-        trades.append({
-            "id": user_id * 1000 + i,
-            "symbol": _SYMBOLS[n % len(_SYMBOLS)],
-            "side": "buy" if n % 2 == 0 else "sell",
-            "quantity": float(1 + n % 100),
-            "price": round(50 + (n % 45000) / 100, 2),
-            "entry_date": (base - timedelta(hours=i)).isoformat(),
-        })
+        trades.append(
+            {
+                "id": user_id * 1000 + i,
+                "symbol": _SYMBOLS[n % len(_SYMBOLS)],
+                "side": "buy" if n % 2 == 0 else "sell",
+                "quantity": float(1 + n % 100),
+                "price": round(50 + (n % 45000) / 100, 2),
+                "entry_date": (base - timedelta(hours=i)).isoformat(),
+            }
+        )
     return trades

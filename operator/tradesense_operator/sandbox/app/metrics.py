@@ -53,7 +53,9 @@ class AppMetrics:
         self.cache_hits = Counter("tradesense_cache_hits_total", "Cache lookups that found a value.", registry=self.registry)
         self.cache_requests = Counter("tradesense_cache_requests_total", "Cache lookups.", registry=self.registry)
         self.build_info = Gauge(
-            "tradesense_build_info", "Always 1; the version label says which build answers.", ["version"],
+            "tradesense_build_info",
+            "Always 1; the version label says which build answers.",
+            ["version"],
             registry=self.registry,
         )
         self.build_info.labels(version=version).set(1)

@@ -94,12 +94,12 @@ class StandinApp:
     # -- async lifecycle -----------------------------------------------------------------------
 
     async def start_async(self) -> None:
-        """Bind and serve in the running loop."""
+        """Bind and serve in the running loop; after a stop, the app comes back on the port it had."""
         if self._runner is not None:
             raise RuntimeError("the stand-in app is already started")
         self._runner = web.AppRunner(build_application(self.state), access_log=None, handle_signals=False)
         await self._runner.setup()
-        await self._bind(self.config.port)
+        await self._bind(self._port or self.config.port)
 
     async def _bind(self, port: int) -> None:
         assert self._runner is not None
@@ -201,7 +201,5 @@ class StandinApp:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()

@@ -321,9 +321,7 @@ async def get_logs(request: web.Request) -> web.Response:
         tail = int(request.query["tail"]) if "tail" in request.query else None
     except ValueError:
         return _json({"error": "since and tail must be integers"}, 400)
-    return web.Response(
-        text=state.logs.text(since_seq=since, tail=tail), headers={"X-Last-Seq": str(state.logs.last_seq)}
-    )
+    return web.Response(text=state.logs.text(since_seq=since, tail=tail), headers={"X-Last-Seq": str(state.logs.last_seq)})
 
 
 def build_application(state: AppState) -> web.Application:

@@ -177,7 +177,11 @@ class ThrowawayPostgres(ServerProcess):
         """pg_controldata's "Database cluster state": "shut down" after `stop()`, "in production" after a kill."""
         result = subprocess.run(  # noqa: S603 - fixed binary, our own arguments
             [self.controldata_bin, "-D", str(self.data_dir)],
-            capture_output=True, text=True, env={"LC_ALL": "C"}, timeout=30, check=True,
+            capture_output=True,
+            text=True,
+            env={"LC_ALL": "C"},
+            timeout=30,
+            check=True,
         )
         for line in result.stdout.splitlines():
             key, _, value = line.partition(":")
