@@ -31,7 +31,7 @@ def test_round_trip_restores_identical_tables(source_db: PgTarget, store: Filesy
                                               fmt: BackupFormat) -> None:
     manifest = engine.run_backup(store, BackupRequest(source_db, "tradesense", fmt, record_counts=True), clock=clock,
                                  workers=2, chunk_size=64 * 1024)
-    assert manifest.table_counts == {"public.trades": 5000, "public.users": 200}
+    assert manifest.table_counts == {"public.sessions": 25, "public.trades": 5000, "public.users": 200}
     assert [m.id for m in engine.list_backups(store)] == [manifest.id] == ["tradesense_20260105_020000"]
     copy = source_db.with_db(source_db.dbname + "_copy")
     pgdump.create_database(source_db, copy.dbname)

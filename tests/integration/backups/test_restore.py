@@ -26,7 +26,7 @@ from .conftest import table_checksums
 def corrupt_data(target: PgTarget) -> None:
     with psycopg.connect(host=target.host, port=target.port, user=target.user, dbname=target.dbname,
                          autocommit=True) as conn:
-        conn.execute("UPDATE trades SET quantity = -1 WHERE id % 3 = 0")
+        conn.execute("UPDATE trades SET quantity = quantity + 1 WHERE id % 3 = 0")
         conn.execute("DELETE FROM trades WHERE id % 7 = 0")
 
 
@@ -80,7 +80,7 @@ async def test_full_restore_brings_back_the_backed_up_data(source_db: PgTarget, 
         session.execute("SELECT 1")  # it was terminated
     session.close()
     assert not report.already_done
-    assert report.table_counts == {"public.trades": 5000, "public.users": 200}
+    assert report.table_counts == {"public.sessions": 25, "public.trades": 5000, "public.users": 200}
     assert table_checksums(source_db) == before
     rerun = await restore.restore_database(store, source_db, chosen, stamp="inc-1/restore", safety_backup_id=safety.id)
     assert rerun.already_done

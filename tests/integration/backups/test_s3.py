@@ -75,9 +75,9 @@ def test_s3_round_trip(source_db: PgTarget, s3_store: S3Store, clock: ManualCloc
 
 def test_multipart_upload_with_many_parts(source_db: PgTarget, s3_store: S3Store, clock: ManualClock,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(storage, "S3_PART_SIZE", 64 * 1024)  # moto accepts small parts; real S3 needs 5 MiB
+    monkeypatch.setattr(storage, "S3_PART_SIZE", 32 * 1024)  # moto accepts small parts; real S3 needs 5 MiB
     manifest = engine.run_backup(s3_store, BackupRequest(source_db, "tradesense", compression_level=1), clock=clock)
-    assert manifest.bytes > 3 * 64 * 1024
+    assert manifest.bytes > 3 * 32 * 1024
     assert engine.verify_backup(s3_store, manifest, clock=clock).verified
 
 
