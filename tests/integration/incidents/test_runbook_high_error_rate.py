@@ -12,6 +12,7 @@ import pytest
 from tests.integration.incidents.conftest import TradesenseEnv
 from tradesense_operator.sandbox.tradesense_namespace import wait_workloads_ready
 from tradesense_operator.services.actions.base import Outcome, StepFailed
+from tradesense_operator.services.actions.registry import ACTIONS
 from tradesense_operator.services.actions.workloads import REVISION
 
 
@@ -41,6 +42,10 @@ async def test_rolls_back_to_the_previous_revision_after_counting_errors(tradese
     for pod in env.pods("backend"):
         env.cluster.set_pod_log(env.namespace, pod["metadata"]["name"], env.app.logs.text())
     spec = env.spec("high-error-rate")
+    rollback = env.step(spec, "rollback")
+    described = await ACTIONS[rollback.action].describe(env.context(spec, rollback))
+    assert described.startswith("roll back deployment/backend from revision 2 to revision 1 (replicaset/")
+    assert described.endswith("image tradesense/backend:v2.0.0)")
 
     results = await env.run_plan(spec)
 

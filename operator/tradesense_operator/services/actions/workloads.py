@@ -217,7 +217,10 @@ class RolloutUndo:
 
     async def describe(self, ctx: StepContext) -> str:
         name, deployment = await get_deployment(ctx)
-        target = await _undo_target(ctx, name, deployment)
+        try:
+            target = await _undo_target(ctx, name, deployment)
+        except StepFailed as exc:
+            return f"nothing to roll back to, the step would fail: {exc}"
         images = ", ".join(c.get("image", "?") for c in _containers({"spec": {"template": target["spec"]["template"]}}))
         return (f"roll back deployment/{name} from revision {_revision(deployment)} to revision {_revision(target)} "
                 f"(replicaset/{target['metadata']['name']}, image {images})")
