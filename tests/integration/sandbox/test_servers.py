@@ -133,7 +133,7 @@ def test_redis_maxmemory_refuses_writes_when_full(throwaway_redis_factory):
 @pytest.mark.prometheus
 async def test_prometheus_scrapes_the_app_and_sees_request_and_error_rates(standin_app, prometheus_factory):
     prometheus = prometheus_factory([standin_app.target])
-    standin_app.set_mode(errors=0.5)
+    standin_app.set_mode(errors=0.5, cpu_cores=2.0)
     load = asyncio.create_task(generate_load(standin_app.base_url, rate=20, duration=30, paths=["/api/v1/trades"]))
     try:
         await prometheus.wait_for_target_up_async(standin_app.target, timeout=30)
@@ -141,10 +141,14 @@ async def test_prometheus_scrapes_the_app_and_sees_request_and_error_rates(stand
         errors = await wait_for_value(
             prometheus, 'sum(rate(tradesense_http_requests_total{status=~"5.."}[5s]))', lambda v: v > 0
         )
+        # 2 cores of baseline + 20 req/s x 5 ms: about 2.1 cores once the 5 s window is full (rate()
+        # under-reads while it holds only the first samples, so wait for it to climb past 1 core)
+        cores = await wait_for_value(prometheus, "sum(rate(container_cpu_usage_seconds_total[5s]))", lambda v: v > 1.0)
     finally:
         load.cancel()
         await asyncio.gather(load, return_exceptions=True)
     assert errors <= total
+    assert cores < 4.0
     up = await asyncio.to_thread(instant_value, prometheus, f'up{{instance="{standin_app.target}"}}')
     assert up == 1
 

@@ -31,6 +31,7 @@ from tradesense_operator.sandbox.app import (
     verify_password,
 )
 from tradesense_operator.sandbox.app.auth import InvalidToken
+from tradesense_operator.sandbox.app.cpu import SimulatedCpu
 
 RUNBOOK_METRICS = {
     "tradesense_http_requests": "counter",
@@ -251,8 +252,36 @@ def test_failure_mode_rejects_out_of_range_values_naming_the_field():
         FailureMode(errors=1.5)
     with pytest.raises(ValueError, match="'latency_ms'"):
         FailureMode(latency_ms=-1)
+    with pytest.raises(ValueError, match="'cpu_cores'"):
+        FailureMode(cpu_cores=100)
     with pytest.raises(TypeError, match="'down'"):
         FailureMode(down="yes")  # type: ignore[arg-type]
+
+
+def test_simulated_cpu_accrues_the_baseline_only_while_it_is_set_plus_a_cost_per_request():
+    now = [100.0]
+    cores = [0.0]
+    cpu = SimulatedCpu(cores=lambda: cores[0], seconds_per_request=0.01, labels={"pod": "p"}, clock=lambda: now[0])
+    now[0] += 10  # idle at 0 cores
+    cpu.mode_changing()
+    cores[0] = 2.0
+    now[0] += 5
+    for _ in range(3):
+        cpu.request_served()
+    assert cpu.seconds() == pytest.approx(2.0 * 5 + 3 * 0.01)
+    cpu.mode_changing()
+    cores[0] = 0.5
+    now[0] += 4
+    assert cpu.seconds() == pytest.approx(10.03 + 0.5 * 4)
+
+
+async def test_cpu_counter_is_exposed_cadvisor_style_and_follows_requests(http):
+    async with StandinApp(pod="backend-7f9c-abcde", cpu_seconds_per_request=0.25) as app:
+        for _ in range(4):
+            await get_status(http, app.base_url + "/api/v1/health")
+        samples = await scrape(http, app)
+    key = 'container_cpu_usage_seconds_total{container="backend",namespace="tradesense",pod="backend-7f9c-abcde"}'
+    assert samples[key] == pytest.approx(1.0)  # cpu_cores is 0: only the 4 requests' cost
 
 
 # -- auth -----------------------------------------------------------------------------------------

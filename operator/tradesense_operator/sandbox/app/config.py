@@ -31,10 +31,18 @@ class AppConfig:
     """The runbook's login smoke test user, accepted when no database is configured."""
     test_user_password: str = field(default="test", repr=False)
     log_capacity: int = 10_000
+    namespace: str = "tradesense"
+    """Labels of the simulated cAdvisor CPU counter: which (emulated) pod this app stands for."""
+    pod: str = "backend-standin"
+    container: str = "backend"
+    cpu_seconds_per_request: float = 0.005
+    """CPU charged per API request, so CPU follows load."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be between 0 and 65535, got {self.port}")
+        if self.cpu_seconds_per_request < 0:
+            raise ValueError(f"cpu_seconds_per_request must not be negative, got {self.cpu_seconds_per_request}")
         if self.db_pool_size < 1:
             raise ValueError(f"db_pool_size must be at least 1, got {self.db_pool_size}")
         if self.db_acquire_timeout <= 0:

@@ -7,7 +7,7 @@ consistent mode even while another thread (a test, the admin endpoint) changes i
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -32,12 +32,16 @@ class FailureMode:
     """Database pool slots held by a simulated connection leak; at the pool size every DB route answers 503."""
     db_latency_ms: int = 0
     """Extra time spent inside each database query (pg_sleep when PostgreSQL is configured)."""
+    cpu_cores: float = 0.0
+    """Baseline CPU burn in cores (0..64), on top of the per-request cost, for the high-CPU runbook and scaling."""
 
     def __post_init__(self) -> None:
         for name in ("errors", "cache_miss"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"mode field {name!r} must be a number between 0 and 1, got {value!r}")
+        if isinstance(self.cpu_cores, bool) or not isinstance(self.cpu_cores, int | float) or not 0 <= self.cpu_cores <= 64:
+            raise ValueError(f"mode field 'cpu_cores' must be a number between 0 and 64, got {self.cpu_cores!r}")
         for name in ("latency_ms", "db_latency_ms", "db_leak"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_LATENCY_MS:
@@ -67,9 +71,11 @@ class FailureMode:
 class ModeSwitch:
     """Holds the current mode and the deterministic counters that turn fractions into exact request counts."""
 
-    def __init__(self) -> None:
+    def __init__(self, before_change: Callable[[], None] | None = None) -> None:
         self._lock = threading.Lock()
         self._mode = FailureMode()
+        self.before_change = before_change
+        """Called (outside the lock) just before every change, e.g. to settle the simulated CPU up to now."""
         self._error_debt = 0.0
         self._miss_debt = 0.0
 
@@ -81,6 +87,8 @@ class ModeSwitch:
 
     def set(self, mode: FailureMode) -> FailureMode:
         """Replace the whole mode; resets the fraction counters so a new fraction starts cleanly."""
+        if self.before_change is not None:
+            self.before_change()
         with self._lock:
             self._mode = mode
             self._error_debt = 0.0
@@ -89,8 +97,11 @@ class ModeSwitch:
 
     def update(self, **changes: Any) -> FailureMode:
         """Change some fields, keep the others."""
+        updated = self.current.updated(changes)  # validate before settling anything
+        if self.before_change is not None:
+            self.before_change()
         with self._lock:
-            self._mode = self._mode.updated(changes)
+            self._mode = updated
             self._error_debt = 0.0
             self._miss_debt = 0.0
             return self._mode

@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from tradesense_operator.sandbox.app.auth import InvalidToken, TokenSigner, verify_password
 from tradesense_operator.sandbox.app.cache import AnalyticsCache, KeyValue, SessionStore
 from tradesense_operator.sandbox.app.config import AppConfig
+from tradesense_operator.sandbox.app.cpu import SimulatedCpu
 from tradesense_operator.sandbox.app.database import Database, DatabaseUnavailable, PoolExhausted
 from tradesense_operator.sandbox.app.logs import LogRing, mask_email
 from tradesense_operator.sandbox.app.metrics import AppMetrics
@@ -41,14 +42,22 @@ class AppState:
     cache: AnalyticsCache
     sessions: SessionStore
     signer: TokenSigner
+    cpu: SimulatedCpu
 
     @classmethod
     def build(cls, config: AppConfig) -> AppState:
         """Wire the parts together (the pool before the metrics, whose gauge reads it)."""
         mode = ModeSwitch()
+        cpu = SimulatedCpu(
+            cores=lambda: float(mode.current.cpu_cores),
+            seconds_per_request=config.cpu_seconds_per_request,
+            labels={"namespace": config.namespace, "pod": config.pod, "container": config.container},
+        )
+        mode.before_change = cpu.mode_changing
         db = Database(dsn=config.pg_dsn, pool_size=config.db_pool_size, acquire_timeout=config.db_acquire_timeout, mode=mode)
         metrics = AppMetrics(version=config.version, db_connections_active=db.active)
         db.attach_metrics(metrics)
+        metrics.registry.register(cpu)
         kv = KeyValue(config.redis_url, config.redis_prefix)
         return cls(
             config=config,
@@ -60,6 +69,7 @@ class AppState:
             cache=AnalyticsCache(kv, ttl_seconds=config.cache_ttl_seconds, mode=mode, metrics=metrics),
             sessions=SessionStore(kv, ttl_seconds=config.session_ttl_seconds),
             signer=TokenSigner(config.signing_key, ttl_seconds=config.session_ttl_seconds),
+            cpu=cpu,
         )
 
 
@@ -99,6 +109,7 @@ async def instrument(request: web.Request, handler: Handler) -> web.StreamRespon
     finally:
         elapsed = time.perf_counter() - started
         route = _route_label(request)
+        state.cpu.request_served()
         state.metrics.http_requests.labels(method=request.method, path=route, status=str(status)).inc()
         state.metrics.http_duration.labels(method=request.method, path=route).observe(elapsed)
         level = "ERROR" if status >= 500 else "WARNING" if status >= 400 else "INFO"
