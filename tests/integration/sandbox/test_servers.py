@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from tradesense_operator.sandbox.app import generate_load
-from tradesense_operator.sandbox.servers import ThrowawayPostgres
+from tradesense_operator.sandbox.servers import BinaryMissing, ServerStartError, ThrowawayPostgres, ThrowawayRedis
 from tradesense_operator.sandbox.servers.probes import http_json
 
 
@@ -96,6 +96,20 @@ def test_throwaway_postgres_working_directory_is_removed_on_close():
         workdir = server.workdir
         assert (workdir / "data" / "PG_VERSION").exists()
     assert not Path(workdir).exists()
+
+
+def test_a_missing_binary_is_reported_by_name_before_anything_is_created():
+    with pytest.raises(BinaryMissing, match="/nonexistent/redis-server") as err:
+        ThrowawayRedis(binary="/nonexistent/redis-server")
+    assert err.value.binary == "/nonexistent/redis-server"
+
+
+@pytest.mark.prometheus
+def test_a_server_that_rejects_its_config_fails_start_with_its_own_error_message(tmp_path, prometheus_factory):
+    rules = tmp_path / "broken.yaml"
+    rules.write_text("groups:\n- name: x\n  rules:\n  - alert: Broken\n    expr: sum(rate(\n")
+    with pytest.raises(ServerStartError, match=r"broken\.yaml"):
+        prometheus_factory([], rule_files=[rules])
 
 
 # -- Redis -----------------------------------------------------------------------------------------
