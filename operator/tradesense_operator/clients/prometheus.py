@@ -16,6 +16,7 @@ import json
 import math
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from prometheus_api_client.exceptions import PrometheusApiClientException
@@ -55,6 +56,16 @@ def _error_text(exc: PrometheusApiClientException) -> tuple[int | None, str]:
     return status, text[:300]
 
 
+def redact(url: str) -> str:
+    """The URL without user:password@ (a Prometheus behind basic auth), for messages, Events and logs."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
 def interpret(result: Any) -> InstantValue:
     """Reduce the `data.result` of an instant query to one finite number."""
     if isinstance(result, list) and len(result) == 2 and not isinstance(result[0], dict):
@@ -85,6 +96,7 @@ class PrometheusClient:
 
     def __init__(self, url: str, *, timeout: int = DEFAULT_TIMEOUT, retries: int = 1) -> None:
         self.url = url.rstrip("/")
+        self.display_url = redact(self.url)
         self._timeout = timeout
         retry = Retry(total=retries, connect=retries, read=retries, backoff_factor=0.1,
                       status_forcelist=(502, 503, 504), allowed_methods=("GET",))
@@ -95,16 +107,16 @@ class PrometheusClient:
         try:
             result = await asyncio.to_thread(self._conn.custom_query, query)
         except requests.Timeout as exc:
-            raise Timeout(f"Prometheus {self.url}: no answer within {self._timeout:.0f}s") from exc
+            raise Timeout(f"Prometheus {self.display_url}: no answer within {self._timeout:.0f}s") from exc
         except requests.RequestException as exc:
-            raise Unavailable(f"Prometheus {self.url} unreachable: {type(exc).__name__}") from exc
+            raise Unavailable(f"Prometheus {self.display_url} unreachable: {type(exc).__name__}") from exc
         except PrometheusApiClientException as exc:
             status, message = _error_text(exc)
             if status in (400, 422):
                 raise Invalid(f"Prometheus rejected the query: {message}") from exc
-            raise Unavailable(f"Prometheus {self.url} answered {status}: {message}") from exc
+            raise Unavailable(f"Prometheus {self.display_url} answered {status}: {message}") from exc
         except ValueError as exc:  # a non-JSON body (e.g. a proxy's HTML error page)
-            raise Unavailable(f"Prometheus {self.url}: unreadable answer") from exc
+            raise Unavailable(f"Prometheus {self.display_url}: unreadable answer") from exc
         return interpret(result)
 
     def close(self) -> None:

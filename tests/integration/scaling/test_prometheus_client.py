@@ -80,3 +80,16 @@ async def test_a_stopped_server_is_unavailable() -> None:
     finally:
         client.close()
         server.stop()
+
+
+async def test_credentials_in_the_url_never_reach_error_messages() -> None:
+    server = start_prometheus()
+    server.stop()
+    client = PrometheusClient(f"http://scaler:s3cret-pass@127.0.0.1:{server.port}", timeout=2)
+    try:
+        with pytest.raises(Unavailable) as err:
+            await client.instant("vector(1)")
+    finally:
+        client.close()
+    assert "s3cret-pass" not in str(err.value)
+    assert f"127.0.0.1:{server.port}" in str(err.value)

@@ -303,3 +303,22 @@ async def test_invalid_spec_is_named_in_a_condition_and_a_warning_event(
     assert "spec.schedules[0].timeZone" in active["message"]
     [warning] = [e for e in cluster.events(NAMESPACE, "bad-zone") if e["reason"] == "InvalidSpec"]
     assert warning["type"] == "Warning"
+
+
+async def test_vertical_memory_limit_is_bounded_and_not_rewritten_within_the_hysteresis(
+    cluster: EmulatedCluster, prometheus: PrometheusServer, service: ScalingService
+) -> None:
+    setup(cluster, "vertical", 2, {
+        "minReplicas": 1, "maxReplicas": 10, "prometheusUrl": prometheus.url,
+        "metrics": [{"name": "load", "query": "vector(200)", "target": {"type": "AverageValue", "value": 100}}],
+        "vertical": {"memoryQuery": "vector(3 * 1024 * 1024 * 1024)", "minMemory": "512Mi", "maxMemory": "2Gi",
+                     "headroomPercent": 30},
+    })
+    await evaluate(service, cluster, "vertical")
+    body = cluster.get("apps/v1", "Deployment", "vertical", NAMESPACE)
+    assert body["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] == "2Gi"  # 3.9 Gi capped
+    [message] = event_messages(cluster, "vertical", "VerticalRescale")
+    assert "limit unset → 2Gi" in message
+    generation = body["metadata"]["generation"]
+    await evaluate(service, cluster, "vertical")
+    assert cluster.get("apps/v1", "Deployment", "vertical", NAMESPACE)["metadata"]["generation"] == generation
