@@ -34,6 +34,7 @@ from tradesense_operator.api.v1alpha1.incident import (
     StepAction,
     TradeSenseIncidentSpec,
 )
+from tradesense_operator.clients.errors import Conflict
 from tradesense_operator.clients.kube import DEPLOYMENTS, KubeClient
 from tradesense_operator.config import Settings
 from tradesense_operator.domain.clock import ManualClock
@@ -92,12 +93,19 @@ async def _annotation_list(ctx: StepContext, key: str) -> tuple[list[str], str]:
 
 
 async def _append(ctx: StepContext, key: str, value: str) -> None:
-    values, version = await _annotation_list(ctx, key)
-    await ctx.runtime.kube.patch(
-        DEPLOYMENTS, _deployment_name(ctx),
-        {"metadata": {"resourceVersion": version, "annotations": {key: json.dumps([*values, value])}}},
-        ctx.namespace,
-    )
+    """Append under optimistic concurrency (the emulated controller writes the Deployment too)."""
+    for _ in range(20):
+        values, version = await _annotation_list(ctx, key)
+        try:
+            await ctx.runtime.kube.patch(
+                DEPLOYMENTS, _deployment_name(ctx),
+                {"metadata": {"resourceVersion": version, "annotations": {key: json.dumps([*values, value])}}},
+                ctx.namespace,
+            )
+        except Conflict:
+            continue
+        return
+    raise StepFailed(f"{key} kept changing")
 
 
 @dataclass
@@ -255,6 +263,13 @@ class EngineEnv:
 
     def steps(self, name: str) -> dict[str, dict[str, Any]]:
         return {s["id"]: s for s in self.status(name).get("steps", [])}
+
+    def step_message(self, name: str, step_id: str) -> str:
+        return str(self.steps(name).get(step_id, {}).get("message", ""))
+
+    def lease_holder(self) -> str:
+        lease = self.cluster.find("coordination.k8s.io/v1", "Lease", "tradesense-remediation", self.namespace)
+        return str(((lease or {}).get("spec") or {}).get("holderIdentity") or "")
 
     def events(self, name: str) -> list[tuple[str, str, str]]:
         return [(e["type"], e["reason"], e["message"]) for e in self.cluster.events(self.namespace, name)

@@ -5,16 +5,25 @@ invalid specs, immutable spec fields, and that a finished incident is never run 
 
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.integration.incidents.engine_harness import (
+    CALLS,
     EFFECTS,
+    READY,
     EngineEnv,
+    FlakyAction,
+    default_actions,
     step,
 )
+from tradesense_operator.api.v1alpha1.incident import StepAction
+from tradesense_operator.domain.runbooks import resolve_plan
 from tradesense_operator.sandbox.kubeapi import EmulatedCluster
+from tradesense_operator.sandbox.kubeapi.errors import ApiError
 
 
 @pytest.fixture
@@ -54,6 +63,209 @@ async def test_respond_by_follows_severity(env: EngineEnv) -> None:
     env.start_operator()
     created = env.create_incident("p1", env.spec(step("only"), severity="P1"))
     status = await env.wait_phase("p1", "Succeeded")
-    from datetime import datetime, timedelta
     created_at = datetime.fromisoformat(created["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
     assert datetime.fromisoformat(status["respondBy"].replace("Z", "+00:00")) == created_at + timedelta(minutes=15)
+
+
+async def test_closing_checks_report_verifying_and_waiting_steps_are_polled(env: EngineEnv) -> None:
+    env.start_operator()
+    env.create_incident("verify", env.spec(step("change"), step("rollout", "rollout-status")))
+    status = await env.wait_phase("verify", "Verifying")
+    await env.wait_for("a poll of the waiting step", lambda: env.step_message("verify", "rollout") == "not ready yet")
+    rollout = env.steps("verify")["rollout"]
+    assert (rollout["state"], rollout["attempts"], rollout["evidence"]) == ("Running", 1, {"polled": "yes"})
+    assert status["currentStep"] == "rollout"
+
+    env.cluster.patch("apps/v1", "Deployment", "web", {"metadata": {"annotations": {READY: "true"}}}, env.namespace)
+    status = await env.wait_phase("verify", "Succeeded")
+    assert env.steps("verify")["rollout"]["attempts"] == 1
+    await env.wait_event("verify", "IncidentSucceeded")
+    assert env.reasons("verify").count("StepStarted") == 2  # polls of a waiting step post no Events
+
+
+async def test_destructive_step_waits_for_its_approval(env: EngineEnv) -> None:
+    env.start_operator()
+    env.create_incident("gated", env.spec(step("before"), step("failover", "dr-failover", destructive=True),
+                                          step("after")))
+    status = await env.wait_phase("gated", "AwaitingApproval")
+    uid = env.incident("gated")["metadata"]["uid"]
+    steps = env.steps("gated")
+    assert [steps[i]["state"] for i in ("before", "failover", "after")] == ["Succeeded", "AwaitingApproval", "Pending"]
+    assert "'failover' to spec.approvals" in status["message"]
+    assert _condition(status, "Progressing")["reason"] == "AwaitingApproval"
+    assert env.annotation_list(EFFECTS) == [f"{uid}/before"]
+    await env.wait_event("gated", "AwaitingApproval")
+
+    env.patch_spec("gated", {"approvals": ["some-other-step"]})
+    await env.wait_for("the other approval to be seen", lambda: env.incident("gated").get("metadata", {})
+                       .get("generation") == env.status("gated").get("observedGeneration"))
+    assert env.status("gated")["phase"] == "AwaitingApproval"
+
+    env.patch_spec("gated", {"approvals": ["some-other-step", "failover"]})
+    await env.wait_phase("gated", "Succeeded")
+    assert env.annotation_list(EFFECTS) == [f"{uid}/before", f"{uid}/failover", f"{uid}/after"]
+    assert env.reasons("gated").count("AwaitingApproval") == 1
+
+
+async def test_dry_run_records_what_would_change_and_touches_nothing(env: EngineEnv) -> None:
+    env.start_operator()
+    before = env.deployment()
+    env.create_incident("dry", env.spec(step("env"), step("failover", "dr-failover", destructive=True),
+                                        step("smoke", "smoke-test"), dryRun=True))
+    status = await env.wait_phase("dry", "Succeeded", "Failed")
+
+    assert status["phase"] == "Succeeded"
+    assert [(s["id"], s["state"], s["message"]) for s in status["steps"]] == [
+        ("env", "WouldRun", "deployment/web would get stamp env"),
+        ("failover", "WouldRun", "needs approval; deployment/web would get stamp failover"),
+        ("smoke", "WouldRun", "deployment/web would get stamp smoke"),
+    ]
+    assert _condition(status, "DryRun")["reason"] == "DryRunComplete"
+    assert _condition(status, "Ready")["reason"] == "DryRunComplete"
+    assert "nothing was changed" in status["message"]
+    after = env.deployment()
+    assert after["metadata"].get("annotations") == before["metadata"].get("annotations")
+    assert after["spec"] == before["spec"]
+    assert env.cluster.find("coordination.k8s.io/v1", "Lease", "tradesense-remediation", env.namespace) is None
+    await env.wait_event("dry", "DryRunComplete")
+    assert env.reasons("dry") == ["Planned", "WouldChange", "WouldChange", "WouldChange", "DryRunComplete"]
+
+
+async def test_failed_attempts_are_retried_after_backoff(env: EngineEnv) -> None:
+    actions = {**default_actions(), StepAction.SCALE: FlakyAction(StepAction.SCALE, failures=2)}
+    env.start_operator(actions)
+    env.create_incident("flaky", env.spec(step("flaky", "scale", retries=2)))
+    for attempt in (1, 2):
+        await env.wait_for(f"attempt {attempt} to fail",
+                           lambda a=attempt: f"attempt {a}/3 failed" in env.step_message("flaky", "flaky"))
+        assert env.steps("flaky")["flaky"]["nextAttemptAt"]
+        assert env.status("flaky")["phase"] == "Running"
+        env.clock.advance(timedelta(minutes=1))  # past the backoff (persisted as an absolute time)
+    status = await env.wait_phase("flaky", "Succeeded", "Failed")
+    assert status["phase"] == "Succeeded"
+    assert env.steps("flaky")["flaky"]["attempts"] == 3
+    assert env.steps("flaky")["flaky"]["message"] == "worked on attempt 3"
+    assert env.reasons("flaky").count("AttemptFailed") == 2
+
+
+async def test_a_step_out_of_retries_fails_the_incident_and_cancels_the_rest(env: EngineEnv) -> None:
+    actions = {**default_actions(), StepAction.SCALE: FlakyAction(StepAction.SCALE, failures=10)}
+    env.start_operator(actions)
+    env.create_incident("doomed", env.spec(step("first"), step("broken", "scale", retries=1), step("never")))
+    await env.wait_for("the first failure", lambda: "attempt 1/2 failed" in env.step_message("doomed", "broken"))
+    env.clock.advance(timedelta(minutes=1))
+    await env.wait_phase("doomed", "Failed")
+    await env.wait_event("doomed", "Escalated")
+    status = env.status("doomed")
+    steps = env.steps("doomed")
+    assert steps["broken"]["state"] == "Failed"
+    assert steps["broken"]["message"] == "failed after 2/2 attempts: simulated failure on attempt 2"
+    assert (steps["never"]["state"], steps["never"]["message"]) == ("Cancelled", "not run: step broken failed")
+    assert "step broken failed" in status["message"]
+    assert _condition(status, "Ready")["status"] == "False"
+    assert _condition(status, "Escalated")["reason"] == "IncidentFailed"
+    uid = env.incident("doomed")["metadata"]["uid"]
+    assert f"{uid}/never" not in env.annotation_list(EFFECTS)
+    assert env.annotation_list(CALLS).count(f"{uid}/broken") == 2
+    assert {"StepFailed", "IncidentFailed"} <= set(env.reasons("doomed"))
+    await env.wait_for("the lock to be released", lambda: env.lease_holder() == "")
+
+
+async def test_a_waiting_step_fails_its_attempt_at_the_step_timeout(env: EngineEnv) -> None:
+    env.start_operator()
+    env.create_incident("slow", env.spec(step("rollout", "rollout-status", timeoutSeconds=30, retries=0)))
+    await env.wait_for("the first poll", lambda: env.step_message("slow", "rollout") == "not ready yet")
+    env.clock.advance(timedelta(seconds=29))
+    await env.wait_for("more polls", lambda: env.status("slow")["phase"] == "Running")
+    env.clock.advance(timedelta(seconds=2))
+    status = await env.wait_phase("slow", "Failed")
+    assert "30s" in env.steps("slow")["rollout"]["message"]
+    assert "not ready yet" in env.steps("slow")["rollout"]["message"]
+    assert status["steps"][0]["attempts"] == 1
+
+
+async def test_cancel_stops_before_the_next_step_and_releases_the_lock(env: EngineEnv) -> None:
+    env.start_operator()
+    env.create_incident("stop", env.spec(step("done"), step("gate", "dr-failover", destructive=True), step("later")))
+    await env.wait_phase("stop", "AwaitingApproval")
+    assert env.lease_holder().startswith(f"{env.namespace}/stop/")
+
+    env.patch_spec("stop", {"cancel": True})
+    status = await env.wait_phase("stop", "Cancelled")
+    assert [s["state"] for s in status["steps"]] == ["Succeeded", "Cancelled", "Cancelled"]
+    await env.wait_for("the lock to be released", lambda: env.lease_holder() == "")
+    uid = env.incident("stop")["metadata"]["uid"]
+    assert env.annotation_list(EFFECTS) == [f"{uid}/done"]
+    await env.wait_event("stop", "IncidentCancelled")
+
+
+async def test_a_finished_incident_reapplied_or_resumed_does_nothing(env: EngineEnv) -> None:
+    handle = env.start_operator()
+    spec = env.spec(step("once"))
+    env.create_incident("final", spec)
+    await env.wait_phase("final", "Succeeded")
+    await env.wait_event("final", "IncidentSucceeded")
+    status = env.status("final")
+    events = env.events("final")
+
+    env.patch_spec("final", spec)                  # what a GitOps sync of the unchanged manifest does
+    env.patch_spec("final", {"approvals": ["once"]})  # even a change of a mutable field
+    handle.stop()
+    env.start_operator()                           # and an operator restart
+    await asyncio.sleep(0.5)                       # proving an absence: give a wrongly started daemon time
+
+    assert env.status("final") == status
+    assert env.events("final") == events
+    uid = env.incident("final")["metadata"]["uid"]
+    assert env.annotation_list(CALLS) == [f"{uid}/once"]
+
+
+async def test_the_crd_schema_rejects_malformed_specs(env: EngineEnv) -> None:
+    with pytest.raises(ApiError) as caught:
+        env.create_incident("bad-severity", env.spec(step("x"), severity="P9"))
+    assert caught.value.code == 422
+    assert "severity" in caught.value.message
+    with pytest.raises(ApiError) as caught:
+        env.create_incident("no-steps", {"runbook": "custom"})
+    assert caught.value.code == 422
+
+
+async def test_a_spec_the_catalogue_cannot_plan_fails_naming_the_field(env: EngineEnv) -> None:
+    env.start_operator(planner=resolve_plan)
+    env.create_incident("restore", {"runbook": "data-corruption", "target": {"namespace": env.namespace}})
+    status = await env.wait_phase("restore", "Failed")
+    valid = _condition(status, "SpecValid")
+    assert (valid["status"], valid["reason"]) == ("False", "InvalidSpec")
+    assert "spec.parameters.backupPolicy" in valid["message"]
+    assert "spec.parameters.backupPolicy" in status["message"]
+    await env.wait_event("restore", "InvalidSpec")
+    kind, _, message = next(e for e in env.events("restore") if e[1] == "InvalidSpec")
+    assert kind == "Warning"
+    assert "spec.parameters.backupPolicy" in message
+
+
+async def test_immutable_fields_are_enforced_by_the_api_server(env: EngineEnv) -> None:
+    env.start_operator()
+    env.create_incident("fixed", env.spec(step("gate", "dr-failover", destructive=True)))
+    await env.wait_phase("fixed", "AwaitingApproval")
+    with pytest.raises(ApiError) as caught:
+        env.patch_spec("fixed", {"severity": "P1"})
+    assert caught.value.code == 422
+
+
+async def test_an_immutable_field_changed_behind_the_api_servers_back_blocks_the_incident(env: EngineEnv) -> None:
+    env.start_operator()
+    env.create_incident("edited", env.spec(step("gate", "dr-failover", destructive=True)))
+    await env.wait_phase("edited", "AwaitingApproval")
+    fingerprint = dict(env.status("edited")["specFingerprint"])
+    # As if the target had been edited where no CEL rule ran: the stored fingerprint no longer matches.
+    env.cluster.patch("ops.tradesense.io/v1alpha1", "TradeSenseIncident", "edited",
+                      {"status": {"specFingerprint": {**fingerprint, "target": "0000000000000000"}}},
+                      env.namespace, subresource="status")
+    status = await env.wait_phase("edited", "Blocked")
+    assert status["message"].startswith("spec.target changed after the incident started")
+    await env.wait_event("edited", "Blocked")
+
+    env.cluster.patch("ops.tradesense.io/v1alpha1", "TradeSenseIncident", "edited",
+                      {"status": {"specFingerprint": fingerprint}}, env.namespace, subresource="status")
+    await env.wait_phase("edited", "AwaitingApproval")
