@@ -287,3 +287,31 @@ async def test_executor_job_creates_the_job_and_harvests_it(
     assert "activeBackup" not in status
     assert [b["id"] for b in status["backups"]] == [m.id]
     assert h.condition("LastBackupSucceeded")["status"] == "True"
+
+
+async def test_maintenance_tasks_run_on_their_crons(cluster: EmulatedCluster, runtime: Runtime, source_db: PgTarget,
+                                                    tmp_path: Path) -> None:
+    h = make(cluster, runtime, policy("maint", source_db, tmp_path / "bk", schedule="0 5 * * *",
+                                      maintenance={"vacuumAnalyze": "30 2 * * *", "reindex": "45 2 * * *"}))
+
+    def last_vacuum() -> object:
+        with psycopg.connect(host=source_db.host, user=source_db.user, dbname=source_db.dbname) as conn:
+            row = conn.execute("SELECT last_vacuum FROM pg_stat_user_tables WHERE relname = 'trades'").fetchone()
+            return row[0] if row else None
+
+    cluster.patch(API, "BackupPolicy", "maint", {"status": {"lastMaintenance": {
+        "vacuum-analyze": iso(START) + "Z", "reindex": iso(START) + "Z"}}}, NS, subresource="status")
+    h.clock.set(at(2, 0, 1))
+    await h.tick()
+    assert h.reasons().count("MaintenanceDone") == 0
+    h.clock.set(at(2, 30, 5))
+    status = await h.tick()
+    assert status["lastMaintenance"] == {"vacuum-analyze": iso(at(2, 30)) + "Z", "reindex": iso(START) + "Z"}
+    assert last_vacuum() is not None
+    h.clock.set(at(2, 45, 5))
+    status = await h.tick()
+    assert status["lastMaintenance"]["reindex"] == iso(at(2, 45)) + "Z"
+    assert h.reasons().count("MaintenanceDone") == 2
+    await h.tick()
+    assert h.reasons().count("MaintenanceDone") == 2
+    assert engine.list_backups(FilesystemStore(tmp_path / "bk")) == []  # the backup schedule (05:00) is not due
