@@ -124,7 +124,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of each pipeline (best counts)")
     parser.add_argument("--workers", type=int, default=None, help="compression threads (default: CPU count)")
     args = parser.parse_args()
-    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; pg_dump {subprocess.run(['pg_dump', '--version'], capture_output=True, text=True).stdout.strip()}")
+    version = subprocess.run(["pg_dump", "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; {version}")
     target = create_database(args.size_mb)
     try:
         with tempfile.TemporaryDirectory(prefix="tso-bench-") as tmp:
