@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import secrets
 import sys
 import tempfile
@@ -139,13 +140,13 @@ def crd_documents() -> list[dict[str, Any]]:
 DEMO_SETTINGS = Settings(step_poll_seconds=0.2, http_port=0, lock_lease_seconds=15)
 
 
-def operator_registry(kubeconfig: Path) -> kopf.OperatorRegistry:
+def operator_registry(kubeconfig: Path, operator_settings: Settings = DEMO_SETTINGS) -> kopf.OperatorRegistry:
     """The incident handlers, plus a start-up handler that builds the Runtime in the operator's own loop."""
     registry = kopf.OperatorRegistry()
 
     @kopf.on.startup(registry=registry)
     async def build_runtime(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-        memo.runtime = Runtime(kube=await KubeClient.from_kubeconfig(str(kubeconfig)), settings=DEMO_SETTINGS)
+        memo.runtime = Runtime(kube=await KubeClient.from_kubeconfig(str(kubeconfig)), settings=operator_settings)
         memo.runtime_owned = True
         # the production start-up handler (kopf's decorator types it as an activity, hence the cast)
         await cast(Callable[..., Awaitable[None]], configure)(settings=settings, memo=memo)
@@ -354,6 +355,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for the incidents")
     parser.add_argument("--plain", action="store_true", help="one line per change even on a terminal")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kopf").setLevel(logging.ERROR)  # its thread/signal notices are noise in a demo
     result = run_demo(timeout=args.timeout, tty=False if args.plain else None)
     return 0 if result.ok else 1
 

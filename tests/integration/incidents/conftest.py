@@ -7,6 +7,8 @@ a real PostgreSQL database and Redis prefix, the stand-in app backed by both, an
   builds an incident spec aimed at all of it.
 - `env.run_step(spec, step)` invokes one action as the engine would (polling WAITING, keeping the step's
   checkpoint across invocations, including a simulated crash-resume via `env.checkpoints`).
+- `operator`: the real operator (kopf + incident handlers + engine + ACTIONS) on the test namespace;
+  `env.apply(name, spec)`, `env.wait_phase(name, *phases)`, `env.approve(name, *steps)`, `env.incident_events`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import kopf
 import pytest
 import redis
 
@@ -29,13 +32,17 @@ from tradesense_operator.clients.kube import KubeClient, ObjectRef
 from tradesense_operator.config import Settings
 from tradesense_operator.domain.runbooks import resolve_plan
 from tradesense_operator.sandbox.app import StandinApp
+from tradesense_operator.sandbox.demo import operator_registry
 from tradesense_operator.sandbox.kubeapi import EmulatedCluster
+from tradesense_operator.sandbox.runner import OperatorHandle
 from tradesense_operator.sandbox.tradesense_namespace import install_tradesense
 from tradesense_operator.services.actions.base import Outcome, StepContext, StepResult
 from tradesense_operator.services.actions.registry import ACTIONS
 from tradesense_operator.services.runtime import Runtime
 
 STEP_DEADLINE = 20.0
+API_VERSION = "ops.tradesense.io/v1alpha1"
+KIND = "TradeSenseIncident"
 
 
 @dataclass
@@ -123,6 +130,42 @@ class TradesenseEnv:
 
     def key(self, suffix: str) -> str:
         return f"{self.redis_prefix}{suffix}"
+
+    # -- through the real operator (kopf + engine), see `operator` ---------------------------------
+
+    def apply(self, name: str, spec: TradeSenseIncidentSpec) -> None:
+        """Create the incident object on the emulated API (the operator picks it up)."""
+        metadata = {"name": name, "namespace": self.namespace}
+        self.cluster.create({"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": spec.to_api()})
+
+    def incident_obj(self, name: str) -> dict[str, Any]:
+        return self.cluster.get(API_VERSION, KIND, name, self.namespace)
+
+    async def wait_phase(self, name: str, *phases: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Poll until the incident's phase is one of `phases`; AssertionError with its status otherwise."""
+        deadline = time.monotonic() + timeout
+        while True:
+            obj = self.incident_obj(name)
+            if (obj.get("status") or {}).get("phase") in phases:
+                return obj
+            if time.monotonic() > deadline:
+                raise AssertionError(f"incident {name} not in {phases} after {timeout}s: {obj.get('status')}")
+            await asyncio.sleep(0.05)
+
+    def approve(self, name: str, *step_ids: str) -> None:
+        self.cluster.patch(API_VERSION, KIND, name, {"spec": {"approvals": list(step_ids)}}, self.namespace)
+
+    def incident_events(self, name: str) -> list[dict[str, Any]]:
+        return self.cluster.events(self.namespace, involved_name=name)
+
+
+@pytest.fixture
+def operator(
+    tradesense: TradesenseEnv, kubeconfig_path: Path, operator_factory: Callable[..., OperatorHandle]
+) -> OperatorHandle:
+    """The real operator (kopf, incident handlers, engine, ACTIONS) watching the test namespace, polling fast."""
+    registry = operator_registry(kubeconfig_path, Settings(step_poll_seconds=0.05, http_port=0, lock_lease_seconds=15))
+    return operator_factory(registry=registry, namespaces=[tradesense.namespace], memo=kopf.Memo())
 
 
 @pytest.fixture

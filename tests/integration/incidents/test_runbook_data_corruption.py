@@ -15,6 +15,7 @@ from tests.integration.incidents.conftest import TradesenseEnv
 from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import FilesystemStore
 from tradesense_operator.domain.clock import ManualClock
+from tradesense_operator.sandbox.runner import OperatorHandle
 from tradesense_operator.sandbox.schema import TableFingerprint, fingerprint
 from tradesense_operator.services.actions.base import Outcome, StepFailed
 from tradesense_operator.services.backups import engine
@@ -121,3 +122,24 @@ async def test_restore_is_refused_without_a_verified_backup(tradesense: Tradesen
         await env.run_step(spec, env.step(spec, "find-clean-backup"))
     with psycopg.connect(env.pg.dsn) as conn:  # the database is untouched
         assert conn.execute("SELECT count(*) FROM trades").fetchone() is not None
+
+
+async def test_data_corruption_through_the_operator_restores_after_approval(
+    tradesense: TradesenseEnv, backup_policy: str, operator: OperatorHandle
+) -> None:
+    env = tradesense
+    clean = snapshot(env)
+    corrupt(env)
+    env.apply("corruption", env.spec("data-corruption", severity="P1", parameters={"backupPolicy": POLICY}))
+
+    waiting = await env.wait_phase("corruption", "AwaitingApproval", "Failed", timeout=60)
+    assert waiting["status"]["phase"] == "AwaitingApproval", waiting["status"]
+    assert env.env_of("backend")["READ_ONLY"] == "true"
+    assert snapshot(env) != clean  # not restored before approval
+    found = next(s for s in waiting["status"]["steps"] if s["id"] == "find-clean-backup")
+    assert found["evidence"]["backupId"]
+
+    env.approve("corruption", "restore")
+    done = await env.wait_phase("corruption", "Succeeded", "Failed", timeout=60)
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    assert snapshot(env) == clean
