@@ -7,6 +7,7 @@ backups of a policy at once; across processes (or after a crash) `status.activeB
 from __future__ import annotations
 
 import asyncio
+import secrets
 from typing import Any
 
 import kopf
@@ -18,6 +19,15 @@ from tradesense_operator.services.backups.reconcile import RUN_NOW_ANNOTATION, r
 from tradesense_operator.services.runtime import Runtime
 
 TICK_SECONDS = 10.0
+
+
+def _holder(memo: kopf.Memo) -> str:
+    """This operator process's identity for inline-backup locks (new on every start)."""
+    holder: str | None = getattr(memo, "backup_holder", None)
+    if holder is None:
+        holder = secrets.token_hex(6)
+        memo.backup_holder = holder
+    return holder
 
 
 def _lock(memo: kopf.Memo, uid: str) -> asyncio.Lock:
@@ -32,7 +42,7 @@ async def _tick(body: kopf.Body, memo: kopf.Memo) -> None:
     runtime: Runtime = memo.runtime
     async with _lock(memo, str(body.metadata.uid)):
         try:
-            await reconcile(runtime, body)
+            await reconcile(runtime, body, holder=_holder(memo))
         except (Unavailable, Conflict) as exc:
             raise kopf.TemporaryError(str(exc), delay=TICK_SECONDS) from exc
         except ClientError as exc:

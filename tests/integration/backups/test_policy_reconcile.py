@@ -315,3 +315,21 @@ async def test_maintenance_tasks_run_on_their_crons(cluster: EmulatedCluster, ru
     await h.tick()
     assert h.reasons().count("MaintenanceDone") == 2
     assert engine.list_backups(FilesystemStore(tmp_path / "bk")) == []  # the backup schedule (05:00) is not due
+
+
+async def test_inline_lock_of_a_restarted_operator_is_broken_at_once(
+    cluster: EmulatedCluster, runtime: Runtime, source_db: PgTarget, tmp_path: Path
+) -> None:
+    h = make(cluster, runtime, policy("restarted", source_db, tmp_path / "bk"))
+    cluster.patch(API, "BackupPolicy", "restarted", {"status": {
+        "activeBackup": "restarted@x", "activeBackupStartedAt": iso(START) + "Z", "activeBackupHolder": "before"}},
+        NS, subresource="status")
+    h.clock.set(at(2, 0, 10))
+    await reconcile(runtime, h.body(), holder="after")
+    assert "StaleLockBroken" in h.reasons()
+    assert "operator instance restarted" in next(
+        e["message"] for e in cluster.events(NS, "restarted") if e["reason"] == "StaleLockBroken")
+    assert len(engine.list_backups(FilesystemStore(tmp_path / "bk"))) == 1
+    status = h.status()
+    assert "activeBackup" not in status
+    assert "activeBackupHolder" not in status

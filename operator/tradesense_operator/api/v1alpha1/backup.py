@@ -148,6 +148,10 @@ class BackupPolicyStatus(ApiModel):
     active_backup_started_at: datetime | None = Field(
         default=None, description="When the backup in progress started; a lock older than the stale limit is broken."
     )
+    active_backup_holder: str | None = Field(
+        default=None, max_length=64,
+        description="Operator instance running the inline backup; a lock held by an instance that has restarted is broken.",
+    )
     last_run_now_token: str | None = Field(
         default=None, description="Value of the ops.tradesense.io/run-now annotation last handled (handled once)."
     )

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 
 from tradesense_operator.api.v1alpha1.backup import BackupFormat
 from tradesense_operator.clients import pgdump
@@ -101,10 +102,7 @@ def _pump(
     return raw, stored, digest.hexdigest()
 
 
-def _free_id(store: BackupStore, label: str, request: BackupRequest, started: float) -> str:
-    from datetime import UTC, datetime  # noqa: PLC0415
-
-    when = datetime.fromtimestamp(started, UTC)
+def _free_id(store: BackupStore, label: str, request: BackupRequest, when: datetime) -> str:
     for sequence in range(100):
         candidate = backup_id(label, when, sequence)
         name = file_name(candidate, request.format)
@@ -127,7 +125,7 @@ def run_backup(
     On any failure the partial data is discarded and BackupFailed is raised: no manifest, no file.
     """
     started_at = clock.now()
-    id_ = _free_id(store, request.label, request, started_at.timestamp())
+    id_ = _free_id(store, request.label, request, started_at)
     name = file_name(id_, request.format)
     custom = request.format is BackupFormat.CUSTOM
     began = time.monotonic()

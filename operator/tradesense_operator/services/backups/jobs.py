@@ -42,8 +42,9 @@ def build_job(
     if db.password_secret_ref is not None:
         env.append({"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {
             "name": db.password_secret_ref.name, "key": db.password_secret_ref.key}}})
-    volumes: list[dict[str, Any]] = []
-    mounts: list[dict[str, Any]] = []
+    # the root filesystem is read-only; pg_dump's stderr is spooled to a temporary file
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]  # noqa: S108  (a private emptyDir)
     if spec.storage.filesystem is not None:
         if not spec.job_volume_claim_name:
             raise PolicyInvalid("spec.jobVolumeClaimName: required when spec.executor is job with filesystem storage")

@@ -109,6 +109,7 @@ class Tick:
     runtime: Runtime
     body: Mapping[str, Any]
     status: BackupPolicyStatus
+    holder: str = ""
     events: list[tuple[EventType, str, str]] = field(default_factory=list)
 
     @property
@@ -173,9 +174,13 @@ def _load_status(body: Mapping[str, Any]) -> BackupPolicyStatus:
         return BackupPolicyStatus()
 
 
-async def reconcile(runtime: Runtime, body: Mapping[str, Any]) -> None:
-    """One tick for one policy (the kopf timer and the run-now handler both call this)."""
-    tick = Tick(runtime, body, _load_status(body))
+async def reconcile(runtime: Runtime, body: Mapping[str, Any], *, holder: str = "") -> None:
+    """One tick for one policy (the kopf timer and the run-now handler both call this).
+
+    `holder` identifies this operator process; an inline backup lock taken by another holder belongs
+    to a process that no longer runs (one active operator at a time) and is broken at once.
+    """
+    tick = Tick(runtime, body, _load_status(body), holder=holder)
     try:
         valid = validate_spec(body.get("spec") or {})
         ctx = await resolve(runtime.kube, tick.namespace, tick.name, valid.spec)
@@ -210,11 +215,16 @@ async def _tick(tick: Tick, valid: ValidPolicy, ctx: PolicyContext) -> bool:
     changed = False
     state = lock_state(status.active_backup, status.active_backup_started_at, now=now,
                        stale_after=timedelta(seconds=spec.backup_timeout_seconds))
+    orphaned = (state is LockState.HELD and spec.executor is Executor.INLINE and bool(tick.holder)
+                and bool(status.active_backup_holder) and status.active_backup_holder != tick.holder)
+    if orphaned:
+        state = LockState.STALE
     if state is LockState.HELD and spec.executor is Executor.JOB:
         state, changed = await _harvest_job(tick, valid, ctx)
     elif state is LockState.STALE:
+        why = "its operator instance restarted" if orphaned else "it never finished"
         tick.event("Warning", "StaleLockBroken",
-                   f"backup {status.active_backup} started {status.active_backup_started_at} never finished; "
+                   f"backup {status.active_backup} started {status.active_backup_started_at}: {why}; "
                    "its lock is released and leftovers removed")
         status.last_failure = f"backup {status.active_backup} did not finish within {spec.backup_timeout_seconds}s"
         tick.condition("LastBackupSucceeded", False, "Abandoned", status.last_failure)
@@ -223,6 +233,7 @@ async def _tick(tick: Tick, valid: ValidPolicy, ctx: PolicyContext) -> bool:
                 await tick.runtime.kube.delete(JOBS, status.active_backup, tick.namespace, propagation="Background")
         status.active_backup = None
         status.active_backup_started_at = None
+        status.active_backup_holder = None
         await asyncio.to_thread(sweep_leftovers, ctx.store, ctx.label, older_than=time.time())
         state = LockState.FREE
         changed = True
@@ -300,10 +311,12 @@ async def _start_backup(tick: Tick, valid: ValidPolicy, ctx: PolicyContext, *, m
         return
     status.active_backup = f"{tick.name}@{stamp}"
     status.active_backup_started_at = now
+    status.active_backup_holder = tick.holder or None
     await tick.write_status()  # take the lock before the long part
     await _run_inline(tick, valid, ctx, manual=manual)
     status.active_backup = None
     status.active_backup_started_at = None
+    status.active_backup_holder = None
 
 
 async def _run_inline(tick: Tick, valid: ValidPolicy, ctx: PolicyContext, *, manual: bool) -> None:
