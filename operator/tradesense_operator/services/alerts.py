@@ -27,7 +27,7 @@ from tradesense_operator.api.v1alpha1.incident import (
     TradeSenseIncidentSpec,
 )
 from tradesense_operator.clients.errors import Conflict, NotFound
-from tradesense_operator.clients.kube import CONFIGMAPS, INCIDENTS
+from tradesense_operator.clients.kube import CONFIGMAPS, INCIDENTS, NAMESPACES
 from tradesense_operator.domain.alerts import (
     ALERT_LAST_SEEN_ANNOTATION,
     ALERT_NOTIFICATIONS_ANNOTATION,
@@ -59,6 +59,7 @@ class AlertOutcome(StrEnum):
     RESOLVED = "resolved"
     RESOLVED_UNKNOWN = "resolved-without-incident"
     UNKNOWN = "unknown"
+    NO_NAMESPACE = "namespace-missing"
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,14 @@ class AlertService:
         except Conflict:
             await self._touch(namespace, name, alert)
             return AlertResult(alert.fingerprint, alertname, AlertOutcome.UPDATED, name)
+        except NotFound:
+            if await self._runtime.kube.get_or_none(NAMESPACES, namespace) is not None:
+                raise  # the namespace exists, so the CRD is missing: a 5xx makes Alertmanager retry later
+            # The alert names a namespace that does not exist; retrying cannot fix that, and creating the
+            # incident elsewhere would remediate the wrong workloads. Recorded and counted like an unknown alert.
+            log.warning("alert %s (fingerprint %s) names namespace %s, which does not exist; nothing created",
+                        label_value(alertname), alert.fingerprint, namespace)
+            return AlertResult(alert.fingerprint, alertname, AlertOutcome.NO_NAMESPACE)
         return AlertResult(alert.fingerprint, alertname, AlertOutcome.CREATED, name)
 
     async def _incidents_for(self, namespace: str, fingerprint: str) -> list[dict[str, Any]]:

@@ -387,6 +387,16 @@ async def test_namespace_label_is_sanitised_into_a_namespace_name(bridge: Bridge
     assert incident["spec"]["target"]["namespace"] == bridge.namespace
 
 
+async def test_alert_naming_a_missing_namespace_is_recorded_not_retried(bridge: Bridge) -> None:
+    reply = await bridge.post(notification(alert(labels={"namespace": "Nowhere_At_All"})))
+
+    # 200: Alertmanager retrying cannot make the namespace exist; the metric and a warning say what happened
+    assert (reply.status, reply.outcomes) == (200, ["namespace-missing"])
+    assert bridge.cluster.list(INCIDENT_API, INCIDENT_KIND, "nowhere-at-all") == []
+    assert bridge.incidents() == []
+    assert await bridge.metric("tradesense_operator_bridge_alerts_total", outcome="namespace-missing") == 1
+
+
 async def test_long_alertname_and_fingerprint_become_valid_distinct_names_and_labels(bridge: Bridge) -> None:
     long_name = "Very Long/Alert:Name " * 20  # 420 characters with spaces, slashes and colons
     fp_a = "A" * 100 + "1"
