@@ -46,6 +46,17 @@ async def _clean_backup(ctx: StepContext, policy: PolicyContext) -> BackupManife
         raise StepFailed(f"backuppolicy/{policy.name}: {exc}") from exc
 
 
+async def _chosen_and_safety(ctx: StepContext, policy: PolicyContext) -> tuple[BackupManifest, BackupManifest | None]:
+    """The clean backup (checkpointed, so a resumed step restores the same one) and this incident's safety copy."""
+    manifest = await _clean_backup(ctx, policy)
+    if "backupId" not in ctx.checkpoint:
+        await ctx.save_checkpoint({"backupId": manifest.id})
+    safety = await take_safety_backup(
+        policy.store, policy.target, stamp=safety_stamp(ctx), label=policy.label, clock=ctx.runtime.clock
+    )
+    return manifest, safety
+
+
 def _summary(manifest: BackupManifest) -> str:
     return f"backup {manifest.id} of {manifest.database} (finished {manifest.finished_at:%Y-%m-%dT%H:%M:%SZ}, verified)"
 
@@ -62,13 +73,7 @@ class BackupSafety:
         return f"would restore {_summary(manifest)}; first back up the current {policy.target.dbname} as a safety copy"
 
     async def run(self, ctx: StepContext) -> StepResult:
-        policy = await _policy(ctx)
-        manifest = await _clean_backup(ctx, policy)
-        if "backupId" not in ctx.checkpoint:
-            await ctx.save_checkpoint({"backupId": manifest.id})
-        safety = await take_safety_backup(
-            policy.store, policy.target, stamp=safety_stamp(ctx), label=policy.label, clock=ctx.runtime.clock
-        )
+        manifest, safety = await _chosen_and_safety(ctx, await _policy(ctx))
         evidence = {"backupId": manifest.id, "safetyBackupId": safety.id if safety else "none (database absent)"}
         await ctx.save_checkpoint(evidence)
         return StepResult(Outcome.DONE, f"clean backup: {_summary(manifest)}; safety backup "
@@ -89,12 +94,7 @@ class BackupRestore:
 
     async def run(self, ctx: StepContext) -> StepResult:
         policy = await _policy(ctx)
-        manifest = await _clean_backup(ctx, policy)
-        if "backupId" not in ctx.checkpoint:
-            await ctx.save_checkpoint({"backupId": manifest.id})
-        safety = await take_safety_backup(
-            policy.store, policy.target, stamp=safety_stamp(ctx), label=policy.label, clock=ctx.runtime.clock
-        )
+        manifest, safety = await _chosen_and_safety(ctx, policy)
         try:
             report = await restore_database(
                 policy.store, policy.target, manifest, stamp=ctx.stamp, safety_backup_id=safety.id if safety else None

@@ -8,6 +8,7 @@ incident) absorbs the one duplicate a crash between send and checkpoint could ca
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 from tradesense_operator.api.v1alpha1.incident import StepAction
 from tradesense_operator.clients.kube import INCIDENTS
@@ -68,8 +69,7 @@ class Notify:
             current_step=ctx.step.id,
             source=ctx.spec.source.alertname or ctx.spec.source.kind,
         )
-        fmt: PayloadFormat = "pagerduty" if notification.format == "pagerduty" else (
-            "slack" if notification.format == "slack" else "generic")
+        fmt = cast(PayloadFormat, notification.format)  # the CRD pattern allows exactly these three
         async with http_client() as http:
             await Notifier(http).send(url, fmt, event, routing_key=routing_key)
         sent = now.strftime("%Y-%m-%dT%H:%M:%SZ")

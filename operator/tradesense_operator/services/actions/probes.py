@@ -55,7 +55,10 @@ class HttpProbe:
         samples = param_int(ctx.step, "samples", 1) or 1
         method = param_str(ctx.step, "method", "GET") or "GET"
         body_text = param_str(ctx.step, "body")
-        body = json.loads(body_text) if body_text else None
+        try:
+            body = json.loads(body_text) if body_text else None
+        except ValueError as exc:
+            raise StepFailed(f"step {ctx.step.id}: parameter body is not JSON ({exc})") from exc
         async with http_client() as http:
             if samples > 1:
                 summary = await http.latency_sample(url, n=samples, method=method)

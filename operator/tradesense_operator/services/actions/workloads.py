@@ -221,7 +221,8 @@ class RolloutUndo:
             target = await _undo_target(ctx, name, deployment)
         except StepFailed as exc:
             return f"nothing to roll back to, the step would fail: {exc}"
-        images = ", ".join(c.get("image", "?") for c in _containers({"spec": {"template": target["spec"]["template"]}}))
+        containers = ((target.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []
+        images = ", ".join(str(c.get("image", "?")) for c in containers)
         return (f"roll back deployment/{name} from revision {_revision(deployment)} to revision {_revision(target)} "
                 f"(replicaset/{target['metadata']['name']}, image {images})")
 
