@@ -18,15 +18,17 @@ _QUOTED = 5
 _LINE_CHARS = 240
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _CREDENTIAL = re.compile(
-    r"(?i)\b(token|access_token|refresh_token|password|passwd|secret|api[_-]?key|authorization|bearer)"
-    r"(\s*[=:]\s*|\s+)(\"[^\"]*\"|'[^']*'|[^\s&,;]+)"
+    r"(?i)\b(token|access_token|refresh_token|password|passwd|secret|api[_-]?key|authorization)"
+    r"(\s*[=:]\s*)(?!(?:bearer|basic)\s)(\"[^\"]*\"|'[^']*'|[^\s&,;]+)"
 )
 _LONG_OPAQUE = re.compile(r"\b[A-Za-z0-9_+/=-]{32,}\b")
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[^\s,;]+")
 
 
 def redact_line(line: str) -> str:
     """Mask JWTs, `token=…`-style values and long opaque strings; keep the rest readable."""
     line = _JWT.sub("***", line)
+    line = _BEARER.sub(lambda m: f"{m.group(1)} ***", line)
     line = _CREDENTIAL.sub(lambda m: f"{m.group(1)}{m.group(2)}***", line)
     line = _LONG_OPAQUE.sub("***", line)
     return line if len(line) <= _LINE_CHARS else line[: _LINE_CHARS - 1] + "…"
