@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import kopf
 import pytest
 
@@ -184,3 +185,25 @@ def operator_with_bridge(
         return RunningOperator(handle, memo, kube_cluster, test_namespace, port, token)
 
     return start
+
+
+async def run_alert_incident(
+    operator: RunningOperator, session: aiohttp.ClientSession, payload: dict[str, Any]
+) -> dict[str, Any]:
+    """POST `payload` to the operator's own bridge and wait until the incident it creates is terminal."""
+    async with session.post(operator.alerts_url, json=payload,
+                            headers={"Authorization": f"Bearer {operator.token}"}) as response:
+        assert response.status == 200, await response.text()
+        body = await response.json()
+    [result] = body["alerts"]
+    assert result["outcome"] == "created", body
+    name = result["incident"]
+
+    def phase() -> str | None:
+        found = operator.cluster.find(INCIDENT_API, INCIDENT_KIND, name, operator.namespace)
+        return ((found or {}).get("status") or {}).get("phase")
+
+    await operator.wait_for(f"incident {name} to finish", lambda: phase() in {"Succeeded", "Failed", "Cancelled"})
+    incident = operator.cluster.get(INCIDENT_API, INCIDENT_KIND, name, operator.namespace)
+    assert incident["status"]["phase"] == "Succeeded", incident["status"]
+    return incident
