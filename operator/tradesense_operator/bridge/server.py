@@ -50,7 +50,13 @@ def secret_token_provider(runtime: Runtime) -> TokenProvider:
             token = None
         else:
             raw = (secret.get("data") or {}).get(TOKEN_KEY)
-            token = base64.b64decode(raw).decode("utf-8").strip() if raw else None
+            try:
+                token = base64.b64decode(raw, validate=True).decode("utf-8").strip() if raw else None
+            except (ValueError, UnicodeDecodeError):
+                # Fail closed (503 "not configured"), and say which Secret without quoting its content.
+                log.warning("bridge token Secret %s/%s: key %s is not base64-encoded UTF-8 text",
+                            settings.operator_namespace, settings.bridge_token_secret, TOKEN_KEY)
+                token = None
             if token:
                 SECRETS.register(token)
         cache["token"] = (time.monotonic(), token)

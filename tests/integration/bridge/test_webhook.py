@@ -95,6 +95,18 @@ async def test_secret_without_a_token_key_fails_closed(bridge_factory: BridgeFac
     assert bridge.incidents() == []
 
 
+async def test_token_that_is_not_text_fails_closed(bridge_factory: BridgeFactory) -> None:
+    bridge = await bridge_factory(bridge_token_secret="bridge-binary")
+    bridge.cluster.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bridge-binary",
+                                                                             "namespace": bridge.namespace},
+                           "data": {"token": base64.b64encode(b"\xff\xfe\x00\x81binary").decode()}})
+
+    reply = await bridge.post(notification(alert()), token="\ufffd\ufffd")
+
+    assert (reply.status, reply.body["reason"]) == (503, "not-configured")
+    assert bridge.incidents() == []
+
+
 # -- size, syntax and schema ---------------------------------------------------------------------
 
 
