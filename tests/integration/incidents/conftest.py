@@ -7,6 +7,7 @@ a real PostgreSQL database and Redis prefix, the stand-in app backed by both, an
   builds an incident spec aimed at all of it.
 - `env.run_step(spec, step)` invokes one action as the engine would (polling WAITING, keeping the step's
   checkpoint across invocations, including a simulated crash-resume via `env.checkpoints`).
+- `backup_policy`: BackupPolicy `nightly` with one verified backup of the test database (restore runbooks).
 - `operator`: the real operator (kopf + incident handlers + engine + ACTIONS) on the test namespace;
   `env.apply(name, spec)`, `env.wait_phase(name, *phases)`, `env.approve(name, *steps)`, `env.incident_events`.
 """
@@ -29,20 +30,27 @@ from tests.support.secrets import SecretGuard
 from tests.support.services import SHARED_REDIS_HOST, SHARED_REDIS_PORT, TEST_REDIS_DB, PgDatabase
 from tradesense_operator.api.v1alpha1.incident import PlannedStep, TradeSenseIncidentSpec
 from tradesense_operator.clients.kube import KubeClient, ObjectRef
+from tradesense_operator.clients.pgdump import PgTarget
+from tradesense_operator.clients.storage import FilesystemStore
 from tradesense_operator.config import Settings
+from tradesense_operator.domain.clock import ManualClock
 from tradesense_operator.domain.runbooks import resolve_plan
 from tradesense_operator.sandbox.app import StandinApp
 from tradesense_operator.sandbox.demo import operator_registry
 from tradesense_operator.sandbox.kubeapi import EmulatedCluster
 from tradesense_operator.sandbox.runner import OperatorHandle
+from tradesense_operator.sandbox.schema import TableFingerprint, fingerprint
 from tradesense_operator.sandbox.tradesense_namespace import install_tradesense
 from tradesense_operator.services.actions.base import Outcome, StepContext, StepResult
 from tradesense_operator.services.actions.registry import ACTIONS
+from tradesense_operator.services.backups import engine
+from tradesense_operator.services.backups.engine import BackupRequest
 from tradesense_operator.services.runtime import Runtime
 
 STEP_DEADLINE = 20.0
 API_VERSION = "ops.tradesense.io/v1alpha1"
 KIND = "TradeSenseIncident"
+BACKUP_POLICY = "nightly"
 
 
 @dataclass
@@ -131,6 +139,18 @@ class TradesenseEnv:
     def key(self, suffix: str) -> str:
         return f"{self.redis_prefix}{suffix}"
 
+    def snapshot(self) -> dict[str, TableFingerprint]:
+        """Row counts and checksums of the test database's tables."""
+        with self.pg.connect() as conn:
+            return fingerprint(conn)
+
+    def corrupt_data(self) -> None:
+        """Damage rows and add 4 new (bad) trades, as a faulty release would."""
+        with self.pg.connect() as conn:
+            conn.execute("UPDATE trades SET quantity = 999999 WHERE id % 3 = 0")
+            conn.execute("INSERT INTO trades (user_id, symbol, side, quantity, price, entry_date)"
+                         " SELECT user_id, 'BAD', 'buy', 1, 1, now() FROM trades LIMIT 4")
+
     # -- through the real operator (kopf + engine), see `operator` ---------------------------------
 
     def apply(self, name: str, spec: TradeSenseIncidentSpec) -> None:
@@ -157,6 +177,25 @@ class TradesenseEnv:
 
     def incident_events(self, name: str) -> list[dict[str, Any]]:
         return self.cluster.events(self.namespace, involved_name=name)
+
+
+@pytest.fixture
+def backup_policy(tradesense: TradesenseEnv, tmp_path: Path) -> str:
+    """BackupPolicy `nightly` on the emulated API; its filesystem store holds one verified backup of the test db."""
+    env = tradesense
+    root = tmp_path / "backups"
+    root.mkdir()
+    target = PgTarget(host="127.0.0.1", port=5432, dbname=env.pg.name, user="postgres")
+    store = FilesystemStore(str(root))
+    clock = ManualClock()
+    engine.verify_backup(store, engine.run_backup(store, BackupRequest(target, BACKUP_POLICY), clock=clock), clock=clock)
+    env.cluster.create({
+        "apiVersion": API_VERSION, "kind": "BackupPolicy",
+        "metadata": {"name": BACKUP_POLICY, "namespace": env.namespace},
+        "spec": {"database": {"host": "127.0.0.1", "database": env.pg.name, "user": "postgres", "sslmode": "disable"},
+                 "storage": {"filesystem": {"path": str(root)}}},
+    })
+    return BACKUP_POLICY
 
 
 @pytest.fixture

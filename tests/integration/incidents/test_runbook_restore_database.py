@@ -1,0 +1,36 @@
+"""restore-database runbook ("Database Operations → Restore Operations") with a BackupPolicy holding a verified
+backup of the real test database: traffic stopped (backend scaled to 0, its pods gone), the database dropped,
+recreated and restored to exactly the backed-up rows only as the approved step, the backend scaled back."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.integration.incidents.conftest import TradesenseEnv
+from tradesense_operator.services.actions.base import Outcome
+
+
+async def test_restore_database_stops_traffic_restores_and_restarts(
+    tradesense: TradesenseEnv, backup_policy: str
+) -> None:
+    env = tradesense
+    clean = env.snapshot()
+    env.corrupt_data()
+    spec = env.spec("restore-database", parameters={"backupPolicy": backup_policy})
+    plan_results = await env.run_plan(spec, skip=("start-traffic", "backend-rollout"))
+    assert env.deployment("backend")["spec"]["replicas"] == 0
+    assert plan_results["stop-traffic"].message == "backend replicas 3 → 0"
+    for _ in range(100):  # the emulated controller removes the pods
+        if not env.pods("backend"):
+            break
+        await asyncio.sleep(0.05)
+    assert env.pods("backend") == []
+    assert "restore" not in plan_results  # destructive: skipped until approved
+    assert env.snapshot() != clean
+
+    restored = await env.run_step(spec, env.step(spec, "restore"))  # approved
+    assert restored.evidence["safetyBackupId"] == plan_results["find-clean-backup"].evidence["safetyBackupId"]
+    assert env.snapshot() == clean
+    await env.run_step(spec, env.step(spec, "start-traffic"))
+    assert (await env.run_step(spec, env.step(spec, "backend-rollout"))).outcome is Outcome.DONE
+    assert len(env.pods("backend")) == 3
