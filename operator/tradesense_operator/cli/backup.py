@@ -222,7 +222,8 @@ def _restore(args: argparse.Namespace) -> int:
             raise UsageError(f"--yes: restoring drops and recreates database {args.dbname}; confirm with --yes")
         store, target = _store(args), _target(args)
         label = args.label
-        manifest = restore.find_clean_backup_sync(store, label=label, backup_id=args.id)
+        manifest = restore.find_clean_backup_sync(store, label=label, backup_id=args.id,
+                                                  database=None if args.id else args.dbname)
         stamp = args.stamp or f"cli-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
         safety = restore.take_safety_backup_sync(store, target, stamp=stamp,
                                                  label=validate_label(label or args.dbname.lower()), clock=SystemClock())

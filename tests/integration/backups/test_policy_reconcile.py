@@ -333,3 +333,19 @@ async def test_inline_lock_of_a_restarted_operator_is_broken_at_once(
     status = h.status()
     assert "activeBackup" not in status
     assert "activeBackupHolder" not in status
+
+
+async def test_missed_runs_while_down_are_reported_and_deadline_skips_late_ones(
+    cluster: EmulatedCluster, runtime: Runtime, source_db: PgTarget, tmp_path: Path
+) -> None:
+    lenient = make(cluster, runtime, policy("lenient", source_db, tmp_path / "a"))
+    strict = make(cluster, runtime, policy("strict", source_db, tmp_path / "b", startingDeadlineSeconds=300))
+    lenient.clock.set(at(5, 20))  # the operator was down over 02:00, 03:00, 04:00 and 05:00
+    await lenient.tick()
+    await strict.tick()
+    assert len(engine.list_backups(FilesystemStore(tmp_path / "a"))) == 1  # only the newest missed run is made up
+    assert "MissedSchedule" in lenient.reasons()
+    assert lenient.status()["lastScheduleTime"].startswith(iso(at(5)))
+    assert engine.list_backups(FilesystemStore(tmp_path / "b")) == []  # 20 minutes late > 300 s: skipped
+    assert "startingDeadlineSeconds" in " ".join(e["message"] for e in cluster.events(NS, "strict"))
+    assert strict.status()["lastScheduleTime"].startswith(iso(at(5)))

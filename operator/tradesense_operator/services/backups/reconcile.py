@@ -33,6 +33,7 @@ from tradesense_operator.domain.conditions import get_condition, set_condition
 from tradesense_operator.services.backups import engine, jobs
 from tradesense_operator.services.backups.engine import BackupFailed, BackupRequest
 from tradesense_operator.services.backups.policy import PolicyContext, PolicyInvalid, resolve
+from tradesense_operator.services.backups.restore import SAFETY_LABEL_SUFFIX
 from tradesense_operator.services.backups.retention import apply_retention, sweep_leftovers
 from tradesense_operator.services.runtime import Runtime
 
@@ -359,15 +360,17 @@ def _record_failure(tick: Tick, message: str, *, reason: str = "BackupFailed") -
 
 
 async def _apply_retention(tick: Tick, valid: ValidPolicy, ctx: PolicyContext) -> None:
+    """The policy's rules apply to its backups and, separately, to the safety backups restores took."""
     retention = valid.spec.retention
-    try:
-        deleted = await asyncio.to_thread(apply_retention, ctx.store, ctx.label, now=tick.now,
-                                          keep_last=retention.keep_last, max_age=valid.max_age)
-    except ClientError as exc:
-        tick.event("Warning", "RetentionFailed", f"retention could not run: {exc}")
-        return
-    for decision in deleted:
-        tick.event("Normal", "BackupDeleted", f"retention deleted backup {decision.id}: {decision.reason}")
+    for label in (ctx.label, ctx.label + SAFETY_LABEL_SUFFIX):
+        try:
+            deleted = await asyncio.to_thread(apply_retention, ctx.store, label, now=tick.now,
+                                              keep_last=retention.keep_last, max_age=valid.max_age)
+        except ClientError as exc:
+            tick.event("Warning", "RetentionFailed", f"retention could not run: {exc}")
+            return
+        for decision in deleted:
+            tick.event("Normal", "BackupDeleted", f"retention deleted backup {decision.id}: {decision.reason}")
 
 
 async def _harvest_job(tick: Tick, valid: ValidPolicy, ctx: PolicyContext) -> tuple[LockState, bool]:

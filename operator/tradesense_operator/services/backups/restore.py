@@ -31,6 +31,7 @@ from tradesense_operator.services.backups.engine import BackupRequest, Integrity
 log = logging.getLogger(__name__)
 
 SAFETY_KIND = "safety"
+SAFETY_LABEL_SUFFIX = "-safety"
 MARKER_PREFIX = "tradesense-operator restore"
 
 
@@ -105,12 +106,12 @@ def take_safety_backup_sync(
 
     None when the database does not exist (nothing to save, e.g. re-run after the drop).
     """
-    for existing in engine.list_backups(store, label=label + "-safety"):
+    for existing in engine.list_backups(store, label=label + SAFETY_LABEL_SUFFIX):
         if existing.kind == SAFETY_KIND and existing.stamp == stamp:
             return existing
     if not pgdump.database_exists(target, target.dbname):
         return None
-    manifest = engine.run_backup(store, BackupRequest(target, label + "-safety", kind=SAFETY_KIND, stamp=stamp),
+    manifest = engine.run_backup(store, BackupRequest(target, label + SAFETY_LABEL_SUFFIX, kind=SAFETY_KIND, stamp=stamp),
                                  clock=clock)
     return engine.verify_backup(store, manifest, clock=clock)
 
@@ -142,7 +143,10 @@ def restore_database_sync(
         pgdump.terminate_connections(target, name)
         pgdump.drop_database(target, name)
     pgdump.create_database(target, name, comment=in_progress)
-    engine.restore_into(target, store, manifest)
+    try:
+        engine.restore_into(target, store, manifest)
+    except IntegrityError as exc:  # the file changed since it was checked; the transaction was rolled back
+        raise RestoreRefused(f"backup {manifest.id} failed its checksum during the restore: {exc}") from exc
     pgdump.run_maintenance(target, "analyze")
     pgdump.set_database_comment(target, name, done)
     return RestoreReport(manifest.id, name, already_done=False, table_counts=pgdump.table_counts(target))

@@ -1,0 +1,65 @@
+"""Filesystem storage: nothing is visible under its final name before commit; abort leaves nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tradesense_operator.clients.errors import Conflict, NotFound
+from tradesense_operator.clients.storage import FilesystemStore
+
+
+def test_write_is_invisible_until_commit(tmp_path: Path) -> None:
+    store = FilesystemStore(tmp_path / "bk")
+    writer = store.open_writer("a.sql.gz")
+    writer.write(b"hello ")
+    writer.write(memoryview(b"world"))
+    assert not store.exists("a.sql.gz")
+    assert [o.name.startswith(".a.sql.gz.partial-") for o in store.list_objects()] == [True]
+    writer.commit()
+    assert store.exists("a.sql.gz")
+    assert b"".join(store.read_chunks("a.sql.gz", chunk_size=4)) == b"hello world"
+    assert [o.name for o in store.list_objects()] == ["a.sql.gz"]
+
+
+def test_abort_removes_the_temporary_file(tmp_path: Path) -> None:
+    store = FilesystemStore(tmp_path)
+    writer = store.open_writer("b.dump")
+    writer.write(b"partial")
+    writer.abort()
+    writer.abort()
+    assert store.list_objects() == []
+
+
+def test_existing_name_is_never_overwritten(tmp_path: Path) -> None:
+    store = FilesystemStore(tmp_path)
+    first = store.open_writer("c.dump")
+    second = store.open_writer("c.dump")
+    first.write(b"one")
+    first.commit()
+    second.write(b"two")
+    with pytest.raises(Conflict):
+        second.commit()
+    assert b"".join(store.read_chunks("c.dump")) == b"one"
+    assert [o.name for o in store.list_objects()] == ["c.dump"]
+    with pytest.raises(Conflict):
+        store.open_writer("c.dump")
+
+
+def test_text_objects_are_replaced_atomically(tmp_path: Path) -> None:
+    store = FilesystemStore(tmp_path)
+    store.put_text("m.json", "{1}")
+    store.put_text("m.json", "{2}")
+    assert store.get_text("m.json") == "{2}"
+    assert [o.name for o in store.list_objects()] == ["m.json"]
+    assert store.delete("m.json")
+    assert not store.delete("m.json")
+    with pytest.raises(NotFound):
+        store.get_text("m.json")
+
+
+@pytest.mark.parametrize("name", ["", "../x", "a/b", ".", ".."])
+def test_names_cannot_escape_the_directory(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ValueError, match="invalid backup object name"):
+        FilesystemStore(tmp_path).open_writer(name)
