@@ -8,18 +8,16 @@ status (nextScheduleTime, backups[], conditions) through the real API round trip
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import kopf
-import pytest
 
-from tradesense_operator.api.crdgen.crd import build_crd
+from tests.support.kube import OperatorFactory
 from tradesense_operator.api.v1alpha1.backup import PLURAL
 from tradesense_operator.api.v1alpha1.common import GROUP, VERSION
-from tradesense_operator.api.v1alpha1.kinds import KINDS
 from tradesense_operator.clients.kube import KubeClient
 from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import FilesystemStore
@@ -27,22 +25,11 @@ from tradesense_operator.domain.clock import ManualClock
 from tradesense_operator.handlers import backup as backup_handlers
 from tradesense_operator.handlers import startup as startup_handlers
 from tradesense_operator.sandbox.kubeapi.cluster import EmulatedCluster
-from tradesense_operator.sandbox.runner import run_operator
 from tradesense_operator.services.backups import engine
 from tradesense_operator.services.backups.reconcile import RUN_NOW_ANNOTATION
 from tradesense_operator.services.runtime import Runtime
 
 API = "ops.tradesense.io/v1alpha1"
-NS = "backups"
-
-
-@pytest.fixture
-def cluster() -> Iterator[EmulatedCluster]:
-    with EmulatedCluster(pod_ready_delay=None) as c:
-        for kind in KINDS:
-            c.install_crd(build_crd(kind))
-        c.create_namespace(NS)
-        yield c
 
 
 def backup_registry(kubeconfig: Path, clock: ManualClock) -> kopf.OperatorRegistry:
@@ -71,31 +58,37 @@ def wait_until(check: Callable[[], bool], timeout: float = 30.0) -> None:
     raise AssertionError("condition not reached in time")
 
 
-def test_operator_runs_run_now_and_scheduled_backups(cluster: EmulatedCluster, source_db: PgTarget,
-                                                     tmp_path: Path) -> None:
+def test_operator_runs_run_now_and_scheduled_backups(
+    kube_cluster: EmulatedCluster, test_namespace: str, kubeconfig_path: Path, operator_factory: OperatorFactory,
+    source_db: PgTarget,
+) -> None:
+    cluster, ns = kube_cluster, test_namespace
+    tmp_path = kubeconfig_path.parent
     clock = ManualClock(datetime.now(UTC))
-    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig", NS)
     store = FilesystemStore(tmp_path / "bk")
     next_hour = (clock.now() + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
     cluster.create({
         "apiVersion": API, "kind": "BackupPolicy",
-        "metadata": {"name": "pg", "namespace": NS, "annotations": {RUN_NOW_ANNOTATION: "first"}},
+        "metadata": {"name": "pg", "namespace": ns, "annotations": {RUN_NOW_ANNOTATION: "first"}},
         "spec": {"database": {"host": source_db.host, "port": source_db.port, "database": source_db.dbname,
                               "user": source_db.user},
                  "schedule": "0 * * * *", "storage": {"filesystem": {"path": str(store.root)}}},
     })
 
     def status() -> dict[str, Any]:
-        return dict(cluster.get(API, "BackupPolicy", "pg", NS).get("status") or {})
+        return dict(cluster.get(API, "BackupPolicy", "pg", ns).get("status") or {})
 
-    with run_operator(cluster, registry=backup_registry(kubeconfig, clock), namespaces=[NS]):
+    handle = operator_factory(registry=backup_registry(kubeconfig_path, clock), namespaces=[ns])
+    try:
         wait_until(lambda: status().get("lastRunNowToken") == "first" and len(status().get("backups") or []) == 1)
         assert status()["nextScheduleTime"].startswith(next_hour.strftime("%Y-%m-%dT%H:%M:%S"))
         assert len(engine.list_backups(store)) == 1
         clock.set(next_hour + timedelta(seconds=5))
         wait_until(lambda: len(status().get("backups") or []) == 2)
         assert status()["lastScheduleTime"].startswith(next_hour.strftime("%Y-%m-%dT%H:%M:%S"))
+    finally:
+        handle.stop()
     conditions = {c["type"]: c["status"] for c in status()["conditions"]}
     assert conditions == {"Ready": "True", "LastBackupSucceeded": "True", "BackupStale": "False"}
-    assert {e["reason"] for e in cluster.events(NS, "pg")} >= {"BackupSucceeded"}
+    assert {e["reason"] for e in cluster.events(ns, "pg")} >= {"BackupSucceeded"}
     assert len(engine.list_backups(store)) == 2
