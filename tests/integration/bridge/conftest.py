@@ -4,6 +4,7 @@ to the emulated API server through a real KubeClient.
 - `bridge_factory(**settings)` starts a bridge whose operator namespace and default incident namespace are
   the test's namespace, with a token Secret (a planted value) in it; settings override the defaults
   (e.g. `bridge_burst=2`). `bridge` is one with defaults and a generous rate limit.
+- `operator_with_bridge` (from operator_harness): the whole operator, for tests that need the engine too.
 - `Bridge.post(payload | bytes, auth=...)` sends one request and returns a `Reply` (status, JSON, headers);
   `Bridge.incidents()` lists the TradeSenseIncidents the cluster holds in the test namespace — what every
   "nothing was created" assertion reads; `Bridge.metric(name, **labels)` scrapes /metrics over HTTP.
@@ -25,6 +26,7 @@ import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.integration.bridge.operator_harness import operator_with_bridge  # noqa: F401  (fixture)
 from tests.support.secrets import SecretGuard
 from tradesense_operator.bridge.server import TOKEN_KEY, build_app
 from tradesense_operator.clients.kube import KubeClient

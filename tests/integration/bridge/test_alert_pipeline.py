@@ -33,7 +33,6 @@ from tests.integration.bridge.operator_harness import (
     RunningOperator,
     copy_logs_to_backend_pods,
     install_app_namespace,
-    operator_with_bridge,  # noqa: F401  (fixture)
 )
 from tests.support.secrets import SecretGuard
 from tradesense_operator.domain.alerts import ALERT_NOTIFICATIONS_ANNOTATION, ALERT_STATUS_ANNOTATION
@@ -88,7 +87,7 @@ async def background(coro: Callable[[], Any]) -> AsyncIterator[None]:
 @pytest.mark.prometheus
 async def test_high_error_rate_alert_runs_one_incident_that_rolls_back_and_records_the_resolution(  # noqa: PLR0917
     kube_cluster: EmulatedCluster,
-    operator_with_bridge: OperatorWithBridge,  # noqa: F811
+    operator_with_bridge: OperatorWithBridge,
     standin_app: StandinApp,
     prometheus_factory: Callable[..., PrometheusServer],
     alertmanager_factory: Callable[..., AlertmanagerServer],
