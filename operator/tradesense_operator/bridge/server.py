@@ -35,13 +35,19 @@ TOKEN_CACHE_SECONDS = 30.0
 TokenProvider = Callable[[], Awaitable[str | None]]
 
 
-def secret_token_provider(runtime: Runtime) -> TokenProvider:
-    """Read the bridge token from its Secret, cached briefly so rotation takes effect within 30 s."""
+def secret_token_provider(
+    runtime: Runtime, *, monotonic: Callable[[], float] = time.monotonic
+) -> TokenProvider:
+    """Read the bridge token from its Secret, cached briefly so rotation takes effect within 30 s.
+
+    A missing Secret is cached too (no API call per rejected request); `monotonic` is injectable so a
+    test can step over the cache lifetime instead of sleeping through it.
+    """
     cache: dict[str, tuple[float, str | None]] = {}
 
     async def provide() -> str | None:
         hit = cache.get("token")
-        if hit and time.monotonic() - hit[0] < TOKEN_CACHE_SECONDS:
+        if hit and monotonic() - hit[0] < TOKEN_CACHE_SECONDS:
             return hit[1]
         settings = runtime.settings
         try:
@@ -59,7 +65,7 @@ def secret_token_provider(runtime: Runtime) -> TokenProvider:
                 token = None
             if token:
                 SECRETS.register(token)
-        cache["token"] = (time.monotonic(), token)
+        cache["token"] = (monotonic(), token)
         return token
 
     return provide

@@ -28,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.bridge.operator_harness import operator_with_bridge  # noqa: F401  (fixture)
 from tests.support.secrets import SecretGuard
-from tradesense_operator.bridge.server import TOKEN_KEY, build_app
+from tradesense_operator.bridge.server import TOKEN_KEY, build_app, secret_token_provider
 from tradesense_operator.clients.kube import KubeClient
 from tradesense_operator.config import Settings
 from tradesense_operator.sandbox.kubeapi import EmulatedCluster
@@ -159,7 +159,10 @@ BridgeFactory = Callable[..., Awaitable[Bridge]]
 async def bridge_factory(
     kube_cluster: EmulatedCluster, test_namespace: str, kubeconfig_path: Path, secret_guard: SecretGuard
 ) -> AsyncIterator[BridgeFactory]:
-    """`await make(with_secret=True, **settings)`: a bridge served on a free loopback port."""
+    """`await make(with_secret=True, monotonic=None, **settings)`: a bridge served on a free loopback port.
+
+    `monotonic` replaces the token cache's clock (token rotation tests step over the cache lifetime).
+    """
     runners: list[web.AppRunner] = []
     runtimes: list[Runtime] = []
     sessions: list[aiohttp.ClientSession] = []
@@ -169,7 +172,9 @@ async def bridge_factory(
         lambda: json.dumps(kube_cluster.list(INCIDENT_API, INCIDENT_KIND, test_namespace)),
     )
 
-    async def make(*, with_secret: bool = True, **overrides: Any) -> Bridge:
+    async def make(
+        *, with_secret: bool = True, monotonic: Callable[[], float] | None = None, **overrides: Any
+    ) -> Bridge:
         if with_secret and kube_cluster.find("v1", "Secret", TOKEN_SECRET, test_namespace) is None:
             kube_cluster.create({
                 "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
@@ -185,7 +190,8 @@ async def bridge_factory(
         })
         runtime = Runtime(kube=await KubeClient.from_kubeconfig(str(kubeconfig_path)), settings=settings)
         runtimes.append(runtime)
-        runner = web.AppRunner(build_app(runtime), access_log=None)
+        provider = secret_token_provider(runtime, monotonic=monotonic) if monotonic else None
+        runner = web.AppRunner(build_app(runtime, token_provider=provider), access_log=None)
         await runner.setup()
         runners.append(runner)
         site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -15,12 +15,15 @@ from collections.abc import AsyncIterator
 from tests.integration.bridge.conftest import (
     INCIDENT_API,
     INCIDENT_KIND,
+    TOKEN_SECRET,
     Bridge,
     BridgeFactory,
     alert,
     names,
     notification,
 )
+from tests.support.secrets import SecretGuard
+from tradesense_operator.bridge.server import TOKEN_CACHE_SECONDS
 from tradesense_operator.domain.alerts import (
     ALERT_NOTIFICATIONS_ANNOTATION,
     ALERT_STATUS_ANNOTATION,
@@ -105,6 +108,25 @@ async def test_token_that_is_not_text_fails_closed(bridge_factory: BridgeFactory
 
     assert (reply.status, reply.body["reason"]) == (503, "not-configured")
     assert bridge.incidents() == []
+
+
+async def test_rotated_token_takes_over_when_the_cache_expires(
+    bridge_factory: BridgeFactory, secret_guard: SecretGuard
+) -> None:
+    clock = [1000.0]
+    bridge = await bridge_factory(monotonic=lambda: clock[0])
+    assert (await bridge.post(notification(alert()), auth=None)).status == 401  # caches the current token
+    rotated = secret_guard.plant()
+    bridge.cluster.patch("v1", "Secret", TOKEN_SECRET, {"data": {"token": base64.b64encode(rotated.encode()).decode()}},
+                         bridge.namespace)
+
+    clock[0] += TOKEN_CACHE_SECONDS - 1
+    assert (await bridge.post(notification(alert(fingerprint="aaaa")), token=rotated)).status == 401
+    clock[0] += 2
+
+    assert (await bridge.post(notification(alert(fingerprint="bbbb")), token=rotated)).status == 200
+    assert (await bridge.post(notification(alert(fingerprint="cccc")))).status == 401  # the old one is out
+    assert [i["spec"]["source"]["fingerprint"] for i in bridge.incidents()] == ["bbbb"]
 
 
 # -- size, syntax and schema ---------------------------------------------------------------------
