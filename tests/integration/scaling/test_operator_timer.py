@@ -78,7 +78,7 @@ def test_operator_evaluates_when_due_on_the_injected_clock(
         return (body.get("status") or {}).get("lastEvaluationTime")
 
     with run_operator(cluster, registry=scaling_registry(kubeconfig, clock), namespaces=[NAMESPACE]):
-        wait_until(lambda: replicas() == 6)                 # wants 9; the default up rate allows 2 → 6
+        wait_until(lambda: replicas() == 6 and last_evaluation() is not None)   # wants 9; the up rate allows 2 → 6
         first = last_evaluation()
         time.sleep(2.5)                                     # ticks happen, but 30 s of clock time have not passed
         assert last_evaluation() == first
