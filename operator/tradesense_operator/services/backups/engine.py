@@ -102,10 +102,10 @@ def _pump(
     return raw, stored, digest.hexdigest()
 
 
-def _free_id(store: BackupStore, label: str, request: BackupRequest, when: datetime) -> str:
+def _free_id(store: BackupStore, label: str, fmt: BackupFormat, when: datetime) -> str:
     for sequence in range(100):
         candidate = backup_id(label, when, sequence)
-        name = file_name(candidate, request.format)
+        name = file_name(candidate, fmt)
         if not store.exists(name) and not store.exists(name + MANIFEST_SUFFIX):
             return candidate
     raise BackupFailed(f"no free backup id for {label} at {when.isoformat()}")
@@ -125,7 +125,7 @@ def run_backup(
     On any failure the partial data is discarded and BackupFailed is raised: no manifest, no file.
     """
     started_at = clock.now()
-    id_ = _free_id(store, request.label, request, started_at)
+    id_ = _free_id(store, request.label, request.format, started_at)
     name = file_name(id_, request.format)
     custom = request.format is BackupFormat.CUSTOM
     began = time.monotonic()
@@ -143,17 +143,13 @@ def run_backup(
             dump.wait()
             dump = None
         writer.commit()
-    except (ClientError, OSError, ValueError) as exc:
+    except BaseException as exc:  # also KeyboardInterrupt/cancellation: never leave a child or a temp file
         if dump is not None:
             dump.kill()
         if writer is not None:
             writer.abort()
-        raise BackupFailed(f"backup {id_} of {request.target.describe()} failed: {exc}") from exc
-    except BaseException:
-        if dump is not None:
-            dump.kill()
-        if writer is not None:
-            writer.abort()
+        if isinstance(exc, ClientError | OSError | ValueError):
+            raise BackupFailed(f"backup {id_} of {request.target.describe()} failed: {exc}") from exc
         raise
     manifest = BackupManifest(
         id=id_, label=request.label, database=request.target.dbname, format=request.format, file_name=name,
