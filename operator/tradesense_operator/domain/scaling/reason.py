@@ -25,7 +25,7 @@ def number(value: float) -> str:
 
 def describe_metric(metric: MetricSpec, result: MetricRecommendation) -> str:
     """'p95 latency 0.82 s > 0.5 s target' (per replica for AverageValue)."""
-    label, unit, factor = _LABELS.get(metric.preset, (metric.name, "", 1.0)) if metric.preset else (metric.name, "", 1.0)
+    label, unit, factor = _LABELS[metric.preset] if metric.preset is not None else (metric.name, "", 1.0)
     if result.value is None:
         return f"{label}: unavailable ({result.error})"
     per = "/replica" if result.target_type == TargetType.AVERAGE_VALUE else ""

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -62,7 +62,7 @@ CONDITION_TYPES = ("AbleToScale", "ScalingActive", "ScalingLimited", "FallbackAc
 class Outcome:
     """What one evaluation did, for the handler's log line and for tests."""
 
-    state: str  # Scaled, Unchanged, Paused, Conflict, Invalid, TargetMissing
+    state: Literal["Scaled", "Unchanged", "Paused", "Conflict", "Invalid", "TargetMissing"]
     message: str
     decision: ScalingDecision | None = None
 
