@@ -48,6 +48,7 @@ from tradesense_operator.services.runtime import Runtime
 log = logging.getLogger(__name__)
 
 TERMINAL_PHASES = {IncidentPhase.SUCCEEDED.value, IncidentPhase.FAILED.value, IncidentPhase.CANCELLED.value}
+TOUCH_ATTEMPTS = 10  # each conflict means another writer succeeded; bounded so a hot object cannot pin a request
 TARGET_KEY = "target.yaml"  # optional ConfigMap key: IncidentTarget defaults for incidents from alerts
 
 
@@ -195,27 +196,36 @@ class AlertService:
         }
 
     async def _touch(self, namespace: str, name: str, alert: Alert) -> None:
-        current = await self._runtime.kube.get(INCIDENTS, name, namespace)
-        annotations = current["metadata"].get("annotations") or {}
-        try:
-            count = int(annotations.get(ALERT_NOTIFICATIONS_ANNOTATION, "0")) + 1
-        except ValueError:
-            count = 1
-        patch = {
-            "metadata": {
-                "resourceVersion": current["metadata"]["resourceVersion"],
-                "annotations": {
-                    ALERT_STATUS_ANNOTATION: alert.status,
-                    ALERT_LAST_SEEN_ANNOTATION: self._runtime.clock.now().isoformat(),
-                    ALERT_NOTIFICATIONS_ANNOTATION: str(count),
-                },
+        """Record another notification: status, last-seen and count, guarded by resourceVersion.
+
+        A conflict means someone wrote in between (another notification, kopf, the engine), so the
+        write is redone on the fresh object rather than dropped: a lost write could leave the incident
+        saying "resolved" while the alert fires again.
+        """
+        for _ in range(TOUCH_ATTEMPTS):
+            current = await self._runtime.kube.get(INCIDENTS, name, namespace)
+            annotations = current["metadata"].get("annotations") or {}
+            try:
+                count = int(annotations.get(ALERT_NOTIFICATIONS_ANNOTATION, "0")) + 1
+            except ValueError:
+                count = 1
+            patch = {
+                "metadata": {
+                    "resourceVersion": current["metadata"]["resourceVersion"],
+                    "annotations": {
+                        ALERT_STATUS_ANNOTATION: alert.status,
+                        ALERT_LAST_SEEN_ANNOTATION: self._runtime.clock.now().isoformat(),
+                        ALERT_NOTIFICATIONS_ANNOTATION: str(count),
+                    },
+                }
             }
-        }
-        try:
-            await self._runtime.kube.patch(INCIDENTS, name, patch, namespace)
-        except Conflict:
-            # A concurrent notification bumped it first; its count and timestamp are as good as ours.
-            log.debug("concurrent update of %s/%s; keeping the other writer's annotations", namespace, name)
+            try:
+                await self._runtime.kube.patch(INCIDENTS, name, patch, namespace)
+            except Conflict:
+                continue
+            return
+        log.warning("%s/%s kept changing; notification not recorded after %d attempts", namespace, name,
+                    TOUCH_ATTEMPTS)
 
     async def _mark_resolved(self, incident: Mapping[str, Any]) -> None:
         meta = incident["metadata"]

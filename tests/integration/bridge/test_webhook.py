@@ -304,6 +304,8 @@ async def test_concurrent_identical_notifications_create_exactly_one(bridge: Bri
     assert sorted(o for r in more for o in r.outcomes) == ["created"] + ["updated"] * 5
     assert all(r.status == 200 for r in [*replies, *more])
     assert len(bridge.incidents()) == 2
+    counts = sorted(i["metadata"]["annotations"][ALERT_NOTIFICATIONS_ANNOTATION] for i in bridge.incidents())
+    assert counts == ["2", "6"]  # every notification recorded: a conflicting update is redone, not dropped
 
 
 # -- resolution ----------------------------------------------------------------------------------
