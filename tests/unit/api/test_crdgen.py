@@ -366,3 +366,13 @@ def test_multi_line_descriptions_are_written_as_blocks() -> None:
     text = render_files()["ops.tradesense.io_backuppolicies.yaml"]
     assert "description: |-\n" in text
     assert "\\n" not in text
+
+
+class Verbose(BaseModel):
+    """A leaf with more to say."""
+
+    inner: Leaf = Field(description="A leaf")
+
+
+def test_a_field_description_contained_in_its_type_docstring_is_not_repeated() -> None:
+    assert to_structural(Verbose.model_json_schema())["properties"]["inner"]["description"] == "A leaf."

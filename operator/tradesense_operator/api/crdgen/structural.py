@@ -107,7 +107,9 @@ def _inline(
     siblings = {key: value for key, value in node.items() if key != "$ref"}
     merged = {**target, **siblings}
     own, shared = str(siblings.get("description", "")).strip(), str(target.get("description", "")).strip()
-    if own and shared and shared not in own:
+    if own and shared and own in shared:
+        merged["description"] = shared  # the type's docstring already says it, and more
+    elif own and shared and shared not in own:
         # `kubectl explain` shows one text per field: what this field is for, then what its type is.
         merged["description"] = f"{own}\n\n{shared}"
     rules = [*target.get("x-kubernetes-validations", []), *siblings.get("x-kubernetes-validations", [])]
