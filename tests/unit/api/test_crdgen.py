@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -90,6 +91,12 @@ def test_generated_kustomization_lists_every_crd_file() -> None:
     kustomization = yaml.safe_load(files["kustomization.yaml"])
     assert kustomization["resources"] == sorted(name for name in files if name != "kustomization.yaml")
     assert len(kustomization["resources"]) == len(KINDS)
+
+
+@pytest.mark.parametrize("kind", [kind.kind for kind in KINDS])
+def test_crd_fits_client_side_apply(crds: dict[str, dict[str, Any]], kind: str) -> None:
+    """`kubectl apply` (client-side) stores the whole object in an annotation limited to 256 KiB."""
+    assert len(json.dumps(crds[kind])) < 256 * 1024 // 2, "keep well below the limit; descriptions grow"
 
 
 # ---- structural schema ----------------------------------------------------------------------------
