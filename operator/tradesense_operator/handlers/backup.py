@@ -15,6 +15,7 @@ import kopf
 from tradesense_operator.api.v1alpha1.backup import PLURAL
 from tradesense_operator.api.v1alpha1.common import GROUP, VERSION
 from tradesense_operator.clients.errors import ClientError, Conflict, Unavailable
+from tradesense_operator.clients.kube import BACKUP_POLICIES
 from tradesense_operator.services.backups.reconcile import RUN_NOW_ANNOTATION, reconcile
 from tradesense_operator.services.runtime import Runtime
 
@@ -42,7 +43,11 @@ async def _tick(body: kopf.Body, memo: kopf.Memo) -> None:
     runtime: Runtime = memo.runtime
     async with _lock(memo, str(body.metadata.uid)):
         try:
-            await reconcile(runtime, body, holder=_holder(memo))
+            # re-read under the lock: the body kopf handed us may predate the status the last tick wrote
+            fresh = await runtime.kube.get_or_none(BACKUP_POLICIES, str(body.metadata.name), body.metadata.namespace)
+            if fresh is None:
+                return
+            await reconcile(runtime, fresh, holder=_holder(memo))
         except (Unavailable, Conflict) as exc:
             raise kopf.TemporaryError(str(exc), delay=TICK_SECONDS) from exc
         except ClientError as exc:

@@ -20,6 +20,7 @@ import pytest
 
 from tradesense_operator.api.crdgen.crd import build_crd
 from tradesense_operator.api.v1alpha1.kinds import KINDS
+from tradesense_operator.clients.errors import Conflict
 from tradesense_operator.clients.kube import KubeClient
 from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import FilesystemStore
@@ -349,3 +350,15 @@ async def test_missed_runs_while_down_are_reported_and_deadline_skips_late_ones(
     assert engine.list_backups(FilesystemStore(tmp_path / "b")) == []  # 20 minutes late > 300 s: skipped
     assert "startingDeadlineSeconds" in " ".join(e["message"] for e in cluster.events(NS, "strict"))
     assert strict.status()["lastScheduleTime"].startswith(iso(at(5)))
+
+
+async def test_a_tick_from_a_stale_body_conflicts_instead_of_overwriting(
+    cluster: EmulatedCluster, runtime: Runtime, source_db: PgTarget, tmp_path: Path
+) -> None:
+    h = make(cluster, runtime, policy("stale", source_db, tmp_path / "bk"))
+    stale = h.body()
+    cluster.patch(API, "BackupPolicy", "stale", {"status": {"lastRunNowToken": "written-meanwhile"}}, NS,
+                  subresource="status")
+    with pytest.raises(Conflict):
+        await reconcile(runtime, stale)
+    assert h.status()["lastRunNowToken"] == "written-meanwhile"

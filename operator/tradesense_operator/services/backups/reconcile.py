@@ -111,6 +111,7 @@ class Tick:
     body: Mapping[str, Any]
     status: BackupPolicyStatus
     holder: str = ""
+    resource_version: str | None = None
     events: list[tuple[EventType, str, str]] = field(default_factory=list)
 
     @property
@@ -138,14 +139,21 @@ class Tick:
                                                message=message, now=self.now, observed_generation=self.generation)
 
     async def write_status(self) -> None:
-        """Merge-patch the whole status (explicit nulls clear released fields such as the lock)."""
+        """Merge-patch the whole status (explicit nulls clear released fields such as the lock).
+
+        The patch carries the resourceVersion the tick decided from, so a concurrent writer (another
+        operator instance, a stale cached body) makes it fail with Conflict instead of being overwritten.
+        """
         patch: dict[str, Any] = dict(self.status.to_api())
         for name, info in BackupPolicyStatus.model_fields.items():
             alias = info.alias or name
             if getattr(self.status, name) is None:
                 patch[alias] = None
-        await self.runtime.kube.patch(BACKUP_POLICIES, self.name, {"status": patch}, self.namespace,
-                                      subresource="status")
+        body: dict[str, Any] = {"status": patch}
+        if self.resource_version:
+            body["metadata"] = {"resourceVersion": self.resource_version}
+        answer = await self.runtime.kube.patch(BACKUP_POLICIES, self.name, body, self.namespace, subresource="status")
+        self.resource_version = str((answer.get("metadata") or {}).get("resourceVersion") or "") or None
 
     async def flush_events(self) -> None:
         ref = ObjectRef.from_body(self.body)
@@ -181,7 +189,8 @@ async def reconcile(runtime: Runtime, body: Mapping[str, Any], *, holder: str = 
     `holder` identifies this operator process; an inline backup lock taken by another holder belongs
     to a process that no longer runs (one active operator at a time) and is broken at once.
     """
-    tick = Tick(runtime, body, _load_status(body), holder=holder)
+    tick = Tick(runtime, body, _load_status(body), holder=holder,
+                resource_version=body["metadata"].get("resourceVersion"))
     try:
         valid = validate_spec(body.get("spec") or {})
         ctx = await resolve(runtime.kube, tick.namespace, tick.name, valid.spec)
