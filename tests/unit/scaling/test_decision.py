@@ -192,3 +192,13 @@ def test_scale_events_and_history_are_recorded_for_the_next_evaluation() -> None
     assert decision.changed
     assert [(e.from_replicas, e.to_replicas) for e in decision.scale_events] == [(3, 5)]
     assert decision.recommendations[-1].replicas == 5
+
+
+def test_workers_are_left_to_a_live_incident() -> None:
+    policy = spec(minReplicas=2, workers={"totalBudget": 32, "min": 2, "max": 16})
+    floor = ScaleFloor(replicas=8, until=T0 + timedelta(minutes=30), incident="tradesense/high-cpu-1")
+    during = evaluate(policy, 8, floors=(floor,), load=800.0)
+    assert during.workers is None
+    assert "WORKERS left to the incident" in during.reason
+    after = evaluate(policy, 8, now=T0 + timedelta(minutes=31), floors=(floor,), load=800.0)
+    assert after.workers == 4

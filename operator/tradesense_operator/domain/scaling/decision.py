@@ -2,7 +2,8 @@
 
 Order of the steps, HPA v2 first and our additions marked (+):
 1. effective bounds: minReplicas raised by (+) the open schedule window (capped at maxReplicas) and by
-   (+) a live incident floor (which may also exceed maxReplicas — see floor.py);
+   (+) a live incident floor (which may also exceed maxReplicas — see floor.py); while that floor holds,
+   WORKERS belongs to the incident too (the runbook's high-cpu mitigation sets WORKERS=2 with its scale-out);
 2. a target scaled to zero by someone else while minReplicas > 0 means autoscaling is off (HPA
    "ScalingDisabled") — e.g. the runbook's restore procedure scales the backend to 0 on purpose;
 3. a current count outside the bounds is brought inside directly, without rate limits (HPA);
@@ -236,6 +237,14 @@ def decide(inp: ScalingInput) -> ScalingDecision:
         able = Verdict(True, "SucceededRescale", f"scaling {direction} from {current} to {desired}")
         events.append(ScaleEvent(timestamp=now, from_replicas=current, to_replicas=desired))
 
+    # A live incident owns the pods' WORKERS too (high-cpu sets WORKERS=2 next to its scale-out): leave it alone.
+    workers: int | None = None
+    if spec.workers is not None:
+        if highest_active(inp.floors, now) is not None:
+            notes.append(f"{spec.workers.env_name} left to the incident while its floor holds")
+        else:
+            workers = workers_per_pod(spec.workers, desired)
+
     parts = [p for p in (explanation, *notes) if p]
     if limited.status and limited.reason in ("ScaleUpLimit", "ScaleDownLimit", "TooManyReplicas"):
         parts.append(limited.reason)
@@ -252,7 +261,7 @@ def decide(inp: ScalingInput) -> ScalingDecision:
         consecutive_failures=failures,
         recommendations=tuple(prune_recommendations(history, behavior.longest_window, now)),
         scale_events=tuple(prune_scale_events(events, behavior.longest_period, now)),
-        workers=workers_per_pod(spec.workers, desired) if spec.workers is not None else None,
+        workers=workers,
         reason=f"{'; '.join(parts) or 'no change'}: {current} → {desired}",
         notes=tuple(notes),
     )
