@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO
 
 import psycopg
 from psycopg import sql
@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 
 PG_BIN_DIRS = ("/usr/lib/postgresql/15/bin",)
 STDERR_TAIL = 2000
-MaintenanceTask = Literal["vacuum-analyze", "analyze", "reindex"]
 
 
 class ToolFailed(ClientError):
@@ -361,15 +360,10 @@ def exported_snapshot(target: PgTarget, *, count_rows: bool) -> Iterator[tuple[s
                 conn.rollback()
 
 
-def run_maintenance(target: PgTarget, task: MaintenanceTask) -> None:
-    """The runbook's maintenance commands: VACUUM ANALYZE, ANALYZE, REINDEX DATABASE <db>."""
-    statements: dict[str, sql.SQL | sql.Composed] = {
-        "vacuum-analyze": sql.SQL("VACUUM ANALYZE"),
-        "analyze": sql.SQL("ANALYZE"),
-        "reindex": sql.SQL("REINDEX DATABASE {}").format(sql.Identifier(target.dbname)),
-    }
+def analyze(target: PgTarget) -> None:
+    """ANALYZE the whole database (fresh planner statistics after a restore)."""
     with target.connect() as conn:
         try:
-            conn.execute(statements[task])
+            conn.execute("ANALYZE")
         except psycopg.Error as exc:
-            raise _sql_error(exc, f"{task} on {target.dbname}") from exc
+            raise _sql_error(exc, f"ANALYZE on {target.dbname}") from exc

@@ -22,9 +22,9 @@ from pydantic import ValidationError
 
 from tradesense_operator.api.v1alpha1.backup import BackupPolicySpec, BackupPolicyStatus, BackupRecord, Executor
 from tradesense_operator.api.v1alpha1.common import ConditionStatus
-from tradesense_operator.clients import pgdump
 from tradesense_operator.clients.errors import ClientError, NotFound
 from tradesense_operator.clients.kube import BACKUP_POLICIES, JOBS, ObjectRef
+from tradesense_operator.clients.postgres import PgConnectionInfo, PostgresClient
 from tradesense_operator.domain.backups.durations import parse_duration
 from tradesense_operator.domain.backups.inventory import LockState, bound_inventory, lock_state
 from tradesense_operator.domain.backups.manifest import BackupManifest
@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 
 RUN_NOW_ANNOTATION = "ops.tradesense.io/run-now"
 INVENTORY_LIMIT = 50
-MAINTENANCE_TASKS: tuple[tuple[str, str, pgdump.MaintenanceTask], ...] = (
+MaintenanceTask = Literal["vacuum-analyze", "analyze", "reindex"]
+MAINTENANCE_TASKS: tuple[tuple[str, str, MaintenanceTask], ...] = (
     ("vacuum_analyze", "vacuumAnalyze", "vacuum-analyze"),
     ("analyze", "analyze", "analyze"),
     ("reindex", "reindex", "reindex"),
@@ -56,7 +57,7 @@ class ValidPolicy:
     spec: BackupPolicySpec
     schedule: CronSchedule
     max_age: timedelta | None
-    maintenance: dict[pgdump.MaintenanceTask, CronSchedule]
+    maintenance: dict[MaintenanceTask, CronSchedule]
 
 
 def validate_spec(raw: Mapping[str, Any]) -> ValidPolicy:
@@ -424,13 +425,30 @@ async def _maintenance(tick: Tick, valid: ValidPolicy, ctx: PolicyContext) -> No
             continue
         started = time.monotonic()
         try:
-            await asyncio.to_thread(pgdump.run_maintenance, ctx.target, task)
+            await _run_maintenance(ctx, task)
         except ClientError as exc:
             tick.event("Warning", "MaintenanceFailed", f"{task} on {ctx.target.dbname} failed: {exc}")
         else:
             tick.event("Normal", "MaintenanceDone",
                        f"{task} on {ctx.target.dbname} finished in {time.monotonic() - started:.1f}s")
         tick.status.last_maintenance = {**tick.status.last_maintenance, task: decision.run_for}
+
+
+async def _run_maintenance(ctx: PolicyContext, task: MaintenanceTask) -> None:
+    """The runbook's VACUUM ANALYZE / ANALYZE / REINDEX DATABASE through the shared PostgreSQL client.
+
+    REINDEX runs CONCURRENTLY: a scheduled job must not block the application's writes for the duration,
+    which the runbook's plain `REINDEX DATABASE` (run by hand in a quiet window) would.
+    """
+    target = ctx.target
+    client = PostgresClient(PgConnectionInfo(host=target.host, port=target.port, dbname=target.dbname,
+                                             user=target.user, sslmode=target.sslmode), password=target.password)
+    if task == "vacuum-analyze":
+        await client.vacuum_analyze()
+    elif task == "analyze":
+        await client.analyze()
+    else:
+        await client.reindex_database(concurrently=True)
 
 
 async def _refresh_inventory(tick: Tick, ctx: PolicyContext) -> None:

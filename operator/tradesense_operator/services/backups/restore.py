@@ -147,7 +147,7 @@ def restore_database_sync(
         engine.restore_into(target, store, manifest)
     except IntegrityError as exc:  # the file changed since it was checked; the transaction was rolled back
         raise RestoreRefused(f"backup {manifest.id} failed its checksum during the restore: {exc}") from exc
-    pgdump.run_maintenance(target, "analyze")
+    pgdump.analyze(target)
     pgdump.set_database_comment(target, name, done)
     return RestoreReport(manifest.id, name, already_done=False, table_counts=pgdump.table_counts(target))
 
