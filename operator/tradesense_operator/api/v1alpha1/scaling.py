@@ -224,25 +224,32 @@ class MetricStatus(ApiModel):
     """Last evaluation of one metric."""
 
     name: str = Field(description="Metric name.")
-    value: float | None = Field(default=None, description="Observed value (None when the query failed).")
-    target: float = Field(description="Target value.")
+    value: float | None = Field(
+        default=None,
+        description="Observed value: the query result for Value, the per-replica average for AverageValue; "
+        "absent when the query failed (never reported as zero).",
+    )
+    target: float = Field(description="Target value (per replica for AverageValue).")
     recommendation: int | None = Field(default=None, description="Replicas this metric alone recommends.")
-    error: str | None = Field(default=None, description="Why the evaluation failed.")
+    error: str | None = Field(
+        default=None,
+        description="Why no value: empty result, NaN/Inf, several series, Prometheus unreachable, query rejected.",
+    )
 
 
 class Recommendation(ApiModel):
     """A past recommendation, kept for the stabilization window."""
 
-    timestamp: datetime = Field(description="When.")
-    replicas: int = Field(ge=0, description="Recommended replicas.")
+    timestamp: datetime = Field(description="When the recommendation was made.")
+    replicas: int = Field(ge=0, description="Replicas recommended then, before stabilization and rate limits.")
 
 
 class ScaleEvent(ApiModel):
     """A past scale change, kept for rate policies."""
 
-    timestamp: datetime = Field(description="When.")
-    from_replicas: int = Field(ge=0, description="Before.")
-    to_replicas: int = Field(ge=0, description="After.")
+    timestamp: datetime = Field(description="When the replicas were changed.")
+    from_replicas: int = Field(ge=0, description="Replicas before the change.")
+    to_replicas: int = Field(ge=0, description="Replicas after the change.")
 
 
 class ScalingPolicyStatus(ApiModel):
