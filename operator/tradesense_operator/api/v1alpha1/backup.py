@@ -126,21 +126,23 @@ class BackupPolicySpec(ApiModel):
 class BackupRecord(ApiModel):
     """One backup in the inventory."""
 
-    id: str = Field(description="Backup id (UTC timestamp based).")
-    started_at: datetime = Field(description="Start.")
-    finished_at: datetime | None = Field(default=None, description="End.")
-    bytes: int = Field(default=0, ge=0, description="Stored size.")
-    sha256: str = Field(default="", description="sha256 of the stored file.")
-    location: str = Field(default="", description="Path or s3:// URL.")
+    id: str = Field(description="Backup id <policy>_<YYYYmmdd>_<HHMMSS> (UTC start); the stored file's name stem.")
+    started_at: datetime = Field(description="When pg_dump started.")
+    finished_at: datetime | None = Field(default=None, description="When the file and its manifest were durable.")
+    bytes: int = Field(default=0, ge=0, description="Stored (compressed) size in bytes.")
+    sha256: str = Field(default="", description="sha256 of the stored file; re-checked by verification and restores.")
+    location: str = Field(default="", description="Path or s3:// URL of the stored file.")
     format: BackupFormat = Field(default=BackupFormat.PLAIN_GZIP, description="Dump format.")
-    verified: bool = Field(default=False, description="Passed the configured verification.")
-    duration_seconds: float = Field(default=0.0, ge=0, description="Wall time of the dump.")
+    verified: bool = Field(default=False, description="Passed the verification configured when it ran.")
+    duration_seconds: float = Field(default=0.0, ge=0, description="Wall time of dump, compression and storage.")
 
 
 class BackupPolicyStatus(ApiModel):
     """Observed state, owned by the operator."""
 
-    last_schedule_time: datetime | None = Field(default=None, description="Last time a run was due.")
+    last_schedule_time: datetime | None = Field(
+        default=None, description="Newest scheduled time accounted for (run, skipped as overlapping, or missed)."
+    )
     next_schedule_time: datetime | None = Field(default=None, description="Next due run.")
     last_successful_backup: datetime | None = Field(default=None, description="Finish time of the newest success.")
     last_backup_size: str | None = Field(default=None, description="Human-readable size of the newest success.")
