@@ -37,8 +37,10 @@ import yaml
 from psycopg import sql
 
 from tradesense_operator.api.crdgen.files import render_files
+from tradesense_operator.api.v1alpha1.incident import StepAction
 from tradesense_operator.clients.kube import KubeClient
 from tradesense_operator.config import Settings
+from tradesense_operator.domain.runbooks import resolve_plan
 from tradesense_operator.handlers import incident as incident_handlers
 from tradesense_operator.handlers.startup import close, configure
 from tradesense_operator.sandbox.app import StandinApp
@@ -46,6 +48,8 @@ from tradesense_operator.sandbox.kubeapi import EmulatedCluster
 from tradesense_operator.sandbox.runner import run_operator
 from tradesense_operator.sandbox.schema import load_schema, populate
 from tradesense_operator.sandbox.tradesense_namespace import install_tradesense
+from tradesense_operator.services.actions.base import Action
+from tradesense_operator.services.incidents import IncidentEngine
 from tradesense_operator.services.runtime import Runtime
 
 NAMESPACE = "tradesense"
@@ -140,14 +144,22 @@ def crd_documents() -> list[dict[str, Any]]:
 DEMO_SETTINGS = Settings(step_poll_seconds=0.2, http_port=0, lock_lease_seconds=15)
 
 
-def operator_registry(kubeconfig: Path, operator_settings: Settings = DEMO_SETTINGS) -> kopf.OperatorRegistry:
-    """The incident handlers, plus a start-up handler that builds the Runtime in the operator's own loop."""
+def operator_registry(
+    kubeconfig: Path, operator_settings: Settings = DEMO_SETTINGS, actions: Mapping[StepAction, Action] | None = None
+) -> kopf.OperatorRegistry:
+    """The incident handlers, plus a start-up handler that builds the Runtime in the operator's own loop.
+
+    `actions` replaces the registry of runbook actions (tests wrap them to stop the operator mid-step).
+    """
     registry = kopf.OperatorRegistry()
 
     @kopf.on.startup(registry=registry)
     async def build_runtime(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-        memo.runtime = Runtime(kube=await KubeClient.from_kubeconfig(str(kubeconfig)), settings=operator_settings)
+        runtime = Runtime(kube=await KubeClient.from_kubeconfig(str(kubeconfig)), settings=operator_settings)
+        memo.runtime = runtime
         memo.runtime_owned = True
+        if actions is not None:
+            memo.incident_engine = IncidentEngine(runtime, actions=actions, planner=resolve_plan)
         # the production start-up handler (kopf's decorator types it as an activity, hence the cast)
         await cast(Callable[..., Awaitable[None]], configure)(settings=settings, memo=memo)
 

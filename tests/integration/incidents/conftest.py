@@ -28,7 +28,7 @@ import redis
 
 from tests.support.secrets import SecretGuard
 from tests.support.services import SHARED_REDIS_HOST, SHARED_REDIS_PORT, TEST_REDIS_DB, PgDatabase
-from tradesense_operator.api.v1alpha1.incident import PlannedStep, TradeSenseIncidentSpec
+from tradesense_operator.api.v1alpha1.incident import PlannedStep, StepAction, TradeSenseIncidentSpec
 from tradesense_operator.clients.kube import KubeClient, ObjectRef
 from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import FilesystemStore
@@ -41,7 +41,7 @@ from tradesense_operator.sandbox.kubeapi import EmulatedCluster
 from tradesense_operator.sandbox.runner import OperatorHandle
 from tradesense_operator.sandbox.schema import TableFingerprint, fingerprint
 from tradesense_operator.sandbox.tradesense_namespace import install_tradesense
-from tradesense_operator.services.actions.base import Outcome, StepContext, StepResult
+from tradesense_operator.services.actions.base import Action, Outcome, StepContext, StepResult
 from tradesense_operator.services.actions.registry import ACTIONS
 from tradesense_operator.services.backups import engine
 from tradesense_operator.services.backups.engine import BackupRequest
@@ -198,13 +198,27 @@ def backup_policy(tradesense: TradesenseEnv, tmp_path: Path) -> str:
     return BACKUP_POLICY
 
 
+OPERATOR_SETTINGS = Settings(step_poll_seconds=0.05, http_port=0, lock_lease_seconds=15)
+StartOperator = Callable[..., OperatorHandle]
+
+
 @pytest.fixture
-def operator(
+def start_operator(
     tradesense: TradesenseEnv, kubeconfig_path: Path, operator_factory: Callable[..., OperatorHandle]
-) -> OperatorHandle:
-    """The real operator (kopf, incident handlers, engine, ACTIONS) watching the test namespace, polling fast."""
-    registry = operator_registry(kubeconfig_path, Settings(step_poll_seconds=0.05, http_port=0, lock_lease_seconds=15))
-    return operator_factory(registry=registry, namespaces=[tradesense.namespace], memo=kopf.Memo())
+) -> StartOperator:
+    """`start(actions=None)`: a real operator (kopf, incident handlers, engine) on the test namespace, polling fast."""
+
+    def start(actions: Mapping[StepAction, Action] | None = None) -> OperatorHandle:
+        registry = operator_registry(kubeconfig_path, OPERATOR_SETTINGS, actions)
+        return operator_factory(registry=registry, namespaces=[tradesense.namespace], memo=kopf.Memo())
+
+    return start
+
+
+@pytest.fixture
+def operator(start_operator: StartOperator) -> OperatorHandle:
+    """The real operator with the production ACTIONS."""
+    return start_operator()
 
 
 @pytest.fixture

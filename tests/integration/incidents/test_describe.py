@@ -32,7 +32,7 @@ async def test_descriptions_state_the_change_from_the_current_state(tradesense: 
     env.redis.set(env.key("session:1"), "t")
     env.redis.set(env.key("cache:analytics:a"), "{}")
     cpu = await describe_all(env, "high-cpu")
-    assert cpu["scale-backend"] == "backend replicas 3 → 8"
+    assert cpu["scale-backend"] == "backend replicas 3 → 8; held as a floor for 1800s"
     assert cpu["set-workers"] == "set WORKERS=2 on deployment/backend container backend (currently '4')"
     memory = await describe_all(env, "high-memory")
     assert memory["set-memory-limit"] == "deployment/backend container backend: limits.memory 2Gi → 4Gi"
@@ -43,7 +43,7 @@ async def test_descriptions_state_the_change_from_the_current_state(tradesense: 
     assert "SCAN+UNLINK" in breach["force-logout"]
     assert breach["rotate-signing-key"].startswith("replace jwt-secret-key in secret/tradesense-secrets")
     perf = await describe_all(env, "performance-degradation")
-    assert perf["scale-backend"] == "backend replicas 3 → 10"
+    assert perf["scale-backend"] == "backend replicas 3 → 10; held as a floor for 1800s"
     assert perf["clear-cache"].startswith("delete 1 keys matching ")
     slow = await describe_all(env, "slow-queries")
     assert slow["create-index"] == ("CREATE INDEX CONCURRENTLY idx_trades_user_date ON trades(user_id, entry_date) "

@@ -3,7 +3,10 @@ never scales down a larger backend, and every step is a no-op when repeated."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from tests.integration.incidents.conftest import TradesenseEnv
+from tradesense_operator.domain.scaling.floor import SCALE_FLOOR_ANNOTATION, parse_scale_floors
 from tradesense_operator.services.actions.base import STAMP_ANNOTATION, Outcome
 
 
@@ -16,6 +19,10 @@ async def test_scales_out_sets_workers_and_waits_for_the_new_pods(tradesense: Tr
     assert results["check-pods"].evidence["pods"] == "3"
     assert env.deployment("backend")["spec"]["replicas"] == 8
     assert results["scale-backend"].message == "backend replicas 3 → 8"
+    # the scale-out is held as a floor, so a ScalingPolicy does not scale it straight back in
+    floors = parse_scale_floors(env.deployment("backend")["metadata"]["annotations"][SCALE_FLOOR_ANNOTATION])
+    assert [(f.replicas, f.incident) for f in floors] == [(8, f"{env.namespace}/{env.incident.name}")]
+    assert 1790 <= (floors[0].until - datetime.now(UTC)).total_seconds() <= 1800
     assert env.env_of("backend")["WORKERS"] == "2"
     assert env.env_of("backend")["JWT_SECRET_KEY"] == "<ref>"  # other variables untouched
     template = env.deployment("backend")["spec"]["template"]["metadata"]["annotations"]
@@ -30,6 +37,7 @@ async def test_scales_out_sets_workers_and_waits_for_the_new_pods(tradesense: Tr
 
     again = await env.run_plan(spec)
     assert again["scale-backend"].outcome is Outcome.ALREADY_DONE
+    assert len(parse_scale_floors(env.deployment("backend")["metadata"]["annotations"][SCALE_FLOOR_ANNOTATION])) == 1
     assert again["set-workers"].outcome is Outcome.ALREADY_DONE
 
 

@@ -106,7 +106,7 @@ async def test_dry_run_through_the_operator_records_changes_and_touches_nothing(
     obj = await env.wait_phase("rehearsal", "Succeeded", "Failed", timeout=30)
     messages = {s["id"]: s["message"] for s in obj["status"]["steps"]}
     assert set(step_states(obj).values()) == {"WouldRun"}
-    assert messages["scale-backend"] == "backend replicas 3 → 8"
+    assert messages["scale-backend"] == "backend replicas 3 → 8; held as a floor for 1800s"
     assert messages["set-workers"] == "set WORKERS=2 on deployment/backend container backend (currently '4')"
     assert env.deployment("backend")["metadata"]["generation"] == generation
     assert env.deployment("backend")["spec"]["replicas"] == 3

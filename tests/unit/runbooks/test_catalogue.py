@@ -170,7 +170,7 @@ def test_complete_failure_restarts_in_dependency_order() -> None:
 
 def test_defaults_follow_the_runbook_numbers() -> None:
     params = {s.id: s.params for s in resolve_plan(spec("high-cpu"))}
-    assert params["scale-backend"] == {"replicas": 8, "atLeast": True}
+    assert params["scale-backend"] == {"replicas": 8, "atLeast": True, "holdSeconds": 1800}
     assert params["set-workers"] == {"name": "WORKERS", "value": "2"}
     perf = {s.id: s.params for s in resolve_plan(spec("performance-degradation"))}
     assert perf["scale-backend"]["replicas"] == 10
@@ -186,6 +186,8 @@ def test_parameters_override_the_defaults() -> None:
     plan = resolve_plan(spec("high-cpu", parameters={"replicas": 12, "workers": 4}))
     params = {s.id: s.params for s in plan}
     assert params["scale-backend"]["replicas"] == 12
+    held = {s.id: s.params for s in resolve_plan(spec("db-pool-exhausted", parameters={"scaleHoldSeconds": 60}))}
+    assert held["scale-backend"]["holdSeconds"] == 60
     assert params["set-workers"]["value"] == "4"
     mem = {s.id: s.params for s in resolve_plan(spec("high-memory", parameters={"memoryLimit": "6Gi"}))}
     assert mem["set-memory-limit"] == {"limitsMemory": "6Gi"}

@@ -78,6 +78,7 @@ ACTION_SPECS: Mapping[StepAction, ActionSpec] = {
     StepAction.SCALE: ActionSpec(TargetKind.DEPLOYMENT, False, {
         "replicas": Param(_INT, required=True),
         "atLeast": Param(_BOOL, help="scale out only: leave a larger replica count alone"),
+        "holdSeconds": Param(_INT, help="keep the count as a floor for ScalingPolicies this long"),
     }),
     StepAction.SET_ENV: ActionSpec(TargetKind.DEPLOYMENT, False, {
         "name": Param(_STR, required=True),

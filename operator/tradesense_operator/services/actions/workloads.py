@@ -8,12 +8,14 @@ template change: a resumed step that finds its stamp or its value in place repor
 from __future__ import annotations
 
 import copy
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from tradesense_operator.api.v1alpha1.incident import StepAction
 from tradesense_operator.clients.errors import NotFound
 from tradesense_operator.clients.kube import DEPLOYMENTS, REPLICASETS, JsonDict
+from tradesense_operator.domain.scaling.floor import SCALE_FLOOR_ANNOTATION, ScaleFloor, merge_floor
 from tradesense_operator.services.actions.base import STAMP_ANNOTATION, Outcome, StepContext, StepFailed, StepResult
 from tradesense_operator.services.actions.step_inputs import (
     param_bool,
@@ -266,7 +268,12 @@ class RolloutUndo:
 # -- scale -------------------------------------------------------------------------------------------
 
 class Scale:
-    """`kubectl scale deployment/<name> --replicas=N` (through the scale subresource)."""
+    """`kubectl scale deployment/<name> --replicas=N` (through the scale subresource).
+
+    With `holdSeconds` the scale-out is also recorded as a scale floor on the Deployment
+    (`ops.tradesense.io/scale-floor`), so a ScalingPolicy keeps at least N replicas until the hold ends
+    instead of undoing the incident's decision on its next evaluation.
+    """
 
     name = StepAction.SCALE
     destructive = False
@@ -284,20 +291,40 @@ class Scale:
 
     async def describe(self, ctx: StepContext) -> str:
         name, current, wanted, satisfied = await self._decide(ctx)
+        hold = param_int(ctx.step, "holdSeconds")
+        held = f"; held as a floor for {hold}s" if hold else ""
         if satisfied:
-            return f"{name} replicas stay {current} (wanted {'at least ' if current > wanted else ''}{wanted})"
-        return f"{name} replicas {current} → {wanted}"
+            return f"{name} replicas stay {current} (wanted {'at least ' if current > wanted else ''}{wanted}){held}"
+        return f"{name} replicas {current} → {wanted}{held}"
 
     async def run(self, ctx: StepContext) -> StepResult:
         name, current, wanted, satisfied = await self._decide(ctx)
         previous = ctx.checkpoint.get("previousReplicas", str(current))
         evidence = {"previousReplicas": previous, "replicas": str(max(current, wanted) if satisfied else wanted)}
+        if not satisfied:
+            if "previousReplicas" not in ctx.checkpoint:
+                await ctx.save_checkpoint({"previousReplicas": previous})
+            await ctx.runtime.kube.set_replicas(ctx.namespace, name, wanted)
+        held = await self._hold_floor(ctx, name, wanted)
+        if held:
+            evidence["floorUntil"] = held
         if satisfied:
             return StepResult(Outcome.ALREADY_DONE, f"{name} already has {current} replicas (wanted {wanted})", evidence)
-        if "previousReplicas" not in ctx.checkpoint:
-            await ctx.save_checkpoint({"previousReplicas": previous})
-        await ctx.runtime.kube.set_replicas(ctx.namespace, name, wanted)
         return StepResult(Outcome.DONE, f"{name} replicas {previous} → {wanted}", evidence)
+
+    async def _hold_floor(self, ctx: StepContext, name: str, wanted: int) -> str | None:
+        """Record (or refresh, idempotently: one entry per incident) this incident's scale floor."""
+        hold = param_int(ctx.step, "holdSeconds")
+        if not hold or wanted == 0:
+            return None
+        _, deployment = await get_deployment(ctx)
+        now = ctx.runtime.clock.now()
+        existing = ((deployment.get("metadata") or {}).get("annotations") or {}).get(SCALE_FLOOR_ANNOTATION)
+        floor = ScaleFloor(replicas=wanted, until=now + timedelta(seconds=hold),
+                           incident=f"{ctx.incident.namespace}/{ctx.incident.name}")
+        patch = {"metadata": {"annotations": {SCALE_FLOOR_ANNOTATION: merge_floor(existing, floor, now)}}}
+        await ctx.runtime.kube.patch(DEPLOYMENTS, name, patch, ctx.namespace)
+        return floor.until.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- set env -----------------------------------------------------------------------------------------
