@@ -313,14 +313,20 @@ class S3Store:
 
     def __init__(self, location: S3Location, client: Any | None = None) -> None:
         self._loc = location
-        if client is None:
+        self._client_or_none = client
+
+    @property
+    def _client(self) -> Any:
+        """The boto3 client, built on first use (a scheduler tick that only decides "not due" needs none)."""
+        if self._client_or_none is None:
             import boto3  # type: ignore[import-untyped]  # noqa: PLC0415  (only S3 users pay for importing boto3)
 
-            client = boto3.client(
-                "s3", endpoint_url=location.endpoint, region_name=location.region,
-                aws_access_key_id=location.access_key_id, aws_secret_access_key=location.secret_access_key,
+            loc = self._loc
+            self._client_or_none = boto3.client(
+                "s3", endpoint_url=loc.endpoint, region_name=loc.region,
+                aws_access_key_id=loc.access_key_id, aws_secret_access_key=loc.secret_access_key,
             )
-        self._client = client
+        return self._client_or_none
 
     @property
     def bucket(self) -> str:
