@@ -7,16 +7,20 @@ entry_date, deleted_at, created_at, updated_at; sessions), loaded with COPY.
 from __future__ import annotations
 
 import secrets
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import boto3
 import psycopg
 import pytest
+from moto.server import ThreadedMotoServer
 from psycopg import sql
 
 from tradesense_operator.clients.pgdump import PgTarget
-from tradesense_operator.clients.storage import FilesystemStore
+from tradesense_operator.clients.storage import FilesystemStore, S3Location, S3Store
 from tradesense_operator.domain.clock import ManualClock
 from tradesense_operator.sandbox import schema
 
@@ -91,3 +95,36 @@ def database_names(prefix: str) -> set[str]:
     with admin() as conn:
         rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (prefix + "%",)).fetchall()
     return {str(r[0]) for r in rows}
+
+
+KEY_ID = "testing-key-id"
+SECRET = "testing-secret-key"  # moto accepts any credentials
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_client(s3_endpoint: str) -> Any:
+    return boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id=KEY_ID,
+                        aws_secret_access_key=SECRET)
+
+
+@pytest.fixture
+def s3_store(s3_endpoint: str, s3_client: Any, request: pytest.FixtureRequest) -> S3Store:
+    bucket = "bk-" + request.node.name.lower().replace("_", "-").replace("[", "-").replace("]", "")[:40]
+    s3_client.create_bucket(Bucket=bucket)
+    return S3Store(S3Location(bucket=bucket, prefix="tradesense/prod/", endpoint=s3_endpoint,
+                              access_key_id=KEY_ID, secret_access_key=SECRET))

@@ -30,6 +30,8 @@ from tradesense_operator.services.backups import engine
 from tradesense_operator.services.backups.reconcile import RUN_NOW_ANNOTATION, reconcile
 from tradesense_operator.services.runtime import Runtime
 
+from .conftest import KEY_ID, SECRET
+
 API = "ops.tradesense.io/v1alpha1"
 NS = "tradesense"
 # The emulated API stamps creationTimestamp with the real time; schedules are evaluated from there, so the
@@ -362,3 +364,30 @@ async def test_a_tick_from_a_stale_body_conflicts_instead_of_overwriting(
     with pytest.raises(Conflict):
         await reconcile(runtime, stale)
     assert h.status()["lastRunNowToken"] == "written-meanwhile"
+
+
+async def test_s3_policy_reads_credentials_from_its_secret(
+    cluster: EmulatedCluster, runtime: Runtime, source_db: PgTarget, s3_endpoint: str, s3_client: Any
+) -> None:
+    s3_client.create_bucket(Bucket="policy-bucket")
+    cluster.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s3-creds", "namespace": NS},
+                    "stringData": {"AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET}})
+    body = policy("offsite", source_db, Path("/unused"), format="custom")
+    body["spec"]["storage"] = {"s3": {"endpoint": s3_endpoint, "bucket": "policy-bucket", "prefix": "ts/",
+                                      "credentialsSecretRef": "s3-creds"}}
+    h = make(cluster, runtime, body)
+    h.clock.set(at(2, 0, 3))
+    status = await h.tick()
+    assert h.condition("LastBackupSucceeded")["status"] == "True"
+    (record,) = status["backups"]
+    assert record["location"] == f"s3://policy-bucket/ts/{record['id']}.dump"
+    keys = sorted(o["Key"] for o in s3_client.list_objects_v2(Bucket="policy-bucket")["Contents"])
+    assert keys == [f"ts/{record['id']}.dump", f"ts/{record['id']}.dump.manifest.json"]
+
+
+async def test_missing_s3_secret_names_the_field(cluster: EmulatedCluster, runtime: Runtime, source_db: PgTarget) -> None:
+    body = policy("nosecret", source_db, Path("/unused"))
+    body["spec"]["storage"] = {"s3": {"bucket": "whatever", "credentialsSecretRef": "absent"}}
+    h = make(cluster, runtime, body)
+    await h.tick()
+    assert h.condition("Ready")["message"].startswith("spec.storage.s3.credentialsSecretRef: Secret")

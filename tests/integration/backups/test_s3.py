@@ -7,13 +7,9 @@ and data; the credentials never appear in errors.
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from tradesense_operator.api.v1alpha1.backup import BackupFormat
 from tradesense_operator.clients import pgdump, storage
@@ -24,39 +20,7 @@ from tradesense_operator.services.backups import engine
 from tradesense_operator.services.backups.engine import BackupFailed, BackupRequest
 from tradesense_operator.services.backups.retention import apply_retention
 
-from .conftest import table_checksums
-
-KEY_ID = "testing-key-id"
-SECRET = "testing-secret-key"  # moto accepts any credentials
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def s3_client(s3_endpoint: str) -> Any:
-    return boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id=KEY_ID,
-                        aws_secret_access_key=SECRET)
-
-
-@pytest.fixture
-def s3_store(s3_endpoint: str, s3_client: Any, request: pytest.FixtureRequest) -> S3Store:
-    bucket = "bk-" + request.node.name.lower().replace("_", "-").replace("[", "-").replace("]", "")[:40]
-    s3_client.create_bucket(Bucket=bucket)
-    return S3Store(S3Location(bucket=bucket, prefix="tradesense/prod/", endpoint=s3_endpoint,
-                              access_key_id=KEY_ID, secret_access_key=SECRET))
+from .conftest import KEY_ID, SECRET, table_checksums
 
 
 @pytest.mark.parametrize("fmt", [BackupFormat.PLAIN_GZIP, BackupFormat.CUSTOM])
