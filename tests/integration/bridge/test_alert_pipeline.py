@@ -102,11 +102,13 @@ async def test_high_error_rate_alert_runs_one_incident_that_rolls_back_and_recor
         operator.alerts_url, bearer_token=operator.token,
         group_wait="1s", group_interval="1s", repeat_interval="2s",
     )
+    operator_target = f"127.0.0.1:{operator.port}"  # Prometheus scrapes the operator's /metrics too
     prometheus = prometheus_factory(
-        [standin_app.target], rule_files=[fast_rules(SHIPPED_RULES, tmp_path / "tradesense.rules.yaml")],
+        [standin_app.target, operator_target],
+        rule_files=[fast_rules(SHIPPED_RULES, tmp_path / "tradesense.rules.yaml")],
         alertmanagers=[alertmanager.target], scrape_interval="1s", evaluation_interval="1s",
     )
-    await prometheus.wait_for_target_up_async(standin_app.target)
+    await prometheus.wait_for_target_up_async()
 
     most_incidents_seen = 0
 
@@ -154,6 +156,13 @@ async def test_high_error_rate_alert_runs_one_incident_that_rolls_back_and_recor
                for p in kube_cluster.list("v1", "Pod", operator.namespace, label_selector="app=backend"))
 
     # the operator's own account of it, scraped over HTTP
+    # ... and as Prometheus saw it: the exposition is scrapable and the counter is there
+    created = 'sum(tradesense_operator_bridge_alerts_total{outcome="created"})'
+    for _ in range(100):
+        if await _query(prometheus, created) == 1.0:
+            break
+        await asyncio.sleep(0.1)
+    assert await _query(prometheus, created) == 1.0
     exposition = await _scrape(operator)
     assert sample_value(exposition, "tradesense_operator_bridge_alerts_total", outcome="created") == 1
     assert sample_value(exposition, "tradesense_operator_bridge_alerts_total", outcome="updated") >= 1
@@ -181,3 +190,10 @@ async def _scrape(operator: RunningOperator) -> str:
     async with aiohttp.ClientSession() as session, session.get(operator.url + "/metrics") as response:
         assert response.status == 200
         return await response.text()
+
+
+async def _query(prometheus: PrometheusServer, promql: str) -> float | None:
+    """An instant query's single value, or None while it has no sample."""
+    async with aiohttp.ClientSession() as session, session.get(prometheus.query_url(promql)) as response:
+        result = (await response.json())["data"]["result"]
+    return float(result[0]["value"][1]) if result else None
