@@ -202,7 +202,7 @@ PERFORMANCE_DEGRADATION: tuple[StepTemplate, ...] = (
                  "ORDER BY mean_exec_time DESC LIMIT 10",
                  {"minMeanMs": 0, "limit": 10}),
     StepTemplate("check-pods", StepAction.CHECK_PODS, "",
-                 "2. Check resource usage: kubectl top pods -n tradesense (pod status, restarts and limits)"),
+                 "2. Check resource usage: kubectl top pods -n tradesense (here: pod readiness and restarts; no metrics-server)"),
     StepTemplate("scale-backend", StepAction.SCALE, "backend",
                  "3. Quick fixes: kubectl scale deployment/backend --replicas=10 -n tradesense",
                  {"replicas": FromParam("replicas", 10), "atLeast": True, "holdSeconds": FromParam("scale_hold_seconds")}),
@@ -213,7 +213,7 @@ PERFORMANCE_DEGRADATION: tuple[StepTemplate, ...] = (
 
 HIGH_CPU: tuple[StepTemplate, ...] = (
     StepTemplate("check-pods", StepAction.CHECK_PODS, "backend",
-                 "1. Identify the cause: kubectl top pods -n tradesense --sort-by=cpu"),
+                 "1. Identify the cause: kubectl top pods -n tradesense --sort-by=cpu (here: readiness and restarts)"),
     StepTemplate("scale-backend", StepAction.SCALE, "backend",
                  "2. Mitigation: kubectl scale deployment/backend --replicas=8 -n tradesense",
                  {"replicas": FromParam("replicas", 8), "atLeast": True, "holdSeconds": FromParam("scale_hold_seconds")}),
