@@ -202,7 +202,8 @@ PERFORMANCE_DEGRADATION: tuple[StepTemplate, ...] = (
                  "ORDER BY mean_exec_time DESC LIMIT 10",
                  {"minMeanMs": 0, "limit": 10}),
     StepTemplate("check-pods", StepAction.CHECK_PODS, "",
-                 "2. Check resource usage: kubectl top pods -n tradesense (here: pod readiness and restarts; no metrics-server)"),
+                 "2. Check resource usage: kubectl top pods -n tradesense "
+                 "(here: pod readiness and restarts; no metrics-server)"),
     StepTemplate("scale-backend", StepAction.SCALE, "backend",
                  "3. Quick fixes: kubectl scale deployment/backend --replicas=10 -n tradesense",
                  {"replicas": FromParam("replicas", 10), "atLeast": True, "holdSeconds": FromParam("scale_hold_seconds")}),
