@@ -127,6 +127,14 @@ def _store(args: argparse.Namespace) -> BackupStore:
     ))
 
 
+def _label(args: argparse.Namespace) -> str:
+    try:
+        return validate_label(args.label or args.dbname.lower())
+    except ValueError as exc:
+        raise UsageError(f"--label: {args.label or args.dbname!r} cannot name backup files (lower-case letters, "
+                         "digits, '.', '_', '-')") from exc
+
+
 def _summary(manifest: BackupManifest, store: BackupStore) -> dict[str, object]:
     return {
         "id": manifest.id, "label": manifest.label, "database": manifest.database, "format": manifest.format.value,
@@ -156,8 +164,11 @@ def _handle(action: str, run: Callable[[], int]) -> int:
 def _run(args: argparse.Namespace) -> int:
     def body() -> int:
         target, store = _target(args), _store(args)
-        label = validate_label(args.label or args.dbname.lower())
-        max_age = parse_duration(args.max_age, field="--max-age") if args.max_age else None
+        label = _label(args)
+        try:
+            max_age = parse_duration(args.max_age, field="--max-age") if args.max_age else None
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
         if args.keep_last is not None and args.keep_last < 1:
             raise UsageError("--keep-last: must be at least 1")
         clock = SystemClock()
@@ -225,8 +236,7 @@ def _restore(args: argparse.Namespace) -> int:
         manifest = restore.find_clean_backup_sync(store, label=label, backup_id=args.id,
                                                   database=None if args.id else args.dbname)
         stamp = args.stamp or f"cli-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
-        safety = restore.take_safety_backup_sync(store, target, stamp=stamp,
-                                                 label=validate_label(label or args.dbname.lower()), clock=SystemClock())
+        safety = restore.take_safety_backup_sync(store, target, stamp=stamp, label=_label(args), clock=SystemClock())
         if safety is not None:
             print(f"safety backup {safety.id} at {store.location(safety.file_name)}", file=sys.stderr)
         report = restore.restore_database_sync(store, target, manifest, stamp=stamp,

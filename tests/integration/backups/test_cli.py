@@ -78,6 +78,12 @@ def test_bad_input_is_reported_clearly(source_db: PgTarget, tmp_path: Path) -> N
     nothing = cli("verify", *conn(source_db), "--storage-path", str(tmp_path / "empty"))
     assert nothing.returncode == 2
     assert "no complete backup" in nothing.stderr
+    bad_label = cli("run", *conn(source_db), "--storage-path", str(tmp_path), "--label", "Not OK")
+    assert bad_label.returncode == 2
+    assert "--label" in bad_label.stderr
+    bad_age = cli("run", *conn(source_db), "--storage-path", str(tmp_path), "--max-age", "a week")
+    assert bad_age.returncode == 2
+    assert "--max-age" in bad_age.stderr
     wrong_db = cli("run", "--host", "127.0.0.1", "--user", "postgres", "--dbname", "no_such_db_here",
                    "--storage-path", str(tmp_path / "x"))
     assert wrong_db.returncode == 1
