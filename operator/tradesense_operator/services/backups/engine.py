@@ -241,7 +241,7 @@ def restore_into(target: PgTarget, store: BackupStore, manifest: BackupManifest)
         pgdump.restore_custom(target, checked_chunks(store, manifest))
 
 
-def test_restore(source: PgTarget, store: BackupStore, manifest: BackupManifest) -> str:
+def scratch_restore(source: PgTarget, store: BackupStore, manifest: BackupManifest) -> str:
     """Restore into `<db>_verify_<id>`, compare per-table row counts, always drop it; IntegrityError on mismatch."""
     scratch = scratch_database(manifest.database, manifest.id)
     target = source.with_db(scratch)
@@ -285,7 +285,7 @@ def verify_backup(
             integrity_ok = True
             details.append("checksum and content intact")
         if test_restore_source is not None:
-            details.append(test_restore(test_restore_source, store, manifest))
+            details.append(scratch_restore(test_restore_source, store, manifest))
             restore_ok = True
         ok = True
     except (IntegrityError, NotFound) as exc:
