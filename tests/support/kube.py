@@ -1,1 +1,115 @@
-"""Shared pytest fixtures: kube (see the module owner)."""
+"""Kubernetes fixtures: the emulated API server, per-test namespaces, kubeconfigs, the in-process operator.
+
+- `kube_cluster`: a session-wide `EmulatedCluster` (pods Ready after 0.2 s; the generated CRDs from
+  `crds/` installed when present). Faults and readiness rules a test adds are removed after it.
+- `fresh_kube_cluster`: a private cluster for tests that must own the whole history (410s, restarts).
+- `test_namespace`: a unique namespace, deleted afterwards (isolation on the shared cluster).
+- `kubeconfig_path`: a kubeconfig for the shared cluster, context namespace = `test_namespace`.
+- `operator_factory(memo=…, registry=…, namespaces=…, settings=…, cluster=…)`: starts the real kopf
+  operator in-process and returns its `OperatorHandle`; all still running are stopped (and their
+  crashes re-raised) at teardown.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable, Collection, Iterator
+from pathlib import Path
+from typing import Any
+
+import kopf
+import pytest
+
+from tradesense_operator.sandbox.kubeapi import EmulatedCluster
+from tradesense_operator.sandbox.runner import Endpoint, OperatorHandle
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CRD_DIR = REPO_ROOT / "crds"
+
+OperatorFactory = Callable[..., OperatorHandle]
+
+
+def _install_generated_crds(cluster: EmulatedCluster) -> None:
+    if any(CRD_DIR.glob("*.yaml")):
+        cluster.install_crds(CRD_DIR)
+
+
+@pytest.fixture(scope="session")
+def _session_kube_cluster() -> Iterator[EmulatedCluster]:
+    cluster = EmulatedCluster(pod_ready_delay=0.2).start()
+    try:
+        _install_generated_crds(cluster)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def kube_cluster(_session_kube_cluster: EmulatedCluster) -> Iterator[EmulatedCluster]:
+    """The shared cluster; per-test faults and readiness rules do not leak into the next test."""
+    cluster = _session_kube_cluster
+    rules_before = len(cluster.controller.readiness_rules)
+    delay_before = cluster.pod_ready_delay
+    yield cluster
+    cluster.faults.clear()
+    del cluster.controller.readiness_rules[rules_before:]
+    cluster.pod_ready_delay = delay_before
+
+
+@pytest.fixture
+def fresh_kube_cluster() -> Iterator[EmulatedCluster]:
+    cluster = EmulatedCluster(pod_ready_delay=0.2).start()
+    try:
+        _install_generated_crds(cluster)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def test_namespace(kube_cluster: EmulatedCluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"t-{slug}-{secrets.token_hex(3)}"
+    kube_cluster.create_namespace(name)
+    yield name
+    if kube_cluster.find("v1", "Namespace", name) is not None:
+        kube_cluster.delete("v1", "Namespace", name)
+
+
+@pytest.fixture
+def kubeconfig_path(kube_cluster: EmulatedCluster, test_namespace: str, tmp_path: Path) -> Path:
+    return kube_cluster.write_kubeconfig(tmp_path / "kubeconfig", namespace=test_namespace)
+
+
+@pytest.fixture
+def operator_factory(kube_cluster: EmulatedCluster) -> Iterator[OperatorFactory]:
+    handles: list[OperatorHandle] = []
+
+    def start(
+        *,
+        memo: Any = None,
+        registry: kopf.OperatorRegistry | None = None,
+        namespaces: Collection[str] | None = None,
+        settings: kopf.OperatorSettings | None = None,
+        cluster: EmulatedCluster | None = None,
+        timeout: float = 30.0,
+    ) -> OperatorHandle:
+        handle = OperatorHandle(
+            Endpoint.of(cluster or kube_cluster), registry=registry, memo=memo, namespaces=namespaces, settings=settings
+        )
+        handles.append(handle)
+        return handle.start(timeout=timeout)
+
+    yield start
+    errors = []
+    for handle in handles:
+        if handle.running:
+            try:
+                handle.stop()
+            except Exception as exc:  # noqa: BLE001  # stop every handle, then fail with the first error
+                errors.append(exc)
+        elif handle.error is not None and not handle.killed:
+            errors.append(handle.error)
+    if errors:
+        raise errors[0]
