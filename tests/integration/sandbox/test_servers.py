@@ -10,6 +10,7 @@ bearer token, to a local webhook; and the whole chain Prometheus rule → Alertm
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from pathlib import Path
 
@@ -131,6 +132,27 @@ def test_redis_kill_loses_unpersisted_keys_and_restart_keeps_the_port(throwaway_
 def fill(client: redis.Redis, prefix: str, count: int) -> None:
     for i in range(count):
         client.set(f"{prefix}{i}", "x" * 10_000)
+
+
+def test_a_chosen_port_taken_before_start_is_replaced_but_a_given_one_is_not():
+    chosen, given = ThrowawayRedis(), None
+    try:
+        with socket.socket() as squatter:
+            squatter.bind(("127.0.0.1", chosen.port))
+            squatter.listen()
+            taken = chosen.port
+            chosen.start()
+            assert chosen.port != taken
+            with chosen.client() as client:
+                assert client.ping()
+            given = ThrowawayRedis(port=taken)
+            with pytest.raises(ServerStartError, match=r"(?i)address already in use"):
+                given.start()
+            assert given.port == taken
+    finally:
+        chosen.close()
+        if given is not None:
+            given.close()
 
 
 def test_redis_maxmemory_refuses_writes_when_full(throwaway_redis_factory):

@@ -16,7 +16,7 @@ def _request(url: str, *, data: bytes | None, method: str, timeout: float) -> by
         return bytes(response.read())
 
 
-def http_ok(url: str, *, method: str = "GET", timeout: float = 2.0) -> bool:
+def http_ok(url: str, *, method: str = "GET", timeout: float = 1.0) -> bool:
     """Whether `url` answers 2xx (any error counts as no)."""
     try:
         _request(url, data=None, method=method, timeout=timeout)

@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import IO, Self
 
 _POLL = 0.05
+_PORT_ATTEMPTS = 3
 
 
 class BinaryMissing(RuntimeError):
@@ -58,12 +59,14 @@ class ServerProcess(ABC):
 
     def __init__(self, *, host: str = "127.0.0.1", port: int | None = None, startup_timeout: float = 30.0) -> None:
         self.host = host
+        self._port_chosen = port is None
         self.port = port or free_port(host)
         self.startup_timeout = startup_timeout
         self.workdir = Path(tempfile.mkdtemp(prefix=f"tso-{self.name}-"))
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._prepared = False
+        self._started_once = False
 
     # -- to be provided by subclasses ----------------------------------------------------------
 
@@ -111,12 +114,33 @@ class ServerProcess(ABC):
         return "\n".join(text.splitlines()[-lines:])
 
     def start(self) -> Self:
-        """Launch and block until ready (or raise `ServerStartError` with the log tail)."""
+        """Launch and block until ready (or raise `ServerStartError` with the log tail).
+
+        The free port was only free when we looked; if another process took it before the first start,
+        the server fails to bind and is relaunched on a fresh port (a few times). A port given by the caller,
+        and every later start, keep the port.
+        """
         if self.running:
             raise RuntimeError(f"{self.name} is already running on port {self.port}")
         if not self._prepared:
             self.prepare()
             self._prepared = True
+        attempts_left = _PORT_ATTEMPTS if self._port_chosen and not self._started_once else 1
+        while True:
+            attempts_left -= 1
+            log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+            try:
+                self._launch()
+            except ServerStartError:
+                fresh_log = self.log_path.read_bytes()[log_offset:].decode(errors="replace").lower()
+                if attempts_left == 0 or "address already in use" not in fresh_log:
+                    raise
+                self.port = free_port(self.host)
+                continue
+            self._started_once = True
+            return self
+
+    def _launch(self) -> None:
         self.before_start()
         self._log = self.log_path.open("ab")
         user = self.run_as()
@@ -138,7 +162,7 @@ class ServerProcess(ABC):
                 self._close_log()
                 raise ServerStartError(f"{self.name} exited with code {code} while starting:\n{self.log_tail()}")
             if self.probe():
-                return self
+                return
             if time.monotonic() >= deadline:
                 self.kill()
                 raise ServerStartError(f"{self.name} not ready within {self.startup_timeout:g}s:\n{self.log_tail()}")

@@ -63,8 +63,12 @@ class ThrowawayRedis(ServerProcess):
         return argv
 
     def probe(self) -> bool:
+        # Short timeouts: whatever answers on the port during start-up may not be our server.
+        probe = redis.Redis(
+            host=self.host, port=self.port, socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
+        )
         try:
-            with self.client() as client:
-                return bool(client.ping())
+            with probe:
+                return bool(probe.ping())
         except redis.RedisError:
             return False
