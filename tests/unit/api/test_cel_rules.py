@@ -23,7 +23,8 @@ from tradesense_operator.api.v1alpha1.kinds import INCIDENT, immutable_spec_chan
 from tradesense_operator.sandbox.kubeapi.errors import ApiError
 from tradesense_operator.sandbox.kubeapi.validation import SchemaValidator, validator_for_version
 
-SAMPLES = sorted((Path(__file__).resolve().parents[3] / "deploy" / "samples").glob("*.yaml"))
+SAMPLES = sorted(path for path in (Path(__file__).resolve().parents[3] / "deploy" / "samples").glob("*.yaml")
+                 if yaml.safe_load(path.read_text(encoding="utf-8"))["apiVersion"].startswith("ops.tradesense.io/"))
 
 
 @pytest.fixture(scope="module")

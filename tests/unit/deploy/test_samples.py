@@ -1,9 +1,10 @@
 """deploy/samples: one example per runbook and per policy shape, each valid for the models and the CRDs.
 
 Covers: a sample for every Runbook enum value, BackupPolicy on filesystem and on S3, a ScalingPolicy
-using presets, a raw query, a schedule and a fallback; every sample passes the pydantic model (which
-carries the CEL rules' cross-field checks) and the generated openAPIV3Schema; every Secret a sample
-references is one the operator's Role may read; samples live where that Role applies.
+using presets, a raw query, a schedule and a fallback; every custom-resource sample passes the pydantic
+model (which carries the CEL rules' cross-field checks) and the generated openAPIV3Schema; every Secret
+a sample references is one the operator's Role may read; samples live where that Role applies; the
+alert bridge's routing ConfigMap parses the way the bridge parses it and is readable under RBAC.
 """
 
 from __future__ import annotations
@@ -21,13 +22,17 @@ from tradesense_operator.api.v1alpha1.incident import Runbook
 from tradesense_operator.api.v1alpha1.kinds import KINDS
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
-SAMPLES = sorted((DEPLOY / "samples").glob("*.yaml"))
 MODELS: dict[str, type[BaseModel]] = {kind.kind: kind.model for kind in KINDS}
+ALL_SAMPLES = sorted((DEPLOY / "samples").glob("*.yaml"))
 
 
 def _load(path: Path) -> dict[str, Any]:
     document: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
     return document
+
+
+SAMPLES = [path for path in ALL_SAMPLES if _load(path)["kind"] in MODELS]  # our custom resources
+ROUTES = DEPLOY / "samples" / "alert-routes.yaml"
 
 
 def _by_kind(kind: str) -> list[dict[str, Any]]:
@@ -36,6 +41,7 @@ def _by_kind(kind: str) -> list[dict[str, Any]]:
 
 def test_samples_exist() -> None:
     assert len(SAMPLES) >= len(Runbook) + 3
+    assert set(ALL_SAMPLES) == {*SAMPLES, ROUTES}, "a sample of another kind needs its own validation here"
 
 
 @pytest.mark.parametrize("runbook", list(Runbook), ids=str)
@@ -109,3 +115,33 @@ def test_incident_sample_resolves_to_a_runbook_plan(path: Path) -> None:
     plan = resolve_plan(TradeSenseIncident.model_validate(_load(path)).spec)
     assert plan, "a sample that plans nothing demonstrates nothing"
     assert len({step.id for step in plan}) == len(plan)
+
+
+def test_alert_routes_sample_parses_like_the_bridge_parses_it() -> None:
+    from tradesense_operator.api.v1alpha1.incident import IncidentTarget
+    from tradesense_operator.config import Settings
+    from tradesense_operator.domain.alerts import parse_routes
+    from tradesense_operator.services.alerts import TARGET_KEY
+
+    configmap = _load(ROUTES)
+    settings = Settings()
+    assert (configmap["metadata"]["name"], configmap["metadata"]["namespace"]) == (
+        settings.bridge_routes_configmap, settings.operator_namespace)
+    data = dict(configmap["data"])
+    target = IncidentTarget.model_validate(yaml.safe_load(data.pop(TARGET_KEY)))
+    assert target.namespace == "tradesense"
+    routes = parse_routes(data)
+    assert routes["SiteDown"].runbook is Runbook.SITE_DOWN
+    assert set(routes) == set(data)
+
+
+def test_alert_routes_and_bridge_token_are_readable_by_name() -> None:
+    from tradesense_operator.config import Settings
+
+    role = yaml.safe_load((DEPLOY / "rbac" / "operator_role.yaml").read_text(encoding="utf-8"))
+    readable = {(resource, name) for rule in role["rules"] if "get" in rule["verbs"]
+                for resource in rule["resources"] for name in rule["resourceNames"]}
+    settings = Settings()
+    assert ("configmaps", settings.bridge_routes_configmap) in readable
+    assert ("secrets", settings.bridge_token_secret) in readable
+    assert settings.bridge_token_secret in ROUTES.read_text(encoding="utf-8"), "the sample says how to create it"
