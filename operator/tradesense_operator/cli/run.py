@@ -1,8 +1,26 @@
-"""`tradesense-operator run`: start the operator against the current kubeconfig (or in-cluster) context."""
+"""`tradesense-operator run`: start the operator against the current kubeconfig (or in-cluster) context.
+
+With `--leader-elect` (the Deployment's mode, two replicas) the process first waits for the
+leader-election Lease (services/leadership.py) and only then starts kopf; when it loses the Lease it
+exits at once with status 1, so Kubernetes restarts it as a follower instead of two replicas acting.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tradesense_operator.services.leadership import ElectionTiming
+
+log = logging.getLogger(__name__)
+EXIT_LEADERSHIP_LOST = 1
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -14,7 +32,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="skip peering: only for a single replica or local runs")
     parser.add_argument("--liveness", default="http://0.0.0.0:8080/healthz",
                         help="kopf liveness endpoint (the Deployment's livenessProbe)")
+    election = parser.add_argument_group("leader election (several replicas, one acting)")
+    election.add_argument("--leader-elect", action="store_true",
+                          help="act only while holding a coordination.k8s.io/v1 Lease in the operator namespace")
+    election.add_argument("--lease-name", default="tradesense-operator-leader", help="name of the Lease")
+    election.add_argument("--lease-duration", type=float, default=15.0,
+                          help="seconds a follower waits, after the leader stopped renewing, before taking over")
+    election.add_argument("--renew-deadline", type=float, default=10.0,
+                          help="seconds the leader keeps trying to renew before it gives up and exits")
+    election.add_argument("--retry-period", type=float, default=2.0, help="seconds between Lease attempts")
     parser.set_defaults(func=_run)
+
+
+def identity() -> str:
+    """`<pod name>_<random>` like client-go: unique even when a restarted pod keeps its name."""
+    return f"{os.environ.get('POD_NAME') or socket.gethostname()}_{uuid.uuid4().hex[:8]}"
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -24,17 +56,50 @@ def _run(args: argparse.Namespace) -> int:
     import tradesense_operator.handlers.registry  # noqa: F401, PLC0415  (registers the kopf handlers)
     from tradesense_operator.config import Settings  # noqa: PLC0415
     from tradesense_operator.observability.logs import configure_logging  # noqa: PLC0415
+    from tradesense_operator.services.leadership import ElectionTiming  # noqa: PLC0415
 
     try:
         settings = Settings.from_env()
+        timing = ElectionTiming(args.lease_duration, args.renew_deadline, args.retry_period)
     except ValueError as exc:
         print(f"tradesense-operator: {exc}")
         return 2
     configure_logging(log_format=settings.log_format, level=settings.log_level)
-    kopf.run(
-        standalone=args.standalone,
-        namespaces=args.namespace or [],
-        clusterwide=not args.namespace,
-        liveness_endpoint=args.liveness,
-    )
-    return 0
+    options = {
+        "namespaces": args.namespace or [],
+        "clusterwide": not args.namespace,
+        "liveness_endpoint": args.liveness,
+    }
+    if not args.leader_elect:
+        kopf.run(standalone=args.standalone, **options)
+        return 0
+    # The Lease decides who acts, so kopf's own peering is off (same-priority peers would both run).
+    def operator() -> Awaitable[None]:
+        return kopf.operator(standalone=True, **options)
+
+    won = asyncio.run(_lead(settings.operator_namespace, args.lease_name, timing, operator))
+    return 0 if won else EXIT_LEADERSHIP_LOST
+
+
+async def _lead(
+    namespace: str, lease_name: str, timing: ElectionTiming, operator: Callable[[], Awaitable[None]]
+) -> bool:
+    """Block until leader, run the operator while renewing; False (after exiting) when leadership is lost."""
+    from tradesense_operator.clients.kube import KubeClient  # noqa: PLC0415
+    from tradesense_operator.domain.clock import SystemClock  # noqa: PLC0415
+    from tradesense_operator.services.leadership import LeaderElector, lead  # noqa: PLC0415
+
+    kube = await KubeClient.auto()
+    elector = LeaderElector(kube, SystemClock(), namespace=namespace, identity=identity(), name=lease_name,
+                            timing=timing)
+    try:
+        return await lead(elector, operator, on_lost=_exit_now)
+    finally:
+        await kube.close()
+
+
+def _exit_now() -> None:
+    """Leadership lost: stop this process before it can act again (no cleanup handlers, on purpose)."""
+    log.critical("leadership lost: exiting so that only the new leader acts")
+    logging.shutdown()
+    os._exit(EXIT_LEADERSHIP_LOST)
