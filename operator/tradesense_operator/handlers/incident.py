@@ -127,9 +127,10 @@ def register(registry: kopf.OperatorRegistry) -> None:
     kopf.daemon(
         GROUP, VERSION, PLURAL, id="incident-engine", registry=registry, when=_unfinished,
         backoff=RETRY_DELAY_SECONDS,
-        # On stop, let an in-flight step finish briefly, then cancel: a cancelled step is resumed on
-        # restart exactly like a crashed one.
-        cancellation_backoff=2.0, cancellation_timeout=10.0,
+        # On stop, give an in-flight advance a moment, then cancel: a cancelled step is resumed on
+        # restart exactly like a crashed one. Short, because kopf also waits this long (and touches the
+        # object) when a finished incident's daemon stops matching the filter.
+        cancellation_backoff=0.5, cancellation_timeout=5.0,
     )(drive_incident)
     kopf.on.field(GROUP, VERSION, PLURAL, field="spec.approvals", id="wake-on-approvals",
                   registry=registry)(wake_engine)

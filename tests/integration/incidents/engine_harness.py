@@ -56,6 +56,25 @@ WAIT_TIMEOUT = 20.0
 Planner = Callable[[TradeSenseIncidentSpec], list[PlannedStep]]
 
 
+_ABANDONED: list[object] = []
+
+
+def kill(handle: OperatorHandle) -> None:
+    """Kill the operator like a SIGKILLed pod, without leaving the test process unable to exit.
+
+    Interim, until OperatorHandle.kill does it (requested in /work/team/requests-H1.md): kopf waits for
+    the threading stop flag in an executor thread that nothing sets after a kill, which blocks
+    interpreter exit; once released, the abandoned loop's coroutines would be garbage-collected
+    mid-suite and fail whichever test runs then. So: keep the abandoned tasks referenced, then set
+    the flag (the killed loop no longer reacts to anything).
+    """
+    loop = handle._loop
+    handle.kill()
+    if loop is not None:
+        _ABANDONED.extend(asyncio.all_tasks(loop))
+    handle._stop_flag.set()
+
+
 def custom_planner(spec: TradeSenseIncidentSpec) -> list[PlannedStep]:
     """Custom steps one to one, each aimed at deployment/<target> (the engine tests' own catalogue)."""
     return [
@@ -69,17 +88,29 @@ def custom_planner(spec: TradeSenseIncidentSpec) -> list[PlannedStep]:
 
 
 class Gate:
-    """Blocks one action at one point (`before-effect` / `after-effect`) of one step, once reached."""
+    """Stops one step of one operator at one point, so a test can kill the operator exactly there.
 
-    def __init__(self, step_id: str, point: str) -> None:
+    `before-effect` and `after-effect` block the action (after the engine checkpointed the step
+    Running, before/after its effect). `after-return` lets the action return and calls `on_return`
+    instead, which a test uses to stall the engine's next API call (after the result checkpoint,
+    before the next step's Running checkpoint).
+    """
+
+    def __init__(self, step_id: str, point: str, on_return: Callable[[], None] | None = None) -> None:
         self.step_id = step_id
         self.point = point
+        self.on_return = on_return
         self.reached = threading.Event()
 
     async def check(self, step_id: str, point: str) -> None:
-        if (step_id, point) == (self.step_id, self.point):
-            self.reached.set()
-            await asyncio.Event().wait()  # forever: the test kills the operator here
+        if (step_id, point) != (self.step_id, self.point) or self.reached.is_set():
+            return
+        self.reached.set()
+        if point == "after-return":
+            if self.on_return:
+                self.on_return()
+            return
+        await asyncio.Event().wait()  # forever: the test kills the operator here
 
 
 def _deployment_name(ctx: StepContext) -> str:
@@ -130,6 +161,7 @@ class StampingAction:
         await _append(ctx, EFFECTS, ctx.stamp)
         if self.gate:
             await self.gate.check(ctx.step.id, "after-effect")
+            await self.gate.check(ctx.step.id, "after-return")
         return StepResult(Outcome.DONE, f"stamped {ctx.step.id}", evidence={"attempt": str(ctx.attempt)})
 
 
