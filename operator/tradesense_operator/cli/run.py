@@ -15,8 +15,11 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from tradesense_operator.services.leadership import ElectionTiming
 
 log = logging.getLogger(__name__)
@@ -77,12 +80,12 @@ def _run(args: argparse.Namespace) -> int:
     def operator() -> Awaitable[None]:
         return kopf.operator(standalone=True, **options)
 
-    won = asyncio.run(_lead(settings.operator_namespace, args.lease_name, timing, operator))
+    won = asyncio.run(_lead(settings.operator_namespace, args.lease_name, timing, operator, args.liveness))
     return 0 if won else EXIT_LEADERSHIP_LOST
 
 
 async def _lead(
-    namespace: str, lease_name: str, timing: ElectionTiming, operator: Callable[[], Awaitable[None]]
+    namespace: str, lease_name: str, timing: ElectionTiming, operator: Callable[[], Awaitable[None]], liveness: str
 ) -> bool:
     """Block until leader, run the operator while renewing; False (after exiting) when leadership is lost."""
     from tradesense_operator.clients.kube import KubeClient  # noqa: PLC0415
@@ -92,10 +95,34 @@ async def _lead(
     kube = await KubeClient.auto()
     elector = LeaderElector(kube, SystemClock(), namespace=namespace, identity=identity(), name=lease_name,
                             timing=timing)
+    waiting = await _follower_liveness(liveness)
+
+    async def act() -> None:
+        await waiting.cleanup()  # kopf serves the liveness endpoint from here on (same port)
+        await operator()
+
     try:
-        return await lead(elector, operator, on_lost=_exit_now)
+        return await lead(elector, act, on_lost=_exit_now)
     finally:
+        await waiting.cleanup()
         await kube.close()
+
+
+async def _follower_liveness(url: str) -> web.AppRunner:
+    """Answer the liveness probe while waiting for the Lease, so Kubernetes does not restart a healthy follower."""
+    from aiohttp import web  # noqa: PLC0415
+
+    parsed = urlparse(url)
+    app = web.Application()
+
+    async def alive(_: web.Request) -> web.Response:
+        return web.json_response({"leader": False, "waiting": "for the leader-election Lease"})
+
+    app.router.add_get(parsed.path or "/", alive)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, parsed.hostname or "0.0.0.0", parsed.port or 80).start()  # noqa: S104
+    return runner
 
 
 def _exit_now() -> None:
