@@ -54,7 +54,9 @@ def _alive(url: str) -> bool:
 
 
 @pytest.fixture
-def replica(kube_cluster: EmulatedCluster, test_namespace: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def replica(
+    kube_cluster: EmulatedCluster, test_namespace: str, tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     now = format_micro_time(datetime.now(UTC))
     kube_cluster.create({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                          "metadata": {"name": LEASE, "namespace": test_namespace},
