@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, cast
 
 # Sub-command modules, each exposing `register(subparsers) -> None` that sets `func` on its parser.
-COMMAND_MODULES = ("run", "backup")
+COMMAND_MODULES = ("run", "backup", "plan")
 
 
 class _Registrar(Protocol):

@@ -6,6 +6,7 @@ invalid specs, immutable spec fields, and that a finished incident is never run 
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from tests.integration.incidents.engine_harness import (
     step,
 )
 from tradesense_operator.api.v1alpha1.incident import StepAction
+from tradesense_operator.cli import main
 from tradesense_operator.domain.runbooks import resolve_plan
 from tradesense_operator.sandbox.kubeapi import EmulatedCluster
 from tradesense_operator.sandbox.kubeapi.errors import ApiError
@@ -269,3 +271,19 @@ async def test_an_immutable_field_changed_behind_the_api_servers_back_blocks_the
     env.cluster.patch("ops.tradesense.io/v1alpha1", "TradeSenseIncident", "edited",
                       {"status": {"specFingerprint": fingerprint}}, env.namespace, subresource="status")
     await env.wait_phase("edited", "AwaitingApproval")
+
+
+async def test_the_operator_freezes_the_plan_the_cli_prints(
+    env: EngineEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = {"runbook": "complete-failure", "severity": "P1", "dryRun": True, "target": {"namespace": env.namespace}}
+    manifest = tmp_path / "incident.yaml"
+    manifest.write_text(json.dumps({"apiVersion": "ops.tradesense.io/v1alpha1", "kind": "TradeSenseIncident",
+                                    "metadata": {"name": "outage"}, "spec": spec}), encoding="utf-8")
+    assert main(["plan", "-f", str(manifest), "-o", "json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+
+    env.start_operator(actions={}, planner=resolve_plan)
+    env.create_incident("outage", spec)
+    status = await env.wait_phase("outage", "Succeeded", "Failed")
+    assert status["plan"] == printed

@@ -57,6 +57,7 @@ from tradesense_operator.domain.incident.machine import (
     working_phase,
 )
 from tradesense_operator.domain.incident.phases import with_phase
+from tradesense_operator.domain.incident.spec_errors import spec_problems
 from tradesense_operator.domain.incident.storm import restarted_deployment
 from tradesense_operator.domain.incident.transitions import (
     awaiting_approval,
@@ -182,7 +183,7 @@ class IncidentEngine:
         try:
             spec = TradeSenseIncidentSpec.model_validate(obj.raw_spec)
         except ValidationError as exc:
-            return await self._reject(run, *_first_error(exc))
+            return await self._reject(run, *spec_problems(exc)[0])
         if obj.deleting:
             await self._lock(run, spec).release()
             return Tick(finished=True)
@@ -631,13 +632,6 @@ class IncidentEngine:
     def _stamp(run: _Run, planned: PlannedStep) -> str:
         """Same value as StepContext.stamp, for the storm guard's records."""
         return f"{run.ref.uid or run.ref.name}/{planned.id}"
-
-
-def _first_error(exc: ValidationError) -> tuple[str, str]:
-    """The first pydantic error as (wire path under spec, message)."""
-    first = exc.errors()[0]
-    path = "spec" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
-    return path, str(first["msg"])
 
 
 def _fmt(moment: datetime | None) -> str:
