@@ -1,0 +1,80 @@
+"""The operator documentation stays true to the code: runbook coverage, settings, metrics, links.
+
+docs/runbook-mapping.md must name every runbook and every step id of the catalogue (and no step id that does not
+exist), docs/operations.md every TSO_ setting and every exported metric, and the README must link both.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tradesense_operator.api.v1alpha1.incident import Runbook
+from tradesense_operator.config import ENV_PREFIX, Settings
+from tradesense_operator.domain.runbooks.catalogue import RUNBOOKS
+from tradesense_operator.observability.metrics import OperatorMetrics
+
+ROOT = Path(__file__).resolve().parents[3]
+MAPPING = (ROOT / "docs" / "runbook-mapping.md").read_text(encoding="utf-8")
+OPERATIONS = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+RUNBOOK_DOC = (ROOT.parent / "shared" / "runbook.md")
+
+
+@pytest.mark.parametrize("runbook", [r.value for r in Runbook])
+def test_mapping_names_every_runbook(runbook: str) -> None:
+    assert f"`{runbook}`" in MAPPING
+
+
+@pytest.mark.parametrize("runbook", list(RUNBOOKS))
+def test_mapping_names_every_step_of_every_runbook(runbook: Runbook) -> None:
+    missing = [step.id for step in RUNBOOKS[runbook] if f"`{step.id}`" not in MAPPING]
+    assert missing == [], f"{runbook.value}: step ids not in docs/runbook-mapping.md"
+
+
+def test_mapping_names_no_step_id_that_does_not_exist() -> None:
+    known = {step.id for steps in RUNBOOKS.values() for step in steps}
+    claimed: set[str] = set()
+    column = None
+    for line in MAPPING.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("|") else []
+        if not cells:
+            column = None
+        elif column is None:  # a table's header row names the step column
+            column = next((i for i, c in enumerate(cells) if c in ("Step id", "Steps")), -1)
+        elif column >= 0 and not set(cells[column]) <= set("-"):
+            claimed.update(re.findall(r"`([a-z][a-z0-9-]+)`", cells[column]))
+    assert len(claimed) > 40, "step-id columns not found: the table layout changed"
+    assert sorted(claimed - known) == []
+
+
+@pytest.mark.parametrize("name", sorted(Settings.model_fields))
+def test_operations_documents_every_setting(name: str) -> None:
+    assert f"`{ENV_PREFIX}{name.upper()}`" in OPERATIONS
+
+
+def test_operations_documents_no_setting_that_does_not_exist() -> None:
+    documented = set(re.findall(r"`(TSO_[A-Z_]+)`", OPERATIONS))
+    assert documented == {f"{ENV_PREFIX}{n.upper()}" for n in Settings.model_fields}
+
+
+def test_operations_documents_every_metric() -> None:
+    """Counters as exposed (`_total`), other families by name."""
+    exposed = [f"{m.name}_total" if m.type == "counter" else m.name for m in OperatorMetrics().registry.collect()]
+    assert [name for name in exposed if f"`{name}`" not in OPERATIONS] == []
+
+
+@pytest.mark.parametrize("doc", ["docs/runbook-mapping.md", "docs/operations.md", "docs/kubectl-session.md"])
+def test_readme_links_the_docs(doc: str) -> None:
+    assert f"]({doc})" in README
+
+
+@pytest.mark.skipif(not RUNBOOK_DOC.exists(), reason="shared/runbook.md is not beside this clone")
+def test_mapping_has_a_section_for_every_runbook_heading() -> None:
+    text = RUNBOOK_DOC.read_text(encoding="utf-8")
+    headings = [h.strip() for h in re.findall(r"^#{2,4} (.+)$", text, re.M) if h.strip() != "Table of Contents"]
+    normalized_mapping = MAPPING.replace("→", " ").lower()
+    missing = [h for h in headings if h.lower().split(". ", 1)[-1] not in normalized_mapping]
+    assert missing == []
