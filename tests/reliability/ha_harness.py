@@ -8,13 +8,13 @@ blocks in `services.leadership.lead` until it holds the Lease, then runs the sam
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from pathlib import Path
 from typing import Any
 
 import kopf
 
+from tests.reliability.abrupt import keep_tasks
 from tradesense_operator.clients.kube import KubeClient
 from tradesense_operator.domain.clock import SystemClock
 from tradesense_operator.sandbox.runner import Endpoint, OperatorHandle
@@ -22,10 +22,6 @@ from tradesense_operator.services.leadership import ElectionTiming, LeaderElecto
 
 # Short but with client-go's proportions (lease > renew deadline > retry period).
 FAST_TIMING = ElectionTiming(lease_seconds=2.0, renew_deadline_seconds=1.5, retry_seconds=0.25)
-
-# A killed replica's pending coroutines are kept referenced until the interpreter exits: finalizing them
-# would run their cleanup code against a closed loop (errors no real SIGKILLed process would produce).
-_KILLED_TASKS: list[set[asyncio.Task[object]]] = []
 
 
 class ElectedOperator(OperatorHandle):
@@ -78,14 +74,13 @@ class ElectedOperator(OperatorHandle):
         loop = self._loop
         if loop is not None:
             self._killed = True
-            _KILLED_TASKS.append(asyncio.all_tasks(loop))
+            keep_tasks(loop)
             loop.stop()
 
     def kill(self) -> None:
         loop = self._loop
         super().kill()
-        if loop is not None:
-            _KILLED_TASKS.append(asyncio.all_tasks(loop))
+        keep_tasks(loop)
         self._stop_flag.set()  # free kopf's executor thread waiting on the flag (else pytest hangs at exit)
 
     def shutdown(self) -> None:
