@@ -40,6 +40,7 @@ from tradesense_operator.config import Settings
 from tradesense_operator.domain.clock import ManualClock
 from tradesense_operator.handlers import incident as incident_handlers
 from tradesense_operator.handlers.startup import configure
+from tradesense_operator.observability.metrics import OperatorMetrics
 from tradesense_operator.sandbox.kubeapi import EmulatedCluster
 from tradesense_operator.sandbox.runner import OperatorHandle
 from tradesense_operator.services.actions.base import Action, Outcome, StepContext, StepFailed, StepResult
@@ -215,7 +216,7 @@ def default_actions(gate: Gate | None = None) -> dict[StepAction, Action]:
 
 def build_registry(
     kubeconfig: Path, *, clock: ManualClock, settings: Settings, actions: Mapping[StepAction, Action],
-    planner: Planner,
+    planner: Planner, metrics: OperatorMetrics | None = None,
 ) -> kopf.OperatorRegistry:
     """A registry with the incident handlers and a startup that injects Runtime and engine."""
     registry = kopf.OperatorRegistry()
@@ -223,7 +224,7 @@ def build_registry(
     @kopf.on.startup(registry=registry)
     async def inject(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         runtime = Runtime(kube=await KubeClient.from_kubeconfig(str(kubeconfig)), settings=operator_settings,
-                          clock=clock)
+                          clock=clock, metrics=metrics or OperatorMetrics())
         memo.runtime = runtime
         memo.incident_engine = IncidentEngine(runtime, actions=actions, planner=planner)
         await configure(settings=settings, memo=memo)
@@ -247,12 +248,14 @@ class EngineEnv:
     operator_factory: Callable[..., OperatorHandle]
     clock: ManualClock = field(default_factory=lambda: ManualClock(datetime.now(UTC).replace(microsecond=0)))
     settings: Settings = field(default_factory=lambda: Settings(step_poll_seconds=0.05, lock_lease_seconds=30))
+    metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
 
     def start_operator(
         self, actions: Mapping[StepAction, Action] | None = None, planner: Planner = custom_planner
     ) -> OperatorHandle:
         registry = build_registry(self.kubeconfig, clock=self.clock, settings=self.settings,
-                                  actions=actions if actions is not None else default_actions(), planner=planner)
+                                  actions=actions if actions is not None else default_actions(), planner=planner,
+                                  metrics=self.metrics)
         return self.operator_factory(registry=registry, namespaces=[self.namespace], memo=kopf.Memo())
 
     # -- objects -------------------------------------------------------------------------------
@@ -295,6 +298,15 @@ class EngineEnv:
 
     def steps(self, name: str) -> dict[str, dict[str, Any]]:
         return {s["id"]: s for s in self.status(name).get("steps", [])}
+
+    def metric(self, name: str, **labels: str) -> float:
+        """A sample of the engine's /metrics (0 when absent)."""
+        value = self.metrics.registry.get_sample_value(name, labels)
+        return 0.0 if value is None else value
+
+    async def wait_metric(self, value: float, name: str, **labels: str) -> None:
+        """Metrics are updated right after the status write they reflect: wait for them like for Events."""
+        await self.wait_for(f"{name}{labels} == {value}", lambda: self.metric(name, **labels) == value)
 
     def step_message(self, name: str, step_id: str) -> str:
         return str(self.steps(name).get(step_id, {}).get("message", ""))

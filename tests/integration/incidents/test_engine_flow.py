@@ -56,6 +56,11 @@ async def test_steps_run_in_order_and_the_incident_succeeds(env: EngineEnv) -> N
     assert status["resolvedAt"]
     assert "currentStep" not in status
     assert status["observedGeneration"] == env.incident("ok")["metadata"]["generation"]
+    await env.wait_metric(1, "tradesense_operator_remediation_actions_total", action="scale", outcome="done")
+    await env.wait_metric(1, "tradesense_operator_step_duration_seconds_count", action="set-env", outcome="done")
+    await env.wait_metric(1, "tradesense_operator_incident_transitions_total", runbook="custom", phase="Succeeded")
+    await env.wait_metric(1, "tradesense_operator_incidents", runbook="custom", phase="Succeeded")
+    await env.wait_metric(0, "tradesense_operator_incidents", runbook="custom", phase="Running")
     await env.wait_event("ok", "IncidentSucceeded")
     assert env.reasons("ok") == ["Planned", "StepStarted", "StepSucceeded", "StepStarted", "StepSucceeded",
                        "StepStarted", "StepSucceeded", "IncidentSucceeded"]
@@ -96,6 +101,7 @@ async def test_destructive_step_waits_for_its_approval(env: EngineEnv) -> None:
     assert "'failover' to spec.approvals" in status["message"]
     assert _condition(status, "Progressing")["reason"] == "AwaitingApproval"
     assert env.annotation_list(EFFECTS) == [f"{uid}/before"]
+    await env.wait_metric(1, "tradesense_operator_approvals_waiting", namespace=env.namespace)
     await env.wait_event("gated", "AwaitingApproval")
 
     env.patch_spec("gated", {"approvals": ["some-other-step"]})
@@ -107,6 +113,7 @@ async def test_destructive_step_waits_for_its_approval(env: EngineEnv) -> None:
     await env.wait_phase("gated", "Succeeded")
     assert env.annotation_list(EFFECTS) == [f"{uid}/before", f"{uid}/failover", f"{uid}/after"]
     assert env.reasons("gated").count("AwaitingApproval") == 1
+    await env.wait_metric(0, "tradesense_operator_approvals_waiting", namespace=env.namespace)
 
 
 async def test_dry_run_records_what_would_change_and_touches_nothing(env: EngineEnv) -> None:

@@ -97,6 +97,7 @@ async def test_the_storm_guard_blocks_a_fourth_restart_within_the_hour(env: Engi
     assert env.steps("storm")["restart"]["state"] == "Pending"
     assert env.annotation_list(EFFECTS) == []
     await env.wait_event("storm", "Blocked")
+    await env.wait_metric(1, "tradesense_operator_storm_guard_blocks_total", namespace=env.namespace, deployment="web")
 
     env.clock.advance(timedelta(minutes=11))  # the restart 50 minutes ago leaves the window
     await env.wait_phase("storm", "Succeeded")
@@ -197,5 +198,6 @@ async def test_a_missed_deadline_escalates_once_and_the_webhook_url_never_leaks(
     await env.wait_phase("late", "Succeeded")
     assert len(webhook_recorder.received()) == 1
     assert env.reasons("late").count("Escalated") == 1
+    await env.wait_metric(1, "tradesense_operator_escalations_total", severity="P1")
     snapshot = json.dumps([env.incident("late"), env.cluster.events(env.namespace)])
     secret_guard.add_source("incident and Events", lambda: snapshot)

@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from tradesense_operator.api.v1alpha1.incident import (
     EscalationStatus,
     IncidentPhase,
+    IncidentTarget,
     PlannedStep,
     StepAction,
     StepState,
@@ -70,10 +71,12 @@ from tradesense_operator.domain.incident.transitions import (
     would_run,
 )
 from tradesense_operator.domain.runbooks.errors import PlanError
+from tradesense_operator.observability.context import log_context
 from tradesense_operator.services.actions.base import Action, Outcome, StepContext, StepFailed, StepResult
 from tradesense_operator.services.incidents.escalation import escalation_event, send_notification
 from tradesense_operator.services.incidents.events import IncidentEvents
 from tradesense_operator.services.incidents.lock import NamespaceLock
+from tradesense_operator.services.incidents.metrics import IncidentMetrics
 from tradesense_operator.services.incidents.store import IncidentObject, IncidentStore, StatusUnreadable
 from tradesense_operator.services.incidents.storm_guard import RestartGuard
 from tradesense_operator.services.runtime import Runtime
@@ -132,6 +135,7 @@ class IncidentEngine:
         self._planner = planner
         self._backoff_cap = backoff_cap
         self._store = IncidentStore(runtime.kube)
+        self._metrics = IncidentMetrics(runtime.metrics)
         self._locks: dict[str, NamespaceLock] = {}
         self._seen_attempts: set[tuple[str, str, int]] = set()
         self._notify_tried: dict[str, datetime] = {}
@@ -168,6 +172,10 @@ class IncidentEngine:
 
     async def advance(self, namespace: str, name: str) -> Tick:
         """Read the incident, take the next decision, persist it. Client errors of our own writes propagate."""
+        with log_context(obj=f"{INCIDENTS.kind} {namespace}/{name}"):
+            return await self._advance(namespace, name)
+
+    async def _advance(self, namespace: str, name: str) -> Tick:
         try:
             obj = await self._store.load(namespace, name)
         except StatusUnreadable as exc:
@@ -180,6 +188,7 @@ class IncidentEngine:
             return Tick(finished=True, phase=obj.status.phase)
         run = _Run(obj=obj, status=obj.status, saved=obj.status,
                    events=IncidentEvents(self._runtime.kube, self._runtime.clock, obj.ref))
+        self._metrics.seen(run.ref.uid or run.ref.name, str(obj.raw_spec.get("runbook", "")), obj.status.phase)
         try:
             spec = TradeSenseIncidentSpec.model_validate(obj.raw_spec)
         except ValidationError as exc:
@@ -299,7 +308,10 @@ class IncidentEngine:
         result = await self._guard(spec).check(deployment, self._stamp(run, planned))
         if result.verdict is None or result.verdict.allowed:
             return None
-        return await self._block(run, "RestartStormGuard", result.verdict.message(deployment))
+        message = result.verdict.message(deployment)
+        if run.saved.message != message:
+            self._metrics.storm_guard_blocked(spec.target.namespace, deployment)
+        return await self._block(run, "RestartStormGuard", message)
 
     async def _await_approval(self, run: _Run, index: int) -> Tick:
         planned = run.status.plan[index]
@@ -313,6 +325,10 @@ class IncidentEngine:
         )
 
     async def _attempt(self, run: _Run, spec: TradeSenseIncidentSpec, index: int, *, new: bool) -> Tick:
+        with log_context(step=run.status.plan[index].id):
+            return await self._run_attempt(run, spec, index, new=new)
+
+    async def _run_attempt(self, run: _Run, spec: TradeSenseIncidentSpec, index: int, *, new: bool) -> Tick:
         planned = run.status.plan[index]
         position = f"[{index + 1}/{len(run.status.plan)}] {planned.id}"
         now = self._now()
@@ -396,6 +412,7 @@ class IncidentEngine:
             await self._commit(run)
             delay = result.retry_after if result.retry_after is not None else self.poll_seconds
             return Tick(finished=False, delay=max(delay, 0.0))
+        self._metrics.attempt_finished(planned, step, _OUTCOME_LABELS[result.outcome], now)
         if result.outcome is Outcome.SKIPPED:
             run.set_step(index, finish(step, state=StepState.SKIPPED, message=result.message,
                                        evidence=result.evidence, now=now))
@@ -411,6 +428,7 @@ class IncidentEngine:
     async def _attempt_failed(self, run: _Run, spec: TradeSenseIncidentSpec, index: int, reason: str) -> Tick:
         planned = run.status.plan[index]
         position = f"[{index + 1}/{len(run.status.plan)}] {planned.id}"
+        self._metrics.attempt_finished(planned, run.status.steps[index], "failed", self._now())
         step = fail_attempt(run.status.steps[index], planned, reason=clip(reason, 2048), now=self._now(),
                             backoff_base=self.poll_seconds, backoff_cap=self._backoff_cap)
         run.set_step(index, step)
@@ -555,6 +573,7 @@ class IncidentEngine:
                                         observed_generation=run.obj.generation),
         })
         await self._commit(run)
+        self._metrics.escalated(spec.severity.value)
         await run.events.warning("Escalated", f"{message}; {how}")
         if spec.notification is not None:
             await self._notify(run, spec)
@@ -609,6 +628,9 @@ class IncidentEngine:
         """Persist the status when it changed (idle polls write nothing, so they make no watch events)."""
         if run.status != run.saved:
             await self._store.save(run.ref, run.status)
+            self._metrics.committed(run.ref.uid or run.ref.name, str(run.obj.raw_spec.get("runbook", "")),
+                                    before=run.saved, after=run.status,
+                                    target_namespace=_target_namespace(run.obj.raw_spec))
             run.saved = run.status
 
     def _lock(self, run: _Run, spec: TradeSenseIncidentSpec) -> NamespaceLock:
@@ -632,6 +654,16 @@ class IncidentEngine:
     def _stamp(run: _Run, planned: PlannedStep) -> str:
         """Same value as StepContext.stamp, for the storm guard's records."""
         return f"{run.ref.uid or run.ref.name}/{planned.id}"
+
+
+_OUTCOME_LABELS = {Outcome.DONE: "done", Outcome.ALREADY_DONE: "already_done", Outcome.SKIPPED: "skipped",
+                   Outcome.WAITING: "waiting"}
+
+
+def _target_namespace(raw_spec: Mapping[str, Any]) -> str:
+    target = raw_spec.get("target")
+    namespace = target.get("namespace") if isinstance(target, Mapping) else None
+    return str(namespace or IncidentTarget.model_fields["namespace"].default)
 
 
 def _fmt(moment: datetime | None) -> str:
