@@ -29,6 +29,7 @@ from tests.e2e.harness import (
     delete_namespace,
     install,
     render_deploy,
+    server_side_apply_problem,
     service_account_token,
     token_kubeconfig,
     uninstall,
@@ -55,6 +56,7 @@ class Options:
     allow_admin_token: bool = False  # only the emulator, which has neither RBAC nor TokenRequest
     server_dry_run: bool = True
     operator_env: dict[str, str] = field(default_factory=dict)
+    kubectl_kubeconfig: Path | None = None  # what kubectl uses, when it cannot use the cluster's own kubeconfig
 
 
 def _in_cluster(kube: SyncKube, image: str, timeout: float) -> bool:
@@ -109,9 +111,11 @@ def e2e_environment(kubeconfig: Path, options: Options) -> Iterator[E2EEnv]:
             process = OperatorProcess(operator_kubeconfig, options.workdir,
                                       {"TSO_BACKUP_ROOT": backup_root, **options.operator_env})
             process.start(timeout=options.operator_timeout)
+        kubectl_config = options.kubectl_kubeconfig or kubeconfig
         yield E2EEnv(
-            kube=kube, kubeconfig=kubeconfig, namespace=APP_NAMESPACE, readiness_timeout=options.readiness_timeout,
-            backup_root=backup_root, kubectl_problem=Kubectl(kubeconfig).problem(),
+            kube=kube, kubeconfig=kubectl_config, namespace=APP_NAMESPACE, readiness_timeout=options.readiness_timeout,
+            backup_root=backup_root, kubectl_problem=Kubectl(kubectl_config).problem(),
+            server_side_apply_problem=server_side_apply_problem(kube, APP_NAMESPACE),
             operator_kubeconfig=operator_kubeconfig if rbac_problem is None else None, rbac_problem=rbac_problem,
             pg=options.pg, pg_problem=options.pg_problem, server_dry_run=options.server_dry_run,
             operator_timeout=options.operator_timeout,

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import yaml
 
 from tradesense_operator.clients.errors import ClientError, Conflict, NotFound, Unavailable
-from tradesense_operator.clients.kube import DEPLOYMENTS, EVENTS, NAMESPACES, KubeClient, ResourceKind
+from tradesense_operator.clients.kube import CONFIGMAPS, DEPLOYMENTS, EVENTS, NAMESPACES, KubeClient, ResourceKind
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GROUP = "ops.tradesense.io"
@@ -424,6 +424,20 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str, interva
 
 def condition(obj: Obj, type_: str) -> Obj | None:
     return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == type_), None)
+
+
+def server_side_apply_problem(kube: SyncKube, namespace: str) -> str | None:
+    """None when the server implements server-side apply (create on apply included), else what it answered."""
+    probe = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "tradesense-e2e-apply-probe",
+                                                                   "namespace": namespace}, "data": {"probe": "1"}}
+    path = CONFIGMAPS.path(namespace, "tradesense-e2e-apply-probe")
+    try:
+        kube.request("PATCH", path, query=[("fieldManager", FIELD_MANAGER)], body=probe,
+                     content_type="application/apply-patch+yaml")
+    except ClientError as exc:
+        return f"this API server does not implement server-side apply: {exc}"
+    kube.delete(CONFIGMAPS, "tradesense-e2e-apply-probe", namespace)
+    return None
 
 
 def conflict_safe_create(kube: SyncKube, kind: ResourceKind, body: Obj) -> Obj:

@@ -18,7 +18,16 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from tests.e2e.environment import Options, e2e_environment
-from tests.e2e.harness import APP_NAMESPACE, Kubectl, SyncKube, create_app_namespace, install, render_deploy
+from tests.e2e.harness import (
+    APP_NAMESPACE,
+    Kubectl,
+    SyncKube,
+    create_app_namespace,
+    install,
+    render_deploy,
+    server_side_apply_problem,
+)
+from tests.e2e.kubectl_front import KubectlFront
 from tests.e2e.scenarios import E2EEnv, PgTarget
 from tests.support.services import SHARED_PG_DSN
 from tradesense_operator.sandbox.kubeapi import EmulatedCluster
@@ -44,10 +53,11 @@ def emulated_pg() -> Iterator[PgTarget]:
 @pytest.fixture(scope="module")
 def emulated_env(tmp_path_factory: pytest.TempPathFactory, emulated_pg: PgTarget) -> Iterator[E2EEnv]:
     workdir = tmp_path_factory.mktemp("e2e-emulated")
-    with EmulatedCluster(pod_ready_delay=0.2) as cluster:
+    with EmulatedCluster(pod_ready_delay=0.2) as cluster, KubectlFront(cluster.url, cluster.token) as front:
         kubeconfig = cluster.write_kubeconfig(workdir / "kubeconfig")
         options = Options(workdir=workdir, readiness_timeout=30, operator_timeout=45, pg=emulated_pg,
-                          allow_admin_token=True, server_dry_run=False)
+                          allow_admin_token=True, server_dry_run=False,
+                          kubectl_kubeconfig=front.kubeconfig(workdir / "kubectl.kubeconfig"))
         with e2e_environment(kubeconfig, options) as env:
             yield env
 
@@ -65,13 +75,15 @@ def pending_cluster_env(tmp_path: Path) -> Iterator[E2EEnv]:
 @pytest.fixture
 def samples_env(tmp_path: Path) -> Iterator[E2EEnv]:
     """deploy/ installed (CRDs and all) and the `tradesense` namespace, but no operator: applied samples stay inert."""
-    with EmulatedCluster(pod_ready_delay=0.2) as cluster:
-        kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
-        kube = SyncKube(kubeconfig)
+    with EmulatedCluster(pod_ready_delay=0.2) as cluster, KubectlFront(cluster.url, cluster.token) as front:
+        kube = SyncKube(cluster.write_kubeconfig(tmp_path / "kubeconfig"))
+        kubectl_config = front.kubeconfig(tmp_path / "kubectl.kubeconfig")
         try:
             create_app_namespace(kube, APP_NAMESPACE, "registry.k8s.io/pause:3.9")
             install(kube, render_deploy(), operator_replicas=0)
-            yield E2EEnv(kube=kube, kubeconfig=kubeconfig, namespace=APP_NAMESPACE, readiness_timeout=5,
-                         backup_root=str(tmp_path), kubectl_problem=Kubectl(kubeconfig).problem(), server_dry_run=False)
+            yield E2EEnv(kube=kube, kubeconfig=kubectl_config, namespace=APP_NAMESPACE, readiness_timeout=5,
+                         backup_root=str(tmp_path), kubectl_problem=Kubectl(kubectl_config).problem(),
+                         server_side_apply_problem=server_side_apply_problem(kube, APP_NAMESPACE),
+                         server_dry_run=False)
         finally:
             kube.close()

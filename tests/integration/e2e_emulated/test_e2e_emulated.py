@@ -1,7 +1,7 @@
 """tests/e2e's scenarios on the emulated cluster (default tier): the same functions, the real operator process.
 
-Scenarios the emulator cannot support skip with the reason (kubectl until the emulator speaks what kubectl
-needs; RBAC, which the emulator does not implement).
+kubectl is the real binary, through tests/e2e/kubectl_front.py (TLS, server-side Tables). Scenarios the emulator
+cannot support skip with the reason: RBAC and TokenRequest, and server-side apply (requests-H1.md).
 """
 
 from __future__ import annotations
