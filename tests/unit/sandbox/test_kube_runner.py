@@ -70,7 +70,12 @@ def widget_cluster(fresh_kube_cluster: EmulatedCluster) -> EmulatedCluster:
 
 
 def widget(name: str, namespace: str = "apps") -> dict[str, Any]:
-    return {"apiVersion": "runner.example.io/v1", "kind": "RunnerWidget", "metadata": {"name": name, "namespace": namespace}}
+    return {
+        "apiVersion": "runner.example.io/v1",
+        "kind": "RunnerWidget",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {},
+    }
 
 
 def status_of(cluster: EmulatedCluster, name: str, namespace: str = "apps") -> dict[str, Any]:
@@ -122,7 +127,9 @@ def test_startup_failure_is_raised_to_the_caller(widget_cluster: EmulatedCluster
         pass
 
 
-def test_killed_operator_leaves_work_to_its_successor(widget_cluster: EmulatedCluster, operator_factory: OperatorFactory) -> None:
+def test_killed_operator_leaves_work_to_its_successor(
+    widget_cluster: EmulatedCluster, operator_factory: OperatorFactory
+) -> None:
     registry = kopf.OperatorRegistry()
     entered = threading.Event()
     calls: list[str] = []
@@ -147,7 +154,9 @@ def test_killed_operator_leaves_work_to_its_successor(widget_cluster: EmulatedCl
     assert calls == ["w2", "w2"]
 
 
-def test_namespaced_operator_ignores_other_namespaces(widget_cluster: EmulatedCluster, operator_factory: OperatorFactory) -> None:
+def test_namespaced_operator_ignores_other_namespaces(
+    widget_cluster: EmulatedCluster, operator_factory: OperatorFactory
+) -> None:
     registry = kopf.OperatorRegistry()
 
     @kopf.on.create("runner.example.io", "v1", "runnerwidgets", id="created", registry=registry)
