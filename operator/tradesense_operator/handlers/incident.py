@@ -23,6 +23,8 @@ from pydantic import ValidationError
 from tradesense_operator.api.v1alpha1.common import GROUP, VERSION
 from tradesense_operator.api.v1alpha1.incident import PLURAL, IncidentPhase
 from tradesense_operator.clients.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
+from tradesense_operator.domain.incident.alert_state import CONDITION as ALERT_CONDITION
+from tradesense_operator.domain.incident.alert_state import alert_state
 from tradesense_operator.domain.incident.machine import TERMINAL_PHASES
 from tradesense_operator.domain.runbooks import PlanError, resolve_plan
 from tradesense_operator.services.actions.registry import ACTIONS
@@ -116,6 +118,35 @@ async def wake_engine(memo: kopf.Memo, **_: Any) -> None:
     _wakeup(memo).set()
 
 
+def _alert_state_stale(annotations: Mapping[str, str], status: Mapping[str, Any], **_: Any) -> bool:
+    """The bridge's alert annotation says something the AlertResolved condition does not show yet."""
+    state = alert_state(annotations)
+    if state is None:
+        return False
+    conditions: list[Mapping[str, Any]] = list((status or {}).get("conditions") or [])
+    shown: Mapping[str, Any] = next((c for c in conditions if c.get("type") == ALERT_CONDITION), {})
+    return (shown.get("status") == "True", shown.get("reason"), shown.get("message")) != (
+        state.resolved, state.reason, state.message)
+
+
+async def alert_state_changed(
+    name: str, namespace: str | None, status: Mapping[str, Any], memo: kopf.Memo, **_: Any
+) -> None:
+    """The bridge marked the source alert firing/resolved.
+
+    A running incident's daemon is woken and records it itself (it is the only status writer while it
+    runs); a finished one has no daemon, so the condition is written here. This is an event handler
+    with a filter, not a field handler: kopf ignores changes of annotations under its own storage
+    prefix (ops.tradesense.io), which is where the bridge writes.
+    """
+    if namespace is None:
+        return
+    if _unfinished(status):
+        _wakeup(memo).set()
+        return
+    await _engine(memo).record_alert_state(namespace, name)
+
+
 @kopf_errors
 async def release_on_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """A deleted incident gives its namespace Lease back at once instead of letting it expire."""
@@ -135,6 +166,8 @@ def register(registry: kopf.OperatorRegistry) -> None:
     kopf.on.field(GROUP, VERSION, PLURAL, field="spec.approvals", id="wake-on-approvals",
                   registry=registry)(wake_engine)
     kopf.on.field(GROUP, VERSION, PLURAL, field="spec.cancel", id="wake-on-cancel", registry=registry)(wake_engine)
+    kopf.on.event(GROUP, VERSION, PLURAL, id="alert-state", when=_alert_state_stale,
+                  registry=registry)(alert_state_changed)
     kopf.on.delete(GROUP, VERSION, PLURAL, id="release-lock", optional=True, registry=registry)(release_on_delete)
 
 

@@ -23,6 +23,7 @@ from tests.integration.incidents.engine_harness import (
 )
 from tradesense_operator.api.v1alpha1.incident import StepAction
 from tradesense_operator.cli import main
+from tradesense_operator.domain.alerts import ALERT_LAST_SEEN_ANNOTATION, ALERT_STATUS_ANNOTATION
 from tradesense_operator.domain.runbooks import resolve_plan
 from tradesense_operator.sandbox.kubeapi import EmulatedCluster
 from tradesense_operator.sandbox.kubeapi.errors import ApiError
@@ -294,3 +295,32 @@ async def test_the_operator_freezes_the_plan_the_cli_prints(
     env.create_incident("outage", spec)
     status = await env.wait_phase("outage", "Succeeded", "Failed")
     assert status["plan"] == printed
+
+
+async def test_alert_resolution_recorded_by_the_bridge_becomes_a_condition_even_after_the_end(env: EngineEnv) -> None:
+    env.start_operator()
+    env.create_incident("alerted", env.spec(step("gate", "dr-failover", destructive=True),
+                                            source={"kind": "alertmanager", "fingerprint": "abc123"}))
+    await env.wait_phase("alerted", "AwaitingApproval")
+
+    def annotate(state: str, seen: str) -> None:
+        env.cluster.patch("ops.tradesense.io/v1alpha1", "TradeSenseIncident", "alerted",
+                          {"metadata": {"annotations": {ALERT_STATUS_ANNOTATION: state,
+                                                        ALERT_LAST_SEEN_ANNOTATION: seen}}}, env.namespace)
+
+    def alert_condition() -> dict:
+        return next((c for c in env.status("alerted").get("conditions", []) if c["type"] == "AlertResolved"), {})
+
+    annotate("firing", "2026-01-05T14:30:00Z")
+    await env.wait_for("AlertFiring", lambda: alert_condition().get("reason") == "AlertFiring")
+    assert alert_condition()["status"] == "False"
+
+    env.patch_spec("alerted", {"approvals": ["gate"]})
+    await env.wait_phase("alerted", "Succeeded")
+    await env.wait_event("alerted", "IncidentSucceeded")
+    events = env.events("alerted")
+    annotate("resolved", "2026-01-05T14:41:00Z")
+    await env.wait_for("AlertResolved", lambda: alert_condition().get("status") == "True")
+    assert alert_condition()["message"] == "Alertmanager reported the alert resolved at 2026-01-05T14:41:00Z"
+    assert env.status("alerted")["phase"] == "Succeeded"
+    assert env.events("alerted") == events

@@ -39,6 +39,8 @@ from tradesense_operator.api.v1alpha1.incident import (
 from tradesense_operator.clients.errors import ClientError
 from tradesense_operator.clients.kube import INCIDENTS, NAMESPACES, ObjectRef
 from tradesense_operator.domain.conditions import set_condition
+from tradesense_operator.domain.incident.alert_state import CONDITION as ALERT_CONDITION
+from tradesense_operator.domain.incident.alert_state import alert_state
 from tradesense_operator.domain.incident.deadlines import is_overdue, respond_by
 from tradesense_operator.domain.incident.freeze import freeze_message, is_frozen
 from tradesense_operator.domain.incident.immutability import change_message, changed_fields, spec_fingerprint
@@ -170,6 +172,15 @@ class IncidentEngine:
         me = Holder(namespace=ref.namespace, name=ref.name, uid=ref.uid or "unknown")
         await self._lock_for(me, spec.target.namespace).release()
 
+    async def record_alert_state(self, namespace: str, name: str) -> None:
+        """Refresh AlertResolved on a FINISHED incident (a running one is refreshed by its own advance)."""
+        obj = await self._store.load(namespace, name)
+        if obj is None or not is_terminal(obj.status.phase):
+            return
+        run = _Run(obj=obj, status=obj.status, saved=obj.status,
+                   events=IncidentEvents(self._runtime.kube, self._runtime.clock, obj.ref))
+        await self._sync_alert_condition(run)
+
     async def advance(self, namespace: str, name: str) -> Tick:
         """Read the incident, take the next decision, persist it. Client errors of our own writes propagate."""
         with log_context(obj=f"{INCIDENTS.kind} {namespace}/{name}"):
@@ -189,6 +200,7 @@ class IncidentEngine:
         run = _Run(obj=obj, status=obj.status, saved=obj.status,
                    events=IncidentEvents(self._runtime.kube, self._runtime.clock, obj.ref))
         self._metrics.seen(run.ref.uid or run.ref.name, str(obj.raw_spec.get("runbook", "")), obj.status.phase)
+        await self._sync_alert_condition(run)
         try:
             spec = TradeSenseIncidentSpec.model_validate(obj.raw_spec)
         except ValidationError as exc:
@@ -602,6 +614,16 @@ class IncidentEngine:
                                     f"sent the escalation to the {spec.notification.format} webhook"
                                     if spec.notification else "sent the escalation")
         run.status = run.status.model_copy(update={"escalation": escalation})
+        await self._commit(run)
+
+    async def _sync_alert_condition(self, run: _Run) -> None:
+        """AlertResolved from the bridge's annotations (the bridge never writes status itself)."""
+        state = alert_state((run.obj.body.get("metadata") or {}).get("annotations"))
+        if state is None:
+            return
+        run.status = run.status.model_copy(update={"conditions": set_condition(
+            run.status.conditions, type_=ALERT_CONDITION, status=state.resolved, reason=state.reason,
+            message=state.message, now=self._now(), observed_generation=run.obj.generation)})
         await self._commit(run)
 
     async def _report_unreadable(self, namespace: str, name: str, problem: str) -> None:
