@@ -78,3 +78,11 @@ def test_mapping_has_a_section_for_every_runbook_heading() -> None:
     normalized_mapping = MAPPING.replace("→", " ").lower()
     missing = [h for h in headings if h.lower().split(". ", 1)[-1] not in normalized_mapping]
     assert missing == []
+
+
+def test_operations_documents_every_incident_event_reason() -> None:
+    """Every Event reason the incident engine posts literally is in the troubleshooting section."""
+    engine = (ROOT / "operator" / "tradesense_operator" / "services" / "incidents" / "engine.py").read_text(encoding="utf-8")
+    reasons = set(re.findall(r"events\.(?:normal|warning)\(\s*\"([A-Z][A-Za-z]+)\"", engine))
+    assert len(reasons) > 10, "event calls not found: the engine's wording changed"
+    assert sorted(r for r in reasons if f"`{r}`" not in OPERATIONS) == []
