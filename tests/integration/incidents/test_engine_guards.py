@@ -201,3 +201,67 @@ async def test_a_missed_deadline_escalates_once_and_the_webhook_url_never_leaks(
     await env.wait_metric(1, "tradesense_operator_escalations_total", severity="P1")
     snapshot = json.dumps([env.incident("late"), env.cluster.events(env.namespace)])
     secret_guard.add_source("incident and Events", lambda: snapshot)
+
+
+async def test_the_lease_is_renewed_while_a_step_runs(env: EngineEnv) -> None:
+    env.start_operator()
+    env.create_incident("long", env.spec(step("rollout", "rollout-status")))
+    await env.wait_for("the first poll", lambda: env.step_message("long", "rollout") == "not ready yet")
+    acquired = env.cluster.get(*LEASE, env.namespace)["spec"]
+
+    env.clock.advance(timedelta(seconds=11))  # more than a third of the 30 s lease
+    await env.wait_for("a renewal", lambda: env.cluster.get(*LEASE, env.namespace)["spec"]["renewTime"]
+                       == format_micro_time(env.clock.now()))
+    renewed = env.cluster.get(*LEASE, env.namespace)["spec"]
+    assert renewed["acquireTime"] == acquired["acquireTime"]
+    assert renewed["holderIdentity"] == acquired["holderIdentity"]
+
+
+async def test_deleting_a_running_incident_releases_its_lease(env: EngineEnv) -> None:
+    env.start_operator()
+    env.create_incident("doomed", env.spec(step("gate", "dr-failover", destructive=True)))
+    await env.wait_phase("doomed", "AwaitingApproval")
+    assert env.lease_holder().startswith(f"{env.namespace}/doomed/")
+    env.cluster.delete("ops.tradesense.io/v1alpha1", "TradeSenseIncident", "doomed", env.namespace)
+    await env.wait_for("the incident to be gone", lambda: env.cluster.find(
+        "ops.tradesense.io/v1alpha1", "TradeSenseIncident", "doomed", env.namespace) is None)
+    assert env.lease_holder() == ""
+
+
+async def test_a_missing_target_namespace_blocks_with_the_reason(env: EngineEnv) -> None:
+    env.start_operator()
+    env.create_incident("lost", {**env.spec(step("work")), "target": {"namespace": "no-such-namespace"}})
+    status = await env.wait_phase("lost", "Blocked")
+    assert status["message"] == "target namespace no-such-namespace does not exist"
+    assert _condition(status, "Progressing")["reason"] == "MissingNamespace"
+
+
+async def test_a_failing_webhook_is_recorded_without_its_url_and_retried_later(
+    env: EngineEnv, webhook_recorder: WebhookRecorder, secret_guard: SecretGuard
+) -> None:
+    token = secret_guard.plant(prefix="hooks-token")
+    dead = f"http://127.0.0.1:9/{token}"  # discard port: connection refused
+    env.cluster.create({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                        "metadata": {"name": "pager", "namespace": env.namespace},
+                        "data": {"url": base64.b64encode(dead.encode()).decode()}})
+    env.start_operator()
+    env.create_incident("unheard", env.spec(step("gate", "dr-failover", destructive=True), severity="P1",
+                                            notification={"webhookSecretRef": {"name": "pager", "key": "url"}}))
+    await env.wait_phase("unheard", "AwaitingApproval")
+    env.clock.advance(timedelta(minutes=16))
+    await env.wait_for("the failed notification", lambda: (env.status("unheard").get("escalation") or {})
+                       .get("notificationError", "") != "")
+    escalation = env.status("unheard")["escalation"]
+    assert "notifiedAt" not in escalation
+    await env.wait_event("unheard", "NotificationFailed")
+
+    working = f"{webhook_recorder.url}/{token}"
+    env.cluster.patch("v1", "Secret", "pager", {"data": {"url": base64.b64encode(working.encode()).decode()}},
+                      env.namespace)
+    env.clock.advance(timedelta(seconds=61))  # the next retry is due
+    await env.wait_for("the retried notification",
+                       lambda: (env.status("unheard").get("escalation") or {}).get("notifiedAt") is not None)
+    assert len(webhook_recorder.received()) == 1
+    assert env.status("unheard")["escalation"].get("notificationError", "") == ""
+    snapshot = json.dumps([env.incident("unheard"), env.cluster.events(env.namespace)])
+    secret_guard.add_source("incident and Events", lambda: snapshot)
