@@ -324,3 +324,32 @@ async def test_alert_resolution_recorded_by_the_bridge_becomes_a_condition_even_
     assert alert_condition()["message"] == "Alertmanager reported the alert resolved at 2026-01-05T14:41:00Z"
     assert env.status("alerted")["phase"] == "Succeeded"
     assert env.events("alerted") == events
+
+
+class _BrokenAction:
+    """An action with a bug: the engine must fail the attempt, not loop on the exception."""
+
+    name = StepAction.SCALE
+    destructive = False
+
+    async def describe(self, ctx: object) -> str:
+        raise KeyError("replicas")
+
+    async def run(self, ctx: object) -> None:
+        raise KeyError("replicas")
+
+
+async def test_an_action_bug_fails_the_step_instead_of_wedging_the_incident(env: EngineEnv) -> None:
+    env.start_operator({**default_actions(), StepAction.SCALE: _BrokenAction()})  # type: ignore[dict-item]
+    env.create_incident("buggy", env.spec(step("broken", "scale", retries=0), step("after")))
+    status = await env.wait_phase("buggy", "Failed")
+    assert "unexpected KeyError in action scale" in env.step_message("buggy", "broken")
+    assert status["steps"][1]["state"] == "Cancelled"
+
+
+async def test_a_dry_run_survives_a_broken_describe(env: EngineEnv) -> None:
+    env.start_operator({**default_actions(), StepAction.SCALE: _BrokenAction()})  # type: ignore[dict-item]
+    env.create_incident("dry-buggy", env.spec(step("broken", "scale"), step("fine"), dryRun=True))
+    status = await env.wait_phase("dry-buggy", "Succeeded")
+    assert [s["message"] for s in status["steps"]] == [
+        "cannot tell what would change: unexpected KeyError", "deployment/web would get stamp fine"]

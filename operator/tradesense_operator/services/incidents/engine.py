@@ -410,6 +410,9 @@ class IncidentEngine:
             return f"the action did not return within {budget:.0f}s"
         except ClientError as exc:
             return f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # an action bug fails the attempt instead of wedging the daemon
+            log.exception("action %s of step %s raised unexpectedly", planned.action.value, planned.id)
+            return f"unexpected {type(exc).__name__} in action {planned.action.value}: {exc}"
 
     async def _record_result(self, run: _Run, spec: TradeSenseIncidentSpec, index: int, result: StepResult) -> Tick:
         planned = run.status.plan[index]
@@ -495,6 +498,9 @@ class IncidentEngine:
             return await asyncio.wait_for(action.describe(ctx), timeout=planned.timeout_seconds)
         except (StepFailed, ClientError, TimeoutError) as exc:
             return f"cannot tell what would change: {exc or type(exc).__name__}"
+        except Exception as exc:  # one broken describe() must not fail the whole dry run
+            log.exception("describe() of action %s raised unexpectedly", planned.action.value)
+            return f"cannot tell what would change: unexpected {type(exc).__name__}"
 
     # -- endings -------------------------------------------------------------------------------
 
