@@ -345,6 +345,12 @@ def backup_policy(env: E2EEnv) -> None:
         ready = condition(done, "Ready")
         assert ready is not None
         assert ready["status"] == "True", ready
+        if env.kubectl_problem is None:  # the printer columns, as kubectl shows them
+            table = env.kubectl("-n", env.namespace, "get", "bp", name).stdout.splitlines()
+            assert table[0].split() == ["NAME", "SCHEDULE", "LAST", "SUCCESS", "SIZE", "READY", "AGE"], table
+            assert table[1].startswith(name), table
+            assert "0 3 * * *" in table[1], table
+            assert table[1].split()[-2] == "True", table
     finally:
         env.kube.delete(BACKUP_POLICIES, name, env.namespace)
         wait_for(lambda: env.kube.get_or_none(BACKUP_POLICIES, name, env.namespace) is None, timeout=30,
@@ -401,6 +407,10 @@ def scaling_policy(env: E2EEnv) -> None:
 
         able = wait_for(conflicting, timeout=env.operator_timeout, what=f"{name}'s ConflictingAutoscaler condition")
         assert hpa_name in able["message"], able
+        if env.kubectl_problem is None:
+            table = env.kubectl("-n", env.namespace, "get", "sp", name).stdout.splitlines()
+            assert table[0].split() == ["NAME", "TARGET", "MIN", "MAX", "CURRENT", "DESIRED", "AGE"], table
+            assert table[1].split()[:4] == [name, "frontend", "1", "4"], table
     finally:
         env.kube.delete(HPAS, hpa_name, env.namespace)
         env.kube.delete(SCALING_POLICIES, name, env.namespace)
