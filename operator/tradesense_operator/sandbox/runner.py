@@ -29,6 +29,8 @@ from tradesense_operator.sandbox.kubeapi.cluster import EmulatedCluster
 
 logger = logging.getLogger(__name__)
 
+_ABANDONED: list[tuple[asyncio.AbstractEventLoop, set[asyncio.Task[Any]]]] = []
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -138,6 +140,9 @@ class OperatorHandle:
         self._killed = True
         loop.call_soon_threadsafe(loop.stop)
         self._thread.join(timeout=30)
+        # kopf waits for the threading stop flag in an executor thread; release it, or interpreter exit blocks on it.
+        # The killed loop no longer runs, so nothing in the operator reacts to the flag.
+        self._stop_flag.set()
 
     # ------------------------------------------------------------------ the operator thread
 
@@ -195,8 +200,12 @@ def _abandon(loop: asyncio.AbstractEventLoop) -> None:
                     duplicate.shutdown(socket.SHUT_RDWR)
                 finally:
                     duplicate.close()
-    for task in asyncio.all_tasks(loop):
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
         task._log_destroy_pending = False  # type: ignore[attr-defined]  # silence the expected destruction
+    # Keep the dead loop and its coroutines referenced for the life of the process: if they were collected
+    # mid-suite, their `finally` blocks would run against a closed loop and fail whichever test runs then.
+    _ABANDONED.append((loop, tasks))
     with contextlib.suppress(Exception):
         loop.close()
 
