@@ -322,3 +322,24 @@ async def test_vertical_memory_limit_is_bounded_and_not_rewritten_within_the_hys
     generation = body["metadata"]["generation"]
     await evaluate(service, cluster, "vertical")
     assert cluster.get("apps/v1", "Deployment", "vertical", NAMESPACE)["metadata"]["generation"] == generation
+
+
+async def test_a_failed_workers_write_does_not_lose_the_scale_event(
+    cluster: EmulatedCluster, prometheus: PrometheusServer, service: ScalingService
+) -> None:
+    setup(cluster, "wfail", 4, {"minReplicas": 1, "maxReplicas": 10, "prometheusUrl": prometheus.url,
+                                "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}},
+                                "workers": {"totalBudget": 24, "min": 2, "max": 12},
+                                "metrics": [{"name": "load", "query": "vector(200)",
+                                             "target": {"type": "AverageValue", "value": 100}}]},
+          env=[{"name": "WORKERS", "value": "6"}])
+    cluster.inject_fault("PATCH", r"/deployments/wfail$", status=500, times=1)   # the env patch, not /scale
+    await evaluate(service, cluster, "wfail")
+    assert replicas(cluster, "wfail") == 2
+    status = cluster.get("ops.tradesense.io/v1alpha1", "ScalingPolicy", "wfail", NAMESPACE)["status"]
+    assert [(e["fromReplicas"], e["toReplicas"]) for e in status["scaleEvents"]] == [(4, 2)]
+    assert "workers: not applied" in condition(cluster, "wfail", "ScalingLimited")["message"]
+    assert event_messages(cluster, "wfail", "SecondaryChangeFailed")
+    await evaluate(service, cluster, "wfail")                                     # the next evaluation catches up
+    container = cluster.get("apps/v1", "Deployment", "wfail", NAMESPACE)["spec"]["template"]["spec"]["containers"][0]
+    assert container["env"] == [{"name": "WORKERS", "value": "12"}]

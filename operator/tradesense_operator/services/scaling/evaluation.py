@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -199,16 +199,25 @@ class ScalingService:
 
     async def _apply(self, ctx: _Context, spec: ScalingPolicySpec, deployment: Mapping[str, Any],
                      decision: ScalingDecision) -> None:
+        """Write replicas; WORKERS and the memory limit are secondary: their failures become notes, so the
+        status (with the scale event the rate policies need) is still written after a replica change."""
         scaling_up = decision.desired_replicas > decision.current_replicas
         if scaling_up:
-            await self._apply_workers(ctx, spec, deployment, decision)
+            await self._secondary(ctx, "workers", self._apply_workers(ctx, spec, deployment, decision))
         if decision.changed:
             await self.kube.set_replicas(ctx.namespace, spec.target_ref.name, decision.desired_replicas)
             await self._event(ctx, "Normal", "SuccessfulRescale",
                               f"New size: {decision.desired_replicas}; reason: {decision.reason}")
         if not scaling_up:
-            await self._apply_workers(ctx, spec, deployment, decision)
-        await self._apply_vertical(ctx, spec, deployment)
+            await self._secondary(ctx, "workers", self._apply_workers(ctx, spec, deployment, decision))
+        await self._secondary(ctx, "vertical", self._apply_vertical(ctx, spec, deployment))
+
+    async def _secondary(self, ctx: _Context, what: str, step: Coroutine[Any, Any, None]) -> None:
+        try:
+            await step
+        except ClientError as exc:
+            ctx.notes.append(f"{what}: not applied: {exc}")
+            await self._event(ctx, "Warning", "SecondaryChangeFailed", f"{what}: {exc}")
 
     async def _apply_workers(self, ctx: _Context, spec: ScalingPolicySpec, deployment: Mapping[str, Any],
                              decision: ScalingDecision) -> None:
