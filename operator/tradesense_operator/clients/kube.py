@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -170,7 +171,11 @@ class KubeClient:
         try:
             k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         except k8s_config.ConfigException:
-            await k8s_config.load_kube_config(client_configuration=configuration)
+            # kubernetes_asyncio reads KUBECONFIG once at import; read it now so a process that sets it later
+            # (the demo, tests running the operator in-process) is honoured, as kubectl would.
+            await k8s_config.load_kube_config(
+                config_file=os.environ.get("KUBECONFIG") or None, client_configuration=configuration
+            )
         return cls(k8s_client.ApiClient(configuration))
 
     async def close(self) -> None:
