@@ -3,7 +3,9 @@
 stand-in app (errors) → real Prometheus (scrapes it, evaluates the SHIPPED rules) → real Alertmanager
 (groups, repeats, resolves) → the operator's bridge (bearer token from a Secret) → TradeSenseIncident →
 the real kopf operator runs the high-error-rate runbook against the emulated API (check logs, rollout undo
-of the backend, rollout status) → the app is healthy again → the alert resolves → recorded on the incident.
+of the backend, rollout status) → the app is healthy again → the alert resolves → recorded on the incident
+(the bridge's annotation, and the AlertResolved condition the engine derives from it — also on an incident
+that already finished).
 
 The only liberty taken with `deploy/monitoring/tradesense.rules.yaml` is time, so that it runs in seconds:
 every `for:` becomes 0s and every range selector (`[5m]`, `[10m]`, ...) becomes `[10s]`; Prometheus scrapes
@@ -36,6 +38,7 @@ from tests.integration.bridge.operator_harness import (
 )
 from tests.support.secrets import SecretGuard
 from tradesense_operator.domain.alerts import ALERT_NOTIFICATIONS_ANNOTATION, ALERT_STATUS_ANNOTATION
+from tradesense_operator.domain.incident.alert_state import CONDITION as ALERT_CONDITION
 from tradesense_operator.sandbox.app import BackgroundLoad, StandinApp
 from tradesense_operator.sandbox.kubeapi import EmulatedCluster
 from tradesense_operator.sandbox.servers import AlertmanagerServer, PrometheusServer
@@ -133,8 +136,16 @@ async def test_high_error_rate_alert_runs_one_incident_that_rolls_back_and_recor
                                 timeout=30)
         assert _phase(operator) == "Succeeded", _incident(operator).get("status")
         assert operator.backend_image() == GOOD_IMAGE
-        await operator.wait_for("the alert's resolution on the incident",
-                                lambda: _annotations(operator).get(ALERT_STATUS_ANNOTATION) == "resolved", timeout=40)
+        # finished while the alert still fires (its 10 s window still holds the errors)
+        assert _alert_condition(operator)["status"] == "False"
+        assert _alert_condition(operator)["reason"] == "AlertFiring"
+        await operator.wait_for("the alert's resolution recorded on the incident",
+                                lambda: _alert_condition(operator).get("status") == "True", timeout=40)
+
+    condition = _alert_condition(operator)
+    assert condition["reason"] == "AlertResolved"
+    assert "resolved" in condition["message"]
+    assert _annotations(operator)[ALERT_STATUS_ANNOTATION] == "resolved"
 
     incident = _incident(operator)
     assert most_incidents_seen == 1
@@ -179,6 +190,13 @@ def _incident(operator: RunningOperator) -> dict[str, Any]:
 def _phase(operator: RunningOperator) -> str | None:
     items = operator.incidents()
     return (items[0].get("status") or {}).get("phase") if items else None
+
+
+def _alert_condition(operator: RunningOperator) -> dict[str, Any]:
+    """The incident's AlertResolved condition (the engine derives it from the bridge's annotations)."""
+    items = operator.incidents()
+    conditions = ((items[0].get("status") or {}).get("conditions") or []) if items else []
+    return next((c for c in conditions if c["type"] == ALERT_CONDITION), {})
 
 
 def _annotations(operator: RunningOperator) -> dict[str, str]:

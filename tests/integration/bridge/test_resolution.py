@@ -19,6 +19,7 @@ from tests.integration.bridge.operator_harness import (
 )
 from tests.support.secrets import SecretGuard
 from tradesense_operator.domain.alerts import ALERT_STATUS_ANNOTATION
+from tradesense_operator.domain.incident.alert_state import CONDITION as ALERT_CONDITION
 from tradesense_operator.domain.incident.freeze import FREEZE_ANNOTATION
 from tradesense_operator.sandbox.kubeapi import EmulatedCluster
 
@@ -38,6 +39,12 @@ def _freeze(cluster: EmulatedCluster, namespace: str, frozen: bool) -> None:
 def _status(operator: RunningOperator) -> dict[str, object]:
     [incident] = operator.incidents()
     return dict(incident.get("status") or {})
+
+
+def _alert_condition(operator: RunningOperator) -> dict[str, object]:
+    conditions = _status(operator).get("conditions") or []
+    assert isinstance(conditions, list)
+    return next((dict(c) for c in conditions if c["type"] == ALERT_CONDITION), {})
 
 
 async def _held_by_the_freeze(operator: RunningOperator) -> None:
@@ -65,6 +72,7 @@ async def test_resolution_cancels_steps_not_started_when_the_spec_allows_it(
     assert {s["id"]: s["state"] for s in incident["status"]["steps"]} == {
         "error-logs": "Cancelled", "rollback": "Cancelled", "backend-rollout": "Cancelled"}
     assert operator.backend_image() == BAD_IMAGE  # nothing was rolled back
+    await operator.wait_for("AlertResolved=True", lambda: _alert_condition(operator).get("status") == "True")
 
 
 async def test_resolution_without_cancel_on_resolve_lets_the_incident_finish(
@@ -86,3 +94,5 @@ async def test_resolution_without_cancel_on_resolve_lets_the_incident_finish(
     assert not incident["spec"].get("cancel")
     assert incident["metadata"]["annotations"][ALERT_STATUS_ANNOTATION] == "resolved"
     assert operator.backend_image() == GOOD_IMAGE
+    assert _alert_condition(operator)["status"] == "True"  # resolved before it finished, and still says so
+    assert _alert_condition(operator)["reason"] == "AlertResolved"

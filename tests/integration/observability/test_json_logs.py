@@ -82,8 +82,6 @@ async def test_every_line_is_json_and_kopf_lines_name_the_object(
         assert name in record["object"], record  # from kopf's own k8s_ref
 
 
-@pytest.mark.xfail(strict=True, reason="H3 request R2 (/work/team/requests-H3.md): the engine does not run steps "
-                   "inside observability.context.log_context yet; strict, so the marker must go once it does")
 async def test_lines_written_while_a_step_runs_carry_incident_and_step(
     incident_log: tuple[dict[str, Any], list[dict[str, Any]]],
 ) -> None:
