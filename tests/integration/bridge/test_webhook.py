@@ -11,6 +11,9 @@ import asyncio
 import base64
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
+
+import yaml
 
 from tests.integration.bridge.conftest import (
     INCIDENT_API,
@@ -31,6 +34,7 @@ from tradesense_operator.domain.alerts import (
     FINGERPRINT_LABEL,
 )
 
+SAMPLE_ROUTES = Path(__file__).resolve().parents[3] / "deploy" / "samples" / "alert-routes.yaml"
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
@@ -381,6 +385,20 @@ async def test_configmap_mapping_adds_and_overrides_routes(bridge: Bridge) -> No
     assert by_fp["aaaa"]["target"]["backend"] == "api-server"
     assert by_fp["aaaa"]["target"]["apiUrl"] == "http://api.example:8000"
     assert by_fp["aaaa"]["target"]["namespace"] == bridge.namespace
+
+
+async def test_the_shipped_sample_routes_configmap_works_as_is(bridge: Bridge) -> None:
+    sample = yaml.safe_load(SAMPLE_ROUTES.read_text(encoding="utf-8"))
+    sample["metadata"]["namespace"] = bridge.namespace  # the operator namespace of this test
+    bridge.cluster.create(sample)
+
+    reply = await bridge.post(notification(alert("TradeSenseDown", fingerprint="dddd", labels={"severity": ""})))
+
+    assert reply.outcomes == ["created"]
+    [incident] = bridge.incidents()
+    assert (incident["spec"]["runbook"], incident["spec"]["severity"]) == ("complete-failure", "P1")
+    assert incident["spec"]["target"]["apiUrl"] == "http://backend.tradesense.svc:8000"
+    assert incident["spec"]["target"]["namespace"] == bridge.namespace  # the alert's namespace, not the sample's
 
 
 async def test_malformed_mapping_answers_500_naming_the_entry_and_creates_nothing(bridge: Bridge) -> None:
