@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.incidents.engine_harness import EFFECTS, EngineEnv, step
+from tests.integration.incidents.engine_harness import EFFECTS, EngineEnv, FlakyAction, default_actions, step
 from tests.support.secrets import SecretGuard
 from tests.support.services import WebhookRecorder
+from tradesense_operator.api.v1alpha1.incident import StepAction
 from tradesense_operator.domain.incident.freeze import FREEZE_ANNOTATION
 from tradesense_operator.domain.incident.lease import Holder, format_micro_time
 from tradesense_operator.domain.incident.storm import HISTORY_ANNOTATION
@@ -265,3 +266,22 @@ async def test_a_failing_webhook_is_recorded_without_its_url_and_retried_later(
     assert env.status("unheard")["escalation"].get("notificationError", "") == ""
     snapshot = json.dumps([env.incident("unheard"), env.cluster.events(env.namespace)])
     secret_guard.add_source("incident and Events", lambda: snapshot)
+
+
+async def test_a_failed_incident_pages_once_with_its_final_phase(
+    env: EngineEnv, webhook_recorder: WebhookRecorder
+) -> None:
+    env.cluster.create({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                        "metadata": {"name": "pager", "namespace": env.namespace},
+                        "data": {"url": base64.b64encode(webhook_recorder.url.encode()).decode()}})
+    env.start_operator({**default_actions(), StepAction.SCALE: FlakyAction(StepAction.SCALE, failures=10)})
+    env.create_incident("broken", env.spec(
+        step("broken", "scale", retries=0),
+        notification={"webhookSecretRef": {"name": "pager", "key": "url"}, "format": "generic"}))
+    await env.wait_phase("broken", "Failed")
+    status = env.status("broken")
+    assert status["escalation"]["reason"] == "IncidentFailed"
+    assert status["escalation"]["notifiedAt"]
+    [request] = webhook_recorder.received()
+    assert request["body"]["phase"] == "Failed"
+    assert "step broken failed" in request["body"]["summary"]

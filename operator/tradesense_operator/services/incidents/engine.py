@@ -6,7 +6,10 @@ Crash safety rests on three rules:
 - a step is checkpointed Running (attempts+1, attemptStartedAt) BEFORE its action is invoked and its
   result is checkpointed AFTER, so a crash in between re-invokes the same attempt, and the action's own
   idempotency (stamps, checkpoints) turns that into exactly one effect;
-- nothing outside status is trusted across iterations except caches that only save API calls.
+- nothing outside status is trusted across iterations except caches that only save API calls;
+- the write that makes an incident terminal is the LAST thing an advance does: kopf stops (and soon
+  cancels) the daemon as soon as it sees a terminal phase, so the lock release, the final Events and
+  a failed incident's notification happen before it; a crash in between only repeats them.
 
 Gates are checked in this order before a step starts: spec immutability, deadline (escalation never
 blocks), cancel, dry run, freeze (namespace annotation), the per-namespace Lease, approval, the
@@ -261,8 +264,8 @@ class IncidentEngine:
             run.status.conditions, type_="SpecValid", status=False, reason="InvalidSpec", message=message,
             now=self._now(), observed_generation=run.obj.generation)})
         run.status = self._phase(run, IncidentPhase.FAILED, "InvalidSpec", message)
-        await self._commit(run)
         await run.events.warning("InvalidSpec", message)
+        await self._commit(run)  # the terminal write comes last (module docstring)
         return Tick(finished=True, phase=IncidentPhase.FAILED)
 
     # -- execution -----------------------------------------------------------------------------
@@ -479,8 +482,8 @@ class IncidentEngine:
                                         message=message, now=self._now(), observed_generation=run.obj.generation),
         })
         run.status = self._phase(run, IncidentPhase.SUCCEEDED, "DryRunComplete", message)
-        await self._commit(run)
         await run.events.normal("DryRunComplete", message)
+        await self._commit(run)  # the terminal write comes last (module docstring)
         return Tick(finished=True, phase=IncidentPhase.SUCCEEDED)
 
     async def _describe(self, run: _Run, spec: TradeSenseIncidentSpec, index: int) -> str:
@@ -512,9 +515,9 @@ class IncidentEngine:
         message = f"all {len(steps)} steps completed" + (f" ({skipped} skipped)" if skipped else "") + f" in {took}"
         run.status = run.status.model_copy(update={"current_step": None})
         run.status = self._phase(run, IncidentPhase.SUCCEEDED, "Succeeded", message)
-        await self._commit(run)
         await self._lock(run, spec).release()
         await run.events.normal("IncidentSucceeded", message)
+        await self._commit(run)  # the terminal write comes last (module docstring)
         return Tick(finished=True, phase=IncidentPhase.SUCCEEDED)
 
     async def _fail(self, run: _Run, spec: TradeSenseIncidentSpec, message: str, *, reason: str) -> Tick:
@@ -523,11 +526,11 @@ class IncidentEngine:
             run.status.steps, message=f"not run: step {failed} failed" if failed else "not run: incident failed",
             now=self._now())})
         run.status = self._phase(run, IncidentPhase.FAILED, reason, message)
-        await self._commit(run)
         await self._lock(run, spec).release()
         await run.events.warning("IncidentFailed", message)
         if run.status.escalation is None:
-            await self._escalate(run, spec, "IncidentFailed", f"the incident failed: {message}")
+            await self._escalate(run, spec, "IncidentFailed", f"the incident failed: {message}", persist=False)
+        await self._commit(run)  # the terminal write comes last (module docstring)
         return Tick(finished=True, phase=IncidentPhase.FAILED)
 
     async def _cancel(self, run: _Run, spec: TradeSenseIncidentSpec) -> Tick:
@@ -543,9 +546,9 @@ class IncidentEngine:
         message = f"cancelled by spec.cancel after {done} of {len(steps)} steps"
         run.status = run.status.model_copy(update={"steps": steps, "current_step": None})
         run.status = self._phase(run, IncidentPhase.CANCELLED, "Cancelled", message)
-        await self._commit(run)
         await self._lock(run, spec).release()
         await run.events.normal("IncidentCancelled", message)
+        await self._commit(run)  # the terminal write comes last (module docstring)
         return Tick(finished=True, phase=IncidentPhase.CANCELLED)
 
     # -- waiting states ------------------------------------------------------------------------
@@ -579,8 +582,13 @@ class IncidentEngine:
         elif run.status.escalation.notified_at is None and spec.notification is not None:
             await self._notify(run, spec)
 
-    async def _escalate(self, run: _Run, spec: TradeSenseIncidentSpec, reason: str, message: str) -> None:
-        """Escalated condition + Warning Event once (recorded in status), then the webhook notification."""
+    async def _escalate(
+        self, run: _Run, spec: TradeSenseIncidentSpec, reason: str, message: str, *, persist: bool = True
+    ) -> None:
+        """Escalated condition + Warning Event once (recorded in status), then the webhook notification.
+
+        With persist=False the caller writes the status afterwards (the terminal write must be last).
+        """
         now = self._now()
         how = (f"notifying the {spec.notification.format} webhook" if spec.notification
                else "no spec.notification configured")
@@ -590,13 +598,14 @@ class IncidentEngine:
                                         message=clip(message, 1024), now=now,
                                         observed_generation=run.obj.generation),
         })
-        await self._commit(run)
+        if persist:
+            await self._commit(run)
         self._metrics.escalated(spec.severity.value)
         await run.events.warning("Escalated", f"{message}; {how}")
         if spec.notification is not None:
-            await self._notify(run, spec)
+            await self._notify(run, spec, persist=persist)
 
-    async def _notify(self, run: _Run, spec: TradeSenseIncidentSpec) -> None:
+    async def _notify(self, run: _Run, spec: TradeSenseIncidentSpec, *, persist: bool = True) -> None:
         escalation = run.status.escalation
         if escalation is None or escalation.notified_at is not None:
             return
@@ -620,7 +629,8 @@ class IncidentEngine:
                                     f"sent the escalation to the {spec.notification.format} webhook"
                                     if spec.notification else "sent the escalation")
         run.status = run.status.model_copy(update={"escalation": escalation})
-        await self._commit(run)
+        if persist:
+            await self._commit(run)
 
     async def _sync_alert_condition(self, run: _Run) -> None:
         """AlertResolved from the bridge's annotations (the bridge never writes status itself)."""
