@@ -1,11 +1,12 @@
 """The kustomize base in deploy/ and the operator Deployment's hardening.
 
 Covers: `kubectl kustomize deploy/` renders exactly the CRDs, RBAC, Namespace, ServiceAccount,
-Deployment, Service and backups claim (samples excluded) with the committed CRDs; the Deployment runs
-non-root with a read-only root filesystem, no capabilities, no privilege escalation, seccomp
-RuntimeDefault, requests and limits, JSON logs, writable /tmp and /backups; its probes and ports agree
-with the CLI's kopf liveness endpoint and the operator's HTTP port setting; every TSO_ variable it sets
-is a real setting; the Service selects the pods.
+Deployment, Service, PodDisruptionBudget and backups claim (samples excluded) with the committed CRDs;
+the Deployment runs non-root with a read-only root filesystem, no capabilities, no privilege
+escalation, seccomp RuntimeDefault, requests and limits, JSON logs, writable /tmp and /backups; two
+replicas with leader election that can roll (readiness passes on followers too) and share the RWO
+backups claim (same node); probes and ports agree with the CLI's liveness endpoint and the operator's
+HTTP port setting; every TSO_ variable it sets is a real setting; the Service and PDB select the pods.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def test_base_renders_the_operator_without_samples(rendered: list[dict[str, Any]
         "CustomResourceDefinition/scalingpolicies.ops.tradesense.io",
         "CustomResourceDefinition/tradesenseincidents.ops.tradesense.io",
         "Deployment/tradesense-operator", "Namespace/tradesense-system",
-        "PersistentVolumeClaim/tradesense-operator-backups", "Role/tradesense-operator",
+        "PersistentVolumeClaim/tradesense-operator-backups", "PodDisruptionBudget/tradesense-operator",
+        "Role/tradesense-operator",
         "Role/tradesense-operator-config", "RoleBinding/tradesense-operator", "RoleBinding/tradesense-operator-config",
         "Service/tradesense-operator", "ServiceAccount/tradesense-operator",
     ])
@@ -81,6 +83,7 @@ def test_namespaces_are_not_rewritten(rendered: list[dict[str, Any]]) -> None:
     assert namespaces["RoleBinding/tradesense-operator"] == "tradesense"
     for name in ("Deployment/tradesense-operator", "Service/tradesense-operator", "ServiceAccount/tradesense-operator",
                  "PersistentVolumeClaim/tradesense-operator-backups", "Role/tradesense-operator-config",
+                 "PodDisruptionBudget/tradesense-operator",
                  "RoleBinding/tradesense-operator-config"):
         assert namespaces[name] == "tradesense-system", name
 
@@ -152,20 +155,51 @@ def test_probes_match_the_cli_liveness_endpoint_and_the_http_port(container: dic
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     args = build_parser().parse_args(container["args"])
     assert args.command == "run"
-    assert args.standalone, "one replica with Recreate; no kopf peering RBAC is granted"
     liveness = container["livenessProbe"]["httpGet"]
     assert args.liveness == f"http://0.0.0.0:{ports[liveness['port']]}/healthz"
     assert liveness["path"] == "/healthz"
-    readiness = container["readinessProbe"]["httpGet"]
-    assert readiness["path"] == "/readyz"
     http_port = int(_env(container).get("TSO_HTTP_PORT", Settings().http_port))
-    assert ports[readiness["port"]] == http_port
+    assert ports["http"] == http_port
     assert ports["health"] != ports["http"]
 
 
-def test_single_replica_with_recreate(deployment: dict[str, Any]) -> None:
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+def test_readiness_passes_on_followers_so_rollouts_can_finish(container: dict[str, Any]) -> None:
+    """The follower answers only the liveness endpoint; a probe anywhere else would keep it unready and
+    deadlock every rolling update (old leader never removed because the new pod never becomes Ready)."""
+    readiness = container["readinessProbe"]["httpGet"]
+    assert (readiness["path"], readiness["port"]) == (container["livenessProbe"]["httpGet"]["path"],
+                                                      container["livenessProbe"]["httpGet"]["port"])
+
+
+def test_two_replicas_with_leader_election(deployment: dict[str, Any], container: dict[str, Any]) -> None:
+    args = build_parser().parse_args(container["args"])
+    assert args.leader_elect, "two replicas must not both act"
+    assert not args.namespace, "cluster-wide, as the ClusterRole assumes"
+    assert deployment["spec"]["replicas"] == 2
+    strategy = deployment["spec"]["strategy"]
+    assert strategy["type"] == "RollingUpdate"
+    assert strategy["rollingUpdate"]["maxUnavailable"] == 0
+    pod_name = next(entry for entry in container["env"] if entry["name"] == "POD_NAME")
+    assert pod_name["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    role = _load(DEPLOY / "rbac" / "operator_role.yaml")
+    leases = {name for rule in role["rules"] if "leases" in rule["resources"] for name in rule.get("resourceNames", [])}
+    assert leases == {args.lease_name}
+
+
+def test_replicas_share_the_rwo_backups_claim_on_one_node(deployment: dict[str, Any]) -> None:
+    claim = _load(MANAGER / "backups-pvc.yaml")
+    if claim["spec"]["accessModes"] != ["ReadWriteOnce"]:
+        pytest.skip("an RWX claim needs no co-location")
+    affinity = deployment["spec"]["template"]["spec"]["affinity"]["podAffinity"]
+    (term,) = affinity["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_disruption_budget_keeps_one_pod(deployment: dict[str, Any]) -> None:
+    budget = _load(MANAGER / "pdb.yaml")
+    assert budget["spec"]["minAvailable"] == 1 < deployment["spec"]["replicas"]
+    assert budget["spec"]["selector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
 
 
 def test_service_selects_the_pods_and_exposes_named_ports(deployment: dict[str, Any], container: dict[str, Any]) -> None:
