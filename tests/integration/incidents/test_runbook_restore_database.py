@@ -34,3 +34,29 @@ async def test_restore_database_stops_traffic_restores_and_restarts(
     await env.run_step(spec, env.step(spec, "start-traffic"))
     assert (await env.run_step(spec, env.step(spec, "backend-rollout"))).outcome is Outcome.DONE
     assert len(env.pods("backend")) == 3
+
+
+async def test_backend_comes_back_with_the_replicas_it_had_even_after_a_rerun(
+    tradesense: TradesenseEnv, backup_policy: str
+) -> None:
+    """Issue 4: "scales it to 0 (remembering replicas) … scales the backend back" — not the runbook's fixed 3."""
+    env = tradesense
+    await env.runtime.kube.set_replicas(env.namespace, "backend", 5)
+    spec = env.spec("restore-database", parameters={"backupPolicy": backup_policy})
+    stop = env.step(spec, "stop-traffic")
+    first = await env.run_step(spec, stop)
+    assert first.outcome is Outcome.DONE
+    assert first.evidence["remembered"] == "5"
+    again = await env.run_step(spec, stop)  # a resumed step after a crash must not remember the 0 it set
+    assert again.outcome is Outcome.ALREADY_DONE
+    assert env.deployment("backend")["spec"]["replicas"] == 0
+    assert '"replicas": 5' in env.deployment("backend")["metadata"]["annotations"]["ops.tradesense.io/remembered-replicas"]
+
+    start = env.step(spec, "start-traffic")
+    back = await env.run_step(spec, start)
+    assert back.message == "backend replicas 0 → 5"
+    assert env.deployment("backend")["spec"]["replicas"] == 5
+    assert "ops.tradesense.io/remembered-replicas" not in (env.deployment("backend")["metadata"].get("annotations") or {})
+    rerun = await env.run_step(spec, start)  # annotation gone: the checkpoint still says 5, not the fallback 3
+    assert rerun.outcome is Outcome.ALREADY_DONE
+    assert env.deployment("backend")["spec"]["replicas"] == 5

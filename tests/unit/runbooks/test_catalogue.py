@@ -92,10 +92,13 @@ EXPECTED: dict[str, list[tuple[str, StepAction, str]]] = {
     ],
     "restore-database": [
         ("find-clean-backup", A.BACKUP_SAFETY, "backuppolicy/nightly"),
+        ("read-only", A.SET_ENV, "deployment/backend"),
         ("stop-traffic", A.SCALE, "deployment/backend"),
         ("restore", A.BACKUP_RESTORE, "backuppolicy/nightly"),
         ("start-traffic", A.SCALE, "deployment/backend"),
+        ("writable", A.SET_ENV, "deployment/backend"),
         ("backend-rollout", A.ROLLOUT_STATUS, "deployment/backend"),
+        ("smoke-test", A.SMOKE_TEST, "api"),
     ],
     "security-breach": [
         ("rotate-signing-key", A.SECRET_ROTATE, "secret/tradesense-secrets"),

@@ -79,6 +79,8 @@ ACTION_SPECS: Mapping[StepAction, ActionSpec] = {
         "replicas": Param(_INT, required=True),
         "atLeast": Param(_BOOL, help="scale out only: leave a larger replica count alone"),
         "holdSeconds": Param(_INT, help="keep the count as a floor for ScalingPolicies this long"),
+        "remember": Param(_BOOL, help="record the count before the change on the Deployment (restore: scale to 0)"),
+        "restoreRemembered": Param(_BOOL, help="scale back to the remembered count (replicas is the fallback)"),
     }),
     StepAction.SET_ENV: ActionSpec(TargetKind.DEPLOYMENT, False, {
         "name": Param(_STR, required=True),

@@ -290,19 +290,30 @@ DATA_CORRUPTION: tuple[StepTemplate, ...] = (
 
 RESTORE_DATABASE: tuple[StepTemplate, ...] = (
     StepTemplate("find-clean-backup", StepAction.BACKUP_SAFETY, "policy",
-                 "Pick the backup to restore (parameters.backupId or the newest verified one) and check it",
+                 "Pick the backup to restore (parameters.backupId or the newest verified one), check its sha256 "
+                 "and take a safety backup of the current database",
                  {"backupId": FromParam("backup_id")}),
+    StepTemplate("read-only", StepAction.SET_ENV, "backend",
+                 "Stop writes: kubectl set env deployment/backend READ_ONLY=true -n tradesense",
+                 {"name": "READ_ONLY", "value": "true"}),
     StepTemplate("stop-traffic", StepAction.SCALE, "backend",
-                 "Stop application traffic: kubectl scale deployment/backend --replicas=0 -n tradesense",
-                 {"replicas": 0}),
+                 "Stop application traffic: kubectl scale deployment/backend --replicas=0 -n tradesense "
+                 "(the current count is remembered)",
+                 {"replicas": 0, "remember": True}),
     StepTemplate("restore", StepAction.BACKUP_RESTORE, "policy",
-                 "Restore database: DROP DATABASE; CREATE DATABASE; psql < backup — destructive, runs only when approved",
+                 "Restore database: terminate connections; DROP DATABASE; CREATE DATABASE; psql < backup; ANALYZE "
+                 "— destructive, runs only when approved",
                  {"backupId": FromParam("backup_id")}, timeout_seconds=3600, retries=0),
     StepTemplate("start-traffic", StepAction.SCALE, "backend",
-                 "Restart application: kubectl scale deployment/backend --replicas=3 -n tradesense",
-                 {"replicas": FromParam("replicas", 3)}),
+                 "Restart application: kubectl scale deployment/backend back to the remembered replica count "
+                 "(runbook: --replicas=3, used when nothing was remembered)",
+                 {"replicas": FromParam("replicas", 3), "restoreRemembered": True}),
+    StepTemplate("writable", StepAction.SET_ENV, "backend",
+                 "Remove read-only: kubectl set env deployment/backend READ_ONLY=false -n tradesense",
+                 {"name": "READ_ONLY", "value": "false"}),
     StepTemplate("backend-rollout", StepAction.ROLLOUT_STATUS, "backend",
                  "Wait until the backend serves again", timeout_seconds=600),
+    _SMOKE,
 )
 
 SECURITY_BREACH: tuple[StepTemplate, ...] = (

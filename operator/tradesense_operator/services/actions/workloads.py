@@ -8,6 +8,7 @@ template change: a resumed step that finds its stamp or its value in place repor
 from __future__ import annotations
 
 import copy
+import json
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -267,44 +268,72 @@ class RolloutUndo:
 
 # -- scale -------------------------------------------------------------------------------------------
 
+REMEMBERED_REPLICAS_ANNOTATION = "ops.tradesense.io/remembered-replicas"
+
+
 class Scale:
     """`kubectl scale deployment/<name> --replicas=N` (through the scale subresource).
 
     With `holdSeconds` the scale-out is also recorded as a scale floor on the Deployment
     (`ops.tradesense.io/scale-floor`), so a ScalingPolicy keeps at least N replicas until the hold ends
     instead of undoing the incident's decision on its next evaluation.
+
+    With `remember` (the restore procedure's "scale to 0, remembering replicas") the count before the
+    change is written to the Deployment's `ops.tradesense.io/remembered-replicas` annotation first — once per
+    incident, so a re-run after a crash never records the 0 it already set. A later step with
+    `restoreRemembered` scales back to that count (falling back to `replicas`), checkpoints it, then
+    removes the annotation.
     """
 
     name = StepAction.SCALE
     destructive = False
 
-    async def _decide(self, ctx: StepContext) -> tuple[str, int, int, bool]:
-        name = target_name(ctx.step, "deployment")
-        wanted = require_int(ctx.step, "replicas")
-        try:
-            current = await ctx.runtime.kube.get_replicas(ctx.namespace, name)
-        except NotFound as exc:
-            raise StepFailed(f"deployment/{name} not found in namespace {ctx.namespace}") from exc
+    async def _wanted(self, ctx: StepContext, deployment: JsonDict) -> int:
+        if not param_bool(ctx.step, "restoreRemembered"):
+            return require_int(ctx.step, "replicas")
+        if "rememberedReplicas" in ctx.checkpoint:
+            return int(ctx.checkpoint["rememberedReplicas"])
+        remembered = _remembered(deployment, ctx)
+        return remembered if remembered is not None else require_int(ctx.step, "replicas")
+
+    async def _decide(self, ctx: StepContext) -> tuple[str, JsonDict, int, int, bool]:
+        name, deployment = await get_deployment(ctx)
+        wanted = await self._wanted(ctx, deployment)
+        current = _replicas(deployment)
         at_least = param_bool(ctx.step, "atLeast")
         satisfied = current >= wanted if at_least else current == wanted
-        return name, current, wanted, satisfied
+        return name, deployment, current, wanted, satisfied
 
     async def describe(self, ctx: StepContext) -> str:
-        name, current, wanted, satisfied = await self._decide(ctx)
+        name, _, current, wanted, satisfied = await self._decide(ctx)
         hold = param_int(ctx.step, "holdSeconds")
         held = f"; held as a floor for {hold}s" if hold else ""
+        remember = f"; remembering {current} to scale back to" if param_bool(ctx.step, "remember") else ""
+        back = " (the count remembered before the restore)" if param_bool(ctx.step, "restoreRemembered") else ""
         if satisfied:
             return f"{name} replicas stay {current} (wanted {'at least ' if current > wanted else ''}{wanted}){held}"
-        return f"{name} replicas {current} → {wanted}{held}"
+        return f"{name} replicas {current} → {wanted}{back}{held}{remember}"
 
     async def run(self, ctx: StepContext) -> StepResult:
-        name, current, wanted, satisfied = await self._decide(ctx)
+        name, deployment, current, wanted, satisfied = await self._decide(ctx)
         previous = ctx.checkpoint.get("previousReplicas", str(current))
         evidence = {"previousReplicas": previous, "replicas": str(max(current, wanted) if satisfied else wanted)}
+        if param_bool(ctx.step, "remember") and _remembered(deployment, ctx) is None and not satisfied:
+            record = json.dumps({"replicas": current, "incident": _incident_key(ctx)})
+            await ctx.runtime.kube.patch(
+                DEPLOYMENTS, name, {"metadata": {"annotations": {REMEMBERED_REPLICAS_ANNOTATION: record}}}, ctx.namespace
+            )
+            evidence["remembered"] = str(current)
+        if param_bool(ctx.step, "restoreRemembered") and "rememberedReplicas" not in ctx.checkpoint:
+            await ctx.save_checkpoint({"rememberedReplicas": str(wanted)})
         if not satisfied:
             if "previousReplicas" not in ctx.checkpoint:
                 await ctx.save_checkpoint({"previousReplicas": previous})
             await ctx.runtime.kube.set_replicas(ctx.namespace, name, wanted)
+        if param_bool(ctx.step, "restoreRemembered") and _remembered(deployment, ctx) is not None:
+            await ctx.runtime.kube.patch(
+                DEPLOYMENTS, name, {"metadata": {"annotations": {REMEMBERED_REPLICAS_ANNOTATION: None}}}, ctx.namespace
+            )
         held = await self._hold_floor(ctx, name, wanted)
         if held:
             evidence["floorUntil"] = held
@@ -325,6 +354,24 @@ class Scale:
         patch = {"metadata": {"annotations": {SCALE_FLOOR_ANNOTATION: merge_floor(existing, floor, now)}}}
         await ctx.runtime.kube.patch(DEPLOYMENTS, name, patch, ctx.namespace)
         return floor.until.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _incident_key(ctx: StepContext) -> str:
+    return f"{ctx.incident.namespace}/{ctx.incident.name}"
+
+
+def _remembered(deployment: JsonDict, ctx: StepContext) -> int | None:
+    """The replica count this incident remembered on the Deployment, if any (others' records are ignored)."""
+    text = ((deployment.get("metadata") or {}).get("annotations") or {}).get(REMEMBERED_REPLICAS_ANNOTATION)
+    if not text:
+        return None
+    try:
+        record = json.loads(text)
+        if record.get("incident") != _incident_key(ctx):
+            return None
+        return int(record["replicas"])
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
 
 
 # -- set env -----------------------------------------------------------------------------------------
