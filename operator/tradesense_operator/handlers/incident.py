@@ -29,14 +29,23 @@ from tradesense_operator.domain.incident.machine import TERMINAL_PHASES
 from tradesense_operator.domain.runbooks import PlanError, resolve_plan
 from tradesense_operator.services.actions.registry import ACTIONS
 from tradesense_operator.services.incidents import IncidentEngine
+from tradesense_operator.services.incidents.engine import WAIT_POLL_FACTOR
 from tradesense_operator.services.runtime import Runtime
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-RETRY_DELAY_SECONDS = 5.0      # after a transient API failure
+RETRY_DELAY_SECONDS = 5.0      # after a transient API failure, when no Runtime says otherwise
 FORBIDDEN_DELAY_SECONDS = 60.0  # RBAC problems need a human; retry slowly
 _TERMINAL = {phase.value for phase in TERMINAL_PHASES}
+
+
+def _retry_delay(memo: object) -> float:
+    """Retry a transient failure at the engine's idle poll rate (small in tests, seconds in production)."""
+    runtime = getattr(memo, "runtime", None)
+    if isinstance(runtime, Runtime):
+        return runtime.settings.step_poll_seconds * WAIT_POLL_FACTOR
+    return RETRY_DELAY_SECONDS
 
 
 def kopf_errors(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
@@ -47,11 +56,11 @@ def kopf_errors(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutin
         try:
             return await fn(*args, **kwargs)
         except Unavailable as exc:
-            delay = max(exc.retry_after or 0.0, RETRY_DELAY_SECONDS)
+            delay = max(exc.retry_after or 0.0, _retry_delay(kwargs.get("memo")))
             raise kopf.TemporaryError(f"{type(exc).__name__}: {exc}", delay=delay) from exc
         except (Conflict, NotFound) as exc:
             # Someone else wrote meanwhile, or the object went away: re-read and decide again.
-            raise kopf.TemporaryError(f"{type(exc).__name__}: {exc}", delay=RETRY_DELAY_SECONDS) from exc
+            raise kopf.TemporaryError(f"{type(exc).__name__}: {exc}", delay=_retry_delay(kwargs.get("memo"))) from exc
         except Forbidden as exc:
             raise kopf.TemporaryError(f"{type(exc).__name__}: {exc}", delay=FORBIDDEN_DELAY_SECONDS) from exc
         except PlanError as exc:
@@ -157,7 +166,7 @@ def register(registry: kopf.OperatorRegistry) -> None:
     """Add the incident handlers to `registry` (the default one on import; tests assemble their own)."""
     kopf.daemon(
         GROUP, VERSION, PLURAL, id="incident-engine", registry=registry, when=_unfinished,
-        backoff=RETRY_DELAY_SECONDS,
+        backoff=RETRY_DELAY_SECONDS,  # unexpected errors only; ours are translated by kopf_errors
         # On stop, give an in-flight advance a moment, then cancel: a cancelled step is resumed on
         # restart exactly like a crashed one. Short, because kopf also waits this long (and touches the
         # object) when a finished incident's daemon stops matching the filter.

@@ -353,3 +353,16 @@ async def test_a_dry_run_survives_a_broken_describe(env: EngineEnv) -> None:
     status = await env.wait_phase("dry-buggy", "Succeeded")
     assert [s["message"] for s in status["steps"]] == [
         "cannot tell what would change: unexpected KeyError", "deployment/web would get stamp fine"]
+
+
+async def test_a_transient_api_failure_of_a_status_write_is_retried(env: EngineEnv) -> None:
+    env.start_operator()
+    # Two status writes fail with 503: the daemon's TemporaryError makes kopf retry it (after the idle poll
+    # delay), it re-reads the incident and carries on from what was persisted.
+    rule = env.cluster.inject_fault("PATCH", r"/tradesenseincidents/flaky-api/status$", status=503, times=2)
+    env.create_incident("flaky-api", env.spec(step("first"), step("second")))
+    status = await env.wait_phase("flaky-api", "Succeeded", "Failed")
+    assert status["phase"] == "Succeeded"
+    assert rule.hits == 2
+    uid = env.incident("flaky-api")["metadata"]["uid"]
+    assert env.annotation_list(EFFECTS) == [f"{uid}/first", f"{uid}/second"]
