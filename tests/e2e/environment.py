@@ -93,22 +93,24 @@ def e2e_environment(kubeconfig: Path, options: Options) -> Iterator[E2EEnv]:
         if not installation.rbac_served:
             rbac_problem = "this API server serves no RBAC kinds (" + ", ".join(installation.not_served) + ")"
 
-        in_cluster = options.image is not None and _in_cluster(kube, options.image, options.in_cluster_timeout)
+        # The ServiceAccount's own token: the out-of-cluster operator runs with it, and the RBAC scenario uses it
+        # either way (an in-cluster operator has the same identity).
         operator_kubeconfig: Path | None = None
+        try:
+            token = service_account_token(kube, OPERATOR_NAMESPACE, OPERATOR_SA)
+            operator_kubeconfig = token_kubeconfig(kubeconfig, token, options.workdir / "operator.kubeconfig")
+        except ClientError as exc:
+            if not options.allow_admin_token:
+                raise RuntimeError(f"cannot create a token for ServiceAccount {OPERATOR_NAMESPACE}/{OPERATOR_SA} "
+                                   f"(TokenRequest API): {exc}; refusing to run the operator with admin rights") from exc
+            rbac_problem = (rbac_problem or "") + f"; no TokenRequest API ({exc}): the operator uses the admin token"
+
+        in_cluster = options.image is not None and _in_cluster(kube, options.image, options.in_cluster_timeout)
         backup_root = "/backups/e2e"
         if not in_cluster:
-            try:
-                token = service_account_token(kube, OPERATOR_NAMESPACE, OPERATOR_SA)
-                operator_kubeconfig = token_kubeconfig(kubeconfig, token, options.workdir / "operator.kubeconfig")
-            except ClientError as exc:
-                if not options.allow_admin_token:
-                    raise RuntimeError(f"cannot create a token for ServiceAccount {OPERATOR_NAMESPACE}/{OPERATOR_SA} "
-                                       f"(TokenRequest API): {exc}; refusing to run the operator with admin rights") from exc
-                rbac_problem = (rbac_problem or "") + f"; no TokenRequest API ({exc}): the operator uses the admin token"
-                operator_kubeconfig = kubeconfig
             backup_root = str(options.workdir / "backups")
             Path(backup_root).mkdir(parents=True, exist_ok=True)
-            process = OperatorProcess(operator_kubeconfig, options.workdir,
+            process = OperatorProcess(operator_kubeconfig or kubeconfig, options.workdir,
                                       {"TSO_BACKUP_ROOT": backup_root, **options.operator_env})
             process.start(timeout=options.operator_timeout)
         kubectl_config = options.kubectl_kubeconfig or kubeconfig

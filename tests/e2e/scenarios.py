@@ -257,9 +257,12 @@ def high_cpu_scale_out(env: E2EEnv) -> None:
         mine = [f for f in (floors if isinstance(floors, list) else [floors]) if f["incident"] == f"{env.namespace}/{name}"]
         assert mine, floor
         assert mine[0]["replicas"] == 4, floor
-        running = env.kube.get(INCIDENTS, name, env.namespace)
-        assert step(running, "scale-backend")["state"] == "Succeeded"
-        assert step(running, "set-workers")["state"] == "Succeeded"
+        def recorded() -> Obj | None:  # the effects land before the engine writes the step's result
+            obj = env.kube.get(INCIDENTS, name, env.namespace)
+            done = [step(obj, s)["state"] for s in ("scale-backend", "set-workers")] == ["Succeeded", "Succeeded"]
+            return obj if done else None
+
+        running = wait_for(recorded, timeout=env.operator_timeout, what="scale-backend and set-workers Succeeded")
         assert running["status"].get("respondBy"), "respondBy is set from the severity"
 
         def succeeded() -> None:
@@ -421,7 +424,7 @@ def scaling_policy(env: E2EEnv) -> None:
 def rbac_is_enforced(env: E2EEnv) -> None:
     """The operator runs with its ServiceAccount's token: what deploy/rbac grants works, the rest is Forbidden."""
     if env.rbac_problem is not None or env.operator_kubeconfig is None:
-        pytest.skip(env.rbac_problem or "the operator runs in-cluster; its token is not available to the test")
+        pytest.skip(env.rbac_problem or "no token for the operator's ServiceAccount")
     operator = SyncKube(env.operator_kubeconfig)
     try:
         assert operator.list(INCIDENTS, env.namespace) is not None
