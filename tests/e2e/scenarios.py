@@ -110,7 +110,8 @@ def wait_incident(env: E2EEnv, name: str, phases: tuple[str, ...], timeout: floa
 
 
 def step(obj: Obj, step_id: str) -> Obj:
-    return next(s for s in (obj.get("status") or {}).get("steps") or [] if s["id"] == step_id)
+    """The status entry of one step ({} before the plan is recorded)."""
+    return next((s for s in (obj.get("status") or {}).get("steps") or [] if s["id"] == step_id), {})
 
 
 def env_value(deployment: Obj, container: str, name: str) -> str | None:
@@ -259,7 +260,7 @@ def high_cpu_scale_out(env: E2EEnv) -> None:
         assert mine[0]["replicas"] == 4, floor
         def recorded() -> Obj | None:  # the effects land before the engine writes the step's result
             obj = env.kube.get(INCIDENTS, name, env.namespace)
-            done = [step(obj, s)["state"] for s in ("scale-backend", "set-workers")] == ["Succeeded", "Succeeded"]
+            done = [step(obj, s).get("state") for s in ("scale-backend", "set-workers")] == ["Succeeded", "Succeeded"]
             return obj if done else None
 
         running = wait_for(recorded, timeout=env.operator_timeout, what="scale-backend and set-workers Succeeded")
