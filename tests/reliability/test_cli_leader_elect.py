@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -56,16 +57,16 @@ def _alive(url: str) -> bool:
 @pytest.fixture
 def replica(
     kube_cluster: EmulatedCluster, test_namespace: str, tmp_path: Path
-) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+) -> Iterator[tuple[subprocess.Popen[bytes], str, str]]:
     now = format_micro_time(datetime.now(UTC))
     kube_cluster.create({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                          "metadata": {"name": LEASE, "namespace": test_namespace},
                          "spec": {"holderIdentity": "other-replica", "leaseDurationSeconds": 3,
                                   "acquireTime": now, "renewTime": now, "leaseTransitions": 0}})
     kubeconfig = kube_cluster.write_kubeconfig(tmp_path / "kubeconfig", namespace=test_namespace)
-    port = _free_port()
+    port, http_port = _free_port(), _free_port()
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "TSO_OPERATOR_NAMESPACE": test_namespace,
-           "TSO_HTTP_PORT": "0", "POD_NAME": "cli-replica"}
+           "TSO_HTTP_PORT": str(http_port), "POD_NAME": "cli-replica"}
     process = subprocess.Popen(
         [sys.executable, "-m", "tradesense_operator", "run", "--leader-elect", "-n", test_namespace,
          f"--liveness=http://127.0.0.1:{port}/healthz", "--lease-duration=3", "--renew-deadline=2",
@@ -73,7 +74,7 @@ def replica(
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        yield process, f"http://127.0.0.1:{port}/healthz"
+        yield process, f"http://127.0.0.1:{port}/healthz", f"http://127.0.0.1:{http_port}"
     finally:
         if process.poll() is None:
             process.kill()
@@ -81,11 +82,18 @@ def replica(
 
 
 def test_a_replica_waits_while_alive_takes_over_after_expiry_and_exits_when_it_loses_the_lease(
-    replica: tuple[subprocess.Popen[bytes], str], kube_cluster: EmulatedCluster, test_namespace: str
+    replica: tuple[subprocess.Popen[bytes], str, str], kube_cluster: EmulatedCluster, test_namespace: str
 ) -> None:
-    process, liveness = replica
+    process, liveness, http = replica
     _wait("the follower's liveness endpoint", lambda: _alive(liveness))
     assert _lease_spec(kube_cluster, test_namespace)["holderIdentity"] == "other-replica"
+    # The Service also routes to the follower: the webhook gets a retryable 503, not a refused connection.
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{http}/alerts", data=b"{}", timeout=2)
+    assert refused.value.code == 503
+    assert refused.value.headers["Retry-After"] == "5"
+    with urllib.request.urlopen(f"{http}/metrics", timeout=2) as metrics:
+        assert b"tradesense_operator_leader 0" in metrics.read()
     # "other-replica" never renews: after 3 s unchanged on the follower's clock it takes over.
     _wait("the take-over", lambda: str(_lease_spec(kube_cluster, test_namespace)["holderIdentity"]).startswith(
         "cli-replica_"))

@@ -80,12 +80,14 @@ def _run(args: argparse.Namespace) -> int:
     def operator() -> Awaitable[None]:
         return kopf.operator(standalone=True, **options)
 
-    won = asyncio.run(_lead(settings.operator_namespace, args.lease_name, timing, operator, args.liveness))
+    won = asyncio.run(_lead(settings.operator_namespace, args.lease_name, timing, operator, args.liveness,
+                           settings.http_port))
     return 0 if won else EXIT_LEADERSHIP_LOST
 
 
-async def _lead(
-    namespace: str, lease_name: str, timing: ElectionTiming, operator: Callable[[], Awaitable[None]], liveness: str
+async def _lead(  # noqa: PLR0917  (one call site)
+    namespace: str, lease_name: str, timing: ElectionTiming, operator: Callable[[], Awaitable[None]], liveness: str,
+    http_port: int,
 ) -> bool:
     """Block until leader, run the operator while renewing; False (after exiting) when leadership is lost."""
     from tradesense_operator.clients.kube import KubeClient  # noqa: PLC0415
@@ -95,33 +97,62 @@ async def _lead(
     kube = await KubeClient.auto()
     elector = LeaderElector(kube, SystemClock(), namespace=namespace, identity=identity(), name=lease_name,
                             timing=timing)
-    waiting = await _follower_liveness(liveness)
+    waiting = await _follower_endpoints(liveness, http_port)
 
     async def act() -> None:
-        await waiting.cleanup()  # kopf serves the liveness endpoint from here on (same port)
+        for runner in waiting:  # the leader's kopf and HTTP server take these ports over
+            await runner.cleanup()
         await operator()
 
     try:
         return await lead(elector, act, on_lost=_exit_now)
     finally:
-        await waiting.cleanup()
+        for runner in waiting:
+            await runner.cleanup()
         await kube.close()
 
 
-async def _follower_liveness(url: str) -> web.AppRunner:
-    """Answer the liveness probe while waiting for the Lease, so Kubernetes does not restart a healthy follower."""
+async def _follower_endpoints(liveness: str, http_port: int) -> list[web.AppRunner]:
+    """What a follower serves while it waits for the Lease.
+
+    The liveness URL answers 200 (the follower is healthy; the Deployment's readiness probe uses it too, so
+    rolling updates can finish). The operator's HTTP port answers 503 + Retry-After "not the leader" (200
+    with a `tradesense_operator_leader 0` gauge for /metrics): the Service balances over both pods, and
+    Alertmanager retries a 503 rather than losing the alert to a refused connection.
+    """
     from aiohttp import web  # noqa: PLC0415
 
-    parsed = urlparse(url)
-    app = web.Application()
+    parsed = urlparse(liveness)
+    health = web.Application()
 
     async def alive(_: web.Request) -> web.Response:
         return web.json_response({"leader": False, "waiting": "for the leader-election Lease"})
 
-    app.router.add_get(parsed.path or "/", alive)
+    health.router.add_get(parsed.path or "/", alive)
+    runners = [await _serve(health, parsed.hostname or "0.0.0.0", parsed.port or 80)]  # noqa: S104
+    if http_port:
+        http = web.Application()
+
+        async def metrics(_: web.Request) -> web.Response:
+            return web.Response(text="# this replica is a follower\ntradesense_operator_leader 0\n",
+                                content_type="text/plain")
+
+        async def not_leader(_: web.Request) -> web.Response:
+            return web.json_response({"error": "this replica is not the leader; retry"}, status=503,
+                                     headers={"Retry-After": "5"})
+
+        http.router.add_get("/metrics", metrics)
+        http.router.add_route("*", "/{tail:.*}", not_leader)
+        runners.append(await _serve(http, "0.0.0.0", http_port))  # noqa: S104
+    return runners
+
+
+async def _serve(app: web.Application, host: str, port: int) -> web.AppRunner:
+    from aiohttp import web  # noqa: PLC0415
+
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, parsed.hostname or "0.0.0.0", parsed.port or 80).start()  # noqa: S104
+    await web.TCPSite(runner, host, port).start()
     return runner
 
 
