@@ -59,9 +59,11 @@ class Options:
     kubectl_kubeconfig: Path | None = None  # what kubectl uses, when it cannot use the cluster's own kubeconfig
 
 
-def _in_cluster(kube: SyncKube, image: str, timeout: float) -> bool:
+def _in_cluster(kube: SyncKube, image: str, timeout: float, replicas: int) -> bool:
+    """The operator Deployment as deploy/ ships it (replicas, leader election), from `image`; False if never Available."""
     kube.patch(DEPLOYMENTS, "tradesense-operator",
-               {"spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "operator", "image": image}]}}}},
+               {"spec": {"replicas": replicas,
+                         "template": {"spec": {"containers": [{"name": "operator", "image": image}]}}}},
                OPERATOR_NAMESPACE, patch_type="strategic")
 
     def available() -> bool:
@@ -88,7 +90,9 @@ def e2e_environment(kubeconfig: Path, options: Options) -> Iterator[E2EEnv]:
     try:
         create_app_namespace(kube, APP_NAMESPACE, options.app_image)
         created_namespace = True
-        installation = install(kube, render_deploy(), operator_replicas=0)
+        documents = render_deploy()
+        shipped_replicas = next(int(d["spec"].get("replicas", 1)) for d in documents if d["kind"] == "Deployment")
+        installation = install(kube, documents, operator_replicas=0)
         rbac_problem = None
         if not installation.rbac_served:
             rbac_problem = "this API server serves no RBAC kinds (" + ", ".join(installation.not_served) + ")"
@@ -105,7 +109,8 @@ def e2e_environment(kubeconfig: Path, options: Options) -> Iterator[E2EEnv]:
                                    f"(TokenRequest API): {exc}; refusing to run the operator with admin rights") from exc
             rbac_problem = (rbac_problem or "") + f"; no TokenRequest API ({exc}): the operator uses the admin token"
 
-        in_cluster = options.image is not None and _in_cluster(kube, options.image, options.in_cluster_timeout)
+        in_cluster = options.image is not None and _in_cluster(kube, options.image, options.in_cluster_timeout,
+                                                                 shipped_replicas)
         backup_root = "/backups/e2e"
         if not in_cluster:
             backup_root = str(options.workdir / "backups")
