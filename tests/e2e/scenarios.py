@@ -470,4 +470,5 @@ def kubectl_views(env: E2EEnv, name: str) -> None:
     assert f"Name:         {name}" in described, described
     assert "Events:" in described, described
     assert "DryRunComplete" in described, described
-    assert "tradesense" in kubectl("get", "tradesense", "-A").stdout
+    category = kubectl("get", "tradesense", "-A").stdout  # the `tradesense` category lists all three kinds
+    assert f"tradesenseincident.ops.tradesense.io/{name}" in category, category

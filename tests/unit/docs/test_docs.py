@@ -86,3 +86,14 @@ def test_operations_documents_every_incident_event_reason() -> None:
     reasons = set(re.findall(r"events\.(?:normal|warning)\(\s*\"([A-Z][A-Za-z]+)\"", engine))
     assert len(reasons) > 10, "event calls not found: the engine's wording changed"
     assert sorted(r for r in reasons if f"`{r}`" not in OPERATIONS) == []
+
+
+def test_the_kubectl_session_is_a_complete_failure_run_recorded_from_kubectl() -> None:
+    """docs/kubectl-session.md shows kubectl's printer columns and every restart-sequence step's Event."""
+    session = (ROOT / "docs" / "kubectl-session.md").read_text(encoding="utf-8")
+    assert "NAME     SEVERITY   RUNBOOK            PHASE" in session
+    assert "$ kubectl describe tsi outage" in session
+    events = session.rsplit("Events:", 1)[1]
+    missing = [s.id for s in RUNBOOKS[Runbook.COMPLETE_FAILURE] if f"] {s.id}:" not in events]
+    assert missing == []
+    assert "IncidentSucceeded" in events
