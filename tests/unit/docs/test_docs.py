@@ -56,7 +56,7 @@ def test_operations_documents_every_setting(name: str) -> None:
 
 
 def test_operations_documents_no_setting_that_does_not_exist() -> None:
-    documented = set(re.findall(r"`(TSO_[A-Z_]+)`", OPERATIONS))
+    documented = {v for v in re.findall(r"`(TSO_[A-Z_]+)`", OPERATIONS) if not v.startswith("TSO_E2E_")}
     assert documented == {f"{ENV_PREFIX}{n.upper()}" for n in Settings.model_fields}
 
 
