@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.environment import Options, e2e_environment
-from tests.e2e.harness import cluster_problem
+from tests.e2e.harness import cluster_problem, foreign_app_namespace
 from tests.e2e.scenarios import E2EEnv, PgTarget
 
 HERE = Path(__file__).resolve().parent
@@ -48,6 +48,9 @@ def e2e_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EEnv]:
     if problem is not None:
         pytest.skip(problem)
     assert kubeconfig is not None
+    foreign = foreign_app_namespace(Path(kubeconfig.split(os.pathsep)[0]))
+    if foreign is not None:
+        pytest.skip(foreign)
     pg, pg_problem = pg_from_env()
     options = Options(
         workdir=tmp_path_factory.mktemp("e2e"),

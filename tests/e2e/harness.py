@@ -377,6 +377,19 @@ def cluster_problem(kubeconfig: str | None) -> str | None:
     return None
 
 
+def foreign_app_namespace(kubeconfig: Path) -> str | None:
+    """Why the suite must not run here: a `tradesense` namespace it did not create (real workloads?)."""
+    kube = SyncKube(kubeconfig)
+    try:
+        existing = kube.get_or_none(NAMESPACES, APP_NAMESPACE)
+    finally:
+        kube.close()
+    if existing is not None and (existing["metadata"].get("labels") or {}).get(E2E_LABEL) != "true":
+        return (f"namespace {APP_NAMESPACE} already exists and was not created by the e2e suite (no {E2E_LABEL}=true "
+                "label): refusing to run incidents against it; use a cluster without it")
+    return None
+
+
 # -- kubectl --------------------------------------------------------------------------------------------
 
 

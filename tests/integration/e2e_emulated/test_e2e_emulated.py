@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import scenarios
-from tests.e2e.harness import cluster_problem
+from tests.e2e.harness import E2E_LABEL, cluster_problem, foreign_app_namespace
 from tests.e2e.scenarios import E2EEnv
 from tests.e2e.suite import E2ESuite
+from tradesense_operator.sandbox.kubeapi import EmulatedCluster
 
 
 class TestOnEmulatedCluster(E2ESuite):
@@ -44,3 +45,13 @@ def test_no_cluster_is_a_clear_skip_reason(tmp_path: Path) -> None:
         "users: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\n",
         encoding="utf-8")
     assert "is unreachable" in (cluster_problem(str(dead)) or "")
+
+
+def test_an_existing_tradesense_namespace_is_never_adopted(tmp_path: Path) -> None:
+    with EmulatedCluster() as cluster:
+        kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+        assert foreign_app_namespace(kubeconfig) is None
+        cluster.create_namespace("tradesense")
+        assert "refusing to run incidents against it" in (foreign_app_namespace(kubeconfig) or "")
+        cluster.patch("v1", "Namespace", "tradesense", {"metadata": {"labels": {E2E_LABEL: "true"}}})
+        assert foreign_app_namespace(kubeconfig) is None
