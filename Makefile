@@ -8,7 +8,7 @@ IMAGE ?= tradesense-operator:dev
 DEBIAN_PKGS := postgresql redis-server prometheus prometheus-alertmanager
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help deps test test-slow lint crds crds-check run demo image e2e bench clean
+.PHONY: help deps test test-slow lint crds crds-check run demo image e2e bench bench-scale clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -58,6 +58,9 @@ e2e: $(STAMP) ## kind cluster + image + deploy + tests/e2e (needs kind and a con
 bench: $(STAMP) ## benchmarks that print figures and ratios against a same-run baseline
 	./scripts/ensure-services.sh
 	for b in bench/*.py; do $(PY) $$b || exit $$?; done
+
+bench-scale: $(STAMP) ## 1,000 incidents vs a minimal kopf operator on the emulated API (INCIDENTS=N for quick runs)
+	$(PY) bench/scale.py --incidents $(or $(INCIDENTS),1000)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

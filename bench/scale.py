@@ -9,7 +9,7 @@ timers and status writes, never backups or scaling):
               namespace's `backend` Deployment; the per-namespace lock serializes them), 70 % dry runs of
               every catalogue runbook that plans without parameters (their data-plane targets are a closed
               loopback port, so describing a step fails fast instead of touching anything).
-  floor       bench/minimal_operator.py: kopf, one status patch per incident on create.
+  floor       bench/floor/minimal_operator.py: kopf, one status patch per incident on create.
 Printed for each: time from the first creation until every incident is terminal, p50/p99 latency from
 creation to the first step starting (floor: to its one status write), peak RSS of the operator process,
 API requests per incident (the emulator counts every request; the policies' background traffic, measured
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.executable, "-m", "tradesense_operator", "run", "--standalone", "--liveness=http://127.0.0.1:0/healthz",
         ], {"TSO_HTTP_PORT": "0", "TSO_STEP_POLL_SECONDS": str(args.step_poll), "TSO_LOG_LEVEL": "WARNING",
             "TSO_LOCK_LEASE_SECONDS": "15"}, args),
-        "floor": lambda: run_one("floor", [sys.executable, str(REPO / "bench" / "minimal_operator.py")], {}, args),
+        "floor": lambda: run_one("floor", [sys.executable, str(REPO / "bench" / "floor" / "minimal_operator.py")], {}, args),
     }
     results = [runs[name]() for name in runs if args.only in (None, name)]
     print(f"scale: {args.incidents} incidents in {args.namespaces} namespaces, {args.policies} BackupPolicies "
