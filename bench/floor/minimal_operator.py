@@ -3,7 +3,8 @@
 Same kopf, same emulated API, same incidents; it does nothing but write `status.phase: Succeeded` once
 per TradeSenseIncident. Whatever tradesense-operator spends beyond this is the cost of its own design.
 
-Run by bench/scale.py (kept out of bench/*.py, which `make bench` runs): `python bench/floor/minimal_operator.py` with KUBECONFIG pointing at the emulator.
+Run by bench/scale.py (kept out of bench/*.py, which `make bench` runs):
+`python bench/floor/minimal_operator.py` with KUBECONFIG pointing at the emulator.
 """
 
 from __future__ import annotations
