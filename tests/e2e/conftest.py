@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.environment import Options, e2e_environment
-from tests.e2e.harness import cluster_problem, foreign_app_namespace
+from tests.e2e.harness import cluster_problem, foreign_app_namespace, kubectl_missing
 from tests.e2e.scenarios import E2EEnv, PgTarget
 
 HERE = Path(__file__).resolve().parent
@@ -44,7 +44,7 @@ def pg_from_env() -> tuple[PgTarget | None, str]:
 @pytest.fixture(scope="session")
 def e2e_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EEnv]:
     kubeconfig = os.environ.get("KUBECONFIG")
-    problem = cluster_problem(kubeconfig)
+    problem = kubectl_missing() or cluster_problem(kubeconfig)
     if problem is not None:
         pytest.skip(problem)
     assert kubeconfig is not None

@@ -95,7 +95,7 @@ def e2e_environment(kubeconfig: Path, options: Options) -> Iterator[E2EEnv]:
         installation = install(kube, documents, operator_replicas=0)
         rbac_problem = None
         if not installation.rbac_served:
-            rbac_problem = "this API server serves no RBAC kinds (" + ", ".join(installation.not_served) + ")"
+            rbac_problem = f"this API server does not serve RBAC (not served: {', '.join(installation.not_served)})"
 
         # The ServiceAccount's own token: the out-of-cluster operator runs with it, and the RBAC scenario uses it
         # either way (an in-cluster operator has the same identity).

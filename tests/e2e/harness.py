@@ -11,6 +11,7 @@ import asyncio
 import base64
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -145,6 +146,13 @@ class Discovery:
 
 
 # -- deploy/ ---------------------------------------------------------------------------------------------
+
+
+def kubectl_missing() -> str | None:
+    """Why deploy/ cannot be rendered here (kubectl carries kustomize), or None."""
+    if shutil.which("kubectl") is None:
+        return "kubectl is not installed: it renders deploy/ (`kubectl kustomize`) and is the client under test"
+    return None
 
 
 def render_deploy(directory: Path = REPO_ROOT / "deploy") -> list[Obj]:

@@ -24,6 +24,7 @@ from tests.e2e.harness import (
     SyncKube,
     create_app_namespace,
     install,
+    kubectl_missing,
     render_deploy,
     server_side_apply_problem,
 )
@@ -50,8 +51,15 @@ def emulated_pg() -> Iterator[PgTarget]:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+def _require_kubectl() -> None:
+    missing = kubectl_missing()
+    if missing is not None:
+        pytest.skip(missing)
+
+
 @pytest.fixture(scope="module")
 def emulated_env(tmp_path_factory: pytest.TempPathFactory, emulated_pg: PgTarget) -> Iterator[E2EEnv]:
+    _require_kubectl()
     workdir = tmp_path_factory.mktemp("e2e-emulated")
     with EmulatedCluster(pod_ready_delay=0.2) as cluster, KubectlFront(cluster.url, cluster.token) as front:
         kubeconfig = cluster.write_kubeconfig(workdir / "kubeconfig")
@@ -65,6 +73,7 @@ def emulated_env(tmp_path_factory: pytest.TempPathFactory, emulated_pg: PgTarget
 @pytest.fixture
 def pending_cluster_env(tmp_path: Path) -> Iterator[E2EEnv]:
     """Like a plain API server without kubelets: pods are created and never become Ready."""
+    _require_kubectl()
     with EmulatedCluster(pod_ready_delay=None) as cluster:
         kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
         options = Options(workdir=tmp_path, readiness_timeout=3, operator_timeout=45, allow_admin_token=True)
@@ -75,6 +84,7 @@ def pending_cluster_env(tmp_path: Path) -> Iterator[E2EEnv]:
 @pytest.fixture
 def samples_env(tmp_path: Path) -> Iterator[E2EEnv]:
     """deploy/ installed (CRDs and all) and the `tradesense` namespace, but no operator: applied samples stay inert."""
+    _require_kubectl()
     with EmulatedCluster(pod_ready_delay=0.2) as cluster, KubectlFront(cluster.url, cluster.token) as front:
         kube = SyncKube(cluster.write_kubeconfig(tmp_path / "kubeconfig"))
         kubectl_config = front.kubeconfig(tmp_path / "kubectl.kubeconfig")
