@@ -6,6 +6,7 @@ exist), docs/operations.md every TSO_ setting and every exported metric, and the
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -97,3 +98,13 @@ def test_the_kubectl_session_is_a_complete_failure_run_recorded_from_kubectl() -
     missing = [s.id for s in RUNBOOKS[Runbook.COMPLETE_FAILURE] if f"] {s.id}:" not in events]
     assert missing == []
     assert "IncidentSucceeded" in events
+
+
+def test_the_session_recorder_still_imports() -> None:
+    """docs/tools/record_session.py borrows the demo's wiring; a rename there must fail here, not at re-recording."""
+    spec = importlib.util.spec_from_file_location("record_session", ROOT / "docs" / "tools" / "record_session.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert callable(module.record)
