@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.e2e.harness import (
     BACKUP_POLICIES,
@@ -224,8 +225,6 @@ def kubectl_apply_twice_is_unchanged(env: E2EEnv, tmp: Path) -> None:
     kubectl = env.kubectl
     name = unique("e2e-kubectl")
     manifest = tmp / f"{name}.yaml"
-    import yaml
-
     manifest.write_text(yaml.safe_dump(incident(env, name, "high-cpu", dryRun=True)), encoding="utf-8")
     kubectl("apply", "--validate=false", "-f", str(manifest))
     try:
@@ -448,7 +447,8 @@ def server_side_apply_samples(env: E2EEnv) -> None:
     kubectl = env.kubectl
     if env.server_side_apply_problem is not None:
         pytest.skip(env.server_side_apply_problem)
-    samples = sorted((REPO_ROOT / "deploy" / "samples").glob("*.yaml"))
+    samples = [doc for path in sorted((REPO_ROOT / "deploy" / "samples").glob("*.yaml"))
+               for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
     args = ["apply", "--server-side", "--validate=false", "--field-manager=tradesense-e2e"]
     if env.server_dry_run:
         args.append("--dry-run=server")
