@@ -27,6 +27,5 @@ kubeconfig="$(mktemp)"
 kind get kubeconfig --name "$cluster" > "$kubeconfig"
 docker build -t "$image" .
 kind load docker-image "$image" --name "$cluster"
-KUBECONFIG="$kubeconfig" kubectl apply -k deploy/
-KUBECONFIG="$kubeconfig" kubectl -n tradesense-system set image deployment/tradesense-operator operator="$image"
+# tests/e2e installs deploy/ itself (namespace first, server-side apply, image from TSO_E2E_IMAGE) and cleans up.
 KUBECONFIG="$kubeconfig" TSO_E2E_IMAGE="$image" .venv/bin/python -m pytest -q -m e2e tests/e2e -p no:cacheprovider

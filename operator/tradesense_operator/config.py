@@ -25,7 +25,6 @@ class Settings(BaseModel):
                            description="Port of /metrics, /healthz, /readyz and the alert bridge (0 = disabled).")
     prometheus_url: str = Field(default="http://prometheus-operated.monitoring.svc:9090",
                                 description="Default Prometheus for ScalingPolicies that name none.")
-    backup_root: str = Field(default="/backups", description="Default filesystem root for backups.")
     operator_namespace: str = Field(default="tradesense-system", description="Where the operator runs.")
     restart_limit_per_hour: int = Field(default=3, ge=1, le=100,
                                         description="Restart-storm guard default per Deployment.")

@@ -116,7 +116,7 @@ def e2e_environment(kubeconfig: Path, options: Options) -> Iterator[E2EEnv]:
             backup_root = str(options.workdir / "backups")
             Path(backup_root).mkdir(parents=True, exist_ok=True)
             process = OperatorProcess(operator_kubeconfig or kubeconfig, options.workdir,
-                                      {"TSO_BACKUP_ROOT": backup_root, **options.operator_env})
+                                      dict(options.operator_env))
             process.start(timeout=options.operator_timeout)
         kubectl_config = options.kubectl_kubeconfig or kubeconfig
         yield E2EEnv(
