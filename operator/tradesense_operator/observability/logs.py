@@ -55,8 +55,18 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)-7s %(name)s [%(tso_object)s %(tso_step)s] %(message)s")
 
 
+KOPF_OBJECTS_LOGGER = "kopf.objects"
+
+
 def configure_logging(*, log_format: Literal["json", "text"], level: str = "INFO") -> logging.Handler:
-    """Install one root handler with context and redaction filters; returns it (tests remove it)."""
+    """Install one root handler with context and redaction filters; returns it (tests remove it).
+
+    kopf's per-object logger also gets the redacting filter: kopf can post its records as Kubernetes
+    Events through a handler of its own (settings.posting.loggers), which a root-handler filter never sees.
+    """
+    objects = logging.getLogger(KOPF_OBJECTS_LOGGER)
+    if not any(isinstance(f, RedactingFilter) for f in objects.filters):
+        objects.addFilter(RedactingFilter(SECRETS))
     handler = logging.StreamHandler()
     handler.addFilter(ContextFilter())
     handler.addFilter(RedactingFilter(SECRETS))

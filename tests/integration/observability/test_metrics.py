@@ -3,6 +3,7 @@ handled bridge requests and carried out an alert-driven incident against the emu
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 
 import aiohttp
@@ -50,7 +51,14 @@ async def after_a_run(
             assert response.status == 200
         await run_alert_incident(operator, session, notification(alert()))
         assert operator.backend_image() == GOOD_IMAGE
-        exposition = await _scrape(session, operator)
+        # the engine counts a transition right after its status write lands, so /metrics may trail what the
+        # test just read from the API server by a moment
+        for _ in range(200):
+            exposition = await _scrape(session, operator)
+            if sample_value(exposition, "tradesense_operator_incident_transitions_total",
+                            runbook="high-error-rate", phase="Succeeded") >= 1:
+                break
+            await asyncio.sleep(0.05)
     secret_guard.add_source("/metrics of the operator", lambda: exposition)
     return operator, exposition
 
