@@ -202,3 +202,22 @@ def test_workers_are_left_to_a_live_incident() -> None:
     assert "WORKERS left to the incident" in during.reason
     after = evaluate(policy, 8, now=T0 + timedelta(minutes=31), floors=(floor,), load=800.0)
     assert after.workers == 4
+
+
+@pytest.mark.parametrize(
+    ("overrides", "current", "load", "reason"),
+    [
+        ({}, 2, 2000.0, "load 1000/replica > 100/replica target; wants 20, scale-up rate allows 6: 2 → 6"),
+        ({"maxReplicas": 5, "behavior": no_stabilization()}, 4, 900.0,
+         "load 225/replica > 100/replica target; wants 9, capped at maxReplicas 5: 4 → 5"),
+        ({"minReplicas": 3, "behavior": no_stabilization()}, 8, 100.0,
+         "load 12.5/replica < 100/replica target; wants 1, held at the minimum 3: 8 → 3"),
+        ({"behavior": no_stabilization(down={"policies": [{"type": "Pods", "value": 2, "periodSeconds": 60}]})}, 8, 100.0,
+         "load 12.5/replica < 100/replica target; wants 1, scale-down rate allows 6: 8 → 6"),
+        ({"maxReplicas": 5}, 9, 900.0, "above maxReplicas 5: 9 → 5"),
+    ],
+)
+def test_the_event_reason_says_what_limited_the_change(
+    overrides: dict[str, Any], current: int, load: float, reason: str
+) -> None:
+    assert evaluate(spec(**overrides), current, load=load).reason == reason

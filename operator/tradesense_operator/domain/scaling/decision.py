@@ -177,6 +177,8 @@ def _normalize(
         ceiling = min(bounds.high, up)
         if stabilized > ceiling:
             result.desired = ceiling
+            notes.append(f"wants {stabilized}, " + (f"scale-up rate allows {up}" if up < bounds.high
+                                                    else f"capped at maxReplicas {bounds.high}"))
             result.limited = (
                 Verdict(True, "ScaleUpLimit", "the desired replica count is increasing faster than the maximum scale rate")
                 if up < bounds.high
@@ -187,6 +189,8 @@ def _normalize(
         floor = max(bounds.low, down)
         if stabilized < floor:
             result.desired = floor
+            notes.append(f"wants {stabilized}, " + (f"scale-down rate allows {down}" if down > bounds.low
+                                                    else f"held at the minimum {bounds.low}"))
             result.limited = (
                 Verdict(True, "ScaleDownLimit", "the desired replica count is decreasing faster than the maximum scale rate")
                 if down > bounds.low
@@ -246,8 +250,6 @@ def decide(inp: ScalingInput) -> ScalingDecision:
             workers = workers_per_pod(spec.workers, desired)
 
     parts = [p for p in (explanation, *notes) if p]
-    if limited.status and limited.reason in ("ScaleUpLimit", "ScaleDownLimit", "TooManyReplicas"):
-        parts.append(limited.reason)
     return ScalingDecision(
         current_replicas=current,
         desired_replicas=desired,
