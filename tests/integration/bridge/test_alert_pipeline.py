@@ -78,6 +78,7 @@ def test_fast_rules_change_only_durations(tmp_path: Path) -> None:
 
 @contextlib.asynccontextmanager
 async def background(coro: Callable[[], Any]) -> AsyncIterator[None]:
+    """Run `coro()` as a task for the duration of the block (cancelled on the way out, even on failure)."""
     task = asyncio.create_task(coro())
     try:
         yield
