@@ -138,3 +138,40 @@ async def test_deleting_a_deployment_deletes_its_replicasets_and_pods(api: Api, 
         return not rs and not live
 
     assert await eventually(gone, timeout=30)
+
+
+async def test_server_side_apply_creates_then_updates_and_is_idempotent(api: Api, ns: str) -> None:
+    path = f"/api/v1/namespaces/{ns}/configmaps/applied"
+    applied = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\ndata:\n  a: '1'\n"
+    apply = "application/apply-patch+yaml"
+    missing_manager = await api.request("PATCH", path, content_type=apply, body=None)
+    assert missing_manager.status in (400, 422)
+    created = await api.session.patch(
+        f"{api.host}{path}",
+        data=applied,
+        params={"fieldManager": "conformance"},
+        headers={**api.headers, "Content-Type": apply},
+        ssl=api.ssl,
+    )
+    async with created:
+        assert created.status == 201
+        first = await created.json()
+    async with api.session.patch(
+        f"{api.host}{path}",
+        data=applied,
+        params={"fieldManager": "conformance"},
+        headers={**api.headers, "Content-Type": apply},
+        ssl=api.ssl,
+    ) as again:
+        assert again.status == 200
+        assert (await again.json())["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
+    changed = applied.replace("'1'", "'2'")
+    async with api.session.patch(
+        f"{api.host}{path}",
+        data=changed,
+        params={"fieldManager": "conformance"},
+        headers={**api.headers, "Content-Type": apply},
+        ssl=api.ssl,
+    ) as updated:
+        assert updated.status == 200
+        assert (await updated.json())["data"] == {"a": "2"}

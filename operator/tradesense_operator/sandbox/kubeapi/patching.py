@@ -154,6 +154,11 @@ def apply_patch(target: dict[str, Any], content_type: str, body: Any, *, strateg
                 f"{media} (strategic merge patch is not supported for custom resources; use merge-patch)"
             )
         result = strategic_merge_patch(target, body)
+    elif media == APPLY_PATCH:
+        # Server-side apply, approximated: the applied configuration is merged onto the live object (keyed lists
+        # element-wise for built-ins). Field ownership — removing fields this manager applied before and no longer
+        # sends, and conflicts between managers — is not tracked.
+        result = strategic_merge_patch(target, body) if strategic_allowed else merge_patch(target, body)
     else:
         raise unsupported_media_type(media)
     if not isinstance(result, dict):

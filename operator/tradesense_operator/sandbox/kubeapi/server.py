@@ -16,11 +16,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
 from aiohttp import web
 
 from tradesense_operator.sandbox.kubeapi.errors import ApiError, bad_request, method_not_allowed, not_found
 from tradesense_operator.sandbox.kubeapi.faults import Faults, RequestStats, reason_for
-from tradesense_operator.sandbox.kubeapi.patching import apply_patch
+from tradesense_operator.sandbox.kubeapi.patching import APPLY_PATCH, apply_patch
 from tradesense_operator.sandbox.kubeapi.resources import ResourceType
 from tradesense_operator.sandbox.kubeapi.selectors import selector_from_label_selector
 from tradesense_operator.sandbox.kubeapi.store import Obj, Store
@@ -250,8 +251,10 @@ class Routes:
             return _json(self.store.replace(rtype, target.namespace, name, body, subresource=target.subresource))
         if method == "PATCH":
             self.state.stats.record("patch", resource_label)
-            body = await self._body(request)
             content_type = request.headers.get("Content-Type", "application/json")
+            if content_type.split(";")[0].strip().lower() == APPLY_PATCH:
+                return await self._apply(request, target, name)
+            body = await self._body(request)
             return _json(self.store.patch(rtype, target.namespace, name, content_type, body, subresource=target.subresource))
         if method == "DELETE" and target.subresource is None:
             self.state.stats.record("delete", resource_label)
@@ -281,6 +284,27 @@ class Routes:
             if optional:
                 return None
             raise bad_request(f"the request body is not valid JSON: {exc}") from exc
+
+    async def _apply(self, request: web.Request, target: Target, name: str) -> web.Response:
+        """Server-side apply: create the object when absent, otherwise merge the applied configuration."""
+        if not request.query.get("fieldManager"):
+            raise bad_request("PATCH with apply requires fieldManager: the fieldManager query parameter is required")
+        raw = await request.read()
+        try:
+            body = yaml.safe_load(raw) if raw else None
+        except yaml.YAMLError as exc:
+            raise bad_request(f"error decoding YAML: {exc}") from exc
+        if not isinstance(body, dict):
+            raise bad_request("the applied configuration must be an object")
+        try:
+            return _json(
+                self.store.patch(target.rtype, target.namespace, name, APPLY_PATCH, body, subresource=target.subresource)
+            )
+        except ApiError as exc:
+            if exc.code != 404 or target.subresource is not None:
+                raise
+        body.setdefault("metadata", {})["name"] = name
+        return _json(self.store.create(target.rtype, target.namespace, body), 201)
 
     def _list(self, target: Target, query: Any) -> dict[str, Any]:
         rtype = target.rtype

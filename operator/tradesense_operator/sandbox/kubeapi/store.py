@@ -250,6 +250,13 @@ class Store:
             ]
             return items, self._rv
 
+    def owned_by(self, rtype: ResourceType, owner_uid: str) -> builtins.list[Obj]:
+        """Objects of `rtype` with an ownerReference to `owner_uid` (indexed: controllers call this per reconcile)."""
+        with self.lock:
+            table = self._table(rtype)
+            keys = sorted(okey for rkey, okey in self._dependents.get(owner_uid, set()) if rkey == rtype.key)
+            return [copy.deepcopy(table.objects[okey]) for okey in keys if okey in table.objects]
+
     # ---------------------------------------------------------------- writes
 
     def create(self, rtype: ResourceType, namespace: str | None, body: Obj) -> Obj:

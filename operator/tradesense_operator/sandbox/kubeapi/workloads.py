@@ -184,6 +184,7 @@ class WorkloadController:
         self._dirty: dict[tuple[str, str, str], None] = {}
         self._wake = asyncio.Event()
         self._node_counter = 0
+        self._rechecks: dict[tuple[str, str, str], float] = {}
         self._task: asyncio.Task[None] | None = None
         store.add_admission(admit_workloads)
         store.add_listener(self._on_change)
@@ -356,8 +357,8 @@ class WorkloadController:
 
     # ----------------------------------------------------------------- replicasets
 
-    def _pods_of(self, namespace: str, owner_uid: str) -> list[Obj]:
-        pods, _ = self.store.list(self._rtype(PODS), namespace)
+    def _pods_of(self, owner_uid: str) -> list[Obj]:
+        pods = self.store.owned_by(self._rtype(PODS), owner_uid)
         return [p for p in pods if _owned_by(p, owner_uid) and not p["metadata"].get("deletionTimestamp")]
 
     def _reconcile_replicaset(self, namespace: str, name: str) -> None:
@@ -369,7 +370,7 @@ class WorkloadController:
         if rs["metadata"].get("deletionTimestamp"):
             return
         uid = rs["metadata"]["uid"]
-        pods = self._pods_of(namespace, uid)
+        pods = self._pods_of(uid)
         desired = int(rs["spec"].get("replicas", 1))
         template = rs["spec"].get("template") or {}
         pod_type = self._rtype(PODS)
@@ -436,8 +437,7 @@ class WorkloadController:
         replicas = int(spec.get("replicas", 1))
         template = spec["template"]
         wanted_hash = template_hash(template)
-        all_rs, _ = self.store.list(rs_type, namespace)
-        owned = [rs for rs in all_rs if _owned_by(rs, uid)]
+        owned = [rs for rs in self.store.owned_by(rs_type, uid) if _owned_by(rs, uid)]
         revisions = [int(rs["metadata"].get("annotations", {}).get(REVISION, "0")) for rs in owned]
         max_revision = max(revisions, default=0)
         new_rs = next((rs for rs in owned if template_hash(rs["spec"].get("template") or {}) == wanted_hash), None)
@@ -458,7 +458,7 @@ class WorkloadController:
 
                 dep = self.store.update(dep_type, namespace, name, annotate)
         new_uid = new_rs["metadata"]["uid"] if new_rs is not None else None
-        pods_by_rs = {rs["metadata"]["uid"]: self._pods_of(namespace, rs["metadata"]["uid"]) for rs in owned}
+        pods_by_rs = {rs["metadata"]["uid"]: self._pods_of(rs["metadata"]["uid"]) for rs in owned}
         new_ready = sum(1 for p in pods_by_rs.get(new_uid or "", []) if pod_is_ready(p))
         if new_rs is not None and not spec.get("paused"):
             self._scale_rs(new_rs, replicas)
@@ -609,7 +609,7 @@ class WorkloadController:
                 conditions, "Progressing", "True", "ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.'
             )
         if not complete and deadline is not None and not spec.get("paused"):
-            self.loop.call_later(float(deadline) + 0.05, self.enqueue, ("deployment", meta["namespace"], meta["name"]))
+            self._recheck_after(float(deadline) + 0.05, ("deployment", meta["namespace"], meta["name"]))
         status: dict[str, Any] = {
             "observedGeneration": meta.get("generation", 1),
             "replicas": len(all_pods),
@@ -628,6 +628,21 @@ class WorkloadController:
             return obj
 
         self.store.update(self._rtype(DEPLOYMENTS), meta["namespace"], meta["name"], write, subresource="status")
+
+    def _recheck_after(self, delay: float, key: tuple[str, str, str]) -> None:
+        """One pending progress-deadline re-check per Deployment (the earliest), however often it is reconciled."""
+        due = self.loop.time() + delay
+        pending = self._rechecks.get(key)
+        if pending is not None and pending <= due:
+            return
+
+        def fire() -> None:
+            if self._rechecks.get(key) == due:
+                del self._rechecks[key]
+            self.enqueue(key)
+
+        self._rechecks[key] = due
+        self.loop.call_at(due, fire)
 
     def _event(self, involved: Obj, reason: str, message: str) -> None:
         meta = involved["metadata"]
