@@ -57,25 +57,6 @@ WAIT_TIMEOUT = 20.0
 Planner = Callable[[TradeSenseIncidentSpec], list[PlannedStep]]
 
 
-_ABANDONED: list[object] = []
-
-
-def kill(handle: OperatorHandle) -> None:
-    """Kill the operator like a SIGKILLed pod, without leaving the test process unable to exit.
-
-    Interim, until OperatorHandle.kill does it (requested in /work/team/requests-H1.md): kopf waits for
-    the threading stop flag in an executor thread that nothing sets after a kill, which blocks
-    interpreter exit; once released, the abandoned loop's coroutines would be garbage-collected
-    mid-suite and fail whichever test runs then. So: keep the abandoned tasks referenced, then set
-    the flag (the killed loop no longer reacts to anything).
-    """
-    loop = handle._loop
-    handle.kill()
-    if loop is not None:
-        _ABANDONED.extend(asyncio.all_tasks(loop))
-    handle._stop_flag.set()
-
-
 def custom_planner(spec: TradeSenseIncidentSpec) -> list[PlannedStep]:
     """Custom steps one to one, each aimed at deployment/<target> (the engine tests' own catalogue)."""
     return [

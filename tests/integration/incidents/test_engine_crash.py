@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.incidents.engine_harness import CALLS, EFFECTS, EngineEnv, Gate, default_actions, kill, step
+from tests.integration.incidents.engine_harness import CALLS, EFFECTS, EngineEnv, Gate, default_actions, step
 from tradesense_operator.domain.incident.storm import HISTORY_ANNOTATION
 from tradesense_operator.sandbox.kubeapi import EmulatedCluster
 
@@ -54,7 +54,7 @@ async def test_killed_at_a_step_boundary_the_incident_finishes_with_every_effect
                            lambda: bool(stall) and stall[0].hits == 1)  # type: ignore[attr-defined]
     else:
         assert env.steps("crashy")[kill_step]["state"] == "Running"
-    kill(crashing)
+    crashing.kill()
     assert env.status("crashy")["phase"] in ("Running", "Verifying")
 
     env.start_operator(default_actions())
