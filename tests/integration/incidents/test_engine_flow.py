@@ -366,3 +366,21 @@ async def test_a_transient_api_failure_of_a_status_write_is_retried(env: EngineE
     assert rule.hits == 2
     uid = env.incident("flaky-api")["metadata"]["uid"]
     assert env.annotation_list(EFFECTS) == [f"{uid}/first", f"{uid}/second"]
+
+
+async def test_an_approval_wakes_the_engine_instead_of_waiting_for_the_next_poll(env: EngineEnv) -> None:
+    env.settings = env.settings.model_copy(update={"step_poll_seconds": 20.0})  # the idle poll is 100 s now
+    env.start_operator()
+    env.create_incident("woken", env.spec(step("gate", "dr-failover", destructive=True)))
+    await env.wait_phase("woken", "AwaitingApproval")
+    env.patch_spec("woken", {"approvals": ["gate"]})
+    await env.wait_phase("woken", "Succeeded", timeout=10)
+
+
+async def test_a_cancel_wakes_the_engine_too(env: EngineEnv) -> None:
+    env.settings = env.settings.model_copy(update={"step_poll_seconds": 20.0})
+    env.start_operator()
+    env.create_incident("halted", env.spec(step("gate", "dr-failover", destructive=True)))
+    await env.wait_phase("halted", "AwaitingApproval")
+    env.patch_spec("halted", {"cancel": True})
+    await env.wait_phase("halted", "Cancelled", timeout=10)
