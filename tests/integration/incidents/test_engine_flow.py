@@ -21,7 +21,7 @@ from tests.integration.incidents.engine_harness import (
     default_actions,
     step,
 )
-from tradesense_operator.api.v1alpha1.incident import StepAction
+from tradesense_operator.api.v1alpha1.incident import PlannedStep, StepAction, TradeSenseIncidentSpec
 from tradesense_operator.cli import main
 from tradesense_operator.domain.alerts import ALERT_LAST_SEEN_ANNOTATION, ALERT_STATUS_ANNOTATION
 from tradesense_operator.domain.runbooks import resolve_plan
@@ -384,3 +384,21 @@ async def test_a_cancel_wakes_the_engine_too(env: EngineEnv) -> None:
     await env.wait_phase("halted", "AwaitingApproval")
     env.patch_spec("halted", {"cancel": True})
     await env.wait_phase("halted", "Cancelled", timeout=10)
+
+
+async def test_the_frozen_plan_survives_a_catalogue_change_across_a_restart(env: EngineEnv) -> None:
+    first = env.start_operator()
+    env.create_incident("frozen-plan", env.spec(step("before"), step("gate", "dr-failover", destructive=True),
+                                                step("after")))
+    await env.wait_phase("frozen-plan", "AwaitingApproval")
+    plan = env.status("frozen-plan")["plan"]
+    first.stop()
+
+    def changed_catalogue(spec: TradeSenseIncidentSpec) -> list[PlannedStep]:
+        raise AssertionError("an incident in flight must never be planned again")
+
+    env.start_operator(planner=changed_catalogue)
+    env.patch_spec("frozen-plan", {"approvals": ["gate"]})
+    status = await env.wait_phase("frozen-plan", "Succeeded", "Failed")
+    assert status["phase"] == "Succeeded"
+    assert status["plan"] == plan
