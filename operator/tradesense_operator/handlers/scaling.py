@@ -46,7 +46,8 @@ async def evaluate_scaling_policy(body: kopf.Body, memo: kopf.Memo, logger: kopf
     if not is_due(body, now, getattr(memo, "scaling_last_evaluation", None)):
         return
     memo.scaling_last_evaluation = now
-    service = ScalingService(runtime.kube, memo.prometheus_pool, runtime.clock, runtime.settings.prometheus_url)
+    service = ScalingService(runtime.kube, memo.prometheus_pool, runtime.clock, runtime.settings.prometheus_url,
+                             runtime.metrics)
     try:
         outcome = await service.evaluate(body)
     except (Unavailable, Conflict) as exc:

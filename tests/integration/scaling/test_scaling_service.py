@@ -21,10 +21,12 @@ import pytest
 from tests.integration.scaling.conftest import NAMESPACE, deployment, policy
 from tests.integration.scaling.prometheus_support import start_prometheus
 from tradesense_operator.api.v1alpha1.scaling import MetricPreset
-from tradesense_operator.clients.prometheus import PrometheusClient
+from tradesense_operator.clients.kube import KubeClient
+from tradesense_operator.clients.prometheus import PrometheusClient, PrometheusPool
 from tradesense_operator.domain.clock import ManualClock
 from tradesense_operator.domain.scaling.floor import SCALE_FLOOR_ANNOTATION, ScaleFloor, format_scale_floors
 from tradesense_operator.domain.scaling.presets import preset_query
+from tradesense_operator.observability.metrics import OperatorMetrics
 from tradesense_operator.sandbox.app import BackgroundLoad, StandinApp
 from tradesense_operator.sandbox.kubeapi.cluster import EmulatedCluster
 from tradesense_operator.sandbox.servers.prometheus import PrometheusServer
@@ -343,3 +345,21 @@ async def test_a_failed_workers_write_does_not_lose_the_scale_event(
     await evaluate(service, cluster, "wfail")                                     # the next evaluation catches up
     container = cluster.get("apps/v1", "Deployment", "wfail", NAMESPACE)["spec"]["template"]["spec"]["containers"][0]
     assert container["env"] == [{"name": "WORKERS", "value": "12"}]
+
+
+async def test_evaluations_and_desired_replicas_are_exported_as_operator_metrics(
+    cluster: EmulatedCluster, prometheus: PrometheusServer, kube: KubeClient, pool: PrometheusPool, clock: ManualClock
+) -> None:
+    metrics = OperatorMetrics()
+    counted = ScalingService(kube, pool, clock, default_prometheus_url="http://127.0.0.1:9", metrics=metrics)
+    setup(cluster, "exported", 2, {"minReplicas": 1, "maxReplicas": 10, "prometheusUrl": prometheus.url,
+                                   "metrics": [{"name": "load", "query": "vector(300)",
+                                                "target": {"type": "AverageValue", "value": 100}}]})
+    await evaluate(counted, cluster, "exported")
+    await evaluate(counted, cluster, "exported")
+    labels = {"namespace": NAMESPACE, "policy": "exported"}
+    registry = metrics.registry
+    assert registry.get_sample_value("tradesense_operator_scaling_desired_replicas", labels) == 3
+    evaluations = "tradesense_operator_scaling_evaluations_total"
+    assert registry.get_sample_value(evaluations, {**labels, "outcome": "Scaled"}) == 1
+    assert registry.get_sample_value(evaluations, {**labels, "outcome": "Unchanged"}) == 1

@@ -42,6 +42,7 @@ from tradesense_operator.domain.scaling.metrics import MetricReading
 from tradesense_operator.domain.scaling.presets import metric_query
 from tradesense_operator.domain.scaling.validation import validate_spec
 from tradesense_operator.domain.scaling.vertical import parse_bytes, recommend_memory_limit
+from tradesense_operator.observability.metrics import OperatorMetrics
 from tradesense_operator.services.scaling.conflicts import find_conflict
 from tradesense_operator.services.scaling.workload import (
     ContainerMissing,
@@ -107,16 +108,33 @@ def is_due(body: Mapping[str, Any], now: datetime, last_local: datetime | None =
 class ScalingService:
     """Evaluates ScalingPolicies against the Kubernetes API and Prometheus."""
 
-    def __init__(self, kube: KubeClient, prometheus: PrometheusPool, clock: Clock, default_prometheus_url: str) -> None:
+    def __init__(self, kube: KubeClient, prometheus: PrometheusPool, clock: Clock, default_prometheus_url: str,
+                 metrics: OperatorMetrics | None = None) -> None:
         self.kube = kube
         self.prometheus = prometheus
         self.clock = clock
         self.default_prometheus_url = default_prometheus_url
+        self.metrics = metrics
 
     # -- entry point ---------------------------------------------------------------------------
 
     async def evaluate(self, body: Mapping[str, Any]) -> Outcome:
-        """Evaluate one policy (the body as the API server returned it)."""
+        """Evaluate one policy (the body as the API server returned it); counts the outcome in /metrics."""
+        meta = body.get("metadata") or {}
+        labels = (str(meta.get("namespace")), str(meta.get("name")))
+        try:
+            outcome = await self._evaluate(body)
+        except ClientError:
+            if self.metrics is not None:
+                self.metrics.scaling_evaluations.labels(*labels, "Error").inc()
+            raise
+        if self.metrics is not None:
+            self.metrics.scaling_evaluations.labels(*labels, outcome.state).inc()
+            if outcome.decision is not None:
+                self.metrics.scaling_desired.labels(*labels).set(outcome.decision.desired_replicas)
+        return outcome
+
+    async def _evaluate(self, body: Mapping[str, Any]) -> Outcome:
         meta = body.get("metadata") or {}
         ctx = _Context(body=body, namespace=str(meta.get("namespace")), status=self._old_status(body),
                        now=self.clock.now(), generation=meta.get("generation"), notes=[])
