@@ -158,6 +158,9 @@ class OperatorHandle:
                 logger.exception("the operator crashed")
         finally:
             self._done.set()
+            # kopf waits for the threading stop flag in an executor thread; however the operator ended (crash at
+            # startup, normal stop), release that thread or interpreter exit blocks joining it.
+            self._stop_flag.set()
             if self._killed:
                 _abandon(loop)
             else:
