@@ -7,7 +7,7 @@ import itertools
 import zlib
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from tradesense_operator.services.backups.engine import IntegrityError, gunzip_chunks
@@ -39,7 +39,11 @@ def test_any_chunking_of_any_members_round_trips(blocks: list[bytes], cuts: list
 @given(blocks=st.lists(st.binary(min_size=1, max_size=2000), min_size=1, max_size=4),
        drop=st.integers(min_value=1, max_value=30))
 def test_truncation_is_detected(blocks: list[bytes], drop: int) -> None:
+    """Inside a member; a cut exactly between members is a valid shorter stream, caught by the manifest's
+    size/sha256 and the dump trailer instead (tests/integration/backups)."""
     stream = members(blocks)
+    boundaries = set(itertools.accumulate(len(members([b])) for b in blocks))
+    assume(max(0, len(stream) - drop) not in boundaries)
     with pytest.raises(IntegrityError):
         list(gunzip_chunks(iter([stream[: max(0, len(stream) - drop)]])))
 
