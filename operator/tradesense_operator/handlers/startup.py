@@ -12,14 +12,21 @@ from tradesense_operator.clients.kube import KubeClient
 from tradesense_operator.config import Settings
 from tradesense_operator.services.runtime import Runtime
 
+KOPF_STORAGE_PREFIX = "operator.tradesense.io"
+
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    """Keep kopf's bookkeeping in our own annotations so that `status` holds only what we own."""
+    """Keep kopf's bookkeeping in annotations of its own, so `status` holds only what we own.
+
+    The prefix must differ from the user-facing `ops.tradesense.io/*` annotations (run-now, paused, alert
+    status): kopf ignores every annotation under its storage prefix when computing diffs, which would make
+    handlers on those annotations never fire.
+    """
     settings.persistence.finalizer = f"{GROUP}/finalizer"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_STORAGE_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
+        prefix=KOPF_STORAGE_PREFIX, key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING  # our services post their own, better-worded Events
     settings.watching.server_timeout = 300
