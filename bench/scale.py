@@ -11,7 +11,9 @@ timers and status writes, never backups or scaling):
               loopback port, so describing a step fails fast instead of touching anything).
   floor       bench/floor/minimal_operator.py: kopf, one status patch per incident on create.
 Printed for each: time from the first creation until every incident is terminal, p50/p99 latency from
-creation to the first step starting (floor: to its one status write), peak RSS of the operator process,
+creation to the first step starting (floor: to its one status write), peak RSS and CPU seconds per incident
+of the operator process (CPU time is the figure to compare on a shared machine: wall-clock times move
+with whatever else runs),
 API requests per incident (the emulator counts every request; requests on BackupPolicies and ScalingPolicies
 are not counted there but shown as a rate, next to the idle request rate measured for 5 s before the
 incidents), and the ratios.
@@ -85,6 +87,7 @@ class Result:
     p50_first_step: float
     p99_first_step: float
     peak_rss_mb: float
+    cpu_ms_per_incident: float
     requests_per_incident: float
     background_requests_per_second: float
     policy_requests_per_second: float
@@ -146,6 +149,7 @@ class RssSampler(threading.Thread):
         super().__init__(daemon=True)
         self.process = psutil.Process(pid)
         self.peak = 0
+        self.cpu = 0.0  # user + system seconds of the process tree, at the last sample
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -153,6 +157,7 @@ class RssSampler(threading.Thread):
             try:
                 procs = [self.process, *self.process.children(recursive=True)]
                 self.peak = max(self.peak, sum(p.memory_info().rss for p in procs))
+                self.cpu = sum(sum(p.cpu_times()[:2]) for p in procs)
             except psutil.Error:
                 pass
             self.stop.wait(0.1)
@@ -179,6 +184,7 @@ def run_one(name: str, command: list[str], env: dict[str, str], args: argparse.N
                 cluster.store.add_listener(tracker.listen)
                 runbooks = dry_runnable_runbooks()
                 start_requests = cluster.stats.snapshot()
+                start_cpu = sampler.cpu
                 started = time.monotonic()
                 for i in range(args.incidents):
                     ns = names[i % len(names)]
@@ -196,6 +202,8 @@ def run_one(name: str, command: list[str], env: dict[str, str], args: argparse.N
                 finished = max(tracker.terminal.values(), default=time.monotonic())
                 elapsed = time.monotonic() - started
                 end_requests = cluster.stats.snapshot()
+                time.sleep(0.2)
+                cpu_seconds = sampler.cpu - start_cpu
             finally:
                 sampler.stop.set()
                 process.terminate()
@@ -222,6 +230,7 @@ def run_one(name: str, command: list[str], env: dict[str, str], args: argparse.N
                 seconds_to_all_terminal=round(finished - started, 2),
                 p50_first_step=round(_quantile(latencies, 0.50), 3), p99_first_step=round(_quantile(latencies, 0.99), 3),
                 peak_rss_mb=round(sampler.peak / 2**20, 1),
+                cpu_ms_per_incident=round(1000 * cpu_seconds / args.incidents, 1),
                 requests_per_incident=round(own / args.incidents, 1),
                 background_requests_per_second=round(background, 1),
                 policy_requests_per_second=round(policy_rate, 1), phases=phases,
@@ -264,12 +273,14 @@ def main(argv: list[str] | None = None) -> int:
     results = [runs[name]() for name in runs if args.only in (None, name)]
     print(f"scale: {args.incidents} incidents in {args.namespaces} namespaces, {args.policies} BackupPolicies "
           f"(suspended) + {args.policies} ScalingPolicies (paused); step poll {args.step_poll}s")
-    header = (f"{'':12}{'terminal':>10}{'all done s':>12}{'p50 s':>9}{'p99 s':>9}{'RSS MB':>9}{'req/inc':>9}"
+    header = (f"{'':12}{'terminal':>10}{'all done s':>12}{'p50 s':>9}{'p99 s':>9}{'RSS MB':>9}"
+              f"{'cpu ms/inc':>11}{'req/inc':>9}"
               f"{'idle req/s':>11}{'policy req/s':>13}")
     print(header)
     for r in results:
         print(f"{r.name:12}{r.terminal:>10}{r.seconds_to_all_terminal:>12}{r.p50_first_step:>9}{r.p99_first_step:>9}"
-              f"{r.peak_rss_mb:>9}{r.requests_per_incident:>9}{r.background_requests_per_second:>11}"
+              f"{r.peak_rss_mb:>9}{r.cpu_ms_per_incident:>11}{r.requests_per_incident:>9}"
+              f"{r.background_requests_per_second:>11}"
               f"{r.policy_requests_per_second:>13}")
     if len(results) == 2:
         ours, floor = results
@@ -277,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
               f"all-done {ours.seconds_to_all_terminal / floor.seconds_to_all_terminal:.1f}x, "
               f"p50 {ours.p50_first_step / floor.p50_first_step:.1f}x, "
               f"p99 {ours.p99_first_step / floor.p99_first_step:.1f}x, "
-              f"RSS {ours.peak_rss_mb / floor.peak_rss_mb:.1f}x, requests/incident "
+              f"RSS {ours.peak_rss_mb / floor.peak_rss_mb:.1f}x, "
+              f"CPU/incident {ours.cpu_ms_per_incident / max(floor.cpu_ms_per_incident, 0.1):.1f}x, requests/incident "
               f"{ours.requests_per_incident / max(floor.requests_per_incident, 0.1):.1f}x")
     for r in results:
         print(f"{r.name} phases {r.phases}; top requests {r.requests_by_verb}")
