@@ -115,7 +115,8 @@ async def test_killed_mid_runbook_every_effect_happens_once(  # noqa: PLR0917  (
 ) -> None:
     env = tradesense
     if runbook == "security-breach":
-        await _security_breach(env, start_operator, step_id, point)
+        new_key = await _security_breach(env, start_operator, step_id, point)
+        request.getfixturevalue("secret_guard").plant(new_key)  # neither key in any log, status or Event
     elif runbook == "complete-failure":
         await _complete_failure(env, start_operator, step_id, point)
     else:
@@ -123,7 +124,7 @@ async def test_killed_mid_runbook_every_effect_happens_once(  # noqa: PLR0917  (
     assert _resumed(env) == (0 if point == "after-return" else 1)
 
 
-async def _security_breach(env: TradesenseEnv, start_operator: StartOperator, step_id: str, point: str) -> None:
+async def _security_breach(env: TradesenseEnv, start_operator: StartOperator, step_id: str, point: str) -> str:
     for user in range(5):
         env.redis.set(env.key(f"session:{user}"), "t", ex=600)
     env.redis.set(env.key("cache:analytics:dashboard"), "{}")
@@ -137,7 +138,8 @@ async def _security_breach(env: TradesenseEnv, start_operator: StartOperator, st
     secret = env.cluster.get("v1", "Secret", "tradesense-secrets", env.namespace)
     assert seen["secret_changes"] == 1  # rotated exactly once
     assert secret["metadata"]["annotations"][ROTATED_BY] == f"{uid}/rotate-signing-key"
-    assert base64.b64decode(secret["data"]["jwt-secret-key"]).decode() != env.signing_key
+    new_key = base64.b64decode(secret["data"]["jwt-secret-key"]).decode()
+    assert new_key != env.signing_key
     assert env.redis.exists(*(env.key(f"session:{u}") for u in range(5))) == 0  # everyone logged out
     assert env.redis.exists(env.key("cache:analytics:dashboard")) == 1           # nothing else deleted
     assert env.env_of("backend")["SECURITY_AUDIT"] == "true"
@@ -146,6 +148,7 @@ async def _security_breach(env: TradesenseEnv, start_operator: StartOperator, st
     steps = {s["id"]: s for s in obj["status"]["steps"]}
     assert steps["force-logout"]["state"] == "Succeeded"
     assert "pods" in steps["suspicious-auth"]["evidence"]
+    return new_key
 
 
 async def _complete_failure(env: TradesenseEnv, start_operator: StartOperator, step_id: str, point: str) -> None:
