@@ -107,8 +107,10 @@ def applicable(action: StepAction, point: str) -> bool:
 
 
 def listen_pods_and_secret_writes(cluster: EmulatedCluster, namespace: str) -> dict[str, Any]:
-    """Pods created per app label and changes of tradesense-secrets' data, from now on (store listener)."""
-    counts: dict[str, Any] = {"pods": {}, "secret_changes": 0, "active": True}
+    """From now on (a store listener): pods created per app label, changes of tradesense-secrets' data, and per
+    Deployment the writes that changed its pod template or its replicas (each such write is one step's effect)."""
+    counts: dict[str, Any] = {"pods": {}, "secret_changes": 0, "template_changes": {}, "replica_changes": {},
+                              "active": True}
 
     def listen(rtype: Any, event_type: str, obj: dict[str, Any], old: Any) -> None:
         meta = obj["metadata"]
@@ -117,6 +119,10 @@ def listen_pods_and_secret_writes(cluster: EmulatedCluster, namespace: str) -> d
         if rtype.kind == "Pod" and event_type == "ADDED":
             app = meta.get("labels", {}).get("app", "")
             counts["pods"][app] = counts["pods"].get(app, 0) + 1
+        if rtype.kind == "Deployment" and event_type == "MODIFIED" and old is not None:
+            for key, path in (("template_changes", "template"), ("replica_changes", "replicas")):
+                if (old.get("spec") or {}).get(path) != (obj.get("spec") or {}).get(path):
+                    counts[key][meta["name"]] = counts[key].get(meta["name"], 0) + 1
         if rtype.kind == "Secret" and meta["name"] == "tradesense-secrets" and event_type == "MODIFIED" and (
                 (old or {}).get("data") != obj.get("data")):
             counts["secret_changes"] += 1

@@ -174,14 +174,21 @@ async def _data_corruption(
     clean = env.snapshot()
     env.corrupt_data()
     seen = listen_pods_and_secret_writes(env.cluster, env.namespace)
-    spec = env.spec("data-corruption", parameters={"backupPolicy": backup_policy}, approvals=["restore"])
+    spec = env.spec("data-corruption", parameters={"backupPolicy": backup_policy}, approvals=["stop-traffic", "restore"])
     try:
         obj = await kill_and_resume(env, start_operator, spec, step_id, point)
     finally:
         seen["active"] = False
     _assert_every_step_once(obj, point)
-    assert env.env_of("backend")["READ_ONLY"] == "true"
-    assert seen["pods"] == {"backend": 3}
+    # Expected effects derived from the plan, so they follow the catalogue: every set-env step on the backend is
+    # one pod-template write, every scale step that changes the count one replicas write — each exactly once.
+    plan = [s for s in obj["status"]["plan"] if s["target"] == "deployment/backend"]
+    env_steps = [s for s in plan if s["action"] == "set-env"]
+    scale_steps = [s for s in plan if s["action"] == "scale"]
+    assert seen["template_changes"].get("backend", 0) == len(env_steps)
+    assert seen["replica_changes"].get("backend", 0) == len(scale_steps)
+    assert env.env_of("backend")["READ_ONLY"] == str(env_steps[-1]["params"]["value"]).lower()
+    assert env.deployment("backend")["spec"]["replicas"] == 3  # back to what it was
     policy = env.cluster.get("ops.tradesense.io/v1alpha1", "BackupPolicy", backup_policy, env.namespace)
     store = FilesystemStore(policy["spec"]["storage"]["filesystem"]["path"])
     assert len([m for m in engine.list_backups(store) if m.kind == SAFETY_KIND]) == 1  # one safety backup
