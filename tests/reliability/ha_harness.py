@@ -20,8 +20,9 @@ from tradesense_operator.domain.clock import SystemClock
 from tradesense_operator.sandbox.runner import Endpoint, OperatorHandle
 from tradesense_operator.services.leadership import ElectionTiming, LeaderElector, lead
 
-# Short but with client-go's proportions (lease > renew deadline > retry period).
-FAST_TIMING = ElectionTiming(lease_seconds=2.0, renew_deadline_seconds=1.5, retry_seconds=0.25)
+# Short, with client-go's proportions (lease > renew deadline > retry period) and a renew deadline ten retry
+# periods long, so a loaded test machine does not starve the leader into giving up.
+FAST_TIMING = ElectionTiming(lease_seconds=3.0, renew_deadline_seconds=2.5, retry_seconds=0.25)
 
 
 class ElectedOperator(OperatorHandle):
