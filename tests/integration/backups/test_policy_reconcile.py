@@ -390,4 +390,4 @@ async def test_missing_s3_secret_names_the_field(cluster: EmulatedCluster, runti
     body["spec"]["storage"] = {"s3": {"bucket": "whatever", "credentialsSecretRef": "absent"}}
     h = make(cluster, runtime, body)
     await h.tick()
-    assert h.condition("Ready")["message"].startswith("spec.storage.s3.credentialsSecretRef: Secret")
+    assert h.condition("Ready")["message"].startswith("spec.storage.s3.credentialsSecretRef: secret ")

@@ -8,33 +8,24 @@ constructor and are never stored, logged or put into a message.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from tradesense_operator.api.v1alpha1.common import SecretKeyRef
-from tradesense_operator.clients.errors import NotFound
+from tradesense_operator.clients.errors import Invalid, NotFound
 from tradesense_operator.clients.http import HttpClient
-from tradesense_operator.clients.kube import SECRETS
 from tradesense_operator.clients.postgres import PgConnectionInfo, PostgresClient
 from tradesense_operator.clients.redis import RedisClient
+from tradesense_operator.clients.secret_values import read_secret_key
 from tradesense_operator.services.actions.base import StepContext, StepFailed
 
 
 async def secret_value(ctx: StepContext, ref: SecretKeyRef, field: str) -> str:
     """Decode one Secret key; StepFailed names the Secret, the key and the spec field, never the value."""
     try:
-        secret = await ctx.runtime.kube.get(SECRETS, ref.name, ctx.namespace)
-    except NotFound as exc:
-        raise StepFailed(f"{field}: secret/{ref.name} not found in namespace {ctx.namespace}") from exc
-    raw = (secret.get("data") or {}).get(ref.key)
-    if not raw:
-        raise StepFailed(f"{field}: secret/{ref.name} has no key {ref.key}")
-    try:
-        return base64.b64decode(raw, validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        raise StepFailed(f"{field}: secret/{ref.name} key {ref.key} is not valid base64 text") from None
+        return await read_secret_key(ctx.runtime.kube, ctx.namespace, ref.name, ref.key)
+    except (NotFound, Invalid) as exc:
+        raise StepFailed(f"{field}: {exc}") from None
 
 
 def _service_host(service: str, namespace: str) -> str:

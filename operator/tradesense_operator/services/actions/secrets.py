@@ -13,6 +13,7 @@ import secrets
 from tradesense_operator.api.v1alpha1.incident import StepAction
 from tradesense_operator.clients.errors import NotFound
 from tradesense_operator.clients.kube import SECRETS, JsonDict
+from tradesense_operator.clients.secret_values import register_secret
 from tradesense_operator.services.actions.base import Outcome, StepContext, StepFailed, StepResult
 from tradesense_operator.services.actions.step_inputs import param_int, require_str, target_name
 
@@ -78,7 +79,9 @@ class SecretRotate:
             return StepResult(Outcome.ALREADY_DONE, f"{key} in secret/{name} already rotated by this step",
                               {"rotatedAt": annotations.get(ROTATED_AT, "")})
         size = max(param_int(ctx.step, "length", DEFAULT_BYTES) or DEFAULT_BYTES, MIN_BYTES)
-        encoded = base64.b64encode(secrets.token_urlsafe(size).encode()).decode()
+        new_value = secrets.token_urlsafe(size)
+        register_secret(new_value)
+        encoded = base64.b64encode(new_value.encode()).decode()
         now = ctx.runtime.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
         patch = {"metadata": {"annotations": {ROTATED_BY: ctx.stamp, ROTATED_AT: now}}, "data": {key: encoded}}
         await ctx.runtime.kube.patch(SECRETS, name, patch, ctx.namespace)

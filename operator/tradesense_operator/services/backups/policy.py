@@ -5,16 +5,13 @@ Secret values are read here, at the last moment, and only placed into objects wh
 
 from __future__ import annotations
 
-import base64
-import binascii
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from tradesense_operator.api.v1alpha1.backup import BackupPolicySpec
 from tradesense_operator.api.v1alpha1.common import DatabaseConnection
+from tradesense_operator.clients import secret_values
 from tradesense_operator.clients.errors import Invalid, NotFound
-from tradesense_operator.clients.kube import BACKUP_POLICIES, SECRETS, KubeClient
+from tradesense_operator.clients.kube import BACKUP_POLICIES, KubeClient
 from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import BackupStore, FilesystemStore, S3Location, S3Store
 
@@ -51,21 +48,11 @@ def database_host(db: DatabaseConnection, namespace: str) -> str:
 
 
 async def read_secret_key(kube: KubeClient, namespace: str, name: str, key: str, *, field: str) -> str:
-    """One decoded Secret value; PolicyInvalid naming `field` when the Secret or key is missing."""
+    """One decoded Secret value; PolicyInvalid naming `field` when the Secret or key is missing or unreadable."""
     try:
-        secret = await kube.get(SECRETS, name, namespace)
-    except NotFound as exc:
-        raise PolicyInvalid(f"{field}: Secret {namespace}/{name} not found") from exc
-    data: Mapping[str, Any] = secret.get("data") or {}
-    string_data: Mapping[str, Any] = secret.get("stringData") or {}
-    if key in data:
-        try:
-            return base64.b64decode(str(data[key]), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError) as exc:
-            raise PolicyInvalid(f"{field}: key {key!r} of Secret {namespace}/{name} is not valid base64 text") from exc
-    if key in string_data:
-        return str(string_data[key])
-    raise PolicyInvalid(f"{field}: Secret {namespace}/{name} has no key {key!r}")
+        return await secret_values.read_secret_key(kube, namespace, name, key)
+    except (NotFound, Invalid) as exc:
+        raise PolicyInvalid(f"{field}: {exc}") from exc
 
 
 async def resolve(kube: KubeClient, namespace: str, name: str, spec: BackupPolicySpec) -> PolicyContext:

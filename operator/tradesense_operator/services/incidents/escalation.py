@@ -6,34 +6,19 @@ the Notifier: never stored, logged or put in status/Events (its errors are redac
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 from tradesense_operator.api.v1alpha1.common import SecretKeyRef
 from tradesense_operator.api.v1alpha1.incident import TradeSenseIncidentSpec, TradeSenseIncidentStatus
-from tradesense_operator.clients.errors import Invalid, NotFound
 from tradesense_operator.clients.http import HttpClient
-from tradesense_operator.clients.kube import SECRETS, KubeClient, ObjectRef
+from tradesense_operator.clients.kube import KubeClient, ObjectRef
 from tradesense_operator.clients.notify import EscalationEvent, Notifier, PayloadFormat
+from tradesense_operator.clients.secret_values import read_secret_key
 
 _FORMATS: dict[str, PayloadFormat] = {"slack": "slack", "pagerduty": "pagerduty", "generic": "generic"}
 
 
 async def read_secret_value(kube: KubeClient, namespace: str, ref: SecretKeyRef) -> str:
-    """One key of a Secret, decoded; errors name the Secret and key, never the value."""
-    secret = await kube.get_or_none(SECRETS, ref.name, namespace)
-    if secret is None:
-        raise NotFound(f"secret {namespace}/{ref.name} not found")
-    raw = (secret.get("data") or {}).get(ref.key)
-    if raw is None:
-        plain = (secret.get("stringData") or {}).get(ref.key)
-        if plain is None:
-            raise NotFound(f"secret {namespace}/{ref.name} has no key {ref.key!r}")
-        return str(plain)
-    try:
-        return base64.b64decode(raw, validate=True).decode("utf-8").strip()
-    except (binascii.Error, UnicodeDecodeError) as exc:
-        raise Invalid(f"secret {namespace}/{ref.name} key {ref.key!r} is not valid base64 UTF-8 text") from exc
+    """One key of a Secret, decoded and stripped; errors name the Secret and key, never the value."""
+    return (await read_secret_key(kube, namespace, ref.name, ref.key)).strip()
 
 
 def escalation_event(
