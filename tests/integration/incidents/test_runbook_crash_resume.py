@@ -114,13 +114,15 @@ async def test_data_corruption_killed_after_each_effect_finishes_with_every_effe
     env = tradesense
     clean = env.snapshot()
     env.corrupt_data()
-    spec = env.spec("data-corruption", parameters={"backupPolicy": backup_policy}, approvals=["restore"])
+    spec = env.spec("data-corruption", parameters={"backupPolicy": backup_policy}, approvals=["stop-traffic", "restore"])
     obj = await crash_and_resume(env, start_operator, "corruption", spec, step_id)
 
     assert obj["status"]["phase"] == "Succeeded", obj["status"]
-    assert env.env_of("backend")["READ_ONLY"] == "true"
-    assert pod_creations == {"backend": 3}  # one rollout for READ_ONLY
-    assert env.deployment("backend")["metadata"]["annotations"][REVISION] == "2"
+    assert env.env_of("backend")["READ_ONLY"] == "false"
+    # each effect once: a READ_ONLY=true rollout (3 pods), back from 0 to the remembered 3, a READ_ONLY=false rollout
+    assert pod_creations == {"backend": 9}
+    assert env.deployment("backend")["spec"]["replicas"] == 3
+    assert env.deployment("backend")["metadata"]["annotations"][REVISION] == "3"
     policy = env.cluster.get("ops.tradesense.io/v1alpha1", "BackupPolicy", backup_policy, env.namespace)
     store = FilesystemStore(policy["spec"]["storage"]["filesystem"]["path"])
     safety = [m for m in engine.list_backups(store) if m.kind == SAFETY_KIND]

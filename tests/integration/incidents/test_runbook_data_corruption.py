@@ -24,7 +24,8 @@ async def test_data_corruption_stops_writes_assesses_and_restores_only_when_appr
     assert env.snapshot() != clean
     spec = env.spec("data-corruption", severity="P1", parameters={"backupPolicy": backup_policy})
 
-    results = await env.run_plan(spec)  # restore needs approval: not run
+    after_restore = ("start-traffic", "writable", "backend-rollout", "smoke-test")
+    results = await env.run_plan(spec, skip=after_restore)  # stop-traffic and restore need approval: not run
 
     assert env.env_of("backend")["READ_ONLY"] == "true"
     assert results["read-only-rollout"].outcome is Outcome.DONE
@@ -33,8 +34,12 @@ async def test_data_corruption_stops_writes_assesses_and_restores_only_when_appr
     assert found["backupId"] in results["find-clean-backup"].message
     assert found["safetyBackupId"] != found["backupId"]
     assert "restore" not in results
+    assert "stop-traffic" not in results
+    assert env.deployment("backend")["spec"]["replicas"] == 3  # the backend was not taken down unapproved
     assert env.snapshot() != clean  # nothing dropped without approval
 
+    stopped = await env.run_step(spec, env.step(spec, "stop-traffic"))  # approved
+    assert stopped.evidence["remembered"] == "3"
     restored = await env.run_step(spec, env.step(spec, "restore"))  # approved
     assert restored.outcome is Outcome.DONE
     assert restored.evidence["backupId"] == found["backupId"]
@@ -44,6 +49,11 @@ async def test_data_corruption_stops_writes_assesses_and_restores_only_when_appr
     again = await env.run_step(spec, env.step(spec, "restore"))
     assert again.outcome is Outcome.ALREADY_DONE
     assert env.snapshot() == clean
+
+    for step_id in after_restore:  # the restore procedure brings the backend back, writable, and smoke-tests it
+        assert (await env.run_step(spec, env.step(spec, step_id))).outcome is not Outcome.SKIPPED, step_id
+    assert env.deployment("backend")["spec"]["replicas"] == 3
+    assert env.env_of("backend")["READ_ONLY"] == "false"
 
 
 async def test_restore_is_refused_without_a_verified_backup(tradesense: TradesenseEnv, tmp_path: Path) -> None:
@@ -76,7 +86,12 @@ async def test_data_corruption_through_the_operator_restores_after_approval(
     found = next(s for s in waiting["status"]["steps"] if s["id"] == "find-clean-backup")
     assert found["evidence"]["backupId"]
 
-    env.approve("corruption", "restore")
+    assert waiting["status"]["currentStep"] == "stop-traffic"  # the backend is not taken down unapproved
+    assert env.deployment("backend")["spec"]["replicas"] == 3
+
+    env.approve("corruption", "stop-traffic", "restore")
     done = await env.wait_phase("corruption", "Succeeded", "Failed", timeout=60)
     assert done["status"]["phase"] == "Succeeded", done["status"]
     assert env.snapshot() == clean
+    assert env.deployment("backend")["spec"]["replicas"] == 3  # back at the remembered count
+    assert env.env_of("backend")["READ_ONLY"] == "false"

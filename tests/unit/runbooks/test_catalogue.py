@@ -88,7 +88,12 @@ EXPECTED: dict[str, list[tuple[str, StepAction, str]]] = {
         ("read-only-rollout", A.ROLLOUT_STATUS, "deployment/backend"),
         ("assess-damage", A.PG_DAMAGE_ASSESSMENT, "postgres/postgres"),
         ("find-clean-backup", A.BACKUP_SAFETY, "backuppolicy/nightly"),
+        ("stop-traffic", A.SCALE, "deployment/backend"),
         ("restore", A.BACKUP_RESTORE, "backuppolicy/nightly"),
+        ("start-traffic", A.SCALE, "deployment/backend"),
+        ("writable", A.SET_ENV, "deployment/backend"),
+        ("backend-rollout", A.ROLLOUT_STATUS, "deployment/backend"),
+        ("smoke-test", A.SMOKE_TEST, "api"),
     ],
     "restore-database": [
         ("find-clean-backup", A.BACKUP_SAFETY, "backuppolicy/nightly"),
@@ -149,7 +154,11 @@ def test_every_step_quotes_the_runbook_and_carries_the_action_classification(run
     assert len({s.id for s in plan}) == len(plan)
     for step in plan:
         assert step.description
-        assert step.destructive is ACTION_SPECS[step.action].destructive
+        # a runbook may gate a safe action where it takes the application down (never relax a dangerous one)
+        assert step.destructive is (ACTION_SPECS[step.action].destructive or (runbook, step.id) in APPROVAL_POINTS)
+
+
+APPROVAL_POINTS = {("data-corruption", "stop-traffic"), ("restore-database", "read-only")}
 
 
 def test_only_dangerous_steps_need_approval() -> None:
@@ -160,7 +169,7 @@ def test_only_dangerous_steps_need_approval() -> None:
         if s.destructive
     }
     assert approvals == {("site-down", "dr-failover"), ("slow-queries", "create-index"),
-                         ("data-corruption", "restore"), ("restore-database", "restore")}
+                         ("data-corruption", "restore"), ("restore-database", "restore")} | APPROVAL_POINTS
 
 
 def test_complete_failure_restarts_in_dependency_order() -> None:

@@ -61,6 +61,9 @@ class StepTemplate:
     timeout_seconds: int = 300
     retries: int = 2
     when: Callable[[TradeSenseIncidentSpec], bool] | None = None
+    # Gate a step whose action is safe in general but takes the application down here (the approval point
+    # of a procedure): the action's own classification can only be tightened, never relaxed.
+    destructive: bool = False
 
 
 # -- target roles ----------------------------------------------------------------------------------
@@ -270,6 +273,43 @@ COMPLETE_FAILURE: tuple[StepTemplate, ...] = (
     _SMOKE,
 )
 
+def _restore_procedure(gate: str) -> tuple[StepTemplate, ...]:
+    """The BackupPolicy restore procedure after the backup is chosen and a safety copy taken.
+
+    `gate` is the first step that takes the application down: it needs approval, as does the restore itself,
+    so nothing disruptive happens before a human says so (approve both ids at once to run straight through).
+    """
+    read_only = StepTemplate(
+        "read-only", StepAction.SET_ENV, "backend",
+        "Stop writes: kubectl set env deployment/backend READ_ONLY=true -n tradesense"
+        + (" — approval point of the restore procedure" if gate == "read-only" else ""),
+        {"name": "READ_ONLY", "value": "true"}, destructive=gate == "read-only")
+    stop = StepTemplate(
+        "stop-traffic", StepAction.SCALE, "backend",
+        "Stop application traffic: kubectl scale deployment/backend --replicas=0 -n tradesense "
+        "(the current count is remembered)"
+        + (" — approval point of the restore procedure" if gate == "stop-traffic" else ""),
+        {"replicas": 0, "remember": True}, destructive=gate == "stop-traffic")
+    return (
+        *((read_only,) if gate == "read-only" else ()),
+        stop,
+        StepTemplate("restore", StepAction.BACKUP_RESTORE, "policy",
+                     "Restore database: terminate connections; DROP DATABASE; CREATE DATABASE; psql < backup; "
+                     "ANALYZE (./scripts/restore-database.sh <backup>) — destructive, runs only when approved",
+                     {"backupId": FromParam("backup_id")}, timeout_seconds=3600, retries=0),
+        StepTemplate("start-traffic", StepAction.SCALE, "backend",
+                     "Restart application: kubectl scale deployment/backend back to the remembered replica count "
+                     "(runbook: --replicas=3, used when nothing was remembered)",
+                     {"replicas": FromParam("replicas", 3), "restoreRemembered": True}),
+        StepTemplate("writable", StepAction.SET_ENV, "backend",
+                     "Remove read-only: kubectl set env deployment/backend READ_ONLY=false -n tradesense",
+                     {"name": "READ_ONLY", "value": "false"}),
+        StepTemplate("backend-rollout", StepAction.ROLLOUT_STATUS, "backend",
+                     "Wait until the backend serves again", timeout_seconds=600),
+        _SMOKE,
+    )
+
+
 DATA_CORRUPTION: tuple[StepTemplate, ...] = (
     StepTemplate("read-only", StepAction.SET_ENV, "backend",
                  "1. Stop writes immediately: kubectl set env deployment/backend READ_ONLY=true -n tradesense",
@@ -281,11 +321,10 @@ DATA_CORRUPTION: tuple[StepTemplate, ...] = (
                  "the same for users.updated_at",
                  {"windowSeconds": 3600}),
     StepTemplate("find-clean-backup", StepAction.BACKUP_SAFETY, "policy",
-                 "3. Find clean backup: ./scripts/find-clean-backup.sh (newest verified backup of the policy)",
+                 "3. Find clean backup: ./scripts/find-clean-backup.sh (newest verified backup of the policy, "
+                 "sha256 re-checked) and take a safety backup of the current database",
                  {"backupId": FromParam("backup_id")}),
-    StepTemplate("restore", StepAction.BACKUP_RESTORE, "policy",
-                 "3. Restore: ./scripts/restore-database.sh <backup> — destructive, runs only when approved",
-                 {"backupId": FromParam("backup_id")}, timeout_seconds=3600, retries=0),
+    *_restore_procedure(gate="stop-traffic"),
 )
 
 RESTORE_DATABASE: tuple[StepTemplate, ...] = (
@@ -293,27 +332,7 @@ RESTORE_DATABASE: tuple[StepTemplate, ...] = (
                  "Pick the backup to restore (parameters.backupId or the newest verified one), check its sha256 "
                  "and take a safety backup of the current database",
                  {"backupId": FromParam("backup_id")}),
-    StepTemplate("read-only", StepAction.SET_ENV, "backend",
-                 "Stop writes: kubectl set env deployment/backend READ_ONLY=true -n tradesense",
-                 {"name": "READ_ONLY", "value": "true"}),
-    StepTemplate("stop-traffic", StepAction.SCALE, "backend",
-                 "Stop application traffic: kubectl scale deployment/backend --replicas=0 -n tradesense "
-                 "(the current count is remembered)",
-                 {"replicas": 0, "remember": True}),
-    StepTemplate("restore", StepAction.BACKUP_RESTORE, "policy",
-                 "Restore database: terminate connections; DROP DATABASE; CREATE DATABASE; psql < backup; ANALYZE "
-                 "— destructive, runs only when approved",
-                 {"backupId": FromParam("backup_id")}, timeout_seconds=3600, retries=0),
-    StepTemplate("start-traffic", StepAction.SCALE, "backend",
-                 "Restart application: kubectl scale deployment/backend back to the remembered replica count "
-                 "(runbook: --replicas=3, used when nothing was remembered)",
-                 {"replicas": FromParam("replicas", 3), "restoreRemembered": True}),
-    StepTemplate("writable", StepAction.SET_ENV, "backend",
-                 "Remove read-only: kubectl set env deployment/backend READ_ONLY=false -n tradesense",
-                 {"name": "READ_ONLY", "value": "false"}),
-    StepTemplate("backend-rollout", StepAction.ROLLOUT_STATUS, "backend",
-                 "Wait until the backend serves again", timeout_seconds=600),
-    _SMOKE,
+    *_restore_procedure(gate="read-only"),
 )
 
 SECURITY_BREACH: tuple[StepTemplate, ...] = (
@@ -426,7 +445,7 @@ def _from_template(template: StepTemplate, spec: TradeSenseIncidentSpec) -> Plan
         action=template.action,
         target=_target(action_spec.target, template.role, spec),
         params=params,
-        destructive=action_spec.destructive,
+        destructive=action_spec.destructive or template.destructive,
         timeout_seconds=template.timeout_seconds,
         retries=template.retries,
         description=template.description,
