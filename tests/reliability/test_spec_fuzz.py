@@ -355,6 +355,11 @@ def test_fuzzed_specs_are_rejected_reported_or_run_and_never_wedge_the_operator(
     assert sum(bool(c.rejection) for c in cases) >= 10
     reported = sorted({c.problem for c in cases if c.problem})
     assert len(reported) >= 6, reported  # accepted by the schema, refused by the operator with a condition
+    # and the operator still works: a fresh valid incident runs to the end
+    kube_cluster.create({"apiVersion": API, "kind": "TradeSenseIncident",
+                         "metadata": {"name": "after-the-fuzz", "namespace": test_namespace}, "spec": INCIDENT_BASE})
+    after = Case("TradeSenseIncident", "after-the-fuzz", "runbook", INCIDENT_BASE, created=True)
+    assert wait_settled(kube_cluster, test_namespace, [after], timeout=30) == []
 
 
 @pytest.mark.slow
