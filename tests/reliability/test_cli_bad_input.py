@@ -19,7 +19,6 @@ from tradesense_operator.clients.pgdump import PgTarget
 
 __all__ = ["source_db"]  # fixture re-used from the backup integration tests
 
-H3_REQUEST = "requests-H3.md (H11, plan CLI): pending in cli/plan.py"
 
 
 def plan(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes) -> tuple[int, str, str]:
@@ -49,21 +48,18 @@ def test_an_alias_bomb_fails_fast_naming_the_problem(tmp_path: Path, capsys: pyt
     assert len(err) < 10_000  # one message, not 43 million expanded steps
 
 
-@pytest.mark.xfail(strict=True, reason=f"UnicodeDecodeError traceback; {H3_REQUEST}")
 def test_a_binary_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = plan(tmp_path, capsys, bytes(range(128, 256)) * 4)
     assert (code, out) == (1, "")
     assert "not UTF-8" in err or "not text" in err
 
 
-@pytest.mark.xfail(strict=True, reason=f"RecursionError traceback; {H3_REQUEST}")
 def test_deeply_nested_yaml_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = plan(tmp_path, capsys, b"kind: TradeSenseIncident\nspec: " + b"[" * 5000 + b"]" * 5000 + b"\n")
     assert (code, out) == (1, "")
     assert err.startswith("error: ")
 
 
-@pytest.mark.xfail(strict=True, reason=f"duplicate keys: last one silently wins; {H3_REQUEST}")
 def test_duplicate_keys_are_refused_like_kubectl_does(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     text = b"kind: TradeSenseIncident\nmetadata: {name: a}\nspec: {runbook: high-cpu, runbook: site-down}\n"
     code, out, err = plan(tmp_path, capsys, text)

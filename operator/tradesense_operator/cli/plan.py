@@ -18,6 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from tradesense_operator.api.v1alpha1.incident import KIND, PlannedStep, TradeSenseIncident
+from tradesense_operator.cli.yaml_input import YamlInputError, load_documents
 from tradesense_operator.domain.incident.deadlines import RESPONSE_TIMES
 from tradesense_operator.domain.incident.spec_errors import spec_problems
 from tradesense_operator.domain.runbooks import PlanError, resolve_plan
@@ -50,22 +51,25 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_stdin() -> bytes:
+    """Raw bytes when stdin is a real stream (so encoding errors are ours to report), text otherwise."""
+    buffer = getattr(sys.stdin, "buffer", None)
+    return buffer.read() if buffer is not None else sys.stdin.read().encode("utf-8")
+
+
 def load_incidents(filename: str) -> list[tuple[str, TradeSenseIncident]]:
     """Every TradeSenseIncident document of the file, validated like the operator validates it."""
     source = "<stdin>" if filename == "-" else filename
     try:
-        text = sys.stdin.read() if filename == "-" else Path(filename).read_text(encoding="utf-8")
+        data = _read_stdin() if filename == "-" else Path(filename).read_bytes()
     except FileNotFoundError:
         raise PlanInputError(f"{source}: no such file") from None
     except OSError as exc:
         raise PlanInputError(f"{source}: cannot read: {exc.strerror}") from None
     try:
-        documents = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise PlanInputError(f"{source}: malformed YAML{at}: {problem}") from None
+        documents = load_documents(data, source)
+    except YamlInputError as exc:
+        raise PlanInputError(str(exc)) from None
     incidents: list[tuple[str, TradeSenseIncident]] = []
     for index, document in enumerate(documents):
         if not isinstance(document, Mapping):
