@@ -5,6 +5,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 IMAGE ?= tradesense-operator:dev
+# The default tier mostly waits on real servers and the emulated API, so 4 workers fit 2 cores (one file per worker).
+TEST_WORKERS ?= 4
 DEBIAN_PKGS := postgresql redis-server prometheus prometheus-alertmanager
 export PYTHONDONTWRITEBYTECODE := 1
 
@@ -29,7 +31,7 @@ lint: $(STAMP) ## ruff, mypy strict, import-linter layer contracts
 
 test: $(STAMP) lint crds-check ## the whole default test tier (README's test command)
 	./scripts/ensure-services.sh
-	$(PY) -m pytest -q -m "not slow and not e2e" -p no:cacheprovider
+	$(PY) -m pytest -q -m "not slow and not e2e" -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: $(STAMP) ## fault-injection and long tiers
 	./scripts/ensure-services.sh
@@ -56,6 +58,7 @@ e2e: $(STAMP) ## kind cluster + image + deploy + tests/e2e (needs kind and a con
 	./scripts/e2e-kind.sh $(IMAGE)
 
 bench: $(STAMP) ## benchmarks that print figures and ratios against a same-run baseline
+	$(PY) -m pip install -q -e '.[test,bench]'
 	./scripts/ensure-services.sh
 	for b in bench/*.py; do $(PY) $$b || exit $$?; done
 
