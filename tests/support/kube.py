@@ -2,6 +2,8 @@
 
 - `kube_cluster`: a session-wide `EmulatedCluster` (pods Ready after 0.2 s; the generated CRDs from
   `crds/` installed when present). Faults and readiness rules a test adds are removed after it.
+  Every object in it except Secrets (statuses, Events, annotations, ConfigMaps …) is scanned by the
+  secret-leak guard for the values a test planted (tests/support/secrets.py).
 - `fresh_kube_cluster`: a private cluster for tests that must own the whole history (410s, restarts).
 - `test_namespace`: a unique namespace, deleted afterwards (isolation on the shared cluster).
 - `kubeconfig_path`: a kubeconfig for the shared cluster, context namespace = `test_namespace`.
@@ -12,6 +14,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from collections.abc import Callable, Collection, Iterator
@@ -21,6 +24,7 @@ from typing import Any
 import kopf
 import pytest
 
+from tests.support.secrets import SecretGuard
 from tradesense_operator.sandbox.kubeapi import EmulatedCluster
 from tradesense_operator.sandbox.runner import Endpoint, OperatorHandle
 
@@ -45,10 +49,20 @@ def _session_kube_cluster() -> Iterator[EmulatedCluster]:
         cluster.stop()
 
 
+def _everything_but_secrets(cluster: EmulatedCluster) -> Callable[[], str]:
+    """What a user can see without Secret access: a planted value found here is a leak."""
+    def dump() -> str:
+        return json.dumps(
+            [obj for rtype, obj in cluster.store.all_objects() if rtype.kind != "Secret"], default=str
+        )
+    return dump
+
+
 @pytest.fixture
-def kube_cluster(_session_kube_cluster: EmulatedCluster) -> Iterator[EmulatedCluster]:
+def kube_cluster(_session_kube_cluster: EmulatedCluster, secret_guard: SecretGuard) -> Iterator[EmulatedCluster]:
     """The shared cluster; per-test faults and readiness rules do not leak into the next test."""
     cluster = _session_kube_cluster
+    secret_guard.add_source("an object or Event in the emulated cluster", _everything_but_secrets(cluster))
     rules_before = len(cluster.controller.readiness_rules)
     delay_before = cluster.pod_ready_delay
     yield cluster
@@ -58,8 +72,9 @@ def kube_cluster(_session_kube_cluster: EmulatedCluster) -> Iterator[EmulatedClu
 
 
 @pytest.fixture
-def fresh_kube_cluster() -> Iterator[EmulatedCluster]:
+def fresh_kube_cluster(secret_guard: SecretGuard) -> Iterator[EmulatedCluster]:
     cluster = EmulatedCluster(pod_ready_delay=0.2).start()
+    secret_guard.add_source("an object or Event in the emulated cluster", _everything_but_secrets(cluster))
     try:
         _install_generated_crds(cluster)
         yield cluster

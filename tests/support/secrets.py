@@ -2,8 +2,9 @@
 
 Tests call `secret_guard.plant()` for each secret value they put into the world (a Secret's data, a
 password, a token). At teardown, the guard scans every log record emitted during the test and every
-text source registered with `secret_guard.add_source` (the emulated cluster registers its objects and
-Events, the operator's /metrics output can be added) and fails the test naming where a value leaked.
+text source registered with `secret_guard.add_source` — the `kube_cluster`/`fresh_kube_cluster` fixtures
+register every object but Secrets (statuses, Events, annotations), tests may add /metrics output — and
+fails the test naming where a value leaked.
 """
 
 from __future__ import annotations

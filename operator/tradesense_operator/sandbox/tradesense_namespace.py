@@ -69,36 +69,40 @@ def deployment(namespace: str, name: str, replicas: int) -> Obj:
     }
 
 
-def tradesense_manifests(
-    namespace: str, *, signing_key: str, replicas: Mapping[str, int] | None = None
-) -> list[Obj]:
+def tradesense_manifests(namespace: str, *, signing_key: str, replicas: Mapping[str, int] | None = None) -> list[Obj]:
     """Every object of the simulated namespace (the Namespace itself not included)."""
     counts = {**DEFAULT_REPLICAS, **(replicas or {})}
     objects: list[Obj] = [deployment(namespace, name, counts[name]) for name in WORKLOADS]
-    objects.append({
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": SECRET_NAME, "namespace": namespace},
-        "type": "Opaque",
-        "data": {SIGNING_KEY: _b64(signing_key)},
-    })
+    objects.append(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": SECRET_NAME, "namespace": namespace},
+            "type": "Opaque",
+            "data": {SIGNING_KEY: _b64(signing_key)},
+        }
+    )
     for name, port, selector in (
         ("postgres", 5432, {"app": "postgres"}),
         ("redis", 6379, {"app": "redis"}),
         ("backend-service", 8000, {"app": "backend", "version": "blue"}),
     ):
-        objects.append({
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {"selector": selector, "ports": [{"port": port, "targetPort": port}]},
+            }
+        )
+    objects.append(
+        {
             "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {"selector": selector, "ports": [{"port": port, "targetPort": port}]},
-        })
-    objects.append({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": "dr-activate", "namespace": namespace},
-        "data": {"site": "tradesense-dr", "manifest": "k8s/dr-activate.yaml"},
-    })
+            "kind": "ConfigMap",
+            "metadata": {"name": "dr-activate", "namespace": namespace},
+            "data": {"site": "tradesense-dr", "manifest": "k8s/dr-activate.yaml"},
+        }
+    )
     return objects
 
 
@@ -119,15 +123,26 @@ def install_tradesense(
     return created
 
 
+def _rolled_out(deployment: Obj) -> bool:
+    status = deployment.get("status") or {}
+    wanted = int(deployment["spec"].get("replicas", 1))
+    return (
+        int(status.get("observedGeneration") or 0) >= int(deployment["metadata"].get("generation") or 0)
+        and int(status.get("updatedReplicas") or 0) >= wanted
+        and int(status.get("availableReplicas") or 0) >= wanted
+        and int(status.get("replicas") or 0) <= wanted  # no old pods left
+    )
+
+
 def wait_workloads_ready(cluster: EmulatedCluster, namespace: str, *, timeout: float = 20.0) -> None:
-    """Block until each Deployment reports all replicas updated and available (the emulator's kubelet runs)."""
+    """Block until each Deployment's rollout is complete, as `kubectl rollout status` decides it.
+
+    The controller must have observed the current generation first: right after a template change the status
+    still describes the previous one, whose pods are all updated and available.
+    """
     deadline = time.monotonic() + timeout
     while True:
-        pending = [
-            d["metadata"]["name"] for d in cluster.list("apps/v1", "Deployment", namespace)
-            if int((d.get("status") or {}).get("availableReplicas") or 0) < int(d["spec"].get("replicas", 1))
-            or int((d.get("status") or {}).get("updatedReplicas") or 0) < int(d["spec"].get("replicas", 1))
-        ]
+        pending = [d["metadata"]["name"] for d in cluster.list("apps/v1", "Deployment", namespace) if not _rolled_out(d)]
         if not pending:
             return
         if time.monotonic() > deadline:
