@@ -318,9 +318,11 @@ async def test_vertical_memory_limit_is_bounded_and_not_rewritten_within_the_hys
     })
     await evaluate(service, cluster, "vertical")
     body = cluster.get("apps/v1", "Deployment", "vertical", NAMESPACE)
-    assert body["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] == "2Gi"  # 3.9 Gi capped
+    resources = body["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources["limits"]["memory"] == "2Gi"  # 3.9 Gi capped
+    assert resources["requests"]["memory"] == "1Gi"  # requestPercent 50: the runbook's 1Gi/2Gi
     [message] = event_messages(cluster, "vertical", "VerticalRescale")
-    assert "limit unset → 2Gi" in message
+    assert "limit unset → 2Gi, request 1Gi (50% of the limit)" in message
     generation = body["metadata"]["generation"]
     await evaluate(service, cluster, "vertical")
     assert cluster.get("apps/v1", "Deployment", "vertical", NAMESPACE)["metadata"]["generation"] == generation

@@ -99,6 +99,17 @@ def test_vertical_memory_limit_is_bounded_and_hysteretic(usage_mib: int, current
     assert (result.limit if result else None) == expected
 
 
+@pytest.mark.parametrize(
+    ("request_percent", "usage_mib", "expected"),
+    [(50, 1000, "650Mi"), (100, 1000, "1300Mi"), (33, 100, "169Mi"), (None, 1000, None)],
+)
+def test_vertical_request_follows_the_new_limit(request_percent: int | None, usage_mib: int, expected: str | None) -> None:
+    spec = VERTICAL.model_copy(update={"request_percent": request_percent})
+    result = recommend_memory_limit(spec, usage_mib * 2**20, None)
+    assert result is not None
+    assert result.request == expected
+
+
 @pytest.mark.parametrize(("value", "text"), [(0.82, "0.82"), (42.0, "42"), (1234.4, "1234"), (0.0001234, "0.000123")])
 def test_numbers_read_naturally(value: float, text: str) -> None:
     assert number(value) == text

@@ -183,6 +183,11 @@ class VerticalSpec(ApiModel):
         default=10, ge=1, le=100,
         description="Change the limit only when the recommendation differs by more than this (each change rolls the pods).",
     )
+    request_percent: int | None = Field(
+        default=50, ge=1, le=100,
+        description="Set the memory request to this percent of the new limit, written together with it (the "
+                    "runbook's --requests=memory=1Gi --limits=memory=2Gi is 50); null leaves requests alone.",
+    )
 
 
 class ScalingPolicySpec(ApiModel):

@@ -1,4 +1,5 @@
-"""Bounded vertical recommendation: a memory limit from observed usage plus headroom, within [min, max].
+"""Bounded vertical recommendation: a memory limit from observed usage plus headroom, within [min, max],
+and the memory request as a fixed percent of it (the runbook's `kubectl set resources` sets both).
 
 Each change rolls every pod, so a new limit is proposed only when it differs from the current one by more
 than `minChangePercent`; results are rounded up to whole MiB so repeated evaluations produce the same string.
@@ -35,11 +36,12 @@ def format_bytes(value: int) -> str:
 
 @dataclass(frozen=True)
 class VerticalRecommendation:
-    """A new memory limit, with the reason in words."""
+    """A new memory limit (and request, when the policy sets requests), with the reason in words."""
 
     limit: str
     limit_bytes: int
     reason: str
+    request: str | None = None
 
 
 def recommend_memory_limit(
@@ -59,6 +61,10 @@ def recommend_memory_limit(
     else:
         before = "unset"
     text = format_bytes(target)
+    request = None
+    if spec.request_percent is not None:
+        request = format_bytes(math.ceil(target * spec.request_percent / 100 / MIB) * MIB)
     reason = (f"memory usage {format_bytes(math.ceil(usage_bytes))} + {spec.headroom_percent}% headroom, "
-              f"bounded to [{spec.min_memory}, {spec.max_memory}]: limit {before} → {text}")
-    return VerticalRecommendation(limit=text, limit_bytes=target, reason=reason)
+              f"bounded to [{spec.min_memory}, {spec.max_memory}]: limit {before} → {text}"
+              + (f", request {request} ({spec.request_percent}% of the limit)" if request else ""))
+    return VerticalRecommendation(limit=text, limit_bytes=target, reason=reason, request=request)

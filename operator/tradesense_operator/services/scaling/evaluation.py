@@ -278,10 +278,11 @@ class ScalingService:
         if recommendation is None:
             return
         request = ((container.body.get("resources") or {}).get("requests") or {}).get("memory")
-        if request is not None and parse_bytes(str(request)) > recommendation.limit_bytes:
+        if recommendation.request is None and request is not None and parse_bytes(str(request)) > recommendation.limit_bytes:
             notes.append(f"vertical: memory request {request} exceeds the recommended limit; not changed")
             return
-        await set_memory_limit(self.kube, (ctx.namespace, spec.target_ref.name), container, recommendation.limit)
+        await set_memory_limit(self.kube, (ctx.namespace, spec.target_ref.name), container, recommendation.limit,
+                               recommendation.request)
         await self._event(ctx, "Normal", "VerticalRescale", recommendation.reason)
         notes.append(recommendation.reason)
 

@@ -70,15 +70,21 @@ async def set_env(kube: KubeClient, target: tuple[str, str], container: Containe
     await kube.patch(DEPLOYMENTS, deployment, ops, namespace, patch_type="json")
 
 
-async def set_memory_limit(kube: KubeClient, target: tuple[str, str], container: ContainerRef, limit: str) -> None:
-    """Set resources.limits.memory (`kubectl set resources --limits=memory=...`)."""
+async def set_memory_limit(
+    kube: KubeClient, target: tuple[str, str], container: ContainerRef, limit: str, request: str | None = None
+) -> None:
+    """Set resources.limits.memory, and requests.memory when given (`kubectl set resources`), in one patch."""
     path, ops = _base(container)
     resources = container.body.get("resources")
+    wanted = {"limits": limit, **({"requests": request} if request is not None else {})}
     if resources is None:
-        ops.append({"op": "add", "path": f"{path}/resources", "value": {"limits": {"memory": limit}}})
-    elif "limits" not in resources:
-        ops.append({"op": "add", "path": f"{path}/resources/limits", "value": {"memory": limit}})
+        ops.append({"op": "add", "path": f"{path}/resources",
+                    "value": {section: {"memory": value} for section, value in wanted.items()}})
     else:
-        ops.append({"op": "add", "path": f"{path}/resources/limits/memory", "value": limit})  # add replaces a key
+        for section, value in wanted.items():
+            if section not in resources:
+                ops.append({"op": "add", "path": f"{path}/resources/{section}", "value": {"memory": value}})
+            else:  # JSON-patch add replaces an existing key
+                ops.append({"op": "add", "path": f"{path}/resources/{section}/memory", "value": value})
     namespace, deployment = target
     await kube.patch(DEPLOYMENTS, deployment, ops, namespace, patch_type="json")
