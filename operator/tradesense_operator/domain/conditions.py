@@ -21,36 +21,19 @@ def set_condition(
     """Return a new list with `type_` set; lastTransitionTime moves only when the status flips."""
     if isinstance(status, bool):
         status = ConditionStatus.TRUE if status else ConditionStatus.FALSE
-    result: list[Condition] = []
-    found = False
-    for cond in conditions:
-        if cond.type != type_:
-            result.append(cond)
-            continue
-        found = True
-        transition = cond.last_transition_time if cond.status == status else now
-        result.append(
-            Condition(
-                type=type_,
-                status=status,
-                reason=reason,
-                message=message,
-                last_transition_time=transition,
-                observed_generation=observed_generation,
-            )
-        )
-    if not found:
-        result.append(
-            Condition(
-                type=type_,
-                status=status,
-                reason=reason,
-                message=message,
-                last_transition_time=now,
-                observed_generation=observed_generation,
-            )
-        )
-    return result
+    previous = get_condition(conditions, type_)
+    transition = previous.last_transition_time if previous is not None and previous.status == status else now
+    updated = Condition(
+        type=type_,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=transition,
+        observed_generation=observed_generation,
+    )
+    if previous is None:
+        return [*conditions, updated]
+    return [updated if cond.type == type_ else cond for cond in conditions]
 
 
 def get_condition(conditions: Sequence[Condition], type_: str) -> Condition | None:

@@ -7,8 +7,6 @@ status (nextScheduleTime, backups[], conditions) through the real API round trip
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from typing import Any
 import kopf
 
 from tests.support.kube import OperatorFactory
+from tests.support.waiting import wait_until
 from tradesense_operator.api.v1alpha1.backup import PLURAL
 from tradesense_operator.api.v1alpha1.common import GROUP, VERSION
 from tradesense_operator.clients.kube import KubeClient
@@ -47,15 +46,6 @@ def backup_registry(kubeconfig: Path, clock: ManualClock) -> kopf.OperatorRegist
     kopf.on.field(GROUP, VERSION, PLURAL, field=("metadata", "annotations", RUN_NOW_ANNOTATION),
                   registry=registry)(backup_handlers.backup_run_now)
     return registry
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
 
 
 def test_operator_runs_run_now_and_scheduled_backups(

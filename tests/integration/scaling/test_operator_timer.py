@@ -5,7 +5,6 @@ of the injected ManualClock before the next evaluation, and scales the Deploymen
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import kopf
 import pytest
 
 from tests.integration.scaling.conftest import NAMESPACE, deployment, policy
+from tests.support.waiting import wait_until
 from tradesense_operator.api.v1alpha1.common import GROUP, VERSION
 from tradesense_operator.api.v1alpha1.scaling import PLURAL
 from tradesense_operator.clients.kube import KubeClient
@@ -47,15 +47,6 @@ def scaling_registry(kubeconfig: Path, clock: ManualClock) -> kopf.OperatorRegis
     kopf.timer(GROUP, VERSION, PLURAL, interval=scaling_handlers.TICK_SECONDS, registry=registry)(
         scaling_handlers.evaluate_scaling_policy)
     return registry
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
 
 
 def test_operator_evaluates_when_due_on_the_injected_clock(
