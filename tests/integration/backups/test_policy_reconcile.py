@@ -391,3 +391,20 @@ async def test_missing_s3_secret_names_the_field(cluster: EmulatedCluster, runti
     h = make(cluster, runtime, body)
     await h.tick()
     assert h.condition("Ready")["message"].startswith("spec.storage.s3.credentialsSecretRef: secret ")
+
+
+async def test_suspended_policy_skips_due_runs_until_resumed(
+    cluster: EmulatedCluster, runtime: Runtime, source_db: PgTarget, tmp_path: Path
+) -> None:
+    h = make(cluster, runtime, policy("paused", source_db, tmp_path / "bk", suspend=True))
+    await h.tick()
+    h.clock.set(at(3, 0, 30))  # two runs (02:00, 03:00) were due while suspended
+    await h.tick()
+    store = FilesystemStore(tmp_path / "bk")
+    assert engine.list_backups(store, label="paused") == []
+    assert "BackupSucceeded" not in h.reasons()
+
+    cluster.patch("ops.tradesense.io/v1alpha1", "BackupPolicy", "paused", {"spec": {"suspend": False}}, NS)
+    h.clock.set(at(4, 0, 30))
+    await h.tick()
+    assert [m.id for m in engine.list_backups(store, label="paused")] == [f"paused_{stamp(at(4, 0, 30))}"]
