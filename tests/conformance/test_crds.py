@@ -46,6 +46,7 @@ SCHEMA: dict[str, Any] = {
                 "threshold": {"x-kubernetes-int-or-string": True},
                 "params": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
                 "replicas": {"type": "integer", "minimum": 0},
+                "tags": {"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "set"},
             },
         },
         "status": {
@@ -144,6 +145,7 @@ async def test_defaults_are_applied_and_unknown_fields_pruned(api: Api, ns: str,
         ({"mode": "sometimes"}, "spec.mode", 'Unsupported value: "sometimes"'),
         ({"target": None}, "spec.target", "Required value"),
         ({"threshold": 1.5}, "spec.threshold", ""),
+        ({"tags": ["a", "b", "a"]}, "spec.tags[2]", 'Duplicate value: "a"'),  # x-kubernetes-list-type: set
     ],
 )
 async def test_schema_violations_are_422_naming_the_field(

@@ -57,6 +57,8 @@ def to_json_schema(node: dict[str, Any]) -> dict[str, Any]:
         bound = "minimum" if key == "exclusiveMinimum" else "maximum"
         if node.get(key) is True and bound in out:
             del out[bound]
+    if node.get("x-kubernetes-list-type") == "set":
+        out["uniqueItems"] = True  # the API server refuses a set with a repeated item ("Duplicate value")
     if node.get("x-kubernetes-int-or-string"):
         out.pop("type", None)
         out.setdefault("anyOf", [{"type": "integer"}, {"type": "string"}])
@@ -155,6 +157,12 @@ def _cause(error: jsonschema.ValidationError) -> tuple[str, str, str]:
         "multipleOf": f"should be a multiple of {bound}",
         "uniqueItems": "shouldn't contain duplicates",
     }
+    if kind == "uniqueItems" and isinstance(value, list):
+        seen: list[Any] = []
+        for index, item in enumerate(value):
+            if item in seen:
+                return ("FieldValueDuplicate", f"{field}[{index}]", f"Duplicate value: {json.dumps(item)}")
+            seen.append(item)
     if kind == "maxLength":
         return ("FieldValueTooLong", field, f"Too long: may not be longer than {bound}")
     if kind == "maxItems":
