@@ -35,7 +35,7 @@ test: $(STAMP) lint crds-check ## the whole default test tier (README's test com
 
 test-slow: $(STAMP) ## fault-injection and long tiers
 	./scripts/ensure-services.sh
-	$(PY) -m pytest -q -m slow -p no:cacheprovider
+	$(PY) -m pytest -q -m slow -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 crds: $(STAMP) ## regenerate crds/*.yaml from the pydantic models
 	$(PY) -m tradesense_operator.api.crdgen --out crds
