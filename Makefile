@@ -15,17 +15,17 @@ export PYTHONDONTWRITEBYTECODE := 1
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml sandbox/pyproject.toml
 	@./scripts/install-system-deps.sh $(DEBIAN_PKGS)
 	@test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test]' -e ./sandbox
 	@touch $(STAMP)
 
 deps: $(STAMP) ## venv in .venv, Python packages, Debian packages when missing (as root)
 
 lint: $(STAMP) ## ruff, mypy strict, import-linter layer contracts
-	$(VENV)/bin/ruff check operator tests bench
+	$(VENV)/bin/ruff check operator sandbox tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
@@ -48,7 +48,7 @@ run: $(STAMP) ## run the operator against the current kubeconfig context
 
 demo: $(STAMP) ## the operator on the embedded emulated cluster with sample incidents
 	./scripts/ensure-services.sh
-	$(PY) -m tradesense_operator.sandbox.demo
+	$(PY) -m tradesense_sandbox.demo
 
 image: ## build the container image (needs a Docker engine)
 	@command -v docker >/dev/null && docker info >/dev/null 2>&1 || { echo "make image: no Docker engine reachable (docker info failed)"; exit 2; }

@@ -4,9 +4,9 @@ One run, one generated database of the runbook schema (default ~300 MB on disk, 
 sandbox's generator), on the shared PostgreSQL (a uniquely named database, dropped at the end):
 
   raw      `pg_dump -d DB | gzip -6 > backup.sql.gz` through /bin/sh — the runbook's manual backup
-  operator engine.run_backup (plain-gzip, level 6): pg_dump → parallel gzip members on a thread pool
+  operator dump_pipeline.run_backup (plain-gzip, level 6): pg_dump → parallel gzip members on a thread pool
            (zlib releases the GIL; pigz-style) → sha256 in the same pass → temp file → fsync → rename →
-           manifest; then engine.check_integrity (re-read, decompress, re-checksum, size and trailer check)
+           manifest; then dump_pipeline.check_integrity (re-read, decompress, re-checksum, size and trailer check)
 
 Each is run `--rounds` times alternately (the page cache is warm for both after the first); the best
 round counts. Printed: dump throughput (MB of SQL per second) of each, the ratio operator/raw for the
@@ -36,9 +36,9 @@ from tradesense_operator.clients import pgdump
 from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import FilesystemStore
 from tradesense_operator.domain.clock import SystemClock
-from tradesense_operator.sandbox import schema
-from tradesense_operator.services.backups import engine
-from tradesense_operator.services.backups.engine import BackupRequest
+from tradesense_operator.services.backups import dump_pipeline
+from tradesense_operator.services.backups.dump_pipeline import BackupRequest
+from tradesense_sandbox import schema
 
 HOST, PORT, USER = "127.0.0.1", 5432, "postgres"
 MB = 1024 * 1024
@@ -87,10 +87,10 @@ def raw_backup(target: PgTarget, out: Path) -> Timing:
 def operator_backup(target: PgTarget, store: FilesystemStore, workers: int | None) -> tuple[Timing, Timing, str]:
     clock = SystemClock()
     started = time.monotonic()
-    manifest = engine.run_backup(store, BackupRequest(target, "bench", compression_level=6), clock=clock,
+    manifest = dump_pipeline.run_backup(store, BackupRequest(target, "bench", compression_level=6), clock=clock,
                                  workers=workers)
     backup_seconds = time.monotonic() - started
-    engine.check_integrity(store, manifest)
+    dump_pipeline.check_integrity(store, manifest)
     total = time.monotonic() - started
     return (Timing(backup_seconds, manifest.raw_bytes, manifest.bytes),
             Timing(total, manifest.raw_bytes, manifest.bytes), manifest.id)
@@ -112,7 +112,7 @@ def timed_restore_operator(target: PgTarget, store: FilesystemStore, backup_id: 
     copy = target.with_db(name)
     pgdump.create_database(target, name)
     started = time.monotonic()
-    engine.restore_into(copy, store, engine.find_backup(store, backup_id))
+    dump_pipeline.restore_into(copy, store, dump_pipeline.find_backup(store, backup_id))
     seconds = time.monotonic() - started
     pgdump.drop_database(target, name)
     return seconds

@@ -41,7 +41,7 @@ import psutil
 
 from tradesense_operator.api.v1alpha1.incident import Runbook, TradeSenseIncidentSpec
 from tradesense_operator.domain.runbooks import PlanError, resolve_plan
-from tradesense_operator.sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.kubeapi import EmulatedCluster
 
 REPO = Path(__file__).resolve().parents[1]
 API = "ops.tradesense.io/v1alpha1"

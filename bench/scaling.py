@@ -219,10 +219,10 @@ async def _live(trials: int) -> list[float]:
     from tradesense_operator.api.v1alpha1.scaling import MetricPreset
     from tradesense_operator.clients.prometheus import PrometheusClient
     from tradesense_operator.domain.scaling.presets import preset_query
-    from tradesense_operator.sandbox.app import BackgroundLoad, StandinApp
-    from tradesense_operator.sandbox.kubeapi.cluster import EmulatedCluster
-    from tradesense_operator.sandbox.runner import run_operator
-    from tradesense_operator.sandbox.servers.prometheus import PrometheusServer
+    from tradesense_sandbox.app import BackgroundLoad, StandinApp
+    from tradesense_sandbox.kubeapi.cluster import EmulatedCluster
+    from tradesense_sandbox.runner import run_operator
+    from tradesense_sandbox.servers.prometheus import PrometheusServer
 
     namespace, target, selector, window = "tradesense", 10.0, 'path!="/metrics"', "5s"
     query = preset_query(MetricPreset.REQUEST_RATE_PER_REPLICA, window=window, selector=selector)

@@ -27,8 +27,8 @@ sys.path.insert(0, str(REPO_ROOT))
 import kopf  # noqa: E402  (after the path set-up that makes tests.e2e importable)
 from tests.e2e.kubectl_front import KubectlFront  # noqa: E402
 
-from tradesense_operator.sandbox.app import StandinApp  # noqa: E402
-from tradesense_operator.sandbox.demo import (  # noqa: E402
+from tradesense_sandbox.app import StandinApp  # noqa: E402
+from tradesense_sandbox.demo import (  # noqa: E402
     API_VERSION,
     KIND,
     NAMESPACE,
@@ -40,9 +40,9 @@ from tradesense_operator.sandbox.demo import (  # noqa: E402
     operator_registry,
     sample_incidents,
 )
-from tradesense_operator.sandbox.kubeapi import EmulatedCluster  # noqa: E402
-from tradesense_operator.sandbox.runner import run_operator  # noqa: E402
-from tradesense_operator.sandbox.tradesense_namespace import install_tradesense  # noqa: E402
+from tradesense_sandbox.kubeapi import EmulatedCluster  # noqa: E402
+from tradesense_sandbox.runner import run_operator  # noqa: E402
+from tradesense_sandbox.tradesense_namespace import install_tradesense  # noqa: E402
 
 INCIDENT = "outage"
 TERMINAL = {"Succeeded", "Failed", "Cancelled"}

@@ -24,7 +24,7 @@ import pytest
 from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client import Configuration
 
-from tradesense_operator.sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.kubeapi import EmulatedCluster
 
 REAL_CLUSTER = bool(os.environ.get("KUBECONFIG"))
 

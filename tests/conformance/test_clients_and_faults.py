@@ -19,7 +19,7 @@ from kubernetes_asyncio import client, config, watch
 
 from tests.conformance.conftest import Api
 from tests.conformance.test_crds import GROUP, gauge, install_gauges
-from tradesense_operator.sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.kubeapi import EmulatedCluster
 
 
 @pytest.fixture

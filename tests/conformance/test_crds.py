@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conformance.conftest import REAL_CLUSTER, Api, eventually
-from tradesense_operator.sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.kubeapi import EmulatedCluster
 
 GROUP = "conformance.tradesense.io"
 BASE = f"/apis/{GROUP}/v1"

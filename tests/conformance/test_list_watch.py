@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from tests.conformance.conftest import REAL_CLUSTER, Api, make_api
-from tradesense_operator.sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.kubeapi import EmulatedCluster
 
 LABELLED = {
     "a": {"tier": "web", "env": "prod"},

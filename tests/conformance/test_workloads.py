@@ -15,7 +15,7 @@ import copy
 from typing import Any
 
 from tests.conformance.conftest import Api, deployment, eventually
-from tradesense_operator.sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.kubeapi import EmulatedCluster
 
 REVISION = "deployment.kubernetes.io/revision"
 

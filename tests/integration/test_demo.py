@@ -10,7 +10,7 @@ import re
 import psycopg
 import redis
 
-from tradesense_operator.sandbox.demo import REDIS_DB, ProgressView, render_table, run_demo
+from tradesense_sandbox.demo import REDIS_DB, ProgressView, render_table, run_demo
 
 
 def test_demo_runs_every_sample_incident_to_its_expected_end_and_cleans_up() -> None:

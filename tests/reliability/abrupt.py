@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tradesense_operator.sandbox.runner import OperatorHandle
+from tradesense_sandbox.runner import OperatorHandle
 
 _KILLED_TASKS: list[set[asyncio.Task[object]]] = []
 

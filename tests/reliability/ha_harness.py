@@ -17,8 +17,8 @@ import kopf
 from tests.reliability.abrupt import keep_tasks
 from tradesense_operator.clients.kube import KubeClient
 from tradesense_operator.domain.clock import SystemClock
-from tradesense_operator.sandbox.runner import Endpoint, OperatorHandle
 from tradesense_operator.services.leadership import ElectionTiming, LeaderElector, lead
+from tradesense_sandbox.runner import Endpoint, OperatorHandle
 
 # Short, with client-go's proportions (lease > renew deadline > retry period) and a renew deadline ten retry
 # periods long, so a loaded test machine does not starve the leader into giving up.

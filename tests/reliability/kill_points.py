@@ -19,10 +19,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from tradesense_operator.api.v1alpha1.incident import StepAction
-from tradesense_operator.sandbox.kubeapi import EmulatedCluster
-from tradesense_operator.sandbox.kubeapi.faults import FaultRule
-from tradesense_operator.services.actions.base import Action, Outcome, StepContext, StepResult
-from tradesense_operator.services.actions.registry import ACTIONS
+from tradesense_operator.services.step_adapters.base import Action, Outcome, StepContext, StepResult
+from tradesense_operator.services.step_adapters.registry import ACTIONS
+from tradesense_sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.kubeapi.faults import FaultRule
 
 POINTS = ("before-effect", "after-checkpoint", "mid-wait", "after-effect", "after-return")
 WAITING_ACTIONS = {StepAction.ROLLOUT_STATUS, StepAction.WAIT_PODS_READY}

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.incidents.engine_harness import EFFECTS, EngineEnv, step
-from tradesense_operator.sandbox.kubeapi import EmulatedCluster
-from tradesense_operator.sandbox.kubeapi.faults import FaultRule
+from tradesense_sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.kubeapi.faults import FaultRule
 
 STEPS = ("configure", "restart", "scale", "smoke")
 ACTIONS = ("set-env", "rollout-restart", "scale", "smoke-test")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tradesense_operator.domain.incident.lease import format_micro_time
-from tradesense_operator.sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.kubeapi import EmulatedCluster
 
 pytestmark = pytest.mark.slow
 LEASE = "tradesense-operator-leader"

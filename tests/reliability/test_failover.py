@@ -21,8 +21,8 @@ from tests.integration.incidents.engine_harness import (
     step,
 )
 from tests.reliability.ha_harness import ElectedOperator, launch
-from tradesense_operator.sandbox.kubeapi import EmulatedCluster
-from tradesense_operator.sandbox.runner import Endpoint
+from tradesense_sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.runner import Endpoint
 
 LEASE = "tradesense-operator-leader"
 

@@ -16,9 +16,9 @@ import pytest
 
 from tradesense_operator.clients.kube import KubeClient
 from tradesense_operator.domain.clock import ManualClock
-from tradesense_operator.sandbox.kubeapi import EmulatedCluster
-from tradesense_operator.sandbox.kubeapi.errors import ApiError
 from tradesense_operator.services.leadership import ElectionTiming, LeaderElector, lead
+from tradesense_sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.kubeapi.errors import ApiError
 
 TIMING = ElectionTiming(lease_seconds=15, renew_deadline_seconds=10, retry_seconds=2)
 LEASE = "tradesense-operator-leader"

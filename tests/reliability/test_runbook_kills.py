@@ -31,11 +31,11 @@ from tests.reliability.kill_points import (
 from tradesense_operator.api.v1alpha1.incident import IncidentParameters, Runbook, TradeSenseIncidentSpec
 from tradesense_operator.clients.storage import FilesystemStore
 from tradesense_operator.domain.runbooks import resolve_plan
-from tradesense_operator.sandbox.kubeapi.faults import FaultRule
-from tradesense_operator.services.actions.secrets import ROTATED_BY
-from tradesense_operator.services.actions.workloads import REVISION
-from tradesense_operator.services.backups import engine
+from tradesense_operator.services.backups import dump_pipeline
 from tradesense_operator.services.backups.restore import SAFETY_KIND
+from tradesense_operator.services.step_adapters.secrets import ROTATED_BY
+from tradesense_operator.services.step_adapters.workloads import REVISION
+from tradesense_sandbox.kubeapi.faults import FaultRule
 
 PLANS = {
     "complete-failure": resolve_plan(TradeSenseIncidentSpec(runbook=Runbook.COMPLETE_FAILURE)),
@@ -191,5 +191,5 @@ async def _data_corruption(
     assert env.deployment("backend")["spec"]["replicas"] == 3  # back to what it was
     policy = env.cluster.get("ops.tradesense.io/v1alpha1", "BackupPolicy", backup_policy, env.namespace)
     store = FilesystemStore(policy["spec"]["storage"]["filesystem"]["path"])
-    assert len([m for m in engine.list_backups(store) if m.kind == SAFETY_KIND]) == 1  # one safety backup
+    assert len([m for m in dump_pipeline.list_backups(store) if m.kind == SAFETY_KIND]) == 1  # one safety backup
     assert env.snapshot() == clean  # restored, to the clean state an uninterrupted run reaches

@@ -26,10 +26,10 @@ from tradesense_operator.clients import pgdump
 from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import FilesystemStore
 from tradesense_operator.domain.clock import ManualClock
-from tradesense_operator.sandbox import schema
-from tradesense_operator.sandbox.servers import ThrowawayPostgres, ThrowawayRedis
-from tradesense_operator.services.backups import engine, restore
-from tradesense_operator.services.backups.engine import BackupRequest
+from tradesense_operator.services.backups import dump_pipeline, restore
+from tradesense_operator.services.backups.dump_pipeline import BackupRequest
+from tradesense_sandbox import schema
+from tradesense_sandbox.servers import ThrowawayPostgres, ThrowawayRedis
 
 
 @pytest.mark.slow
@@ -43,8 +43,8 @@ def test_postgres_killed_mid_restore_leaves_a_resumable_marker_and_the_rerun_res
         schema.populate(conn, users=500, trades=150_000, seed=7)
     target = PgTarget(host=throwaway_pg.host, port=throwaway_pg.port, user="postgres", dbname="tradesense")
     store = FilesystemStore(tmp_path / "bk")
-    manifest = engine.verify_backup(store, engine.run_backup(store, BackupRequest(target, "tradesense"), clock=clock),
-                                    clock=clock)
+    dumped = dump_pipeline.run_backup(store, BackupRequest(target, "tradesense"), clock=clock)
+    manifest = dump_pipeline.verify_backup(store, dumped, clock=clock)
     backed_up = table_checksums(target)
     with throwaway_pg.connect("tradesense") as conn:
         conn.execute("DELETE FROM trades WHERE id % 2 = 0")

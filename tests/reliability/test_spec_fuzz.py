@@ -36,11 +36,11 @@ from tradesense_operator.handlers import backup as backup_handlers
 from tradesense_operator.handlers import incident as incident_handlers
 from tradesense_operator.handlers import scaling as scaling_handlers
 from tradesense_operator.handlers import startup as startup_handlers
-from tradesense_operator.sandbox.kubeapi import EmulatedCluster
-from tradesense_operator.sandbox.kubeapi.errors import ApiError
-from tradesense_operator.sandbox.runner import OperatorHandle
 from tradesense_operator.services.runtime import Runtime
 from tradesense_operator.services.scaling.evaluation import validate_spec as validate_scaling
+from tradesense_sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.kubeapi.errors import ApiError
+from tradesense_sandbox.runner import OperatorHandle
 
 API = f"{GROUP}/{VERSION}"
 CLOSED = "127.0.0.1"  # port 1: every data-plane call is refused at once (nothing real is touched)

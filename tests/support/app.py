@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tradesense_operator.sandbox.app import StandinApp
+from tradesense_sandbox.app import StandinApp
 
 if TYPE_CHECKING:  # imported at runtime it would pre-empt pytest's assertion rewriting of that plugin
     from tests.support.secrets import SecretGuard

@@ -25,8 +25,8 @@ import kopf
 import pytest
 
 from tests.support.secrets import SecretGuard
-from tradesense_operator.sandbox.kubeapi import EmulatedCluster
-from tradesense_operator.sandbox.runner import Endpoint, OperatorHandle
+from tradesense_sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.runner import Endpoint, OperatorHandle
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = REPO_ROOT / "crds"

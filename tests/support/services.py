@@ -29,8 +29,8 @@ import redis
 from aiohttp import web
 from psycopg import sql
 
-from tradesense_operator.sandbox.schema import PopulateResult, load_schema, populate
-from tradesense_operator.sandbox.servers import (
+from tradesense_sandbox.schema import PopulateResult, load_schema, populate
+from tradesense_sandbox.servers import (
     AlertmanagerServer,
     BinaryMissing,
     PrometheusServer,

@@ -24,8 +24,8 @@ from tradesense_operator.domain.backups.durations import parse_duration
 from tradesense_operator.domain.backups.manifest import BackupManifest
 from tradesense_operator.domain.backups.naming import validate_label
 from tradesense_operator.domain.clock import SystemClock
-from tradesense_operator.services.backups import engine, restore
-from tradesense_operator.services.backups.engine import BackupFailed, BackupRequest
+from tradesense_operator.services.backups import dump_pipeline, restore
+from tradesense_operator.services.backups.dump_pipeline import BackupFailed, BackupRequest
 from tradesense_operator.services.backups.restore import RestoreRefused
 from tradesense_operator.services.backups.retention import apply_retention
 
@@ -156,7 +156,7 @@ def _handle(action: str, run: Callable[[], int]) -> int:
     except UsageError as exc:
         print(f"tradesense-operator backup {action}: {exc}", file=sys.stderr)
         return 2
-    except (BackupFailed, RestoreRefused, engine.IntegrityError, ClientError, ValueError) as exc:
+    except (BackupFailed, RestoreRefused, dump_pipeline.IntegrityError, ClientError, ValueError) as exc:
         print(f"tradesense-operator backup {action}: {exc}", file=sys.stderr)
         return 1
 
@@ -172,11 +172,11 @@ def _run(args: argparse.Namespace) -> int:
         if args.keep_last is not None and args.keep_last < 1:
             raise UsageError("--keep-last: must be at least 1")
         clock = SystemClock()
-        manifest = engine.run_backup(store, BackupRequest(target, label, BackupFormat(args.format),
+        manifest = dump_pipeline.run_backup(store, BackupRequest(target, label, BackupFormat(args.format),
                                                           args.compression_level, record_counts=args.test_restore),
                                      clock=clock)
         if args.verify_integrity or args.test_restore:
-            manifest = engine.verify_backup(store, manifest, clock=clock, integrity=args.verify_integrity,
+            manifest = dump_pipeline.verify_backup(store, manifest, clock=clock, integrity=args.verify_integrity,
                                             test_restore_source=target if args.test_restore else None)
         print(json.dumps(_summary(manifest, store), indent=1))
         if manifest.verification is not None and not manifest.verified:
@@ -192,8 +192,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _pick(store: BackupStore, backup_id: str | None, label: str | None) -> BackupManifest:
     if backup_id:
-        return engine.find_backup(store, backup_id)
-    backups = engine.list_backups(store, label=label)
+        return dump_pipeline.find_backup(store, backup_id)
+    backups = dump_pipeline.list_backups(store, label=label)
     if not backups:
         raise UsageError("no complete backup found" + (f" with label {label}" if label else ""))
     return backups[0]
@@ -204,7 +204,7 @@ def _verify(args: argparse.Namespace) -> int:
         store = _store(args)
         target = _target(args) if args.test_restore else None
         manifest = _pick(store, args.id, args.label)
-        checked = engine.verify_backup(store, manifest, clock=SystemClock(), test_restore_source=target)
+        checked = dump_pipeline.verify_backup(store, manifest, clock=SystemClock(), test_restore_source=target)
         print(json.dumps(_summary(checked, store), indent=1))
         return 0 if checked.verified else 1
 
@@ -214,7 +214,7 @@ def _verify(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     def body() -> int:
         store = _store(args)
-        backups = engine.list_backups(store, label=args.label)
+        backups = dump_pipeline.list_backups(store, label=args.label)
         if args.json:
             print(json.dumps([_summary(m, store) for m in backups], indent=1))
             return 0

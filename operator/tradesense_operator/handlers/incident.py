@@ -27,10 +27,10 @@ from tradesense_operator.domain.incident.alert_state import CONDITION as ALERT_C
 from tradesense_operator.domain.incident.alert_state import alert_state
 from tradesense_operator.domain.incident.machine import TERMINAL_PHASES
 from tradesense_operator.domain.runbooks import PlanError, resolve_plan
-from tradesense_operator.services.actions.registry import ACTIONS
 from tradesense_operator.services.incidents import IncidentEngine
 from tradesense_operator.services.incidents.engine import WAIT_POLL_FACTOR
 from tradesense_operator.services.runtime import Runtime
+from tradesense_operator.services.step_adapters.registry import ACTIONS
 
 P = ParamSpec("P")
 R = TypeVar("R")

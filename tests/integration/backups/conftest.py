@@ -22,7 +22,7 @@ from psycopg import sql
 from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import FilesystemStore, S3Location, S3Store
 from tradesense_operator.domain.clock import ManualClock
-from tradesense_operator.sandbox import schema
+from tradesense_sandbox import schema
 
 PG_HOST = "127.0.0.1"
 PG_PORT = 5432

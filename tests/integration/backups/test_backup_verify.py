@@ -20,8 +20,8 @@ from tradesense_operator.clients import pgdump
 from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import FilesystemStore
 from tradesense_operator.domain.clock import ManualClock
-from tradesense_operator.services.backups import engine
-from tradesense_operator.services.backups.engine import BackupFailed, BackupRequest
+from tradesense_operator.services.backups import dump_pipeline
+from tradesense_operator.services.backups.dump_pipeline import BackupFailed, BackupRequest
 
 from .conftest import database_names, table_checksums
 
@@ -29,18 +29,18 @@ from .conftest import database_names, table_checksums
 @pytest.mark.parametrize("fmt", [BackupFormat.PLAIN_GZIP, BackupFormat.CUSTOM])
 def test_round_trip_restores_identical_tables(source_db: PgTarget, store: FilesystemStore, clock: ManualClock,
                                               fmt: BackupFormat) -> None:
-    manifest = engine.run_backup(store, BackupRequest(source_db, "tradesense", fmt, record_counts=True), clock=clock,
+    manifest = dump_pipeline.run_backup(store, BackupRequest(source_db, "tradesense", fmt, record_counts=True), clock=clock,
                                  workers=2, chunk_size=64 * 1024)
     assert manifest.table_counts == {"public.sessions": 25, "public.trades": 5000, "public.users": 200}
-    assert [m.id for m in engine.list_backups(store)] == [manifest.id] == ["tradesense_20260105_020000"]
+    assert [m.id for m in dump_pipeline.list_backups(store)] == [manifest.id] == ["tradesense_20260105_020000"]
     copy = source_db.with_db(source_db.dbname + "_copy")
     pgdump.create_database(source_db, copy.dbname)
-    engine.restore_into(copy, store, manifest)
+    dump_pipeline.restore_into(copy, store, manifest)
     assert table_checksums(copy) == table_checksums(source_db)
 
 
 def test_plain_backup_is_the_runbooks_sql_gz(source_db: PgTarget, store: FilesystemStore, clock: ManualClock) -> None:
-    manifest = engine.run_backup(store, BackupRequest(source_db, "backup"), clock=clock, chunk_size=16 * 1024)
+    manifest = dump_pipeline.run_backup(store, BackupRequest(source_db, "backup"), clock=clock, chunk_size=16 * 1024)
     path = store.root / manifest.file_name
     assert path.name.endswith(".sql.gz")
     text = gzip.decompress(path.read_bytes())  # several gzip members: gunzip reads them as one stream
@@ -56,8 +56,8 @@ def test_plain_backup_is_the_runbooks_sql_gz(source_db: PgTarget, store: Filesys
 @pytest.mark.parametrize("fmt", [BackupFormat.PLAIN_GZIP, BackupFormat.CUSTOM])
 def test_corrupted_file_is_detected(source_db: PgTarget, store: FilesystemStore, clock: ManualClock,
                                     fmt: BackupFormat) -> None:
-    manifest = engine.run_backup(store, BackupRequest(source_db, "tradesense", fmt), clock=clock)
-    good = engine.verify_backup(store, manifest, clock=clock)
+    manifest = dump_pipeline.run_backup(store, BackupRequest(source_db, "tradesense", fmt), clock=clock)
+    good = dump_pipeline.verify_backup(store, manifest, clock=clock)
     assert good.verified
     assert good.verification is not None
     assert good.verification.integrity
@@ -65,27 +65,27 @@ def test_corrupted_file_is_detected(source_db: PgTarget, store: FilesystemStore,
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
-    bad = engine.verify_backup(store, manifest, clock=clock)
+    bad = dump_pipeline.verify_backup(store, manifest, clock=clock)
     assert not bad.verified
     assert bad.verification is not None
     assert bad.verification.integrity is False
     assert "sha256 mismatch" in bad.verification.detail or "corrupt" in bad.verification.detail
-    assert not engine.list_backups(store)[0].verified  # the failure is recorded in the stored manifest
+    assert not dump_pipeline.list_backups(store)[0].verified  # the failure is recorded in the stored manifest
 
 
 def test_truncated_gzip_detected_even_with_matching_checksum(source_db: PgTarget, store: FilesystemStore,
                                                              clock: ManualClock) -> None:
-    manifest = engine.run_backup(store, BackupRequest(source_db, "tradesense"), clock=clock)
+    manifest = dump_pipeline.run_backup(store, BackupRequest(source_db, "tradesense"), clock=clock)
     path = store.root / manifest.file_name
     path.write_bytes(path.read_bytes()[:-100])
-    with pytest.raises(engine.IntegrityError, match="truncated"):
-        list(engine.gunzip_chunks(iter([path.read_bytes()])))
+    with pytest.raises(dump_pipeline.IntegrityError, match="truncated"):
+        list(dump_pipeline.gunzip_chunks(iter([path.read_bytes()])))
 
 
 def test_test_restore_compares_counts_and_drops_scratch(source_db: PgTarget, store: FilesystemStore,
                                                         clock: ManualClock) -> None:
-    manifest = engine.run_backup(store, BackupRequest(source_db, "tradesense", record_counts=True), clock=clock)
-    verified = engine.verify_backup(store, manifest, clock=clock, test_restore_source=source_db)
+    manifest = dump_pipeline.run_backup(store, BackupRequest(source_db, "tradesense", record_counts=True), clock=clock)
+    verified = dump_pipeline.verify_backup(store, manifest, clock=clock, test_restore_source=source_db)
     assert verified.verified
     assert verified.verification is not None
     assert verified.verification.test_restore
@@ -95,11 +95,11 @@ def test_test_restore_compares_counts_and_drops_scratch(source_db: PgTarget, sto
 
 def test_scratch_database_dropped_when_test_restore_fails(source_db: PgTarget, store: FilesystemStore,
                                                           clock: ManualClock) -> None:
-    manifest = engine.run_backup(store, BackupRequest(source_db, "tradesense", BackupFormat.CUSTOM,
+    manifest = dump_pipeline.run_backup(store, BackupRequest(source_db, "tradesense", BackupFormat.CUSTOM,
                                                       record_counts=True), clock=clock)
     path = store.root / manifest.file_name
     path.write_bytes(path.read_bytes()[: manifest.bytes // 2])  # the restore dies half-way
-    verified = engine.verify_backup(store, manifest, clock=clock, integrity=False, test_restore_source=source_db)
+    verified = dump_pipeline.verify_backup(store, manifest, clock=clock, integrity=False, test_restore_source=source_db)
     assert not verified.verified
     assert verified.verification is not None
     assert verified.verification.test_restore is False
@@ -113,7 +113,7 @@ def test_killed_pg_dump_leaves_no_success_and_no_file(big_source_db: PgTarget, s
             os.kill(pid, signal.SIGKILL)
 
     with pytest.raises(BackupFailed, match="pg_dump failed"):
-        engine.run_backup(store, BackupRequest(big_source_db, "tradesense"), clock=clock, chunk_size=64 * 1024,
+        dump_pipeline.run_backup(store, BackupRequest(big_source_db, "tradesense"), clock=clock, chunk_size=64 * 1024,
                           on_progress=kill_dump)
-    assert engine.list_backups(store) == []
+    assert dump_pipeline.list_backups(store) == []
     assert list(store.root.iterdir()) == []

@@ -20,7 +20,7 @@ import pytest
 
 from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import FilesystemStore
-from tradesense_operator.services.backups import engine
+from tradesense_operator.services.backups import dump_pipeline
 from tradesense_operator.services.backups.restore import RestoreRefused, find_clean_backup_sync
 from tradesense_operator.services.backups.retention import sweep_leftovers
 
@@ -64,7 +64,7 @@ def test_retention_flags_keep_the_newest(source_db: PgTarget, tmp_path: Path) ->
     store = ["--storage-path", str(tmp_path / "bk")]
     for _ in range(3):
         assert cli("run", *conn(source_db), *store, "--format", "custom", "--keep-last", "2").returncode == 0
-    assert len(engine.list_backups(FilesystemStore(tmp_path / "bk"))) == 2
+    assert len(dump_pipeline.list_backups(FilesystemStore(tmp_path / "bk"))) == 2
 
 
 def test_bad_input_is_reported_clearly(source_db: PgTarget, tmp_path: Path) -> None:
@@ -114,7 +114,7 @@ def test_killed_cli_leaves_nothing_that_looks_like_a_backup(big_source_db: PgTar
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     store = FilesystemStore(directory)
-    assert engine.list_backups(store) == []
+    assert dump_pipeline.list_backups(store) == []
     assert not list(directory.glob("*.manifest.json"))
     with pytest.raises(RestoreRefused, match="no complete backup"):
         find_clean_backup_sync(store, label="tradesense")

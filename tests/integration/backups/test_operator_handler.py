@@ -23,10 +23,10 @@ from tradesense_operator.clients.storage import FilesystemStore
 from tradesense_operator.domain.clock import ManualClock
 from tradesense_operator.handlers import backup as backup_handlers
 from tradesense_operator.handlers import startup as startup_handlers
-from tradesense_operator.sandbox.kubeapi.cluster import EmulatedCluster
-from tradesense_operator.services.backups import engine
+from tradesense_operator.services.backups import dump_pipeline
 from tradesense_operator.services.backups.reconcile import RUN_NOW_ANNOTATION
 from tradesense_operator.services.runtime import Runtime
+from tradesense_sandbox.kubeapi.cluster import EmulatedCluster
 
 API = "ops.tradesense.io/v1alpha1"
 
@@ -72,7 +72,7 @@ def test_operator_runs_run_now_and_scheduled_backups(
     try:
         wait_until(lambda: status().get("lastRunNowToken") == "first" and len(status().get("backups") or []) == 1)
         assert status()["nextScheduleTime"].startswith(next_hour.strftime("%Y-%m-%dT%H:%M:%S"))
-        assert len(engine.list_backups(store)) == 1
+        assert len(dump_pipeline.list_backups(store)) == 1
         clock.set(next_hour + timedelta(seconds=5))
         wait_until(lambda: len(status().get("backups") or []) == 2)
         assert status()["lastScheduleTime"].startswith(next_hour.strftime("%Y-%m-%dT%H:%M:%S"))
@@ -81,4 +81,4 @@ def test_operator_runs_run_now_and_scheduled_backups(
     conditions = {c["type"]: c["status"] for c in status()["conditions"]}
     assert conditions == {"Ready": "True", "LastBackupSucceeded": "True", "BackupStale": "False"}
     assert {e["reason"] for e in cluster.events(ns, "pg")} >= {"BackupSucceeded"}
-    assert len(engine.list_backups(store)) == 2
+    assert len(dump_pipeline.list_backups(store)) == 2

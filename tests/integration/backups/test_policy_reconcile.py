@@ -25,10 +25,10 @@ from tradesense_operator.clients.kube import KubeClient
 from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import FilesystemStore
 from tradesense_operator.domain.clock import ManualClock
-from tradesense_operator.sandbox.kubeapi.cluster import EmulatedCluster
-from tradesense_operator.services.backups import engine
+from tradesense_operator.services.backups import dump_pipeline
 from tradesense_operator.services.backups.reconcile import RUN_NOW_ANNOTATION, reconcile
 from tradesense_operator.services.runtime import Runtime
+from tradesense_sandbox.kubeapi.cluster import EmulatedCluster
 
 from .conftest import KEY_ID, SECRET
 
@@ -132,7 +132,7 @@ async def test_schedule_fires_at_its_times_with_status_and_retention(
         h.clock.advance(timedelta(minutes=20))
         await h.tick()  # nothing more is due within the hour
     store = FilesystemStore(tmp_path / "bk")
-    ids = [m.id for m in engine.list_backups(store, label="hourly")]
+    ids = [m.id for m in dump_pipeline.list_backups(store, label="hourly")]
     assert ids == [f"hourly_{stamp(at(4, 0, 30))}", f"hourly_{stamp(at(3, 0, 30))}"]  # keepLast=2 deleted the 02:00 one
     status = h.status()
     assert [b["id"] for b in status["backups"]] == ids
@@ -158,11 +158,11 @@ async def test_run_now_fires_once_per_token(cluster: EmulatedCluster, runtime: R
     h.clock.advance(5)
     await h.tick()
     assert h.status()["lastRunNowToken"] == "t1"
-    assert len(engine.list_backups(FilesystemStore(tmp_path / "bk"))) == 1
+    assert len(dump_pipeline.list_backups(FilesystemStore(tmp_path / "bk"))) == 1
     cluster.patch(API, "BackupPolicy", "manual", {"metadata": {"annotations": {RUN_NOW_ANNOTATION: "t2"}}}, NS)
     h.clock.advance(5)
     await h.tick()
-    assert len(engine.list_backups(FilesystemStore(tmp_path / "bk"))) == 2
+    assert len(dump_pipeline.list_backups(FilesystemStore(tmp_path / "bk"))) == 2
 
 
 async def test_held_lock_skips_and_reports_then_stale_lock_is_broken(
@@ -180,13 +180,13 @@ async def test_held_lock_skips_and_reports_then_stale_lock_is_broken(
     h.clock.set(at(2, 0, 10))
     await h.tick()
     assert "BackupSkipped" in h.reasons()
-    assert engine.list_backups(FilesystemStore(tmp_path / "bk")) == []
+    assert dump_pipeline.list_backups(FilesystemStore(tmp_path / "bk")) == []
     assert leftover.exists()  # never swept while the lock is held
     h.clock.set(at(3, 0, 5))  # > 3600 s after the lock was taken
     await h.tick()
     assert "StaleLockBroken" in h.reasons()
     assert not leftover.exists()
-    assert len(engine.list_backups(FilesystemStore(tmp_path / "bk"))) == 1  # the 03:00 run happened
+    assert len(dump_pipeline.list_backups(FilesystemStore(tmp_path / "bk"))) == 1  # the 03:00 run happened
 
 
 async def test_overlapping_run_during_inline_backup_is_skipped(
@@ -194,20 +194,20 @@ async def test_overlapping_run_during_inline_backup_is_skipped(
 ) -> None:
     h = make(cluster, runtime, policy("slow", source_db, tmp_path / "bk", schedule="*/5 * * * *"))
     await h.tick()
-    real = engine.run_backup
+    real = dump_pipeline.run_backup
 
     def slow_backup(*args: Any, **kwargs: Any) -> Any:
         h.clock.advance(timedelta(minutes=6))  # the dump takes longer than the schedule interval
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "run_backup", slow_backup)
+    monkeypatch.setattr(dump_pipeline, "run_backup", slow_backup)
     h.clock.set(at(2))
     status = await h.tick()
     assert status["lastScheduleTime"].startswith(iso(at(2, 5)))
     assert "BackupSkipped" in h.reasons()
     h.clock.advance(30)
     await h.tick()
-    assert len(engine.list_backups(FilesystemStore(tmp_path / "bk"))) == 1
+    assert len(dump_pipeline.list_backups(FilesystemStore(tmp_path / "bk"))) == 1
 
 
 async def test_backup_stale_when_runs_keep_failing(cluster: EmulatedCluster, runtime: Runtime, tmp_path: Path) -> None:
@@ -279,8 +279,8 @@ async def test_executor_job_creates_the_job_and_harvests_it(
     assert job["metadata"]["ownerReferences"][0]["kind"] == "BackupPolicy"
     # the Job runs the same engine (here in-process) and completes
     store = FilesystemStore(tmp_path / "bk")
-    m = engine.run_backup(store, engine.BackupRequest(source_db, "bigdb"), clock=h.clock)
-    engine.verify_backup(store, m, clock=h.clock)
+    m = dump_pipeline.run_backup(store, dump_pipeline.BackupRequest(source_db, "bigdb"), clock=h.clock)
+    dump_pipeline.verify_backup(store, m, clock=h.clock)
     h.clock.advance(60)
     await h.tick()
     assert h.status()["activeBackup"] == job_name  # still running: lock held
@@ -317,7 +317,7 @@ async def test_maintenance_tasks_run_on_their_crons(cluster: EmulatedCluster, ru
     assert h.reasons().count("MaintenanceDone") == 2
     await h.tick()
     assert h.reasons().count("MaintenanceDone") == 2
-    assert engine.list_backups(FilesystemStore(tmp_path / "bk")) == []  # the backup schedule (05:00) is not due
+    assert dump_pipeline.list_backups(FilesystemStore(tmp_path / "bk")) == []  # the backup schedule (05:00) is not due
 
 
 async def test_inline_lock_of_a_restarted_operator_is_broken_at_once(
@@ -332,7 +332,7 @@ async def test_inline_lock_of_a_restarted_operator_is_broken_at_once(
     assert "StaleLockBroken" in h.reasons()
     assert "operator instance restarted" in next(
         e["message"] for e in cluster.events(NS, "restarted") if e["reason"] == "StaleLockBroken")
-    assert len(engine.list_backups(FilesystemStore(tmp_path / "bk"))) == 1
+    assert len(dump_pipeline.list_backups(FilesystemStore(tmp_path / "bk"))) == 1
     status = h.status()
     assert "activeBackup" not in status
     assert "activeBackupHolder" not in status
@@ -346,10 +346,10 @@ async def test_missed_runs_while_down_are_reported_and_deadline_skips_late_ones(
     lenient.clock.set(at(5, 20))  # the operator was down over 02:00, 03:00, 04:00 and 05:00
     await lenient.tick()
     await strict.tick()
-    assert len(engine.list_backups(FilesystemStore(tmp_path / "a"))) == 1  # only the newest missed run is made up
+    assert len(dump_pipeline.list_backups(FilesystemStore(tmp_path / "a"))) == 1  # only the newest missed run is made up
     assert "MissedSchedule" in lenient.reasons()
     assert lenient.status()["lastScheduleTime"].startswith(iso(at(5)))
-    assert engine.list_backups(FilesystemStore(tmp_path / "b")) == []  # 20 minutes late > 300 s: skipped
+    assert dump_pipeline.list_backups(FilesystemStore(tmp_path / "b")) == []  # 20 minutes late > 300 s: skipped
     assert "startingDeadlineSeconds" in " ".join(e["message"] for e in cluster.events(NS, "strict"))
     assert strict.status()["lastScheduleTime"].startswith(iso(at(5)))
 
@@ -401,10 +401,10 @@ async def test_suspended_policy_skips_due_runs_until_resumed(
     h.clock.set(at(3, 0, 30))  # two runs (02:00, 03:00) were due while suspended
     await h.tick()
     store = FilesystemStore(tmp_path / "bk")
-    assert engine.list_backups(store, label="paused") == []
+    assert dump_pipeline.list_backups(store, label="paused") == []
     assert "BackupSucceeded" not in h.reasons()
 
     cluster.patch("ops.tradesense.io/v1alpha1", "BackupPolicy", "paused", {"spec": {"suspend": False}}, NS)
     h.clock.set(at(4, 0, 30))
     await h.tick()
-    assert [m.id for m in engine.list_backups(store, label="paused")] == [f"paused_{stamp(at(4, 0, 30))}"]
+    assert [m.id for m in dump_pipeline.list_backups(store, label="paused")] == [f"paused_{stamp(at(4, 0, 30))}"]

@@ -16,8 +16,8 @@ from tradesense_operator.clients import pgdump
 from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import FilesystemStore
 from tradesense_operator.domain.clock import ManualClock
-from tradesense_operator.services.backups import engine, restore
-from tradesense_operator.services.backups.engine import BackupRequest
+from tradesense_operator.services.backups import dump_pipeline, restore
+from tradesense_operator.services.backups.dump_pipeline import BackupRequest
 from tradesense_operator.services.backups.restore import RestoreRefused
 
 from .conftest import table_checksums
@@ -32,13 +32,13 @@ def corrupt_data(target: PgTarget) -> None:
 
 def verified_backup(store: FilesystemStore, source: PgTarget, clock: ManualClock,
                     fmt: BackupFormat = BackupFormat.PLAIN_GZIP) -> str:
-    m = engine.run_backup(store, BackupRequest(source, "tradesense", fmt), clock=clock)
-    return engine.verify_backup(store, m, clock=clock).id
+    m = dump_pipeline.run_backup(store, BackupRequest(source, "tradesense", fmt), clock=clock)
+    return dump_pipeline.verify_backup(store, m, clock=clock).id
 
 
 def test_unverified_and_mismatched_backups_are_refused(source_db: PgTarget, store: FilesystemStore,
                                                        clock: ManualClock) -> None:
-    unverified = engine.run_backup(store, BackupRequest(source_db, "tradesense"), clock=clock)
+    unverified = dump_pipeline.run_backup(store, BackupRequest(source_db, "tradesense"), clock=clock)
     with pytest.raises(RestoreRefused, match="none verified"):
         restore.find_clean_backup_sync(store, label="tradesense")
     with pytest.raises(RestoreRefused, match="not verified"):
@@ -46,7 +46,7 @@ def test_unverified_and_mismatched_backups_are_refused(source_db: PgTarget, stor
     clock.advance(60)
     good_id = verified_backup(store, source_db, clock)
     assert restore.find_clean_backup_sync(store, label="tradesense").id == good_id
-    path = store.root / engine.find_backup(store, good_id).file_name
+    path = store.root / dump_pipeline.find_backup(store, good_id).file_name
     data = bytearray(path.read_bytes())
     data[100] ^= 0x01
     path.write_bytes(bytes(data))
@@ -89,7 +89,7 @@ async def test_full_restore_brings_back_the_backed_up_data(source_db: PgTarget, 
 
 def test_live_database_is_not_dropped_without_a_safety_backup(source_db: PgTarget, store: FilesystemStore,
                                                               clock: ManualClock) -> None:
-    manifest = engine.find_backup(store, verified_backup(store, source_db, clock))
+    manifest = dump_pipeline.find_backup(store, verified_backup(store, source_db, clock))
     corrupt_data(source_db)
     corrupted = table_checksums(source_db)
     with pytest.raises(RestoreRefused, match="no safety backup"):
@@ -100,7 +100,7 @@ def test_live_database_is_not_dropped_without_a_safety_backup(source_db: PgTarge
 def test_rerun_after_crash_following_the_drop_restores(source_db: PgTarget, store: FilesystemStore,
                                                        clock: ManualClock) -> None:
     before = table_checksums(source_db)
-    manifest = engine.find_backup(store, verified_backup(store, source_db, clock))
+    manifest = dump_pipeline.find_backup(store, verified_backup(store, source_db, clock))
     pgdump.drop_database(source_db, source_db.dbname)  # the crash happened right after DROP DATABASE
     safety = restore.take_safety_backup_sync(store, source_db, stamp="s2", label="tradesense", clock=clock)
     assert safety is None  # nothing left to save
@@ -112,7 +112,7 @@ def test_rerun_after_crash_following_the_drop_restores(source_db: PgTarget, stor
 def test_rerun_after_crash_mid_restore_redoes_it(source_db: PgTarget, store: FilesystemStore,
                                                  clock: ManualClock) -> None:
     before = table_checksums(source_db)
-    manifest = engine.find_backup(store, verified_backup(store, source_db, clock))
+    manifest = dump_pipeline.find_backup(store, verified_backup(store, source_db, clock))
     # crash mid-restore: our own marker on a database holding part of the data
     pgdump.drop_database(source_db, source_db.dbname)
     pgdump.create_database(source_db, source_db.dbname,

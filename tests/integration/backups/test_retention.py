@@ -15,8 +15,8 @@ from datetime import timedelta
 from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import FilesystemStore
 from tradesense_operator.domain.clock import ManualClock
-from tradesense_operator.services.backups import engine
-from tradesense_operator.services.backups.engine import BackupRequest
+from tradesense_operator.services.backups import dump_pipeline
+from tradesense_operator.services.backups.dump_pipeline import BackupRequest
 from tradesense_operator.services.backups.retention import apply_retention, sweep_leftovers
 
 
@@ -24,16 +24,16 @@ def make_backups(store: FilesystemStore, db: PgTarget, clock: ManualClock, verif
                  label: str = "tradesense") -> list[str]:
     ids = []
     for ok in verified:
-        manifest = engine.run_backup(store, BackupRequest(db, label, compression_level=1), clock=clock)
+        manifest = dump_pipeline.run_backup(store, BackupRequest(db, label, compression_level=1), clock=clock)
         if ok:
-            manifest = engine.verify_backup(store, manifest, clock=clock)
+            manifest = dump_pipeline.verify_backup(store, manifest, clock=clock)
         ids.append(manifest.id)
         clock.advance(timedelta(hours=12))
     return ids
 
 
 def stored_ids(store: FilesystemStore, label: str = "tradesense") -> list[str]:
-    return sorted(m.id for m in engine.list_backups(store, label=label))
+    return sorted(m.id for m in dump_pipeline.list_backups(store, label=label))
 
 
 def test_keep_last_deletes_exactly_the_oldest(source_db: PgTarget, store: FilesystemStore, clock: ManualClock) -> None:

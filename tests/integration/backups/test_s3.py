@@ -16,8 +16,8 @@ from tradesense_operator.clients import pgdump, storage
 from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import S3Location, S3Store
 from tradesense_operator.domain.clock import ManualClock
-from tradesense_operator.services.backups import engine
-from tradesense_operator.services.backups.engine import BackupFailed, BackupRequest
+from tradesense_operator.services.backups import dump_pipeline
+from tradesense_operator.services.backups.dump_pipeline import BackupFailed, BackupRequest
 from tradesense_operator.services.backups.retention import apply_retention
 
 from .conftest import KEY_ID, SECRET, table_checksums
@@ -25,24 +25,24 @@ from .conftest import KEY_ID, SECRET, table_checksums
 
 @pytest.mark.parametrize("fmt", [BackupFormat.PLAIN_GZIP, BackupFormat.CUSTOM])
 def test_s3_round_trip(source_db: PgTarget, s3_store: S3Store, clock: ManualClock, fmt: BackupFormat) -> None:
-    manifest = engine.run_backup(s3_store, BackupRequest(source_db, "tradesense", fmt, compression_level=0),
+    manifest = dump_pipeline.run_backup(s3_store, BackupRequest(source_db, "tradesense", fmt, compression_level=0),
                                  clock=clock)
     assert s3_store.location(manifest.file_name).startswith("s3://")
-    verified = engine.verify_backup(s3_store, manifest, clock=clock)
+    verified = dump_pipeline.verify_backup(s3_store, manifest, clock=clock)
     assert verified.verified
-    assert [m.id for m in engine.list_backups(s3_store)] == [manifest.id]
+    assert [m.id for m in dump_pipeline.list_backups(s3_store)] == [manifest.id]
     copy = source_db.with_db(source_db.dbname + "_s3")
     pgdump.create_database(source_db, copy.dbname)
-    engine.restore_into(copy, s3_store, verified)
+    dump_pipeline.restore_into(copy, s3_store, verified)
     assert table_checksums(copy) == table_checksums(source_db)
 
 
 def test_multipart_upload_with_many_parts(source_db: PgTarget, s3_store: S3Store, clock: ManualClock,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(storage, "S3_PART_SIZE", 32 * 1024)  # moto accepts small parts; real S3 needs 5 MiB
-    manifest = engine.run_backup(s3_store, BackupRequest(source_db, "tradesense", compression_level=1), clock=clock)
+    manifest = dump_pipeline.run_backup(s3_store, BackupRequest(source_db, "tradesense", compression_level=1), clock=clock)
     assert manifest.bytes > 3 * 32 * 1024
-    assert engine.verify_backup(s3_store, manifest, clock=clock).verified
+    assert dump_pipeline.verify_backup(s3_store, manifest, clock=clock).verified
 
 
 def test_failed_upload_leaves_nothing(big_source_db: PgTarget, s3_store: S3Store, s3_client: Any,
@@ -52,10 +52,10 @@ def test_failed_upload_leaves_nothing(big_source_db: PgTarget, s3_store: S3Store
             raise OSError(28, "simulated: no space left")
 
     with pytest.raises(BackupFailed):
-        engine.run_backup(s3_store, BackupRequest(big_source_db, "tradesense"), clock=clock, chunk_size=64 * 1024,
+        dump_pipeline.run_backup(s3_store, BackupRequest(big_source_db, "tradesense"), clock=clock, chunk_size=64 * 1024,
                           on_progress=boom)
     assert s3_store.list_objects() == []
-    assert engine.list_backups(s3_store) == []
+    assert dump_pipeline.list_backups(s3_store) == []
     assert s3_client.list_multipart_uploads(Bucket=s3_store.bucket).get("Uploads", []) == []
 
 
@@ -63,19 +63,19 @@ def test_s3_corruption_and_retention(source_db: PgTarget, s3_store: S3Store, s3_
                                      clock: ManualClock) -> None:
     ids = []
     for _ in range(3):
-        m = engine.run_backup(s3_store, BackupRequest(source_db, "tradesense"), clock=clock)
-        ids.append(engine.verify_backup(s3_store, m, clock=clock).id)
+        m = dump_pipeline.run_backup(s3_store, BackupRequest(source_db, "tradesense"), clock=clock)
+        ids.append(dump_pipeline.verify_backup(s3_store, m, clock=clock).id)
         clock.advance(3600)
     deleted = apply_retention(s3_store, "tradesense", now=clock.now(), keep_last=2, max_age=None)
     assert [d.id for d in deleted] == [ids[0]]
-    assert [m.id for m in engine.list_backups(s3_store)] == [ids[2], ids[1]]
+    assert [m.id for m in dump_pipeline.list_backups(s3_store)] == [ids[2], ids[1]]
     assert not any(o.name.startswith(ids[0]) for o in s3_store.list_objects())
-    newest = engine.find_backup(s3_store, ids[2])
+    newest = dump_pipeline.find_backup(s3_store, ids[2])
     key = "tradesense/prod/" + newest.file_name
     body = bytearray(s3_client.get_object(Bucket=s3_store.bucket, Key=key)["Body"].read())
     body[-20] ^= 0xFF
     s3_client.put_object(Bucket=s3_store.bucket, Key=key, Body=bytes(body))
-    assert not engine.verify_backup(s3_store, newest, clock=clock).verified
+    assert not dump_pipeline.verify_backup(s3_store, newest, clock=clock).verified
 
 
 def test_credentials_not_in_repr_or_errors(s3_endpoint: str, secret_guard: Any) -> None:

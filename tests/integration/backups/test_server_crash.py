@@ -13,11 +13,11 @@ import pytest
 from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import FilesystemStore
 from tradesense_operator.domain.clock import ManualClock
-from tradesense_operator.sandbox import schema
-from tradesense_operator.sandbox.servers.postgres import ThrowawayPostgres
-from tradesense_operator.services.backups import engine
-from tradesense_operator.services.backups.engine import BackupFailed, BackupRequest
+from tradesense_operator.services.backups import dump_pipeline
+from tradesense_operator.services.backups.dump_pipeline import BackupFailed, BackupRequest
 from tradesense_operator.services.backups.restore import RestoreRefused, find_clean_backup_sync
+from tradesense_sandbox import schema
+from tradesense_sandbox.servers.postgres import ThrowawayPostgres
 
 
 def test_server_killed_mid_dump_leaves_no_backup(throwaway_pg: ThrowawayPostgres, tmp_path: Path,
@@ -34,9 +34,9 @@ def test_server_killed_mid_dump_leaves_no_backup(throwaway_pg: ThrowawayPostgres
             throwaway_pg.kill()
 
     with pytest.raises(BackupFailed, match="pg_dump failed"):
-        engine.run_backup(store, BackupRequest(target, "tradesense"), clock=clock, chunk_size=64 * 1024,
+        dump_pipeline.run_backup(store, BackupRequest(target, "tradesense"), clock=clock, chunk_size=64 * 1024,
                           on_progress=crash)
-    assert engine.list_backups(store) == []
+    assert dump_pipeline.list_backups(store) == []
     assert list(store.root.iterdir()) == []
     with pytest.raises(RestoreRefused):
         find_clean_backup_sync(store, label="tradesense")

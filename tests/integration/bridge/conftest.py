@@ -31,8 +31,8 @@ from tests.support.secrets import SecretGuard
 from tradesense_operator.bridge.server import TOKEN_KEY, build_app, secret_token_provider
 from tradesense_operator.clients.kube import KubeClient
 from tradesense_operator.config import Settings
-from tradesense_operator.sandbox.kubeapi import EmulatedCluster
 from tradesense_operator.services.runtime import Runtime
+from tradesense_sandbox.kubeapi import EmulatedCluster
 
 INCIDENT_API = "ops.tradesense.io/v1alpha1"
 INCIDENT_KIND = "TradeSenseIncident"

@@ -35,10 +35,10 @@ from tradesense_operator.config import Settings
 from tradesense_operator.handlers import incident as incident_handlers
 from tradesense_operator.handlers.http import start_http, stop_http
 from tradesense_operator.handlers.startup import configure
-from tradesense_operator.sandbox.kubeapi import EmulatedCluster
-from tradesense_operator.sandbox.runner import OperatorHandle
-from tradesense_operator.sandbox.tradesense_namespace import install_tradesense, wait_workloads_ready
 from tradesense_operator.services.runtime import Runtime
+from tradesense_sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.runner import OperatorHandle
+from tradesense_sandbox.tradesense_namespace import install_tradesense, wait_workloads_ready
 
 INCIDENT_API = "ops.tradesense.io/v1alpha1"
 INCIDENT_KIND = "TradeSenseIncident"

@@ -39,10 +39,10 @@ from tests.integration.bridge.operator_harness import (
 from tests.support.secrets import SecretGuard
 from tradesense_operator.domain.alerts import ALERT_NOTIFICATIONS_ANNOTATION, ALERT_STATUS_ANNOTATION
 from tradesense_operator.domain.incident.alert_state import CONDITION as ALERT_CONDITION
-from tradesense_operator.sandbox.app import BackgroundLoad, StandinApp
-from tradesense_operator.sandbox.kubeapi import EmulatedCluster
-from tradesense_operator.sandbox.servers import AlertmanagerServer, PrometheusServer
-from tradesense_operator.services.actions.workloads import REVISION
+from tradesense_operator.services.step_adapters.workloads import REVISION
+from tradesense_sandbox.app import BackgroundLoad, StandinApp
+from tradesense_sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.servers import AlertmanagerServer, PrometheusServer
 
 SHIPPED_RULES = Path(__file__).resolve().parents[3] / "deploy" / "monitoring" / "tradesense.rules.yaml"
 FAST_WINDOW = "[10s]"

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.integration.bridge.conftest import Bridge
-from tradesense_operator.sandbox.servers import AlertmanagerServer
+from tradesense_sandbox.servers import AlertmanagerServer
 
 pytestmark = pytest.mark.prometheus
 

@@ -21,7 +21,7 @@ from tests.support.secrets import SecretGuard
 from tradesense_operator.domain.alerts import ALERT_STATUS_ANNOTATION
 from tradesense_operator.domain.incident.alert_state import CONDITION as ALERT_CONDITION
 from tradesense_operator.domain.incident.freeze import FREEZE_ANNOTATION
-from tradesense_operator.sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.kubeapi import EmulatedCluster
 
 
 async def _post(session: aiohttp.ClientSession, operator: RunningOperator, payload: dict[str, object]) -> list[str]:

@@ -38,7 +38,7 @@ from tradesense_operator.clients.postgres import (
     PostgresClient,
     ReadyState,
 )
-from tradesense_operator.sandbox.servers import BinaryMissing, ThrowawayPostgres, free_port
+from tradesense_sandbox.servers import BinaryMissing, ThrowawayPostgres, free_port
 
 SHARED_HOST, SHARED_PORT = "127.0.0.1", 5432
 

@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from tests.support.secrets import SecretGuard
 from tradesense_operator.clients.errors import Forbidden, Invalid, Unavailable
 from tradesense_operator.clients.redis import KeyTtl, RedisClient
-from tradesense_operator.sandbox.servers import BinaryMissing, ThrowawayRedis, free_port
+from tradesense_sandbox.servers import BinaryMissing, ThrowawayRedis, free_port
 
 SHARED_DB = 11
 

@@ -13,7 +13,7 @@ from tradesense_operator.clients.errors import Invalid, NotFound
 from tradesense_operator.clients.kube import KubeClient
 from tradesense_operator.clients.secret_values import read_secret_key
 from tradesense_operator.observability.redaction import SECRETS, RedactingFilter
-from tradesense_operator.sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.kubeapi import EmulatedCluster
 
 
 async def test_value_is_decoded_and_masked_in_later_log_lines(

@@ -31,7 +31,7 @@ from tests.e2e.harness import (
 from tests.e2e.kubectl_front import KubectlFront
 from tests.e2e.scenarios import E2EEnv, PgTarget
 from tests.support.services import SHARED_PG_DSN
-from tradesense_operator.sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.kubeapi import EmulatedCluster
 
 
 @pytest.fixture(scope="module")

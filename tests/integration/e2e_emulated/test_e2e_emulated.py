@@ -14,7 +14,7 @@ from tests.e2e import scenarios
 from tests.e2e.harness import E2E_LABEL, cluster_problem, foreign_app_namespace
 from tests.e2e.scenarios import E2EEnv
 from tests.e2e.suite import E2ESuite
-from tradesense_operator.sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.kubeapi import EmulatedCluster
 
 
 class TestOnEmulatedCluster(E2ESuite):

@@ -35,17 +35,17 @@ from tradesense_operator.clients.storage import FilesystemStore
 from tradesense_operator.config import Settings
 from tradesense_operator.domain.clock import ManualClock
 from tradesense_operator.domain.runbooks import resolve_plan
-from tradesense_operator.sandbox.app import StandinApp
-from tradesense_operator.sandbox.demo import operator_registry
-from tradesense_operator.sandbox.kubeapi import EmulatedCluster
-from tradesense_operator.sandbox.runner import OperatorHandle
-from tradesense_operator.sandbox.schema import TableFingerprint, fingerprint
-from tradesense_operator.sandbox.tradesense_namespace import install_tradesense
-from tradesense_operator.services.actions.base import Action, Outcome, StepContext, StepResult
-from tradesense_operator.services.actions.registry import ACTIONS
-from tradesense_operator.services.backups import engine
-from tradesense_operator.services.backups.engine import BackupRequest
+from tradesense_operator.services.backups import dump_pipeline
+from tradesense_operator.services.backups.dump_pipeline import BackupRequest
 from tradesense_operator.services.runtime import Runtime
+from tradesense_operator.services.step_adapters.base import Action, Outcome, StepContext, StepResult
+from tradesense_operator.services.step_adapters.registry import ACTIONS
+from tradesense_sandbox.app import StandinApp
+from tradesense_sandbox.demo import operator_registry
+from tradesense_sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.runner import OperatorHandle
+from tradesense_sandbox.schema import TableFingerprint, fingerprint
+from tradesense_sandbox.tradesense_namespace import install_tradesense
 
 STEP_DEADLINE = 20.0
 API_VERSION = "ops.tradesense.io/v1alpha1"
@@ -188,7 +188,8 @@ def backup_policy(tradesense: TradesenseEnv, tmp_path: Path) -> str:
     target = PgTarget(host="127.0.0.1", port=5432, dbname=env.pg.name, user="postgres")
     store = FilesystemStore(str(root))
     clock = ManualClock()
-    engine.verify_backup(store, engine.run_backup(store, BackupRequest(target, BACKUP_POLICY), clock=clock), clock=clock)
+    dumped = dump_pipeline.run_backup(store, BackupRequest(target, BACKUP_POLICY), clock=clock)
+    dump_pipeline.verify_backup(store, dumped, clock=clock)
     env.cluster.create({
         "apiVersion": API_VERSION, "kind": "BackupPolicy",
         "metadata": {"name": BACKUP_POLICY, "namespace": env.namespace},

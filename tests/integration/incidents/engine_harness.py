@@ -41,11 +41,11 @@ from tradesense_operator.domain.clock import ManualClock
 from tradesense_operator.handlers import incident as incident_handlers
 from tradesense_operator.handlers.startup import configure
 from tradesense_operator.observability.metrics import OperatorMetrics
-from tradesense_operator.sandbox.kubeapi import EmulatedCluster
-from tradesense_operator.sandbox.runner import OperatorHandle
-from tradesense_operator.services.actions.base import Action, Outcome, StepContext, StepFailed, StepResult
 from tradesense_operator.services.incidents import IncidentEngine
 from tradesense_operator.services.runtime import Runtime
+from tradesense_operator.services.step_adapters.base import Action, Outcome, StepContext, StepFailed, StepResult
+from tradesense_sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.runner import OperatorHandle
 
 API_VERSION = "ops.tradesense.io/v1alpha1"
 KIND = "TradeSenseIncident"

@@ -9,8 +9,8 @@ import json
 from tests.integration.incidents.conftest import TradesenseEnv
 from tradesense_operator.api.v1alpha1.incident import Runbook
 from tradesense_operator.domain.runbooks import resolve_plan
-from tradesense_operator.sandbox.schema import fingerprint
-from tradesense_operator.services.actions.registry import ACTIONS
+from tradesense_operator.services.step_adapters.registry import ACTIONS
+from tradesense_sandbox.schema import fingerprint
 
 
 def cluster_state(env: TradesenseEnv) -> dict[str, str]:

@@ -15,7 +15,7 @@ import pytest
 
 from tests.integration.incidents.engine_harness import CALLS, EFFECTS, EngineEnv, Gate, default_actions, step
 from tradesense_operator.domain.incident.storm import HISTORY_ANNOTATION
-from tradesense_operator.sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.kubeapi import EmulatedCluster
 
 STEPS = ("configure", "restart", "scale", "smoke")
 KILL_POINTS = [

@@ -25,8 +25,8 @@ from tradesense_operator.api.v1alpha1.incident import PlannedStep, StepAction, T
 from tradesense_operator.cli import main
 from tradesense_operator.domain.alerts import ALERT_LAST_SEEN_ANNOTATION, ALERT_STATUS_ANNOTATION
 from tradesense_operator.domain.runbooks import resolve_plan
-from tradesense_operator.sandbox.kubeapi import EmulatedCluster
-from tradesense_operator.sandbox.kubeapi.errors import ApiError
+from tradesense_sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.kubeapi.errors import ApiError
 
 
 @pytest.fixture

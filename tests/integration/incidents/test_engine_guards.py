@@ -19,7 +19,7 @@ from tradesense_operator.api.v1alpha1.incident import StepAction
 from tradesense_operator.domain.incident.freeze import FREEZE_ANNOTATION
 from tradesense_operator.domain.incident.lease import Holder, format_micro_time
 from tradesense_operator.domain.incident.storm import HISTORY_ANNOTATION
-from tradesense_operator.sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.kubeapi import EmulatedCluster
 
 LEASE = ("coordination.k8s.io/v1", "Lease", "tradesense-remediation")
 

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from tests.integration.incidents.conftest import TradesenseEnv
-from tradesense_operator.services.actions.base import Outcome, StepFailed
+from tradesense_operator.services.step_adapters.base import Outcome, StepFailed
 
 
 def seed_sessions(env: TradesenseEnv) -> None:

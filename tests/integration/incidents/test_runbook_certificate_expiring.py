@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.integration.incidents.conftest import TradesenseEnv
-from tradesense_operator.services.actions.base import Outcome
+from tradesense_operator.services.step_adapters.base import Outcome
 
 HttpsApi = Callable[[datetime], AbstractAsyncContextManager[str]]
 

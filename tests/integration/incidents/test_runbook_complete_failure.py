@@ -8,8 +8,8 @@ import pytest
 
 from tests.integration.incidents.conftest import TradesenseEnv
 from tradesense_operator.domain.runbooks import resolve_plan
-from tradesense_operator.services.actions.base import STAMP_ANNOTATION, Outcome, StepFailed
-from tradesense_operator.services.actions.workloads import RESTARTED_AT
+from tradesense_operator.services.step_adapters.base import STAMP_ANNOTATION, Outcome, StepFailed
+from tradesense_operator.services.step_adapters.workloads import RESTARTED_AT
 
 ORDER = ("postgres", "redis", "backend", "frontend")
 

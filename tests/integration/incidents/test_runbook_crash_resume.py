@@ -21,12 +21,12 @@ from tradesense_operator.api.v1alpha1.incident import (
 )
 from tradesense_operator.clients.storage import FilesystemStore
 from tradesense_operator.domain.runbooks import resolve_plan
-from tradesense_operator.sandbox.kubeapi import EmulatedCluster
-from tradesense_operator.services.actions.base import Action, Outcome, StepContext, StepResult
-from tradesense_operator.services.actions.registry import ACTIONS
-from tradesense_operator.services.actions.workloads import REVISION
-from tradesense_operator.services.backups import engine
+from tradesense_operator.services.backups import dump_pipeline
 from tradesense_operator.services.backups.restore import SAFETY_KIND
+from tradesense_operator.services.step_adapters.base import Action, Outcome, StepContext, StepResult
+from tradesense_operator.services.step_adapters.registry import ACTIONS
+from tradesense_operator.services.step_adapters.workloads import REVISION
+from tradesense_sandbox.kubeapi import EmulatedCluster
 
 COMPLETE_FAILURE = [s.id for s in resolve_plan(TradeSenseIncidentSpec(runbook=Runbook.COMPLETE_FAILURE))]
 DATA_CORRUPTION = [s.id for s in resolve_plan(TradeSenseIncidentSpec(
@@ -125,6 +125,6 @@ async def test_data_corruption_killed_after_each_effect_finishes_with_every_effe
     assert env.deployment("backend")["metadata"]["annotations"][REVISION] == "3"
     policy = env.cluster.get("ops.tradesense.io/v1alpha1", "BackupPolicy", backup_policy, env.namespace)
     store = FilesystemStore(policy["spec"]["storage"]["filesystem"]["path"])
-    safety = [m for m in engine.list_backups(store) if m.kind == SAFETY_KIND]
+    safety = [m for m in dump_pipeline.list_backups(store) if m.kind == SAFETY_KIND]
     assert len(safety) == 1
     assert env.snapshot() == clean

@@ -8,8 +8,8 @@ import asyncio
 import pytest
 
 from tests.integration.incidents.conftest import TradesenseEnv
-from tradesense_operator.sandbox.tradesense_namespace import deployment, wait_workloads_ready
-from tradesense_operator.services.actions.base import STAMP_ANNOTATION, Outcome, StepFailed
+from tradesense_operator.services.step_adapters.base import STAMP_ANNOTATION, Outcome, StepFailed
+from tradesense_sandbox.tradesense_namespace import deployment, wait_workloads_ready
 
 
 def green(env: TradesenseEnv) -> dict[str, object]:

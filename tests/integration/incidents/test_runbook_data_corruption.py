@@ -11,8 +11,8 @@ import psycopg
 import pytest
 
 from tests.integration.incidents.conftest import TradesenseEnv
-from tradesense_operator.sandbox.runner import OperatorHandle
-from tradesense_operator.services.actions.base import Outcome, StepFailed
+from tradesense_operator.services.step_adapters.base import Outcome, StepFailed
+from tradesense_sandbox.runner import OperatorHandle
 
 
 async def test_data_corruption_stops_writes_assesses_and_restores_only_when_approved(

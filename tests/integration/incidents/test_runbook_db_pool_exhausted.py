@@ -4,7 +4,7 @@ a transaction on the real PostgreSQL) reported as evidence."""
 from __future__ import annotations
 
 from tests.integration.incidents.conftest import TradesenseEnv
-from tradesense_operator.services.actions.base import Outcome
+from tradesense_operator.services.step_adapters.base import Outcome
 
 
 async def test_scales_backend_and_reports_the_idle_in_transaction_session(tradesense: TradesenseEnv) -> None:

@@ -8,7 +8,7 @@ import base64
 from tests.integration.incidents.conftest import TradesenseEnv
 from tests.support.secrets import SecretGuard
 from tests.support.services import WebhookRecorder
-from tradesense_operator.services.actions.base import Outcome
+from tradesense_operator.services.step_adapters.base import Outcome
 
 
 async def test_measures_the_database_and_pages_for_the_manual_part(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from tests.integration.incidents.conftest import TradesenseEnv
 from tradesense_operator.domain.scaling.floor import SCALE_FLOOR_ANNOTATION, parse_scale_floors
-from tradesense_operator.services.actions.base import STAMP_ANNOTATION, Outcome
+from tradesense_operator.services.step_adapters.base import STAMP_ANNOTATION, Outcome
 
 
 async def test_scales_out_sets_workers_and_waits_for_the_new_pods(tradesense: TradesenseEnv) -> None:

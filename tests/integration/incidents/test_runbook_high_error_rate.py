@@ -10,10 +10,10 @@ import aiohttp
 import pytest
 
 from tests.integration.incidents.conftest import TradesenseEnv
-from tradesense_operator.sandbox.tradesense_namespace import wait_workloads_ready
-from tradesense_operator.services.actions.base import Outcome, StepFailed
-from tradesense_operator.services.actions.registry import ACTIONS
-from tradesense_operator.services.actions.workloads import REVISION
+from tradesense_operator.services.step_adapters.base import Outcome, StepFailed
+from tradesense_operator.services.step_adapters.registry import ACTIONS
+from tradesense_operator.services.step_adapters.workloads import REVISION
+from tradesense_sandbox.tradesense_namespace import wait_workloads_ready
 
 
 def image(env: TradesenseEnv) -> str:

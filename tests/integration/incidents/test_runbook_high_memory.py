@@ -4,7 +4,7 @@ and replaced, memory limit raised to 4Gi (requests and cpu untouched), rollout w
 from __future__ import annotations
 
 from tests.integration.incidents.conftest import TradesenseEnv
-from tradesense_operator.services.actions.base import Outcome
+from tradesense_operator.services.step_adapters.base import Outcome
 
 
 async def test_samples_big_keys_restarts_pods_and_raises_the_memory_limit(tradesense: TradesenseEnv) -> None:

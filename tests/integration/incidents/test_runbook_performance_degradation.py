@@ -4,7 +4,7 @@ pg_stat_statements is absent, the backend scaled to 10, and only the analytics c
 from __future__ import annotations
 
 from tests.integration.incidents.conftest import TradesenseEnv
-from tradesense_operator.services.actions.base import Outcome
+from tradesense_operator.services.step_adapters.base import Outcome
 
 
 async def test_collects_latency_scales_out_and_clears_only_the_analytics_cache(tradesense: TradesenseEnv) -> None:

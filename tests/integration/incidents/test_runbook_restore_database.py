@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from tests.integration.incidents.conftest import TradesenseEnv
-from tradesense_operator.services.actions.base import Outcome
+from tradesense_operator.services.step_adapters.base import Outcome
 
 
 async def test_restore_database_stops_traffic_restores_and_restarts(

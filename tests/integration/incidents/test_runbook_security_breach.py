@@ -13,8 +13,8 @@ import pytest
 from tests.integration.incidents.conftest import TradesenseEnv
 from tests.support.secrets import SecretGuard
 from tradesense_operator.domain.runbooks import resolve_plan
-from tradesense_operator.services.actions.base import Outcome, StepFailed
-from tradesense_operator.services.actions.secrets import ROTATED_BY
+from tradesense_operator.services.step_adapters.base import Outcome, StepFailed
+from tradesense_operator.services.step_adapters.secrets import ROTATED_BY
 
 
 def stored_key(env: TradesenseEnv) -> str:

@@ -4,8 +4,8 @@ Deployment with the step's stamp, rollouts awaited, and the DR failover recorded
 from __future__ import annotations
 
 from tests.integration.incidents.conftest import TradesenseEnv
-from tradesense_operator.services.actions.base import STAMP_ANNOTATION, Outcome
-from tradesense_operator.services.actions.traffic import DR_ACTIVATED_AT
+from tradesense_operator.services.step_adapters.base import STAMP_ANNOTATION, Outcome
+from tradesense_operator.services.step_adapters.traffic import DR_ACTIVATED_AT
 
 
 async def test_site_down_records_evidence_restarts_everything_and_waits_for_approval_to_fail_over(
@@ -44,7 +44,7 @@ async def test_site_down_records_evidence_restarts_everything_and_waits_for_appr
 async def test_failover_without_the_dr_configmap_fails_with_the_manual_command(tradesense: TradesenseEnv) -> None:
     import pytest
 
-    from tradesense_operator.services.actions.base import StepFailed
+    from tradesense_operator.services.step_adapters.base import StepFailed
 
     env = tradesense
     env.cluster.delete("v1", "ConfigMap", "dr-activate", env.namespace)

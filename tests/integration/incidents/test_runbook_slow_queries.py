@@ -9,9 +9,9 @@ from collections.abc import Callable
 import psycopg
 
 from tests.integration.incidents.conftest import TradesenseEnv
-from tradesense_operator.sandbox.schema import load_schema, populate
-from tradesense_operator.sandbox.servers import ThrowawayPostgres
-from tradesense_operator.services.actions.base import Outcome
+from tradesense_operator.services.step_adapters.base import Outcome
+from tradesense_sandbox.schema import load_schema, populate
+from tradesense_sandbox.servers import ThrowawayPostgres
 
 
 def index_names(server: ThrowawayPostgres) -> set[str]:

@@ -13,9 +13,9 @@ import psycopg
 
 from tests.integration.incidents.conftest import TradesenseEnv
 from tradesense_operator.domain.runbooks import resolve_plan
-from tradesense_operator.sandbox.runner import OperatorHandle
-from tradesense_operator.sandbox.schema import load_schema, populate
-from tradesense_operator.sandbox.servers import ThrowawayPostgres
+from tradesense_sandbox.runner import OperatorHandle
+from tradesense_sandbox.schema import load_schema, populate
+from tradesense_sandbox.servers import ThrowawayPostgres
 
 DONE = ("Succeeded", "Skipped")
 

@@ -20,7 +20,7 @@ from tests.integration.bridge.operator_harness import (
 )
 from tests.support.secrets import SecretGuard
 from tradesense_operator.observability.logs import configure_logging
-from tradesense_operator.sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.kubeapi import EmulatedCluster
 
 STEP_EVENTS = ("StepStarted", "StepSucceeded", "StepSkipped", "AttemptFailed", "StepFailed")
 
@@ -94,5 +94,7 @@ async def test_lines_written_while_a_step_runs_carry_incident_and_step(
         assert record.get("object") == _ref(incident), record
         assert f"] {record['step']}" in record["message"], record
     for record in records:
-        if record["logger"].startswith(("tradesense_operator.services.incidents", "tradesense_operator.services.actions")):
+        if record["logger"].startswith(
+            ("tradesense_operator.services.incidents", "tradesense_operator.services.step_adapters")
+        ):
             assert record.get("object") == _ref(incident), record

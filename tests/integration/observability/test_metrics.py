@@ -19,7 +19,7 @@ from tests.integration.bridge.operator_harness import (
     run_alert_incident,
 )
 from tests.support.secrets import SecretGuard
-from tradesense_operator.sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.kubeapi import EmulatedCluster
 
 
 async def _scrape(session: aiohttp.ClientSession, operator: RunningOperator) -> str:

@@ -23,8 +23,8 @@ import pytest
 from tests.support.secrets import SecretGuard
 from tradesense_operator.observability.logs import configure_logging
 from tradesense_operator.observability.redaction import MASK, SECRETS
-from tradesense_operator.sandbox.kubeapi import EmulatedCluster
-from tradesense_operator.sandbox.runner import OperatorHandle, default_settings
+from tradesense_sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.runner import OperatorHandle, default_settings
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import redis
 
-from tradesense_operator.sandbox.schema import GENERATED_USER_PASSWORD, load_schema, populate
+from tradesense_sandbox.schema import GENERATED_USER_PASSWORD, load_schema, populate
 
 
 def call(url: str, *, body: dict[str, Any] | None = None, token: str | None = None) -> tuple[int, Any]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from tradesense_operator.sandbox.app.auth import verify_password
-from tradesense_operator.sandbox.schema import (
+from tradesense_sandbox.app.auth import verify_password
+from tradesense_sandbox.schema import (
     GENERATED_USER_PASSWORD,
     RUNBOOK_INDEX_SQL,
     TEST_USER_EMAIL,

@@ -18,9 +18,9 @@ import psycopg
 import pytest
 import redis
 
-from tradesense_operator.sandbox.app import generate_load
-from tradesense_operator.sandbox.servers import BinaryMissing, ServerStartError, ThrowawayPostgres, ThrowawayRedis
-from tradesense_operator.sandbox.servers.probes import http_json
+from tradesense_sandbox.app import generate_load
+from tradesense_sandbox.servers import BinaryMissing, ServerStartError, ThrowawayPostgres, ThrowawayRedis
+from tradesense_sandbox.servers.probes import http_json
 
 
 def instant_value(prometheus, promql: str) -> float | None:

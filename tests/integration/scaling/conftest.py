@@ -14,10 +14,10 @@ from tests.integration.scaling.prometheus_support import start_prometheus
 from tradesense_operator.clients.kube import KubeClient
 from tradesense_operator.clients.prometheus import PrometheusPool
 from tradesense_operator.domain.clock import ManualClock
-from tradesense_operator.sandbox.app import StandinApp
-from tradesense_operator.sandbox.kubeapi.cluster import EmulatedCluster
-from tradesense_operator.sandbox.servers.prometheus import PrometheusServer
 from tradesense_operator.services.scaling.evaluation import ScalingService
+from tradesense_sandbox.app import StandinApp
+from tradesense_sandbox.kubeapi.cluster import EmulatedCluster
+from tradesense_sandbox.servers.prometheus import PrometheusServer
 
 REPO = Path(__file__).resolve().parents[3]
 NAMESPACE = "tradesense"

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from tradesense_operator.sandbox.servers.prometheus import PrometheusServer
+from tradesense_sandbox.servers.prometheus import PrometheusServer
 
 PROMETHEUS_BINARY = "/usr/bin/prometheus"
 

@@ -19,10 +19,10 @@ from tradesense_operator.clients.kube import KubeClient
 from tradesense_operator.domain.clock import ManualClock
 from tradesense_operator.handlers import scaling as scaling_handlers
 from tradesense_operator.handlers import startup as startup_handlers
-from tradesense_operator.sandbox.kubeapi.cluster import EmulatedCluster
-from tradesense_operator.sandbox.runner import run_operator
-from tradesense_operator.sandbox.servers.prometheus import PrometheusServer
 from tradesense_operator.services.runtime import Runtime
+from tradesense_sandbox.kubeapi.cluster import EmulatedCluster
+from tradesense_sandbox.runner import run_operator
+from tradesense_sandbox.servers.prometheus import PrometheusServer
 
 pytestmark = pytest.mark.prometheus
 

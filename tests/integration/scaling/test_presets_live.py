@@ -14,8 +14,8 @@ from tests.integration.scaling.prometheus_support import start_prometheus
 from tradesense_operator.api.v1alpha1.scaling import MetricPreset
 from tradesense_operator.clients.prometheus import InstantValue, PrometheusClient
 from tradesense_operator.domain.scaling.presets import preset_query
-from tradesense_operator.sandbox.app import BackgroundLoad, StandinApp
-from tradesense_operator.sandbox.servers.prometheus import PrometheusServer
+from tradesense_sandbox.app import BackgroundLoad, StandinApp
+from tradesense_sandbox.servers.prometheus import PrometheusServer
 
 pytestmark = pytest.mark.prometheus
 

@@ -13,7 +13,7 @@ import pytest
 from tests.integration.scaling.prometheus_support import start_prometheus
 from tradesense_operator.clients.errors import Invalid, Unavailable
 from tradesense_operator.clients.prometheus import PrometheusClient
-from tradesense_operator.sandbox.servers.prometheus import PrometheusServer
+from tradesense_sandbox.servers.prometheus import PrometheusServer
 
 pytestmark = pytest.mark.prometheus
 

@@ -27,10 +27,10 @@ from tradesense_operator.domain.clock import ManualClock
 from tradesense_operator.domain.scaling.floor import SCALE_FLOOR_ANNOTATION, ScaleFloor, format_scale_floors
 from tradesense_operator.domain.scaling.presets import preset_query
 from tradesense_operator.observability.metrics import OperatorMetrics
-from tradesense_operator.sandbox.app import BackgroundLoad, StandinApp
-from tradesense_operator.sandbox.kubeapi.cluster import EmulatedCluster
-from tradesense_operator.sandbox.servers.prometheus import PrometheusServer
 from tradesense_operator.services.scaling.evaluation import Outcome, ScalingService
+from tradesense_sandbox.app import BackgroundLoad, StandinApp
+from tradesense_sandbox.kubeapi.cluster import EmulatedCluster
+from tradesense_sandbox.servers.prometheus import PrometheusServer
 
 pytestmark = pytest.mark.prometheus
 

@@ -20,8 +20,8 @@ from tests.support.crd_schema import load_crds
 from tests.unit.api.cel_cases import CASES, Case
 
 from tradesense_operator.api.v1alpha1.kinds import INCIDENT, immutable_spec_changes
-from tradesense_operator.sandbox.kubeapi.errors import ApiError
-from tradesense_operator.sandbox.kubeapi.validation import SchemaValidator, validator_for_version
+from tradesense_sandbox.kubeapi.errors import ApiError
+from tradesense_sandbox.kubeapi.validation import SchemaValidator, validator_for_version
 
 SAMPLES = sorted(path for path in (Path(__file__).resolve().parents[3] / "deploy" / "samples").glob("*.yaml")
                  if yaml.safe_load(path.read_text(encoding="utf-8"))["apiVersion"].startswith("ops.tradesense.io/"))

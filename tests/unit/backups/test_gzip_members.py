@@ -10,7 +10,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from tradesense_operator.services.backups.engine import IntegrityError, gunzip_chunks
+from tradesense_operator.services.backups.dump_pipeline import IntegrityError, gunzip_chunks
 
 
 def members(blocks: list[bytes]) -> bytes:

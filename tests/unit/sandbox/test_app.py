@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tradesense_operator.sandbox.app import (
+from tradesense_sandbox.app import (
     BackgroundLoad,
     FailureMode,
     LogRing,
@@ -30,8 +30,8 @@ from tradesense_operator.sandbox.app import (
     hash_password,
     verify_password,
 )
-from tradesense_operator.sandbox.app.auth import InvalidToken
-from tradesense_operator.sandbox.app.cpu import SimulatedCpu
+from tradesense_sandbox.app.auth import InvalidToken
+from tradesense_sandbox.app.cpu import SimulatedCpu
 
 RUNBOOK_METRICS = {
     "tradesense_http_requests": "counter",
@@ -470,7 +470,7 @@ async def test_a_stopped_app_restarts_on_the_same_port_with_its_mode_and_logs(ht
 
 def test_module_entry_point_serves_on_the_printed_address():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tradesense_operator.sandbox.app", "--port", "0", "--version", "v9"],
+        [sys.executable, "-m", "tradesense_sandbox.app", "--port", "0", "--version", "v9"],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tradesense_operator.sandbox.kubeapi.cel import CelEvalError, CelUnsupported, compile_rule
+from tradesense_sandbox.kubeapi.cel import CelEvalError, CelUnsupported, compile_rule
 
 SPEC = {"minReplicas": 2, "maxReplicas": 5, "fallback": {"replicas": 3}, "preset": "cpu"}
 FALLBACK_IN_BOUNDS = (

@@ -19,8 +19,8 @@ import kopf
 import pytest
 from tests.support.kube import OperatorFactory
 
-from tradesense_operator.sandbox.kubeapi import EmulatedCluster
-from tradesense_operator.sandbox.runner import run_operator
+from tradesense_sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.runner import run_operator
 
 WIDGET_CRD: dict[str, Any] = {
     "apiVersion": "apiextensions.k8s.io/v1",

@@ -30,8 +30,8 @@ from tradesense_operator.domain.backups.inventory import LockState, bound_invent
 from tradesense_operator.domain.backups.manifest import BackupManifest
 from tradesense_operator.domain.backups.schedule import CronSchedule, DueDecision, ScheduleError, decide_due, is_stale
 from tradesense_operator.domain.conditions import get_condition, set_condition
-from tradesense_operator.services.backups import engine, jobs
-from tradesense_operator.services.backups.engine import BackupFailed, BackupRequest
+from tradesense_operator.services.backups import dump_pipeline, jobs
+from tradesense_operator.services.backups.dump_pipeline import BackupFailed, BackupRequest
 from tradesense_operator.services.backups.policy import PolicyContext, PolicyInvalid, resolve
 from tradesense_operator.services.backups.restore import SAFETY_LABEL_SUFFIX
 from tradesense_operator.services.backups.retention import apply_retention, sweep_leftovers
@@ -105,7 +105,7 @@ def record_of(manifest: BackupManifest, location: str) -> BackupRecord:
 
 
 @dataclass
-class Tick:
+class PolicyPass:
     """State of one tick: the status being built and the Events to post."""
 
     runtime: Runtime
@@ -190,7 +190,7 @@ async def reconcile(runtime: Runtime, body: Mapping[str, Any], *, holder: str = 
     `holder` identifies this operator process; an inline backup lock taken by another holder belongs
     to a process that no longer runs (one active operator at a time) and is broken at once.
     """
-    tick = Tick(runtime, body, _load_status(body), holder=holder,
+    tick = PolicyPass(runtime, body, _load_status(body), holder=holder,
                 resource_version=body["metadata"].get("resourceVersion"))
     try:
         valid = validate_spec(body.get("spec") or {})
@@ -208,7 +208,7 @@ async def reconcile(runtime: Runtime, body: Mapping[str, Any], *, holder: str = 
     await tick.flush_events()
 
 
-async def _report_invalid(tick: Tick, message: str) -> None:
+async def _report_invalid(tick: PolicyPass, message: str) -> None:
     previous = get_condition(tick.status.conditions, "Ready")
     tick.condition("Ready", False, "InvalidSpec", message)
     tick.status.observed_generation = tick.generation
@@ -218,7 +218,7 @@ async def _report_invalid(tick: Tick, message: str) -> None:
     await tick.flush_events()
 
 
-async def _tick(tick: Tick, valid: ValidPolicy, ctx: PolicyContext) -> bool:
+async def _tick(tick: PolicyPass, valid: ValidPolicy, ctx: PolicyContext) -> bool:
     """Returns whether storage changed (a run happened or a lock was resolved)."""
     spec = valid.spec
     now = tick.now
@@ -272,14 +272,14 @@ async def _tick(tick: Tick, valid: ValidPolicy, ctx: PolicyContext) -> bool:
     return changed
 
 
-def _pending_run_now(tick: Tick) -> str | None:
+def _pending_run_now(tick: PolicyPass) -> str | None:
     token = (tick.body["metadata"].get("annotations") or {}).get(RUN_NOW_ANNOTATION)
     if token and token != tick.status.last_run_now_token:
         return str(token)
     return None
 
 
-def _report_decision(tick: Tick, decision: DueDecision, *, suspended: bool) -> None:
+def _report_decision(tick: PolicyPass, decision: DueDecision, *, suspended: bool) -> None:
     if decision.missed:
         tick.event("Warning", "MissedSchedule", f"{decision.missed} scheduled run(s) were missed (operator down?); "
                    "only the newest is considered")
@@ -290,7 +290,7 @@ def _report_decision(tick: Tick, decision: DueDecision, *, suspended: bool) -> N
         tick.event("Normal", "Suspended", f"run scheduled for {decision.run_for} skipped: policy is suspended")
 
 
-def _skip_overlapped(tick: Tick, valid: ValidPolicy) -> None:
+def _skip_overlapped(tick: PolicyPass, valid: ValidPolicy) -> None:
     """Runs that came due while the inline backup ran are consumed and reported, not made up."""
     now = tick.now
     newest = valid.schedule.at_or_before(now)
@@ -301,7 +301,7 @@ def _skip_overlapped(tick: Tick, valid: ValidPolicy) -> None:
                    "the previous backup was still running")
 
 
-async def _start_backup(tick: Tick, valid: ValidPolicy, ctx: PolicyContext, *, manual: bool) -> None:
+async def _start_backup(tick: PolicyPass, valid: ValidPolicy, ctx: PolicyContext, *, manual: bool) -> None:
     spec = valid.spec
     status = tick.status
     now = tick.now
@@ -330,19 +330,19 @@ async def _start_backup(tick: Tick, valid: ValidPolicy, ctx: PolicyContext, *, m
     status.active_backup_holder = None
 
 
-async def _run_inline(tick: Tick, valid: ValidPolicy, ctx: PolicyContext, *, manual: bool) -> None:
+async def _run_inline(tick: PolicyPass, valid: ValidPolicy, ctx: PolicyContext, *, manual: bool) -> None:
     spec = valid.spec
     metrics = tick.runtime.metrics
     request = BackupRequest(ctx.target, ctx.label, spec.format, spec.compression_level,
                             kind="manual" if manual else "scheduled", record_counts=spec.verify.test_restore)
     try:
-        manifest = await asyncio.to_thread(engine.run_backup, ctx.store, request, clock=tick.runtime.clock)
+        manifest = await asyncio.to_thread(dump_pipeline.run_backup, ctx.store, request, clock=tick.runtime.clock)
     except (BackupFailed, ClientError) as exc:
         _record_failure(tick, str(exc))
         return
     if spec.verify.integrity or spec.verify.test_restore:
         manifest = await asyncio.to_thread(
-            engine.verify_backup, ctx.store, manifest, clock=tick.runtime.clock, integrity=spec.verify.integrity,
+            dump_pipeline.verify_backup, ctx.store, manifest, clock=tick.runtime.clock, integrity=spec.verify.integrity,
             test_restore_source=ctx.target if spec.verify.test_restore else None,
         )
         if not manifest.verified:
@@ -362,14 +362,14 @@ async def _run_inline(tick: Tick, valid: ValidPolicy, ctx: PolicyContext, *, man
     await _apply_retention(tick, valid, ctx)
 
 
-def _record_failure(tick: Tick, message: str, *, reason: str = "BackupFailed") -> None:
+def _record_failure(tick: PolicyPass, message: str, *, reason: str = "BackupFailed") -> None:
     tick.runtime.metrics.backup_runs.labels(tick.namespace, tick.name, "failed").inc()
     tick.status.last_failure = message[:2000]
     tick.condition("LastBackupSucceeded", False, reason, message[:2000])
     tick.event("Warning", reason, message)
 
 
-async def _apply_retention(tick: Tick, valid: ValidPolicy, ctx: PolicyContext) -> None:
+async def _apply_retention(tick: PolicyPass, valid: ValidPolicy, ctx: PolicyContext) -> None:
     """The policy's rules apply to its backups and, separately, to the safety backups restores took."""
     retention = valid.spec.retention
     for label in (ctx.label, ctx.label + SAFETY_LABEL_SUFFIX):
@@ -383,7 +383,7 @@ async def _apply_retention(tick: Tick, valid: ValidPolicy, ctx: PolicyContext) -
             tick.event("Normal", "BackupDeleted", f"retention deleted backup {decision.id}: {decision.reason}")
 
 
-async def _harvest_job(tick: Tick, valid: ValidPolicy, ctx: PolicyContext) -> tuple[LockState, bool]:
+async def _harvest_job(tick: PolicyPass, valid: ValidPolicy, ctx: PolicyContext) -> tuple[LockState, bool]:
     """Check the running Job; on completion release the lock and report. Returns (lock state, changed)."""
     name = tick.status.active_backup or ""
     job = await tick.runtime.kube.get_or_none(JOBS, name, tick.namespace)
@@ -396,7 +396,7 @@ async def _harvest_job(tick: Tick, valid: ValidPolicy, ctx: PolicyContext) -> tu
         why = "it disappeared" if job is None else "see its pod logs"
         _record_failure(tick, f"backup Job {name} failed ({why})")
         return LockState.FREE, True
-    backups = await asyncio.to_thread(engine.list_backups, ctx.store, label=ctx.label)
+    backups = await asyncio.to_thread(dump_pipeline.list_backups, ctx.store, label=ctx.label)
     newest = backups[0] if backups else None
     if newest is None:
         _record_failure(tick, f"backup Job {name} succeeded but no backup of {ctx.label} is in storage")
@@ -414,7 +414,7 @@ async def _harvest_job(tick: Tick, valid: ValidPolicy, ctx: PolicyContext) -> tu
     return LockState.FREE, True
 
 
-async def _maintenance(tick: Tick, valid: ValidPolicy, ctx: PolicyContext) -> None:
+async def _maintenance(tick: PolicyPass, valid: ValidPolicy, ctx: PolicyContext) -> None:
     if valid.spec.suspend:
         return
     for task, schedule in valid.maintenance.items():
@@ -451,9 +451,9 @@ async def _run_maintenance(ctx: PolicyContext, task: MaintenanceTask) -> None:
         await client.reindex_database(concurrently=True)
 
 
-async def _refresh_inventory(tick: Tick, ctx: PolicyContext) -> None:
+async def _refresh_inventory(tick: PolicyPass, ctx: PolicyContext) -> None:
     try:
-        backups = await asyncio.to_thread(engine.list_backups, ctx.store, label=ctx.label)
+        backups = await asyncio.to_thread(dump_pipeline.list_backups, ctx.store, label=ctx.label)
     except ClientError as exc:
         tick.event("Warning", "StorageUnavailable", f"cannot list backups: {exc}")
         return
@@ -468,7 +468,7 @@ async def _refresh_inventory(tick: Tick, ctx: PolicyContext) -> None:
         tick.status.last_backup_size = None
 
 
-def _update_derived(tick: Tick, valid: ValidPolicy) -> None:
+def _update_derived(tick: PolicyPass, valid: ValidPolicy) -> None:
     now = tick.now
     status = tick.status
     status.next_schedule_time = None if valid.spec.suspend else valid.schedule.next_after(now)

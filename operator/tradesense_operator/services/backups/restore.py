@@ -25,8 +25,8 @@ from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import BackupStore
 from tradesense_operator.domain.backups.manifest import BackupManifest
 from tradesense_operator.domain.clock import Clock
-from tradesense_operator.services.backups import engine
-from tradesense_operator.services.backups.engine import BackupRequest, IntegrityError
+from tradesense_operator.services.backups import dump_pipeline
+from tradesense_operator.services.backups.dump_pipeline import BackupRequest, IntegrityError
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def choose_backup(
     """The backup to restore: `backup_id` if given, else the newest verified non-safety backup."""
     if backup_id is not None:
         try:
-            chosen = engine.find_backup(store, backup_id)
+            chosen = dump_pipeline.find_backup(store, backup_id)
         except NotFound as exc:
             raise RestoreRefused(f"backup {backup_id} does not exist or is incomplete") from exc
         if not chosen.verified:
@@ -70,7 +70,7 @@ def choose_backup(
             raise RestoreRefused(f"backup {backup_id} is not verified: {why}")
         return chosen
     candidates = [
-        m for m in engine.list_backups(store, label=label)
+        m for m in dump_pipeline.list_backups(store, label=label)
         if m.kind != SAFETY_KIND and (database is None or m.database == database)
     ]
     verified = [m for m in candidates if m.verified]
@@ -85,7 +85,7 @@ def choose_backup(
 def check_backup(store: BackupStore, manifest: BackupManifest) -> None:
     """Re-read and checksum the chosen file now; RestoreRefused on any mismatch."""
     try:
-        engine.check_integrity(store, manifest)
+        dump_pipeline.check_integrity(store, manifest)
     except (IntegrityError, NotFound) as exc:
         raise RestoreRefused(f"backup {manifest.id} failed its checksum/integrity check: {exc}") from exc
 
@@ -106,14 +106,14 @@ def take_safety_backup_sync(
 
     None when the database does not exist (nothing to save, e.g. re-run after the drop).
     """
-    for existing in engine.list_backups(store, label=label + SAFETY_LABEL_SUFFIX):
+    for existing in dump_pipeline.list_backups(store, label=label + SAFETY_LABEL_SUFFIX):
         if existing.kind == SAFETY_KIND and existing.stamp == stamp:
             return existing
     if not pgdump.database_exists(target, target.dbname):
         return None
-    manifest = engine.run_backup(store, BackupRequest(target, label + SAFETY_LABEL_SUFFIX, kind=SAFETY_KIND, stamp=stamp),
-                                 clock=clock)
-    return engine.verify_backup(store, manifest, clock=clock)
+    request = BackupRequest(target, label + SAFETY_LABEL_SUFFIX, kind=SAFETY_KIND, stamp=stamp)
+    manifest = dump_pipeline.run_backup(store, request, clock=clock)
+    return dump_pipeline.verify_backup(store, manifest, clock=clock)
 
 
 def restore_database_sync(
@@ -144,7 +144,7 @@ def restore_database_sync(
         pgdump.drop_database(target, name)
     pgdump.create_database(target, name, comment=in_progress)
     try:
-        engine.restore_into(target, store, manifest)
+        dump_pipeline.restore_into(target, store, manifest)
     except IntegrityError as exc:  # the file changed since it was checked; the transaction was rolled back
         raise RestoreRefused(f"backup {manifest.id} failed its checksum during the restore: {exc}") from exc
     pgdump.analyze(target)

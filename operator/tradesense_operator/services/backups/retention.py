@@ -13,7 +13,7 @@ from tradesense_operator.clients.storage import BackupStore
 from tradesense_operator.domain.backups.manifest import MANIFEST_SUFFIX
 from tradesense_operator.domain.backups.naming import EXTENSIONS, is_temporary
 from tradesense_operator.domain.backups.retention import RetentionDecision, RetentionItem, select_deletions
-from tradesense_operator.services.backups.engine import list_backups
+from tradesense_operator.services.backups.dump_pipeline import list_backups
 
 log = logging.getLogger(__name__)
 

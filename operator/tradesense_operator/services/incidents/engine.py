@@ -77,7 +77,6 @@ from tradesense_operator.domain.incident.transitions import (
 )
 from tradesense_operator.domain.runbooks.errors import PlanError
 from tradesense_operator.observability.context import log_context
-from tradesense_operator.services.actions.base import Action, Outcome, StepContext, StepFailed, StepResult
 from tradesense_operator.services.incidents.escalation import escalation_event, send_notification
 from tradesense_operator.services.incidents.events import IncidentEvents
 from tradesense_operator.services.incidents.lock import NamespaceLock
@@ -85,6 +84,7 @@ from tradesense_operator.services.incidents.metrics import IncidentMetrics
 from tradesense_operator.services.incidents.store import IncidentObject, IncidentStore, StatusUnreadable
 from tradesense_operator.services.incidents.storm_guard import RestartGuard
 from tradesense_operator.services.runtime import Runtime
+from tradesense_operator.services.step_adapters.base import Action, Outcome, StepContext, StepFailed, StepResult
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ NOTIFY_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
-class Tick:
+class Advance:
     """Result of one `advance`: whether the incident is finished (or gone) and when to advance again."""
 
     finished: bool
@@ -158,7 +158,7 @@ class IncidentEngine:
         """Delay between checks while waiting on something outside the engine."""
         return self.poll_seconds * WAIT_POLL_FACTOR
 
-    async def run(self, namespace: str, name: str, *, sleep: Callable[[float], Awaitable[bool]]) -> Tick:
+    async def run(self, namespace: str, name: str, *, sleep: Callable[[float], Awaitable[bool]]) -> Advance:
         """Advance until the incident is finished; `sleep(delay)` returns True when the caller wants to stop."""
         while True:
             tick = await self.advance(namespace, name)
@@ -184,22 +184,22 @@ class IncidentEngine:
                    events=IncidentEvents(self._runtime.kube, self._runtime.clock, obj.ref))
         await self._sync_alert_condition(run)
 
-    async def advance(self, namespace: str, name: str) -> Tick:
+    async def advance(self, namespace: str, name: str) -> Advance:
         """Read the incident, take the next decision, persist it. Client errors of our own writes propagate."""
         with log_context(obj=f"{INCIDENTS.kind} {namespace}/{name}"):
             return await self._advance(namespace, name)
 
-    async def _advance(self, namespace: str, name: str) -> Tick:
+    async def _advance(self, namespace: str, name: str) -> Advance:
         try:
             obj = await self._store.load(namespace, name)
         except StatusUnreadable as exc:
             # Acting on a status we cannot read could repeat finished steps: stop and say so (once).
             await self._report_unreadable(namespace, name, str(exc))
-            return Tick(finished=False, delay=self.idle_seconds)
+            return Advance(finished=False, delay=self.idle_seconds)
         if obj is None:
-            return Tick(finished=True)
+            return Advance(finished=True)
         if is_terminal(obj.status.phase):
-            return Tick(finished=True, phase=obj.status.phase)
+            return Advance(finished=True, phase=obj.status.phase)
         run = _Run(obj=obj, status=obj.status, saved=obj.status,
                    events=IncidentEvents(self._runtime.kube, self._runtime.clock, obj.ref))
         self._metrics.seen(run.ref.uid or run.ref.name, str(obj.raw_spec.get("runbook", "")), obj.status.phase)
@@ -210,7 +210,7 @@ class IncidentEngine:
             return await self._reject(run, *spec_problems(exc)[0])
         if obj.deleting:
             await self._lock(run, spec).release()
-            return Tick(finished=True)
+            return Advance(finished=True)
         if not run.status.plan:
             return await self._plan(run, spec)
         changed = changed_fields(run.status.spec_fingerprint, spec_fingerprint(obj.raw_spec))
@@ -225,7 +225,7 @@ class IncidentEngine:
 
     # -- planning ------------------------------------------------------------------------------
 
-    async def _plan(self, run: _Run, spec: TradeSenseIncidentSpec) -> Tick:
+    async def _plan(self, run: _Run, spec: TradeSenseIncidentSpec) -> Advance:
         now = self._now()
         deadline = respond_by(run.obj.created or now, spec.severity)
         run.status = run.status.model_copy(update={"respond_by": deadline})
@@ -255,9 +255,9 @@ class IncidentEngine:
             f"runbook {spec.runbook.value} ({spec.severity.value}, respond by {_fmt(deadline)}"
             f"{', dry run' if spec.dry_run else ''}): " + " → ".join(p.id for p in plan),
         )
-        return Tick(finished=False, delay=0.0)
+        return Advance(finished=False, delay=0.0)
 
-    async def _reject(self, run: _Run, field_path: str, problem: str) -> Tick:
+    async def _reject(self, run: _Run, field_path: str, problem: str) -> Advance:
         """An invalid spec: Failed, SpecValid=False naming the field, a Warning Event. Never retried."""
         message = clip(f"invalid spec: {field_path}: {problem}", 1024)
         run.status = run.status.model_copy(update={"conditions": set_condition(
@@ -266,11 +266,11 @@ class IncidentEngine:
         run.status = self._phase(run, IncidentPhase.FAILED, "InvalidSpec", message)
         await run.events.warning("InvalidSpec", message)
         await self._commit(run)  # the terminal write comes last (module docstring)
-        return Tick(finished=True, phase=IncidentPhase.FAILED)
+        return Advance(finished=True, phase=IncidentPhase.FAILED)
 
     # -- execution -----------------------------------------------------------------------------
 
-    async def _execute(self, run: _Run, spec: TradeSenseIncidentSpec) -> Tick:
+    async def _execute(self, run: _Run, spec: TradeSenseIncidentSpec) -> Advance:
         now = self._now()
         try:
             decision = next_decision(run.status.plan, run.status.steps, approvals=spec.approvals, now=now)
@@ -295,7 +295,7 @@ class IncidentEngine:
             return await self._await_approval(run, decision.index)
         if isinstance(decision, Backoff):
             remaining = (decision.until - now).total_seconds()
-            return Tick(finished=False, delay=min(max(remaining, self.poll_seconds), self.idle_seconds))
+            return Advance(finished=False, delay=min(max(remaining, self.poll_seconds), self.idle_seconds))
         if isinstance(decision, StartAttempt):
             blocked = await self._storm_gate(run, spec, decision.index)
             if blocked is not None:
@@ -305,7 +305,7 @@ class IncidentEngine:
             return await self._attempt(run, spec, decision.index, new=False)
         raise AssertionError(f"unhandled decision {decision!r}")  # pragma: no cover  (the union is exhaustive)
 
-    async def _namespace_gate(self, run: _Run, spec: TradeSenseIncidentSpec) -> Tick | None:
+    async def _namespace_gate(self, run: _Run, spec: TradeSenseIncidentSpec) -> Advance | None:
         """No new step starts in a missing or frozen namespace."""
         target = spec.target.namespace
         namespace = await self._runtime.kube.get_or_none(NAMESPACES, target)
@@ -315,7 +315,7 @@ class IncidentEngine:
             return await self._block(run, "Frozen", freeze_message(target))
         return None
 
-    async def _storm_gate(self, run: _Run, spec: TradeSenseIncidentSpec, index: int) -> Tick | None:
+    async def _storm_gate(self, run: _Run, spec: TradeSenseIncidentSpec, index: int) -> Advance | None:
         planned = run.status.plan[index]
         deployment = restarted_deployment(planned)
         if deployment is None:
@@ -328,7 +328,7 @@ class IncidentEngine:
             self._metrics.storm_guard_blocked(spec.target.namespace, deployment)
         return await self._block(run, "RestartStormGuard", message)
 
-    async def _await_approval(self, run: _Run, index: int) -> Tick:
+    async def _await_approval(self, run: _Run, index: int) -> Advance:
         planned = run.status.plan[index]
         run.set_step(index, awaiting_approval(run.status.steps[index], planned))
         run.status = run.status.model_copy(update={"current_step": planned.id})
@@ -339,11 +339,11 @@ class IncidentEngine:
             warning=False,
         )
 
-    async def _attempt(self, run: _Run, spec: TradeSenseIncidentSpec, index: int, *, new: bool) -> Tick:
+    async def _attempt(self, run: _Run, spec: TradeSenseIncidentSpec, index: int, *, new: bool) -> Advance:
         with log_context(step=run.status.plan[index].id):
             return await self._run_attempt(run, spec, index, new=new)
 
-    async def _run_attempt(self, run: _Run, spec: TradeSenseIncidentSpec, index: int, *, new: bool) -> Tick:
+    async def _run_attempt(self, run: _Run, spec: TradeSenseIncidentSpec, index: int, *, new: bool) -> Advance:
         planned = run.status.plan[index]
         position = f"[{index + 1}/{len(run.status.plan)}] {planned.id}"
         now = self._now()
@@ -417,7 +417,7 @@ class IncidentEngine:
             log.exception("action %s of step %s raised unexpectedly", planned.action.value, planned.id)
             return f"unexpected {type(exc).__name__} in action {planned.action.value}: {exc}"
 
-    async def _record_result(self, run: _Run, spec: TradeSenseIncidentSpec, index: int, result: StepResult) -> Tick:
+    async def _record_result(self, run: _Run, spec: TradeSenseIncidentSpec, index: int, result: StepResult) -> Advance:
         planned = run.status.plan[index]
         position = f"[{index + 1}/{len(run.status.plan)}] {planned.id}"
         step = run.status.steps[index]
@@ -429,21 +429,21 @@ class IncidentEngine:
             run.set_step(index, waiting(step, message=result.message, evidence=result.evidence))
             await self._commit(run)
             delay = result.retry_after if result.retry_after is not None else self.poll_seconds
-            return Tick(finished=False, delay=max(delay, 0.0))
+            return Advance(finished=False, delay=max(delay, 0.0))
         self._metrics.attempt_finished(planned, step, _OUTCOME_LABELS[result.outcome], now)
         if result.outcome is Outcome.SKIPPED:
             run.set_step(index, finish(step, state=StepState.SKIPPED, message=result.message,
                                        evidence=result.evidence, now=now))
             await self._commit(run)  # checkpoint AFTER the action
             await run.events.normal("StepSkipped", f"{position}: {result.message}")
-            return Tick(finished=False, delay=0.0)
+            return Advance(finished=False, delay=0.0)
         run.set_step(index, finish(step, state=StepState.SUCCEEDED, message=result.message,
                                    evidence=result.evidence, now=now))
         await self._commit(run)  # checkpoint AFTER the action
         await run.events.normal("StepSucceeded", f"{position}: {result.message}")
-        return Tick(finished=False, delay=0.0)
+        return Advance(finished=False, delay=0.0)
 
-    async def _attempt_failed(self, run: _Run, spec: TradeSenseIncidentSpec, index: int, reason: str) -> Tick:
+    async def _attempt_failed(self, run: _Run, spec: TradeSenseIncidentSpec, index: int, reason: str) -> Advance:
         planned = run.status.plan[index]
         position = f"[{index + 1}/{len(run.status.plan)}] {planned.id}"
         self._metrics.attempt_finished(planned, run.status.steps[index], "failed", self._now())
@@ -455,11 +455,11 @@ class IncidentEngine:
             await run.events.warning("StepFailed", f"{position}: {step.message}")
             return await self._fail(run, spec, f"step {planned.id} failed: {step.message}", reason="StepFailed")
         await run.events.warning("AttemptFailed", f"{position}: {step.message}")
-        return Tick(finished=False, delay=self.poll_seconds)
+        return Advance(finished=False, delay=self.poll_seconds)
 
     # -- dry run -------------------------------------------------------------------------------
 
-    async def _dry_run(self, run: _Run, spec: TradeSenseIncidentSpec) -> Tick:
+    async def _dry_run(self, run: _Run, spec: TradeSenseIncidentSpec) -> Advance:
         """Describe every step with the action's own words; change nothing; end Succeeded/DryRunComplete."""
         plan = run.status.plan
         for index, planned in enumerate(plan):
@@ -484,7 +484,7 @@ class IncidentEngine:
         run.status = self._phase(run, IncidentPhase.SUCCEEDED, "DryRunComplete", message)
         await run.events.normal("DryRunComplete", message)
         await self._commit(run)  # the terminal write comes last (module docstring)
-        return Tick(finished=True, phase=IncidentPhase.SUCCEEDED)
+        return Advance(finished=True, phase=IncidentPhase.SUCCEEDED)
 
     async def _describe(self, run: _Run, spec: TradeSenseIncidentSpec, index: int) -> str:
         planned = run.status.plan[index]
@@ -507,7 +507,7 @@ class IncidentEngine:
 
     # -- endings -------------------------------------------------------------------------------
 
-    async def _succeed(self, run: _Run, spec: TradeSenseIncidentSpec) -> Tick:
+    async def _succeed(self, run: _Run, spec: TradeSenseIncidentSpec) -> Advance:
         steps = run.status.steps
         skipped = sum(1 for s in steps if s.state is StepState.SKIPPED)
         started = run.status.started_at or self._now()
@@ -518,9 +518,9 @@ class IncidentEngine:
         await self._lock(run, spec).release()
         await run.events.normal("IncidentSucceeded", message)
         await self._commit(run)  # the terminal write comes last (module docstring)
-        return Tick(finished=True, phase=IncidentPhase.SUCCEEDED)
+        return Advance(finished=True, phase=IncidentPhase.SUCCEEDED)
 
-    async def _fail(self, run: _Run, spec: TradeSenseIncidentSpec, message: str, *, reason: str) -> Tick:
+    async def _fail(self, run: _Run, spec: TradeSenseIncidentSpec, message: str, *, reason: str) -> Advance:
         failed = next((s.id for s in run.status.steps if s.state is StepState.FAILED), None)
         run.status = run.status.model_copy(update={"steps": cancel_unfinished(
             run.status.steps, message=f"not run: step {failed} failed" if failed else "not run: incident failed",
@@ -531,9 +531,9 @@ class IncidentEngine:
         if run.status.escalation is None:
             await self._escalate(run, spec, "IncidentFailed", f"the incident failed: {message}", persist=False)
         await self._commit(run)  # the terminal write comes last (module docstring)
-        return Tick(finished=True, phase=IncidentPhase.FAILED)
+        return Advance(finished=True, phase=IncidentPhase.FAILED)
 
-    async def _cancel(self, run: _Run, spec: TradeSenseIncidentSpec) -> Tick:
+    async def _cancel(self, run: _Run, spec: TradeSenseIncidentSpec) -> Advance:
         done = sum(1 for s in run.status.steps if s.state in (StepState.SUCCEEDED, StepState.SKIPPED))
         steps = [
             finish(s, state=StepState.CANCELLED, evidence={}, now=self._now(),
@@ -549,14 +549,14 @@ class IncidentEngine:
         await self._lock(run, spec).release()
         await run.events.normal("IncidentCancelled", message)
         await self._commit(run)  # the terminal write comes last (module docstring)
-        return Tick(finished=True, phase=IncidentPhase.CANCELLED)
+        return Advance(finished=True, phase=IncidentPhase.CANCELLED)
 
     # -- waiting states ------------------------------------------------------------------------
 
-    async def _block(self, run: _Run, reason: str, message: str) -> Tick:
+    async def _block(self, run: _Run, reason: str, message: str) -> Advance:
         return await self._wait(run, IncidentPhase.BLOCKED, reason, message, warning=True)
 
-    async def _wait(self, run: _Run, phase: IncidentPhase, reason: str, message: str, *, warning: bool) -> Tick:
+    async def _wait(self, run: _Run, phase: IncidentPhase, reason: str, message: str, *, warning: bool) -> Advance:
         """Enter a waiting phase; the Event is posted only when the phase or its message changes."""
         changed = (run.saved.phase, run.saved.message) != (phase, message)
         run.status = self._phase(run, phase, reason, message)
@@ -567,7 +567,7 @@ class IncidentEngine:
                 await run.events.warning(event_reason, message)
             else:
                 await run.events.normal(event_reason, message)
-        return Tick(finished=False, delay=self.idle_seconds)
+        return Advance(finished=False, delay=self.idle_seconds)
 
     # -- escalation ----------------------------------------------------------------------------
 

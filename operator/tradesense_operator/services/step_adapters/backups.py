@@ -1,0 +1,110 @@
+"""Restore actions: "Find clean backup" and "Restore" of the data-corruption runbook, through the
+BackupPolicy's restore procedure (`services.backups.restore`).
+
+The BackupPolicy named by the plan is read from the target namespace (it describes the application's
+database, so it lives beside it). Both steps use one incident-wide stamp for the safety backup of the
+current database, so the backup the first step takes is the one the restore step finds again and
+references; nothing is dropped unless that safety backup exists.
+"""
+
+from __future__ import annotations
+
+from tradesense_operator.api.v1alpha1.incident import StepAction
+from tradesense_operator.clients.errors import NotFound
+from tradesense_operator.domain.backups.manifest import BackupManifest
+from tradesense_operator.services.backups.policy import PolicyContext, PolicyInvalid, load_policy
+from tradesense_operator.services.backups.restore import (
+    RestoreRefused,
+    find_clean_backup,
+    restore_database,
+    take_safety_backup,
+)
+from tradesense_operator.services.step_adapters.base import Outcome, StepContext, StepFailed, StepResult
+from tradesense_operator.services.step_adapters.step_inputs import param_str, target_name
+
+
+def safety_stamp(ctx: StepContext) -> str:
+    """One safety backup per incident, whichever step takes it first."""
+    return f"{ctx.incident.uid or ctx.incident.name}/safety-backup"
+
+
+async def _policy(ctx: StepContext) -> PolicyContext:
+    name = target_name(ctx.step, "backuppolicy")
+    try:
+        return await load_policy(ctx.runtime.kube, ctx.namespace, name)
+    except NotFound as exc:
+        raise StepFailed(f"backuppolicy/{name} not found in namespace {ctx.namespace}") from exc
+    except PolicyInvalid as exc:
+        raise StepFailed(str(exc)) from exc
+
+
+async def _clean_backup(ctx: StepContext, policy: PolicyContext) -> BackupManifest:
+    wanted = ctx.checkpoint.get("backupId") or param_str(ctx.step, "backupId")
+    try:
+        return await find_clean_backup(policy.store, label=policy.label, backup_id=wanted)
+    except RestoreRefused as exc:
+        raise StepFailed(f"backuppolicy/{policy.name}: {exc}") from exc
+
+
+async def _chosen_and_safety(ctx: StepContext, policy: PolicyContext) -> tuple[BackupManifest, BackupManifest | None]:
+    """The clean backup (checkpointed, so a resumed step restores the same one) and this incident's safety copy."""
+    manifest = await _clean_backup(ctx, policy)
+    if "backupId" not in ctx.checkpoint:
+        await ctx.save_checkpoint({"backupId": manifest.id})
+    safety = await take_safety_backup(
+        policy.store, policy.target, stamp=safety_stamp(ctx), label=policy.label, clock=ctx.runtime.clock
+    )
+    return manifest, safety
+
+
+def _summary(manifest: BackupManifest) -> str:
+    return f"backup {manifest.id} of {manifest.database} (finished {manifest.finished_at:%Y-%m-%dT%H:%M:%SZ}, verified)"
+
+
+class BackupSafety:
+    """Pick the clean backup (newest verified, checksum re-checked) and take a safety backup of the current data."""
+
+    name = StepAction.BACKUP_SAFETY
+    destructive = False
+
+    async def describe(self, ctx: StepContext) -> str:
+        policy = await _policy(ctx)
+        manifest = await _clean_backup(ctx, policy)
+        return f"would restore {_summary(manifest)}; first back up the current {policy.target.dbname} as a safety copy"
+
+    async def run(self, ctx: StepContext) -> StepResult:
+        manifest, safety = await _chosen_and_safety(ctx, await _policy(ctx))
+        evidence = {"backupId": manifest.id, "safetyBackupId": safety.id if safety else "none (database absent)"}
+        await ctx.save_checkpoint(evidence)
+        return StepResult(Outcome.DONE, f"clean backup: {_summary(manifest)}; safety backup "
+                                        f"{evidence['safetyBackupId']}", evidence)
+
+
+class BackupRestore:
+    """`./scripts/restore-database.sh <backup>`: drop, recreate, restore, ANALYZE (destructive: needs approval)."""
+
+    name = StepAction.BACKUP_RESTORE
+    destructive = True
+
+    async def describe(self, ctx: StepContext) -> str:
+        policy = await _policy(ctx)
+        manifest = await _clean_backup(ctx, policy)
+        return (f"DROP and recreate database {policy.target.dbname}, then restore {_summary(manifest)} "
+                "(after a safety backup of the current data)")
+
+    async def run(self, ctx: StepContext) -> StepResult:
+        policy = await _policy(ctx)
+        manifest, safety = await _chosen_and_safety(ctx, policy)
+        try:
+            report = await restore_database(
+                policy.store, policy.target, manifest, stamp=ctx.stamp, safety_backup_id=safety.id if safety else None
+            )
+        except RestoreRefused as exc:
+            raise StepFailed(f"restore refused: {exc}") from exc
+        evidence = {"backupId": report.backup_id, "database": report.database,
+                    "safetyBackupId": safety.id if safety else "none"}
+        evidence.update({f"rows.{table}": str(n) for table, n in sorted(report.table_counts.items())[:10]})
+        if report.already_done:
+            return StepResult(Outcome.ALREADY_DONE, f"database {report.database} already restored from "
+                                                    f"{report.backup_id} by this step", evidence)
+        return StepResult(Outcome.DONE, f"restored database {report.database} from {_summary(manifest)}", evidence)

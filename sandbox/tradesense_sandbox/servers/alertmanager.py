@@ -1,0 +1,120 @@
+"""A real Alertmanager (Debian package `prometheus-alertmanager`) routing every alert to one webhook.
+
+Grouping intervals are seconds instead of minutes so an alert reaches the webhook promptly in tests;
+clustering is disabled (an empty `--cluster.listen-address`) so no gossip port is opened.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tradesense_sandbox.servers.probes import http_json, http_ok
+from tradesense_sandbox.servers.process import ServerProcess, require_binary
+
+
+class AlertmanagerServer(ServerProcess):
+    """`prometheus-alertmanager` with a generated config: one route to one webhook receiver."""
+
+    name = "alertmanager"
+
+    def __init__(
+        self,
+        webhook_url: str | None = None,
+        *,
+        bearer_token: str | None = None,
+        group_by: Sequence[str] = ("alertname",),
+        group_wait: str = "1s",
+        group_interval: str = "2s",
+        repeat_interval: str = "1m",
+        resolve_timeout: str = "1m",
+        send_resolved: bool = True,
+        binary: str = "/usr/bin/prometheus-alertmanager",
+        port: int | None = None,
+        startup_timeout: float = 30.0,
+    ) -> None:
+        self.binary = require_binary(binary, "Debian package prometheus-alertmanager (make deps)")
+        self.webhook_url = webhook_url
+        self._bearer_token = bearer_token
+        self.group_by = list(group_by)
+        self.group_wait = group_wait
+        self.group_interval = group_interval
+        self.repeat_interval = repeat_interval
+        self.resolve_timeout = resolve_timeout
+        self.send_resolved = send_resolved
+        super().__init__(port=port, startup_timeout=startup_timeout)
+
+    @property
+    def url(self) -> str:
+        """Base URL of the HTTP API."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def target(self) -> str:
+        """`host:port`, the form Prometheus' alerting config wants."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def config_path(self) -> Path:
+        """The generated alertmanager.yml."""
+        return self.workdir / "alertmanager.yml"
+
+    def config(self) -> dict[str, Any]:
+        """The configuration as data; the bearer token is referenced by file, never inlined."""
+        receiver: dict[str, Any] = {"name": "webhook"}
+        if self.webhook_url is not None:
+            webhook: dict[str, Any] = {"url": self.webhook_url, "send_resolved": self.send_resolved, "max_alerts": 0}
+            if self._bearer_token is not None:
+                webhook["http_config"] = {"authorization": {"type": "Bearer", "credentials_file": str(self._token_path)}}
+            receiver["webhook_configs"] = [webhook]
+        return {
+            "global": {"resolve_timeout": self.resolve_timeout},
+            "route": {
+                "receiver": "webhook",
+                "group_by": self.group_by,
+                "group_wait": self.group_wait,
+                "group_interval": self.group_interval,
+                "repeat_interval": self.repeat_interval,
+            },
+            "receivers": [receiver],
+        }
+
+    @property
+    def _token_path(self) -> Path:
+        return self.workdir / "webhook-token"
+
+    def prepare(self) -> None:
+        (self.workdir / "data").mkdir()
+        if self._bearer_token is not None:
+            fd = os.open(self._token_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(self._bearer_token)
+        self.config_path.write_text(yaml.safe_dump(self.config(), sort_keys=False))
+
+    def command(self) -> list[str]:
+        return [
+            self.binary,
+            f"--config.file={self.config_path}",
+            f"--storage.path={self.workdir / 'data'}",
+            f"--web.listen-address={self.host}:{self.port}",
+            "--cluster.listen-address=",
+            "--log.level=warn",
+        ]
+
+    def probe(self) -> bool:
+        return http_ok(f"{self.url}/-/ready")
+
+    # -- API helpers for tests -----------------------------------------------------------------
+
+    def post_alerts(self, alerts: Sequence[dict[str, Any]]) -> None:
+        """POST /api/v2/alerts: inject alerts as Prometheus would (labels, annotations, startsAt/endsAt)."""
+        http_json(f"{self.url}/api/v2/alerts", body=list(alerts), method="POST")
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """GET /api/v2/alerts: what Alertmanager currently holds."""
+        result = http_json(f"{self.url}/api/v2/alerts")
+        return list(result or [])

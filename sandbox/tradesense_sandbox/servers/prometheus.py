@@ -1,0 +1,172 @@
+"""A real Prometheus (the Debian package) on a free loopback port, scraping what the test says.
+
+Scrape and evaluation intervals default to 1 s so a rate() or an alert rule turns over within seconds.
+The scrape targets can change while it runs (`set_targets` rewrites the config and reloads it), which is
+how a test points Prometheus at an app it started afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+from tradesense_sandbox.servers.probes import http_json, http_ok
+from tradesense_sandbox.servers.process import ServerProcess, require_binary
+
+
+class PrometheusServer(ServerProcess):
+    """`prometheus` with a generated config: static scrape targets, optional rules and Alertmanagers."""
+
+    name = "prometheus"
+
+    def __init__(
+        self,
+        targets: Sequence[str] = (),
+        *,
+        scrape_interval: str = "1s",
+        evaluation_interval: str = "1s",
+        rule_files: Sequence[str | Path] = (),
+        alertmanagers: Sequence[str] = (),
+        job_name: str = "tradesense",
+        metrics_path: str = "/metrics",
+        external_labels: dict[str, str] | None = None,
+        binary: str = "/usr/bin/prometheus",
+        port: int | None = None,
+        startup_timeout: float = 30.0,
+    ) -> None:
+        self.binary = require_binary(binary, "Debian package prometheus (make deps)")
+        self.targets = list(targets)
+        self.scrape_interval = scrape_interval
+        self.evaluation_interval = evaluation_interval
+        self.rule_files = [Path(p) for p in rule_files]
+        self.alertmanagers = list(alertmanagers)
+        self.job_name = job_name
+        self.metrics_path = metrics_path
+        self.external_labels = dict(external_labels or {})
+        super().__init__(port=port, startup_timeout=startup_timeout)
+
+    @property
+    def url(self) -> str:
+        """Base URL of the HTTP API."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def config_path(self) -> Path:
+        """The generated prometheus.yml."""
+        return self.workdir / "prometheus.yml"
+
+    def config(self) -> dict[str, Any]:
+        """The configuration as data (written to `config_path`)."""
+        rules_dir = self.workdir / "rules"
+        config: dict[str, Any] = {
+            "global": {
+                "scrape_interval": self.scrape_interval,
+                "scrape_timeout": self.scrape_interval,
+                "evaluation_interval": self.evaluation_interval,
+                "external_labels": self.external_labels,
+            },
+            "scrape_configs": [
+                {
+                    "job_name": self.job_name,
+                    "metrics_path": self.metrics_path,
+                    "static_configs": [{"targets": self.targets}],
+                }
+            ],
+            "rule_files": [str(rules_dir / f"{i:02d}-{p.name}") for i, p in enumerate(self.rule_files)],
+        }
+        if self.alertmanagers:
+            config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": self.alertmanagers}]}]}
+        return config
+
+    def _write_config(self) -> None:
+        # Rule files are copied in, so a test may delete or rewrite its originals while Prometheus runs.
+        rules_dir = self.workdir / "rules"
+        rules_dir.mkdir(exist_ok=True)
+        for i, path in enumerate(self.rule_files):
+            shutil.copyfile(path, rules_dir / f"{i:02d}-{path.name}")
+        self.config_path.write_text(yaml.safe_dump(self.config(), sort_keys=False))
+
+    def prepare(self) -> None:
+        (self.workdir / "data").mkdir()
+        self._write_config()
+
+    def command(self) -> list[str]:
+        return [
+            self.binary,
+            f"--config.file={self.config_path}",
+            f"--storage.tsdb.path={self.workdir / 'data'}",
+            f"--web.listen-address={self.host}:{self.port}",
+            "--web.enable-lifecycle",
+            "--storage.tsdb.retention.time=1d",
+            "--log.level=warn",
+        ]
+
+    def probe(self) -> bool:
+        return http_ok(f"{self.url}/-/ready")
+
+    # -- reconfiguration -----------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Rewrite the config from the current attributes and make the running server load it."""
+        self._write_config()
+        if self.running:
+            http_json(f"{self.url}/-/reload", method="POST", timeout=10)
+
+    def set_targets(self, targets: Sequence[str]) -> None:
+        """Scrape these `host:port`s from now on."""
+        self.targets = list(targets)
+        self.reload()
+
+    # -- waiting -------------------------------------------------------------------------------
+
+    def _target_health(self, payload: Any, target: str | None) -> bool:
+        active = (payload or {}).get("data", {}).get("activeTargets", [])
+        wanted = [t for t in active if target is None or t.get("labels", {}).get("instance") == target]
+        return bool(wanted) and all(t.get("health") == "up" for t in wanted)
+
+    def wait_for_target_up(self, target: str | None = None, *, timeout: float = 30.0) -> None:
+        """Block until `target` (default: every target) has been scraped successfully.
+
+        Blocking: do not call it from the event loop that serves the target; use the async twin there.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self._target_health(http_json(f"{self.url}/api/v1/targets?state=active"), target):
+                    return
+            except (urllib.error.URLError, OSError, ValueError):
+                pass
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"prometheus target {target or 'all'} not up within {timeout:g}s")
+            time.sleep(0.1)
+
+    async def wait_for_target_up_async(self, target: str | None = None, *, timeout: float = 30.0) -> None:
+        """`wait_for_target_up` without blocking the loop (the target may be served by this loop)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+            while True:
+                try:
+                    async with session.get(f"{self.url}/api/v1/targets", params={"state": "active"}) as response:
+                        payload = await response.json()
+                    if self._target_health(payload, target):
+                        return
+                except (aiohttp.ClientError, TimeoutError, ValueError):
+                    pass
+                if loop.time() >= deadline:
+                    raise TimeoutError(f"prometheus target {target or 'all'} not up within {timeout:g}s")
+                await asyncio.sleep(0.1)
+
+    def query_url(self, promql: str) -> str:
+        """The instant-query URL for `promql` (for tests and debugging; the operator has its own client)."""
+        return f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
