@@ -16,7 +16,7 @@ from typing import Any
 
 import jsonschema
 
-from tradesense_sandbox.kubeapi.cel import CelEvalError, CelUnsupported, Program, compile_rule
+from tradesense_sandbox.kubeapi.cel import CelEvalError, CelCompileError, Program, compile_rule
 from tradesense_sandbox.kubeapi.errors import ApiError, invalid
 
 _ROOT_KEEP = ("apiVersion", "kind", "metadata")
@@ -190,8 +190,8 @@ def _compile_rules(schema: dict[str, Any], where: str) -> dict[int, _RuleSite]:
         for rule in rules:
             try:
                 programs.append((compile_rule(str(rule["rule"])), rule))
-            except CelUnsupported as exc:
-                raise CelUnsupported(f"{where}: x-kubernetes-validations at {path or '<root>'}: {exc}") from exc
+            except CelCompileError as exc:
+                raise CelCompileError(f"{where}: x-kubernetes-validations at {path or '<root>'}: {exc}") from exc
         if programs:
             sites[id(node)] = _RuleSite(node, tuple(programs))
         for name, sub in (node.get("properties") or {}).items():
@@ -281,12 +281,11 @@ def validator_for_version(kind: str, group: str, version: dict[str, Any]) -> Sch
         return None
     try:
         return SchemaValidator(kind, group, schema)
-    except CelUnsupported as exc:
+    except CelCompileError as exc:
         raise ApiError(
             422,
             "Invalid",
-            f"CustomResourceDefinition for {kind}.{group} uses a CEL rule the emulator cannot "
-            f"evaluate (refusing to accept it silently): {exc}",
+            f"CustomResourceDefinition for {kind}.{group} is invalid: x-kubernetes-validations: compilation failed: {exc}",
         ) from exc
     except jsonschema.SchemaError as exc:
         raise ApiError(
