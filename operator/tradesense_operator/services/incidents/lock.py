@@ -24,6 +24,7 @@ from tradesense_operator.domain.incident.lease import (
     held_spec,
     lease_state,
     needs_renewal,
+    new_lease,
 )
 
 log = logging.getLogger(__name__)
@@ -108,12 +109,7 @@ class NamespaceLock:
         previous = (lease or {}).get("spec") or {}
         spec = held_spec(self._me, now=now, duration_seconds=self._duration, previous=previous)
         if lease is None:
-            return {
-                "apiVersion": "coordination.k8s.io/v1",
-                "kind": "Lease",
-                "metadata": {"name": LEASE_NAME, "namespace": self._namespace,
-                             "labels": {"app.kubernetes.io/managed-by": "tradesense-operator"}},
-                "spec": spec,
-            }
+            return new_lease(LEASE_NAME, self._namespace, spec,
+                             labels={"app.kubernetes.io/managed-by": "tradesense-operator"})
         # resourceVersion stays in metadata: the replace fails with Conflict if the Lease moved on.
         return {**lease, "spec": spec}
