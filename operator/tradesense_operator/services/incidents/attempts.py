@@ -3,7 +3,10 @@
 Owns one step's attempt from its Running checkpoint to its recorded result (succeeded, skipped, still
 waiting, or failed with its backoff). The Running checkpoint is written BEFORE the action is invoked
 and the result AFTER, so a crash in between re-invokes the same attempt and the action's own
-idempotency makes that one effect. It must not decide which step runs next or end the incident:
+idempotency makes that one effect. The action runs only while the namespace Lease is held
+(`fencing.py`): when the Lease is lost the action is cancelled and the attempt recorded as
+interrupted, still Running so that it resumes from its checkpoint once the Lease is back, never
+continued blind. It must not decide which step runs next or end the incident:
 a step whose retries are exhausted comes back as `StepGaveUp` and the engine fails the incident.
 """
 
@@ -15,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from tradesense_operator.api.v1alpha1.incident import (
+    IncidentPhase,
     PlannedStep,
     StepAction,
     StepState,
@@ -25,6 +29,8 @@ from tradesense_operator.domain.incident.machine import attempt_deadline_passed,
 from tradesense_operator.domain.incident.storm import restarted_deployment
 from tradesense_operator.domain.incident.transitions import clip, fail_attempt, finish, start_attempt, waiting
 from tradesense_operator.observability.context import log_context
+from tradesense_operator.services.incidents.fencing import LockLost, hold_while
+from tradesense_operator.services.incidents.lock import NamespaceLock
 from tradesense_operator.services.incidents.metrics import IncidentMetrics
 from tradesense_operator.services.incidents.run import Advance, IncidentRun, StatusWriter
 from tradesense_operator.services.incidents.storm_guard import RestartGuard
@@ -78,14 +84,14 @@ class StepRunner:
         return f"{run.ref.uid or run.ref.name}/{planned.id}"
 
     async def attempt(
-        self, run: IncidentRun, spec: TradeSenseIncidentSpec, index: int, *, new: bool
+        self, run: IncidentRun, spec: TradeSenseIncidentSpec, index: int, *, new: bool, lock: NamespaceLock
     ) -> Advance | StepGaveUp:
-        """Start (new=True) or continue the step's attempt and record what it did."""
+        """Start (new=True) or continue the step's attempt while holding `lock`, and record what it did."""
         with log_context(step=run.status.plan[index].id):
-            return await self._run_attempt(run, spec, index, new=new)
+            return await self._run_attempt(run, spec, index, new=new, lock=lock)
 
     async def _run_attempt(
-        self, run: IncidentRun, spec: TradeSenseIncidentSpec, index: int, *, new: bool
+        self, run: IncidentRun, spec: TradeSenseIncidentSpec, index: int, *, new: bool, lock: NamespaceLock
     ) -> Advance | StepGaveUp:
         planned = run.status.plan[index]
         position = f"[{index + 1}/{len(run.status.plan)}] {planned.id}"
@@ -128,15 +134,21 @@ class StepRunner:
         deployment = restarted_deployment(planned)
         if deployment is not None:
             await self.guard(spec).record(deployment, self.stamp(run, planned))
-        result_or_error = await self._invoke(run, spec, index, action)
+        try:
+            result_or_error = await self._invoke(run, spec, index, action, lock)
+        except LockLost as exc:
+            return await self._interrupted(run, index, str(exc))
         if isinstance(result_or_error, str):
             return await self._attempt_failed(run, index, result_or_error)
         return await self._record_result(run, index, result_or_error)
 
     async def _invoke(
-        self, run: IncidentRun, spec: TradeSenseIncidentSpec, index: int, action: Action
+        self, run: IncidentRun, spec: TradeSenseIncidentSpec, index: int, action: Action, lock: NamespaceLock
     ) -> StepResult | str:
-        """Run the action once; a failure comes back as its reason (a string)."""
+        """Run the action once while holding `lock`; a failure comes back as its reason (a string).
+
+        LockLost propagates: losing the lock is not a failure of the step.
+        """
         planned = run.status.plan[index]
         step = run.status.steps[index]
 
@@ -150,7 +162,10 @@ class StepRunner:
         elapsed = (self._writer.now() - (step.attempt_started_at or self._writer.now())).total_seconds()
         budget = max(planned.timeout_seconds - elapsed, 1.0)
         try:
-            return await asyncio.wait_for(action.run(ctx), timeout=budget)
+            return await hold_while(lock, asyncio.wait_for(action.run(ctx), timeout=budget),
+                                    interval=self.poll_seconds)
+        except LockLost:
+            raise
         except StepFailed as exc:
             return str(exc) or type(exc).__name__
         except TimeoutError:
@@ -186,6 +201,22 @@ class StepRunner:
         await self._writer.commit(run)  # checkpoint AFTER the action
         await run.events.normal("StepSucceeded", f"{position}: {result.message}")
         return Advance(finished=False, delay=0.0)
+
+    async def _interrupted(self, run: IncidentRun, index: int, reason: str) -> Advance:
+        """The action was stopped because the lock was lost: the step stays Running and resumes later.
+
+        attemptStartedAt is cleared so the resumed attempt's timeout counts from its resumption.
+        """
+        planned = run.status.plan[index]
+        position = f"[{index + 1}/{len(run.status.plan)}] {planned.id}"
+        step = run.status.steps[index]
+        message = clip(f"interrupted: {reason}; resumes from its checkpoint once the lock is back", 2048)
+        run.set_step(index, step.model_copy(update={"message": message, "attempt_started_at": None}))
+        run.status = self._writer.phase(run, IncidentPhase.PENDING, "LockLost", f"{position} {message}")
+        await self._writer.commit(run)
+        self._seen_attempts.discard((run.ref.uid or "", planned.id, step.attempts))
+        await run.events.warning("StepInterrupted", f"{position}: {message}")
+        return Advance(finished=False, delay=self.poll_seconds)
 
     async def _attempt_failed(self, run: IncidentRun, index: int, reason: str) -> Advance | StepGaveUp:
         planned = run.status.plan[index]

@@ -263,7 +263,7 @@ class IncidentEngine:
         raise AssertionError(f"unhandled decision {decision!r}")  # pragma: no cover  (the union is exhaustive)
 
     async def _attempt(self, run: IncidentRun, spec: TradeSenseIncidentSpec, index: int, *, new: bool) -> Advance:
-        outcome = await self._steps.attempt(run, spec, index, new=new)
+        outcome = await self._steps.attempt(run, spec, index, new=new, lock=self._lock(run, spec))
         if isinstance(outcome, StepGaveUp):
             return await self._fail(run, spec, outcome.message, reason="StepFailed")
         return outcome
