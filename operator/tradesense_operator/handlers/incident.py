@@ -37,7 +37,6 @@ R = TypeVar("R")
 
 RETRY_DELAY_SECONDS = 5.0      # after a transient API failure, when no Runtime says otherwise
 FORBIDDEN_DELAY_SECONDS = 60.0  # RBAC problems need a human; retry slowly
-_TERMINAL = {phase.value for phase in TERMINAL_PHASES}
 
 
 def _retry_delay(memo: object) -> float:
@@ -93,7 +92,7 @@ def _wakeup(memo: kopf.Memo) -> asyncio.Event:
 
 def _unfinished(status: Mapping[str, Any], **_: Any) -> bool:
     """Daemons run only for incidents that are not Succeeded, Failed or Cancelled."""
-    return str((status or {}).get("phase") or IncidentPhase.PENDING.value) not in _TERMINAL
+    return str((status or {}).get("phase") or IncidentPhase.PENDING.value) not in TERMINAL_PHASES
 
 
 async def _sleep(stopped: kopf.DaemonStopped, wake: asyncio.Event, delay: float) -> bool:

@@ -21,7 +21,6 @@ from tradesense_operator.api.alertmanager import Alert, WebhookPayload
 from tradesense_operator.api.v1alpha1.common import API_VERSION
 from tradesense_operator.api.v1alpha1.incident import (
     KIND,
-    IncidentPhase,
     IncidentSource,
     IncidentTarget,
     TradeSenseIncidentSpec,
@@ -43,11 +42,11 @@ from tradesense_operator.domain.alerts import (
     parse_routes,
     route_alert,
 )
+from tradesense_operator.domain.incident.machine import TERMINAL_PHASES
 from tradesense_operator.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-TERMINAL_PHASES = {IncidentPhase.SUCCEEDED.value, IncidentPhase.FAILED.value, IncidentPhase.CANCELLED.value}
 TOUCH_ATTEMPTS = 10  # each conflict means another writer succeeded; bounded so a hot object cannot pin a request
 TARGET_KEY = "target.yaml"  # optional ConfigMap key: IncidentTarget defaults for incidents from alerts
 

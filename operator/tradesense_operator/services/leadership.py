@@ -28,7 +28,7 @@ from typing import Any
 from tradesense_operator.clients.errors import ClientError, Conflict, NotFound
 from tradesense_operator.clients.kube import LEASES, KubeClient
 from tradesense_operator.domain.clock import Clock
-from tradesense_operator.domain.incident.lease import format_micro_time
+from tradesense_operator.domain.incident.lease import format_micro_time, held_spec, new_lease
 
 log = logging.getLogger(__name__)
 
@@ -126,23 +126,10 @@ class LeaderElector:
 
     def _body(self, lease: Mapping[str, Any] | None, now: datetime) -> dict[str, Any]:
         previous = (lease or {}).get("spec") or {}
-        mine = previous.get("holderIdentity") == self.identity
-        transitions = int(previous.get("leaseTransitions") or 0)
-        spec = {
-            "holderIdentity": self.identity,
-            "leaseDurationSeconds": max(int(self.timing.lease_seconds), 1),
-            "acquireTime": previous.get("acquireTime") if mine and previous.get("acquireTime")
-            else format_micro_time(now),
-            "renewTime": format_micro_time(now),
-            "leaseTransitions": transitions if mine else transitions + (1 if previous.get("holderIdentity") else 0),
-        }
+        spec = held_spec(self.identity, now=now, duration_seconds=max(int(self.timing.lease_seconds), 1),
+                         previous=previous)
         if lease is None:
-            return {
-                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": self.name, "namespace": self.namespace,
-                             "labels": {"app.kubernetes.io/name": "tradesense-operator"}},
-                "spec": spec,
-            }
+            return new_lease(self.name, self.namespace, spec, labels={"app.kubernetes.io/name": "tradesense-operator"})
         return {**lease, "spec": spec}  # metadata.resourceVersion kept: a stale write is a Conflict
 
     # -- loops ----------------------------------------------------------------------------------

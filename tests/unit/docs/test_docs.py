@@ -82,8 +82,9 @@ def test_mapping_has_a_section_for_every_runbook_heading() -> None:
 
 
 def test_operations_documents_every_incident_event_reason() -> None:
-    """Every Event reason the incident engine posts literally is in the troubleshooting section."""
-    engine = (ROOT / "operator" / "tradesense_operator" / "services" / "incidents" / "engine.py").read_text(encoding="utf-8")
+    """Every Event reason the incident engine (all of services/incidents) posts literally is documented."""
+    engine = "\n".join(p.read_text(encoding="utf-8")
+                       for p in sorted((ROOT / "operator" / "tradesense_operator" / "services" / "incidents").glob("*.py")))
     reasons = set(re.findall(r"events\.(?:normal|warning)\(\s*\"([A-Z][A-Za-z]+)\"", engine))
     assert len(reasons) > 10, "event calls not found: the engine's wording changed"
     assert sorted(r for r in reasons if f"`{r}`" not in OPERATIONS) == []

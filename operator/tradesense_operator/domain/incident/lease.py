@@ -94,17 +94,32 @@ def needs_renewal(spec: Mapping[str, Any], *, now: datetime) -> bool:
 
 
 def held_spec(
-    me: Holder, *, now: datetime, duration_seconds: int, previous: Mapping[str, Any] | None = None
+    me: Holder | str, *, now: datetime, duration_seconds: int, previous: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Lease spec for `me` holding it from now; keeps acquireTime and counts transitions like client-go."""
+    """Lease spec for `me` (a Holder or a raw holderIdentity) holding it from now.
+
+    Keeps acquireTime while the holder stays and counts transitions like client-go; the one Lease body
+    of both the remediation lock and leader election (`services/leadership.py`).
+    """
+    identity = me if isinstance(me, str) else me.identity
     previous = previous or {}
-    keeps = previous.get("holderIdentity") == me.identity
+    keeps = previous.get("holderIdentity") == identity
     transitions = int(previous.get("leaseTransitions") or 0)
     return {
-        "holderIdentity": me.identity,
+        "holderIdentity": identity,
         "leaseDurationSeconds": duration_seconds,
         "acquireTime": previous.get("acquireTime") if keeps and previous.get("acquireTime")
         else format_micro_time(now),
         "renewTime": format_micro_time(now),
         "leaseTransitions": transitions if keeps else transitions + (1 if previous.get("holderIdentity") else 0),
+    }
+
+
+def new_lease(name: str, namespace: str, spec: Mapping[str, Any], *, labels: Mapping[str, str]) -> dict[str, Any]:
+    """A coordination.k8s.io/v1 Lease object to create."""
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+        "spec": dict(spec),
     }

@@ -20,6 +20,8 @@ from tradesense_operator.api.v1alpha1.incident import (
     StepStatus,
 )
 
+# The one definition of "finished" (handlers and the alert bridge import it). IncidentPhase is a StrEnum,
+# so a raw status string such as "Failed" is found in this set as well.
 TERMINAL_PHASES = frozenset({IncidentPhase.SUCCEEDED, IncidentPhase.FAILED, IncidentPhase.CANCELLED})
 COMPLETED_STATES = frozenset({StepState.SUCCEEDED, StepState.SKIPPED})
 FINAL_STATES = frozenset({StepState.SUCCEEDED, StepState.SKIPPED, StepState.FAILED, StepState.CANCELLED,

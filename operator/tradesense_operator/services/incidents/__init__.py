@@ -6,6 +6,7 @@ Orchestration only: the decisions come from `domain/incident`, the effects from 
 can drive it the same way.
 """
 
-from tradesense_operator.services.incidents.engine import Advance, IncidentEngine
+from tradesense_operator.services.incidents.engine import IncidentEngine
+from tradesense_operator.services.incidents.run import Advance
 
 __all__ = ["Advance", "IncidentEngine"]

@@ -1,61 +1,102 @@
-"""Escalation: a Slack/PagerDuty/generic webhook when an incident misses respondBy or fails.
+"""Escalation: the Escalated condition, its Warning Event and the webhook notification, once per incident.
 
-The webhook URL (and a PagerDuty routing key) are read from Secrets at send time and only handed to
-the Notifier: never stored, logged or put in status/Events (its errors are redacted by the client).
+An incident escalates when it misses respondBy (checked on every advance; escalation never blocks the
+remediation) or when it fails. The escalation is recorded in status before anything is sent, and a
+failing webhook is retried at most every NOTIFY_RETRY_SECONDS until it succeeds. This module must not
+change the incident's phase.
 """
 
 from __future__ import annotations
 
-from tradesense_operator.api.v1alpha1.common import SecretKeyRef
-from tradesense_operator.api.v1alpha1.incident import TradeSenseIncidentSpec, TradeSenseIncidentStatus
-from tradesense_operator.clients.http import HttpClient
-from tradesense_operator.clients.kube import KubeClient, ObjectRef
-from tradesense_operator.clients.notify import EscalationEvent, Notifier, PayloadFormat
-from tradesense_operator.clients.secret_values import read_secret_key
+from datetime import datetime
 
-_FORMATS: dict[str, PayloadFormat] = {"slack": "slack", "pagerduty": "pagerduty", "generic": "generic"}
+from tradesense_operator.api.v1alpha1.incident import EscalationStatus, TradeSenseIncidentSpec
+from tradesense_operator.clients.errors import ClientError
+from tradesense_operator.domain.conditions import set_condition
+from tradesense_operator.domain.incident.deadlines import is_overdue
+from tradesense_operator.domain.incident.transitions import clip
+from tradesense_operator.services.incidents.metrics import IncidentMetrics
+from tradesense_operator.services.incidents.notification import escalation_event, send_notification
+from tradesense_operator.services.incidents.run import IncidentRun, StatusWriter
+from tradesense_operator.services.runtime import Runtime
 
-
-async def read_secret_value(kube: KubeClient, namespace: str, ref: SecretKeyRef) -> str:
-    """One key of a Secret, decoded and stripped; errors name the Secret and key, never the value."""
-    return (await read_secret_key(kube, namespace, ref.name, ref.key)).strip()
-
-
-def escalation_event(
-    ref: ObjectRef, spec: TradeSenseIncidentSpec, status: TradeSenseIncidentStatus, summary: str
-) -> EscalationEvent:
-    """What the notification says: the incident, its deadline, phase, current step and source."""
-    if status.escalation is None or status.respond_by is None:
-        raise ValueError("only an escalated incident with a deadline is notified")
-    details = {
-        step.id: f"{step.state.value}: {step.message}"[:300] for step in status.steps if step.message
-    }
-    source = spec.source.alertname or spec.source.fingerprint or spec.source.kind
-    return EscalationEvent(
-        incident=ref.name,
-        namespace=ref.namespace,
-        runbook=spec.runbook.value,
-        severity=spec.severity.value,
-        summary=summary,
-        respond_by=status.respond_by,
-        escalated_at=status.escalation.escalated_at,
-        phase=status.phase.value,
-        current_step=status.current_step,
-        source=source,
-        details=details,
-    )
+NOTIFY_RETRY_SECONDS = 60.0      # a failing webhook is retried at most this often
+NOTIFY_TIMEOUT_SECONDS = 10.0
 
 
-async def send_notification(
-    kube: KubeClient, ref: ObjectRef, spec: TradeSenseIncidentSpec, event: EscalationEvent, *, timeout: float
-) -> None:
-    """Deliver one escalation to the webhook configured in spec.notification (raises ClientError)."""
-    notification = spec.notification
-    if notification is None:
-        raise ValueError("spec.notification is not set")
-    url = await read_secret_value(kube, ref.namespace, notification.webhook_secret_ref)
-    routing_key = None
-    if notification.routing_key_secret_ref is not None:
-        routing_key = await read_secret_value(kube, ref.namespace, notification.routing_key_secret_ref)
-    async with HttpClient(default_timeout=timeout) as http:
-        await Notifier(http, timeout=timeout).send(url, _FORMATS[notification.format], event, routing_key=routing_key)
+def format_time(moment: datetime | None) -> str:
+    """A deadline as people read it in messages (RFC 3339, seconds)."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else "-"
+
+
+class Escalator:
+    """Escalates incidents and delivers their notifications for one engine."""
+
+    def __init__(self, runtime: Runtime, writer: StatusWriter, metrics: IncidentMetrics) -> None:
+        self._runtime = runtime
+        self._writer = writer
+        self._metrics = metrics
+        self._notify_tried: dict[str, datetime] = {}
+
+    async def check_deadline(self, run: IncidentRun, spec: TradeSenseIncidentSpec) -> None:
+        """Escalate an overdue incident once; retry a notification that has not gone out yet."""
+        now = self._writer.now()
+        if run.status.escalation is None:
+            if is_overdue(now, run.status.respond_by, run.status.phase):
+                where = f", at step {run.status.current_step}" if run.status.current_step else ""
+                await self.escalate(run, spec, "DeadlinePassed",
+                                    f"respondBy {format_time(run.status.respond_by)} passed while "
+                                    f"{run.status.phase.value}{where}")
+        elif run.status.escalation.notified_at is None and spec.notification is not None:
+            await self.notify(run, spec)
+
+    async def escalate(
+        self, run: IncidentRun, spec: TradeSenseIncidentSpec, reason: str, message: str, *, persist: bool = True
+    ) -> None:
+        """Escalated condition + Warning Event once (recorded in status), then the webhook notification.
+
+        With persist=False the caller writes the status afterwards (the terminal write must be last).
+        """
+        now = self._writer.now()
+        how = (f"notifying the {spec.notification.format} webhook" if spec.notification
+               else "no spec.notification configured")
+        run.status = run.status.model_copy(update={
+            "escalation": EscalationStatus(reason=reason, escalated_at=now),
+            "conditions": set_condition(run.status.conditions, type_="Escalated", status=True, reason=reason,
+                                        message=clip(message, 1024), now=now,
+                                        observed_generation=run.obj.generation),
+        })
+        if persist:
+            await self._writer.commit(run)
+        self._metrics.escalated(spec.severity.value)
+        await run.events.warning("Escalated", f"{message}; {how}")
+        if spec.notification is not None:
+            await self.notify(run, spec, persist=persist)
+
+    async def notify(self, run: IncidentRun, spec: TradeSenseIncidentSpec, *, persist: bool = True) -> None:
+        """Send the escalation's notification unless it went out already or was tried very recently."""
+        escalation = run.status.escalation
+        if escalation is None or escalation.notified_at is not None:
+            return
+        now = self._writer.now()
+        key = run.ref.uid or f"{run.ref.namespace}/{run.ref.name}"
+        last = self._notify_tried.get(key)
+        if last is not None and (now - last).total_seconds() < NOTIFY_RETRY_SECONDS:
+            return
+        self._notify_tried[key] = now
+        event = escalation_event(run.ref, spec, run.status, run.status.message)
+        try:
+            await send_notification(self._runtime.kube, run.ref, spec, event, timeout=NOTIFY_TIMEOUT_SECONDS)
+        except ClientError as exc:
+            error = clip(f"{type(exc).__name__}: {exc}", 1024)
+            if error != escalation.notification_error:
+                await run.events.warning("NotificationFailed", error)
+            escalation = escalation.model_copy(update={"notification_error": error})
+        else:
+            escalation = escalation.model_copy(update={"notified_at": now, "notification_error": ""})
+            await run.events.normal("EscalationNotified",
+                                    f"sent the escalation to the {spec.notification.format} webhook"
+                                    if spec.notification else "sent the escalation")
+        run.status = run.status.model_copy(update={"escalation": escalation})
+        if persist:
+            await self._writer.commit(run)

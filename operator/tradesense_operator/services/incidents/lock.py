@@ -3,7 +3,9 @@
 Only one incident changes a target namespace at a time. Writes are guarded by resourceVersion (a
 create that finds the Lease, or a replace on a stale version, is a Conflict: someone else moved
 first, so re-read and decide again). A holder that stops renewing (operator crash, deleted incident)
-loses the Lease after its duration, and the next incident takes it over.
+loses the Lease after its duration, and the next incident takes it over. While an action runs, the
+Lease is renewed in the background (`fencing.py`), and the renew deadline (two thirds of the
+duration) is when a holder that cannot renew must stop acting.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from tradesense_operator.domain.incident.lease import (
     held_spec,
     lease_state,
     needs_renewal,
+    new_lease,
 )
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,17 @@ class NamespaceLock:
         self._me = me
         self._duration = duration_seconds
         self._renewed_at: datetime | None = None
+        self._confirmed_at: datetime | None = None   # last time the Lease was proven ours
+
+    @property
+    def duration_seconds(self) -> int:
+        return self._duration
+
+    def renew_deadline_passed(self) -> bool:
+        """True once two thirds of the duration passed since the Lease was last proven ours."""
+        if self._confirmed_at is None:
+            return True
+        return (self._clock.now() - self._confirmed_at).total_seconds() >= self._duration * 2 / 3
 
     async def acquire(self) -> LockResult:
         """Take or renew the Lease; cheap when recently renewed by this process (no API call)."""
@@ -61,7 +75,7 @@ class NamespaceLock:
                 if lease is None:
                     await self._kube.create(LEASES, self._body(None, now), self._namespace)
                     log.info("%s acquired the remediation lease in %s", self._me.identity, self._namespace)
-                    self._renewed_at = now
+                    self._renewed_at = self._confirmed_at = now
                     return LockResult(acquired=True)
                 spec = lease.get("spec") or {}
                 state = lease_state(spec, me=self._me, now=now)
@@ -69,13 +83,13 @@ class NamespaceLock:
                     self._renewed_at = None
                     return LockResult(acquired=False, holder=str(spec.get("holderIdentity")))
                 if state is LeaseState.MINE and not needs_renewal(spec, now=now):
-                    self._renewed_at = now
+                    self._renewed_at = self._confirmed_at = now
                     return LockResult(acquired=True)
                 if state is LeaseState.EXPIRED and spec.get("holderIdentity") != self._me.identity:
                     log.warning("%s takes over the expired remediation lease of %s in %s",
                                 self._me.identity, spec.get("holderIdentity"), self._namespace)
                 await self._kube.replace(LEASES, LEASE_NAME, self._body(lease, now), self._namespace)
-                self._renewed_at = now
+                self._renewed_at = self._confirmed_at = now
                 return LockResult(acquired=True)
             except Conflict:
                 continue  # someone wrote the Lease between our read and write: decide again
@@ -85,7 +99,7 @@ class NamespaceLock:
 
     async def release(self) -> None:
         """Give the Lease up if we hold it (idempotent); the next waiting incident can start at once."""
-        self._renewed_at = None
+        self._renewed_at = self._confirmed_at = None
         for _ in range(_MAX_RACES):
             lease = await self._kube.get_or_none(LEASES, LEASE_NAME, self._namespace)
             if lease is None:
@@ -108,12 +122,7 @@ class NamespaceLock:
         previous = (lease or {}).get("spec") or {}
         spec = held_spec(self._me, now=now, duration_seconds=self._duration, previous=previous)
         if lease is None:
-            return {
-                "apiVersion": "coordination.k8s.io/v1",
-                "kind": "Lease",
-                "metadata": {"name": LEASE_NAME, "namespace": self._namespace,
-                             "labels": {"app.kubernetes.io/managed-by": "tradesense-operator"}},
-                "spec": spec,
-            }
+            return new_lease(LEASE_NAME, self._namespace, spec,
+                             labels={"app.kubernetes.io/managed-by": "tradesense-operator"})
         # resourceVersion stays in metadata: the replace fails with Conflict if the Lease moved on.
         return {**lease, "spec": spec}

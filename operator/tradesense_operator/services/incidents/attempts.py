@@ -1,0 +1,233 @@
+"""Step attempts: checkpoint Running, invoke the action, checkpoint its result.
+
+Owns one step's attempt from its Running checkpoint to its recorded result (succeeded, skipped, still
+waiting, or failed with its backoff). The Running checkpoint is written BEFORE the action is invoked
+and the result AFTER, so a crash in between re-invokes the same attempt and the action's own
+idempotency makes that one effect. The action runs only while the namespace Lease is held
+(`fencing.py`): when the Lease is lost the action is cancelled and the attempt recorded as
+interrupted, still Running so that it resumes from its checkpoint once the Lease is back, never
+continued blind. It must not decide which step runs next or end the incident:
+a step whose retries are exhausted comes back as `StepGaveUp` and the engine fails the incident.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from tradesense_operator.api.v1alpha1.incident import (
+    IncidentPhase,
+    PlannedStep,
+    StepAction,
+    StepState,
+    TradeSenseIncidentSpec,
+)
+from tradesense_operator.clients.errors import ClientError
+from tradesense_operator.domain.incident.machine import attempt_deadline_passed, working_phase
+from tradesense_operator.domain.incident.storm import restarted_deployment
+from tradesense_operator.domain.incident.transitions import clip, fail_attempt, finish, start_attempt, waiting
+from tradesense_operator.observability.context import log_context
+from tradesense_operator.services.incidents.fencing import LockLost, hold_while
+from tradesense_operator.services.incidents.lock import NamespaceLock
+from tradesense_operator.services.incidents.metrics import IncidentMetrics
+from tradesense_operator.services.incidents.run import Advance, IncidentRun, StatusWriter
+from tradesense_operator.services.incidents.storm_guard import RestartGuard
+from tradesense_operator.services.runtime import Runtime
+from tradesense_operator.services.step_adapters.base import Action, Outcome, StepContext, StepFailed, StepResult
+
+log = logging.getLogger(__name__)
+
+_OUTCOME_LABELS = {Outcome.DONE: "done", Outcome.ALREADY_DONE: "already_done", Outcome.SKIPPED: "skipped",
+                   Outcome.WAITING: "waiting"}
+
+
+@dataclass(frozen=True)
+class StepGaveUp:
+    """The step ended Failed (retries exhausted, or no implementation): the incident fails with `message`."""
+
+    message: str
+
+
+class StepRunner:
+    """Runs attempts of steps for one engine; remembers which attempts this process has seen."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        actions: Mapping[StepAction, Action],
+        writer: StatusWriter,
+        metrics: IncidentMetrics,
+        backoff_cap: float,
+    ) -> None:
+        self._runtime = runtime
+        self._actions = actions
+        self._writer = writer
+        self._metrics = metrics
+        self._backoff_cap = backoff_cap
+        self._seen_attempts: set[tuple[str, str, int]] = set()
+
+    @property
+    def poll_seconds(self) -> float:
+        return self._runtime.settings.step_poll_seconds
+
+    def guard(self, spec: TradeSenseIncidentSpec) -> RestartGuard:
+        """The restart-storm guard of the target namespace."""
+        limit = spec.parameters.restart_limit_per_hour or self._runtime.settings.restart_limit_per_hour
+        return RestartGuard(self._runtime.kube, self._runtime.clock, namespace=spec.target.namespace, limit=limit)
+
+    @staticmethod
+    def stamp(run: IncidentRun, planned: PlannedStep) -> str:
+        """Same value as StepContext.stamp, for the storm guard's records."""
+        return f"{run.ref.uid or run.ref.name}/{planned.id}"
+
+    async def attempt(
+        self, run: IncidentRun, spec: TradeSenseIncidentSpec, index: int, *, new: bool, lock: NamespaceLock
+    ) -> Advance | StepGaveUp:
+        """Start (new=True) or continue the step's attempt while holding `lock`, and record what it did."""
+        with log_context(step=run.status.plan[index].id):
+            return await self._run_attempt(run, spec, index, new=new, lock=lock)
+
+    async def _run_attempt(
+        self, run: IncidentRun, spec: TradeSenseIncidentSpec, index: int, *, new: bool, lock: NamespaceLock
+    ) -> Advance | StepGaveUp:
+        planned = run.status.plan[index]
+        position = f"[{index + 1}/{len(run.status.plan)}] {planned.id}"
+        now = self._writer.now()
+        if new:
+            step = start_attempt(run.status.steps[index], now=now)
+            run.set_step(index, step)
+            run.status = run.status.model_copy(update={
+                "current_step": planned.id, "started_at": run.status.started_at or now})
+            run.status = self._writer.phase(run, working_phase(run.status.plan, index), "StepRunning",
+                                            f"{position}: {planned.description or planned.action.value}")
+            await self._writer.commit(run)  # checkpoint BEFORE the action runs
+            self._seen_attempts.add((run.ref.uid or "", planned.id, step.attempts))
+            await run.events.normal(
+                "StepStarted",
+                f"{position} {planned.action.value} {planned.target} (attempt {step.attempts}/{planned.retries + 1})"
+                f"{': ' + planned.description if planned.description else ''}",
+            )
+        else:
+            step = run.status.steps[index]
+            if step.attempt_started_at is None:  # Running without timing (older status): time from now
+                step = step.model_copy(update={"attempt_started_at": now, "started_at": step.started_at or now})
+                run.set_step(index, step)
+            key = (run.ref.uid or "", planned.id, step.attempts)
+            if key not in self._seen_attempts:
+                self._seen_attempts.add(key)
+                await run.events.normal("StepResumed", f"{position} resumed (attempt {step.attempts}): "
+                                        "the operator restarted while it was running; the action checks "
+                                        "what is already done before acting")
+            if attempt_deadline_passed(planned, step, now):
+                return await self._attempt_failed(
+                    run, index, f"no result within the step timeout of {planned.timeout_seconds}s"
+                    + (f" (last: {step.message})" if step.message else ""))
+        action = self._actions.get(planned.action)
+        if action is None:
+            run.set_step(index, finish(run.status.steps[index], state=StepState.FAILED, evidence={}, now=now,
+                                       message=f"this operator has no implementation of action {planned.action.value}"))
+            await self._writer.commit(run)
+            return StepGaveUp(f"step {planned.id}: no implementation of {planned.action.value}")
+        deployment = restarted_deployment(planned)
+        if deployment is not None:
+            await self.guard(spec).record(deployment, self.stamp(run, planned))
+        try:
+            result_or_error = await self._invoke(run, spec, index, action, lock)
+        except LockLost as exc:
+            return await self._interrupted(run, index, str(exc))
+        if isinstance(result_or_error, str):
+            return await self._attempt_failed(run, index, result_or_error)
+        return await self._record_result(run, index, result_or_error)
+
+    async def _invoke(
+        self, run: IncidentRun, spec: TradeSenseIncidentSpec, index: int, action: Action, lock: NamespaceLock
+    ) -> StepResult | str:
+        """Run the action once while holding `lock`; a failure comes back as its reason (a string).
+
+        LockLost propagates: losing the lock is not a failure of the step.
+        """
+        planned = run.status.plan[index]
+        step = run.status.steps[index]
+
+        async def save_checkpoint(values: Mapping[str, str]) -> None:
+            current = run.status.steps[index]
+            run.set_step(index, current.model_copy(update={"checkpoint": {**current.checkpoint, **values}}))
+            await self._writer.commit(run)
+
+        ctx = StepContext(runtime=self._runtime, incident=run.ref, spec=spec, step=planned, attempt=step.attempts,
+                          checkpoint=dict(step.checkpoint), save_checkpoint=save_checkpoint)
+        elapsed = (self._writer.now() - (step.attempt_started_at or self._writer.now())).total_seconds()
+        budget = max(planned.timeout_seconds - elapsed, 1.0)
+        try:
+            return await hold_while(lock, asyncio.wait_for(action.run(ctx), timeout=budget),
+                                    interval=self.poll_seconds)
+        except LockLost:
+            raise
+        except StepFailed as exc:
+            return str(exc) or type(exc).__name__
+        except TimeoutError:
+            return f"the action did not return within {budget:.0f}s"
+        except ClientError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # an action bug fails the attempt instead of wedging the daemon
+            log.exception("action %s of step %s raised unexpectedly", planned.action.value, planned.id)
+            return f"unexpected {type(exc).__name__} in action {planned.action.value}: {exc}"
+
+    async def _record_result(self, run: IncidentRun, index: int, result: StepResult) -> Advance | StepGaveUp:
+        planned = run.status.plan[index]
+        position = f"[{index + 1}/{len(run.status.plan)}] {planned.id}"
+        step = run.status.steps[index]
+        now = self._writer.now()
+        if result.outcome is Outcome.WAITING:
+            if attempt_deadline_passed(planned, step, now):
+                return await self._attempt_failed(
+                    run, index, f"still waiting after {planned.timeout_seconds}s: {result.message}")
+            run.set_step(index, waiting(step, message=result.message, evidence=result.evidence))
+            await self._writer.commit(run)
+            delay = result.retry_after if result.retry_after is not None else self.poll_seconds
+            return Advance(finished=False, delay=max(delay, 0.0))
+        self._metrics.attempt_finished(planned, step, _OUTCOME_LABELS[result.outcome], now)
+        if result.outcome is Outcome.SKIPPED:
+            run.set_step(index, finish(step, state=StepState.SKIPPED, message=result.message,
+                                       evidence=result.evidence, now=now))
+            await self._writer.commit(run)  # checkpoint AFTER the action
+            await run.events.normal("StepSkipped", f"{position}: {result.message}")
+            return Advance(finished=False, delay=0.0)
+        run.set_step(index, finish(step, state=StepState.SUCCEEDED, message=result.message,
+                                   evidence=result.evidence, now=now))
+        await self._writer.commit(run)  # checkpoint AFTER the action
+        await run.events.normal("StepSucceeded", f"{position}: {result.message}")
+        return Advance(finished=False, delay=0.0)
+
+    async def _interrupted(self, run: IncidentRun, index: int, reason: str) -> Advance:
+        """The action was stopped because the lock was lost: the step stays Running and resumes later.
+
+        attemptStartedAt is cleared so the resumed attempt's timeout counts from its resumption.
+        """
+        planned = run.status.plan[index]
+        position = f"[{index + 1}/{len(run.status.plan)}] {planned.id}"
+        step = run.status.steps[index]
+        message = clip(f"interrupted: {reason}; resumes from its checkpoint once the lock is back", 2048)
+        run.set_step(index, step.model_copy(update={"message": message, "attempt_started_at": None}))
+        run.status = self._writer.phase(run, IncidentPhase.PENDING, "LockLost", f"{position} {message}")
+        await self._writer.commit(run)
+        self._seen_attempts.discard((run.ref.uid or "", planned.id, step.attempts))
+        await run.events.warning("StepInterrupted", f"{position}: {message}")
+        return Advance(finished=False, delay=self.poll_seconds)
+
+    async def _attempt_failed(self, run: IncidentRun, index: int, reason: str) -> Advance | StepGaveUp:
+        planned = run.status.plan[index]
+        position = f"[{index + 1}/{len(run.status.plan)}] {planned.id}"
+        self._metrics.attempt_finished(planned, run.status.steps[index], "failed", self._writer.now())
+        step = fail_attempt(run.status.steps[index], planned, reason=clip(reason, 2048), now=self._writer.now(),
+                            backoff_base=self.poll_seconds, backoff_cap=self._backoff_cap)
+        run.set_step(index, step)
+        await self._writer.commit(run)
+        if step.state is StepState.FAILED:
+            await run.events.warning("StepFailed", f"{position}: {step.message}")
+            return StepGaveUp(f"step {planned.id} failed: {step.message}")
+        await run.events.warning("AttemptFailed", f"{position}: {step.message}")
+        return Advance(finished=False, delay=self.poll_seconds)

@@ -1,0 +1,93 @@
+"""One iteration's view of an incident and the only way its status is written back.
+
+Owns `IncidentRun` (what was read, what is being written), `StatusWriter` (phase changes and the
+checkpoint write) and `Advance` (what one iteration tells its driver). Every module of the engine
+writes status through `StatusWriter.commit`, so there is one place that decides how a status write
+is made. It must not decide what to do next: that is the engine's loop and `domain.incident.machine`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tradesense_operator.api.v1alpha1.incident import (
+    IncidentPhase,
+    IncidentTarget,
+    StepStatus,
+    TradeSenseIncidentStatus,
+)
+from tradesense_operator.clients.kube import ObjectRef
+from tradesense_operator.domain.incident.phases import with_phase
+from tradesense_operator.services.incidents.events import IncidentEvents
+from tradesense_operator.services.incidents.metrics import IncidentMetrics
+from tradesense_operator.services.incidents.store import IncidentObject, IncidentStore
+from tradesense_operator.services.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class Advance:
+    """Result of one `advance`: whether the incident is finished (or gone) and when to advance again."""
+
+    finished: bool
+    delay: float = 0.0
+    phase: IncidentPhase | None = None
+
+
+@dataclass
+class IncidentRun:
+    """One iteration's view of an incident: what was read (`obj`, `saved`) and what is being written."""
+
+    obj: IncidentObject
+    status: TradeSenseIncidentStatus
+    saved: TradeSenseIncidentStatus
+    events: IncidentEvents
+
+    @property
+    def ref(self) -> ObjectRef:
+        return self.obj.ref
+
+    def set_step(self, index: int, step: StepStatus) -> None:
+        steps = list(self.status.steps)
+        steps[index] = step
+        self.status = self.status.model_copy(update={"steps": steps})
+
+
+class StatusWriter:
+    """Phase changes and checkpoint writes of incident status, with the metrics derived from them."""
+
+    def __init__(self, runtime: Runtime, store: IncidentStore, metrics: IncidentMetrics) -> None:
+        self._runtime = runtime
+        self._store = store
+        self._metrics = metrics
+
+    def now(self) -> datetime:
+        return self._runtime.clock.now()
+
+    def open(self, obj: IncidentObject) -> IncidentRun:
+        """Start an iteration on a freshly read incident."""
+        return IncidentRun(obj=obj, status=obj.status, saved=obj.status,
+                           events=IncidentEvents(self._runtime.kube, self._runtime.clock, obj.ref))
+
+    def phase(self, run: IncidentRun, phase: IncidentPhase, reason: str, message: str) -> TradeSenseIncidentStatus:
+        """`run.status` moved to `phase` (not yet written)."""
+        return with_phase(run.status, phase=phase, reason=reason, message=message, now=self.now(),
+                          generation=run.obj.generation)
+
+    async def commit(self, run: IncidentRun) -> None:
+        """Persist the status when it changed (idle polls write nothing, so they make no watch events)."""
+        if run.status != run.saved:
+            await self._store.save(run.ref, run.status)
+            self._metrics.committed(run.ref.uid or run.ref.name, str(run.obj.raw_spec.get("runbook", "")),
+                                    before=run.saved, after=run.status,
+                                    target_namespace=target_namespace(run.obj.raw_spec))
+            run.saved = run.status
+
+
+def target_namespace(raw_spec: Mapping[str, Any]) -> str:
+    """spec.target.namespace of a raw (possibly invalid) spec, or its default."""
+    target = raw_spec.get("target")
+    namespace = target.get("namespace") if isinstance(target, Mapping) else None
+    return str(namespace or IncidentTarget.model_fields["namespace"].default)
