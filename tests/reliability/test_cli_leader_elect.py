@@ -1,4 +1,4 @@
-"""`tradesense-operator run --leader-elect` as a real process against the emulated API: while another
+"""`tradesense-operator run` (leader election is the default) as a real process against the emulated API: while another
 replica holds the Lease it does not act but answers its liveness probe; it takes over only after the
 Lease expired; when another holder takes the Lease away it exits with status 1 (Kubernetes restarts it
 as a follower) instead of acting on."""
@@ -68,7 +68,7 @@ def replica(
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "TSO_OPERATOR_NAMESPACE": test_namespace,
            "TSO_HTTP_PORT": str(http_port), "POD_NAME": "cli-replica"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "tradesense_operator", "run", "--leader-elect", "-n", test_namespace,
+        [sys.executable, "-m", "tradesense_operator", "run", "-n", test_namespace,
          f"--liveness=http://127.0.0.1:{port}/healthz", "--lease-duration=3", "--renew-deadline=2",
          "--retry-period=0.3"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

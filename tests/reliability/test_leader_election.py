@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tradesense_operator.clients.kube import KubeClient
-from tradesense_operator.domain.clock import ManualClock
+from tradesense_operator.domain.clock import ManualClock, SystemClock
 from tradesense_operator.services.leadership import ElectionTiming, LeaderElector, lead
 from tradesense_sandbox.kubeapi import EmulatedCluster
 from tradesense_sandbox.kubeapi.errors import ApiError
@@ -167,3 +167,36 @@ def test_the_timing_must_leave_a_margin() -> None:
     with pytest.raises(ValueError, match="retry period < renew deadline < lease duration"):
         ElectionTiming(lease_seconds=10, renew_deadline_seconds=10, retry_seconds=2)
 
+
+
+async def test_a_slow_api_server_makes_the_leader_step_down_before_a_follower_takes_over(
+    kube: KubeClient, kubeconfig_path: Path, kube_cluster: EmulatedCluster, test_namespace: str
+) -> None:
+    """Each renewal is bounded by the renew deadline (client-go's context timeout): a renewal still in flight at
+    the deadline is a lost leadership, not a leader that goes on acting while a follower takes over.
+
+    Real time (the latency is the server's), short client-go-proportioned timing; only the ORDER is asserted.
+    """
+    timing = ElectionTiming(lease_seconds=3.0, renew_deadline_seconds=1.5, retry_seconds=0.25)
+    other = await KubeClient.from_kubeconfig(str(kubeconfig_path))
+    try:
+        a = LeaderElector(kube, SystemClock(), namespace=test_namespace, identity="a", timing=timing)
+        b = LeaderElector(other, SystemClock(), namespace=test_namespace, identity="b", timing=timing)
+        await a.acquire()
+        order: list[str] = []
+
+        async def keep_a() -> None:
+            await a.keep()
+            order.append("a stepped down")
+
+        async def acquire_b() -> None:
+            await b.acquire()
+            order.append("b leads")
+
+        # a's next renewal write takes 5 s to answer (longer than the whole lease), then is applied
+        kube_cluster.inject_fault("PUT", f"/namespaces/{test_namespace}/leases/{LEASE}$", latency=5.0, times=1)
+        await asyncio.wait_for(asyncio.gather(keep_a(), acquire_b()), timeout=30)
+    finally:
+        await other.close()
+    assert order == ["a stepped down", "b leads"]
+    assert holder(kube_cluster, test_namespace) == "b"

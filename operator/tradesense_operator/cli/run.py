@@ -1,8 +1,11 @@
 """`tradesense-operator run`: start the operator against the current kubeconfig (or in-cluster) context.
 
-With `--leader-elect` (the Deployment's mode, two replicas) the process first waits for the
-leader-election Lease (services/leadership.py) and only then starts kopf; when it loses the Lease it
-exits at once with status 1, so Kubernetes restarts it as a follower instead of two replicas acting.
+By default the process first waits for the leader-election Lease (services/leadership.py) and only then
+starts kopf (standalone: the Lease, not kopf peering, decides who acts); when it loses the Lease it exits at
+once with status 1, so Kubernetes restarts it as a follower instead of two replicas acting. A second
+`run` started by mistake (a laptop against the production context) therefore waits instead of acting.
+`--standalone` is the explicit opt-out: no Lease, no peering — for one process that is known to be alone
+(local runs, benchmarks, tests).
 """
 
 from __future__ import annotations
@@ -32,12 +35,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--namespace", "-n", action="append", default=None,
                         help="watch only these namespaces (default: all)")
     parser.add_argument("--standalone", action="store_true",
-                        help="skip peering: only for a single replica or local runs")
+                        help="no leader election: act at once, for a process known to be the only one "
+                             "(local runs, tests); the default waits for the leader-election Lease")
     parser.add_argument("--liveness", default="http://0.0.0.0:8080/healthz",
                         help="kopf liveness endpoint (the Deployment's livenessProbe)")
-    election = parser.add_argument_group("leader election (several replicas, one acting)")
+    election = parser.add_argument_group("leader election (the default: several replicas, one acting)")
     election.add_argument("--leader-elect", action="store_true",
-                          help="act only while holding a coordination.k8s.io/v1 Lease in the operator namespace")
+                          help="the default (kept for existing manifests): act only while holding a "
+                               "coordination.k8s.io/v1 Lease in the operator namespace")
     election.add_argument("--lease-name", default="tradesense-operator-leader", help="name of the Lease")
     election.add_argument("--lease-duration", type=float, default=15.0,
                           help="seconds a follower waits, after the leader stopped renewing, before taking over")
@@ -53,6 +58,9 @@ def identity() -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.standalone and args.leader_elect:
+        print("tradesense-operator: --standalone and --leader-elect contradict each other")
+        return 2
     # Heavy imports here, so `plan` and `backup` start fast and work without kopf's side effects.
     import kopf  # noqa: PLC0415
 
@@ -73,10 +81,11 @@ def _run(args: argparse.Namespace) -> int:
         "clusterwide": not args.namespace,
         "liveness_endpoint": args.liveness,
     }
-    if not args.leader_elect:
-        kopf.run(standalone=args.standalone, **options)
+    if args.standalone:
+        kopf.run(standalone=True, **options)
         return 0
-    # The Lease decides who acts, so kopf's own peering is off (same-priority peers would both run).
+    # The Lease decides who acts, so kopf's own peering is off: kopf pauses every operator of the same
+    # priority it sees (it would leave both replicas idle, not elect one).
     def operator() -> Awaitable[None]:
         return kopf.operator(standalone=True, **options)
 

@@ -1,9 +1,10 @@
 """Leader election over a coordination.k8s.io/v1 Lease, with client-go's semantics.
 
-Why a Lease and not kopf peering: kopf peering pauses peers of LOWER priority, but two replicas of the
-same Deployment have the same priority and would both act — for an operator that restarts databases
-and rotates secrets that is the one outcome we cannot have. A Lease is what controller-runtime
-operators use, so `kubectl get lease -n <operator ns>` shows who leads, like everywhere else.
+Why a Lease and not kopf peering: kopf peering with several operators of the SAME priority does not let
+one of them act — kopf pauses all of them (and only warns), so two replicas of one Deployment would both sit
+idle; peering decides by priority, not by who came first. What we need is exactly one replica acting and the
+other ready to take over, which is what a Lease gives, and what controller-runtime operators use, so
+`kubectl get lease -n <operator ns>` shows who leads, like everywhere else. kopf itself runs standalone.
 
 The rules (the same as client-go's leaderelection package):
 - every write is guarded by the Lease's resourceVersion: of two candidates writing at once, one gets
@@ -11,8 +12,10 @@ The rules (the same as client-go's leaderelection package):
 - a follower takes over only after it has seen the SAME Lease record unchanged for leaseDuration on its
   own clock (observed time, not the holder's renewTime), so clock skew between nodes cannot shorten it;
 - the leader renews every retry period; if it cannot renew within the renew deadline (shorter than the
-  lease duration) it gives leadership up before anyone else may take it. The process then exits (see
-  `cli/run.py`) rather than keep acting on a stale belief that it leads.
+  lease duration) it gives leadership up before anyone else may take it. Each renewal is bounded by that
+  deadline, as client-go bounds it with a context timeout: an API server that merely answers slowly (a
+  request still in flight at the deadline) counts as a failed renewal, never as "still leading". The
+  process then exits (see `cli/run.py`) rather than keep acting on a stale belief that it leads.
 """
 
 from __future__ import annotations
@@ -148,18 +151,48 @@ class LeaderElector:
         """Renew every retry period; return when a renewal has not succeeded within the renew deadline."""
         while True:
             await self._sleep(self.timing.retry_seconds)
-            if await self.try_acquire_or_renew():
-                continue
-            now = self._clock.now()
-            last = self._renewed_at or now
-            if (now - last).total_seconds() >= self.timing.renew_deadline_seconds:
-                log.error("leader election: %s could not renew the Lease %s/%s for %.0fs: leadership lost",
-                          self.identity, self.namespace, self.name, (now - last).total_seconds())
+            if not await self._renew_within_deadline():
                 return
-            if await self._held_by_other():
-                log.error("leader election: %s lost the Lease %s/%s to another holder",
-                          self.identity, self.namespace, self.name)
-                return
+
+    def _deadline_left(self) -> float:
+        """Seconds until the renew deadline, counted from our last successful renewal."""
+        now = self._clock.now()
+        last = self._renewed_at or now
+        return self.timing.renew_deadline_seconds - (now - last).total_seconds()
+
+    async def _renew_within_deadline(self) -> bool:
+        """One renewal round, bounded by the renew deadline; False when leadership must be given up."""
+        try:
+            renewed = await self._bounded(self.try_acquire_or_renew())
+        except TimeoutError:
+            log.error("leader election: %s got no answer renewing the Lease %s/%s within the renew deadline "
+                      "(%.0fs): leadership lost", self.identity, self.namespace, self.name,
+                      self.timing.renew_deadline_seconds)
+            return False
+        if renewed:
+            return True
+        if self._deadline_left() <= 0:
+            log.error("leader election: %s could not renew the Lease %s/%s for %.0fs: leadership lost",
+                      self.identity, self.namespace, self.name, self.timing.renew_deadline_seconds)
+            return False
+        try:
+            taken = await self._bounded(self._held_by_other())
+        except TimeoutError:
+            return False
+        if taken:
+            log.error("leader election: %s lost the Lease %s/%s to another holder",
+                      self.identity, self.namespace, self.name)
+            return False
+        return True
+
+    async def _bounded(self, call: Awaitable[bool]) -> bool:
+        """`call` cancelled (TimeoutError) when the renew deadline passes before it answers."""
+        left = self._deadline_left()
+        if left <= 0:
+            if asyncio.iscoroutine(call):
+                call.close()
+            raise TimeoutError
+        return await asyncio.wait_for(call, timeout=left)
 
     async def _held_by_other(self) -> bool:
         try:

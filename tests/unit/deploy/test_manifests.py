@@ -173,7 +173,7 @@ def test_readiness_passes_on_followers_so_rollouts_can_finish(container: dict[st
 
 def test_two_replicas_with_leader_election(deployment: dict[str, Any], container: dict[str, Any]) -> None:
     args = build_parser().parse_args(container["args"])
-    assert args.leader_elect, "two replicas must not both act"
+    assert not args.standalone, "two replicas must not both act: leader election (the default) stays on"
     assert not args.namespace, "cluster-wide, as the ClusterRole assumes"
     assert deployment["spec"]["replicas"] == 2
     strategy = deployment["spec"]["strategy"]

@@ -2,6 +2,11 @@
 
 Log lines can carry credentials (a bearer token, a reset link), so every quoted line passes through
 `redact_line` before it reaches status or Events; counts are exact, quotes are few and short.
+
+A pod whose log cannot be read (a container in ImagePullBackOff or CreateContainerError answers 400, a
+kubelet error 500, a forbidden `pods/log`) is counted as unreadable, with the first error as evidence, and the
+other pods are still scanned: after a bad deploy the logs are unreadable exactly when the rollback that
+follows this step is needed (see step_adapters/evidence.py for the rule).
 """
 
 from __future__ import annotations
@@ -9,9 +14,10 @@ from __future__ import annotations
 import re
 
 from tradesense_operator.api.v1alpha1.incident import StepAction
-from tradesense_operator.clients.errors import NotFound
+from tradesense_operator.clients.errors import ClientError, NotFound
 from tradesense_operator.clients.kube import PODS
 from tradesense_operator.services.step_adapters.base import Outcome, StepContext, StepFailed, StepResult
+from tradesense_operator.services.step_adapters.evidence import read_error
 from tradesense_operator.services.step_adapters.step_inputs import param_int, param_str, require_str, target_name
 
 _QUOTED = 5
@@ -66,12 +72,16 @@ class LogScan:
         matches: list[str] = []
         per_pod: dict[str, int] = {}
         scanned = 0
+        unreadable: dict[str, str] = {}
         for pod in pods:
             name = pod["metadata"]["name"]
             try:
                 text = await ctx.runtime.kube.pod_logs(ctx.namespace, name, tail_lines=tail, since_seconds=since)
             except NotFound:
                 continue  # the pod went away between list and read; its replacement is scanned next time
+            except ClientError as exc:
+                unreadable[name] = read_error(exc)
+                continue
             lines = text.splitlines()
             scanned += len(lines)
             found = [ln for ln in lines if include.search(ln) and not (exclude and exclude.search(ln))]
@@ -82,6 +92,11 @@ class LogScan:
             evidence[f"line{i + 1}"] = redact_line(line)
         worst = max(per_pod.items(), key=lambda item: item[1], default=None)
         where = f"; most in {worst[0]} ({worst[1]})" if worst and worst[1] else ""
+        if unreadable:
+            first_pod, first_error = next(iter(unreadable.items()))
+            evidence["unreadablePods"] = str(len(unreadable))
+            evidence["readError"] = f"{first_pod}: {first_error}"
+            where += f"; logs of {len(unreadable)} pods unreadable (first: {first_pod}: {first_error})"
         return StepResult(
             Outcome.DONE,
             f"{len(matches)} matching lines in {scanned} log lines of {len(per_pod)} pods -l {selector}{where}",

@@ -28,6 +28,7 @@ from tradesense_operator.services.step_adapters.database import (
     PgSlowQueries,
     PgTerminateConnections,
 )
+from tradesense_operator.services.step_adapters.evidence import Diagnosis
 from tradesense_operator.services.step_adapters.logscan import LogScan
 from tradesense_operator.services.step_adapters.notify import Notify
 from tradesense_operator.services.step_adapters.pods import CheckNodes, CheckPods, DeletePods, WaitPodsReady
@@ -43,15 +44,23 @@ from tradesense_operator.services.step_adapters.workloads import (
     SetResources,
 )
 
+# Read-only diagnosis: a failed read is their evidence, never a reason to stop before the remediation that
+# follows (step_adapters/evidence.py). HttpProbe records a failed answer itself (expect: any) and fails on purpose
+# otherwise; SmokeTest, RolloutStatus and WaitPodsReady verify a remediation and must keep failing.
+_DIAGNOSIS: tuple[Action, ...] = tuple(Diagnosis(action) for action in (
+    CheckNodes(), CheckPods(), PgIsReady(), SecretPresent(),
+    RedisSessionCount(), RedisBigkeys(), RedisInfo(),
+    PgSlowQueries(), PgMissingIndexes(), PgIdleInTransaction(), PgDamageAssessment(), PgDiskUsage(),
+    LogScan(), CertificateCheck(),
+))
+
 _ALL: tuple[Action, ...] = (
-    HttpProbe(), CheckNodes(), CheckPods(), PgIsReady(),
-    RolloutRestart(), RolloutUndo(), RolloutStatus(), Scale(), SetEnv(), SetResources(),
-    DeletePods(), WaitPodsReady(), SwitchServiceSelector(), DrFailover(),
-    SecretPresent(), SecretRotate(),
-    RedisSessionCount(), RedisDeleteKey(), RedisDeletePattern(), RedisFlushall(), RedisBigkeys(), RedisInfo(),
-    PgSlowQueries(), PgSetLogMinDuration(), PgAnalyze(), PgMissingIndexes(), PgCreateIndex(),
-    PgIdleInTransaction(), PgDamageAssessment(), PgDiskUsage(), PgTerminateConnections(),
-    BackupSafety(), BackupRestore(), LogScan(), CertificateCheck(), SmokeTest(), Notify(),
+    *_DIAGNOSIS,
+    HttpProbe(), RolloutRestart(), RolloutUndo(), RolloutStatus(), Scale(), SetEnv(), SetResources(),
+    DeletePods(), WaitPodsReady(), SwitchServiceSelector(), DrFailover(), SecretRotate(),
+    RedisDeleteKey(), RedisDeletePattern(), RedisFlushall(),
+    PgSetLogMinDuration(), PgAnalyze(), PgCreateIndex(), PgTerminateConnections(),
+    BackupSafety(), BackupRestore(), SmokeTest(), Notify(),
 )
 
 ACTIONS: Mapping[StepAction, Action] = MappingProxyType({action.name: action for action in _ALL})
