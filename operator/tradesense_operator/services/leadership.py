@@ -163,8 +163,10 @@ class LeaderElector:
     async def _renew_within_deadline(self) -> bool:
         """One renewal round, bounded by the renew deadline; False when leadership must be given up."""
         try:
-            renewed = await self._bounded(self.try_acquire_or_renew())
+            renewed: bool | None = await self._bounded(self.try_acquire_or_renew())
         except TimeoutError:
+            renewed = None
+        if renewed is None:
             log.error("leader election: %s got no answer renewing the Lease %s/%s within the renew deadline "
                       "(%.0fs): leadership lost", self.identity, self.namespace, self.name,
                       self.timing.renew_deadline_seconds)

@@ -36,6 +36,7 @@ from tradesense_operator.api.v1alpha1.incident import (
     StepState,
     TradeSenseIncidentSpec,
 )
+from tradesense_operator.clients.errors import ClientError
 from tradesense_operator.clients.kube import INCIDENTS, NAMESPACES, ObjectRef
 from tradesense_operator.domain.conditions import set_condition
 from tradesense_operator.domain.incident.deadlines import respond_by
@@ -67,6 +68,7 @@ from tradesense_operator.services.incidents.events import IncidentEvents
 from tradesense_operator.services.incidents.lock import NamespaceLock
 from tradesense_operator.services.incidents.metrics import IncidentMetrics
 from tradesense_operator.services.incidents.run import Advance, IncidentRun, StatusWriter
+from tradesense_operator.services.incidents.stalls import StallReporter
 from tradesense_operator.services.incidents.store import IncidentStore, StatusUnreadable
 from tradesense_operator.services.runtime import Runtime
 from tradesense_operator.services.step_adapters.base import Action
@@ -101,6 +103,7 @@ class IncidentEngine:
                                  backoff_cap=backoff_cap)
         self._dry_runs = DryRunner(runtime, actions, self._writer)
         self._escalator = Escalator(runtime, self._writer, self._metrics)
+        self._stalls = StallReporter(self._store, self._writer)
         self._locks: dict[str, NamespaceLock] = {}
         self._unreadable_reported: set[str] = set()
 
@@ -117,11 +120,24 @@ class IncidentEngine:
         return self.poll_seconds * WAIT_POLL_FACTOR
 
     async def run(self, namespace: str, name: str, *, sleep: Callable[[float], Awaitable[bool]]) -> Advance:
-        """Advance until the incident is finished; `sleep(delay)` returns True when the caller wants to stop."""
-        while True:
-            tick = await self.advance(namespace, name)
-            if tick.finished or await sleep(tick.delay):
-                return tick
+        """Advance until the incident is finished; `sleep(delay)` returns True when the caller wants to stop.
+
+        An API error never ends the loop: it is recorded on the incident and retried (`stalls.py`).
+        """
+        try:
+            while True:
+                try:
+                    tick = await self.advance(namespace, name)
+                except ClientError as exc:
+                    if not await self._stalls.stalled(namespace, name, exc):
+                        return Advance(finished=True)  # the incident is gone
+                    tick = Advance(finished=False, delay=self._stalls.retry_delay(exc, self.idle_seconds))
+                else:
+                    await self._stalls.recovered(namespace, name)
+                if tick.finished or await sleep(tick.delay):
+                    return tick
+        finally:
+            self._stalls.forget(namespace, name)
 
     async def release_lock(self, body: Mapping[str, Any]) -> None:
         """Give back the namespace Lease of a deleted incident (a no-op unless this incident holds it)."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tradesense_operator.clients.errors import Conflict, NotFound
+from tradesense_operator.clients.errors import Conflict, Forbidden, NotFound
 from tradesense_operator.clients.kube import LEASES, KubeClient
 from tradesense_operator.domain.clock import Clock
 from tradesense_operator.domain.incident.lease import (
@@ -98,10 +98,21 @@ class NamespaceLock:
         return LockResult(acquired=holder == self._me.identity, holder=holder)
 
     async def release(self) -> None:
-        """Give the Lease up if we hold it (idempotent); the next waiting incident can start at once."""
+        """Give the Lease up if we hold it (idempotent); the next waiting incident can start at once.
+
+        A Lease we may not read (403: a namespace outside the operator's RBAC, typically one that never got
+        as far as being locked) is not ours to release: it is treated as not held, so cancel and delete of
+        such an incident complete instead of retrying forever. Should we hold it after all (RBAC revoked
+        mid-incident), it expires by itself after its duration.
+        """
         self._renewed_at = self._confirmed_at = None
         for _ in range(_MAX_RACES):
-            lease = await self._kube.get_or_none(LEASES, LEASE_NAME, self._namespace)
+            try:
+                lease = await self._kube.get_or_none(LEASES, LEASE_NAME, self._namespace)
+            except Forbidden as exc:
+                log.warning("%s cannot read the remediation lease in %s (%s): treated as not held",
+                            self._me.identity, self._namespace, exc)
+                return
             if lease is None:
                 return
             spec = dict(lease.get("spec") or {})
@@ -113,8 +124,8 @@ class NamespaceLock:
                 await self._kube.replace(LEASES, LEASE_NAME, {**lease, "spec": spec}, self._namespace)
             except Conflict:
                 continue
-            except NotFound:
-                return
+            except (NotFound, Forbidden):
+                return  # gone, or we may not write it: it expires by itself after its duration
             log.info("%s released the remediation lease in %s", self._me.identity, self._namespace)
             return
 
