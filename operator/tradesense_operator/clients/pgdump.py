@@ -64,6 +64,9 @@ class PgTarget:
     password: str | None = field(default=None, repr=False)
     sslmode: str = "prefer"
     connect_timeout: int = 10
+    # Every connection (psycopg and the tools' libpq) carries it: the handle by which one piece of work's
+    # backends are found in pg_stat_activity and ended (`terminate_application`).
+    application_name: str = "tradesense-operator-backup"
 
     def with_db(self, dbname: str) -> PgTarget:
         """The same server and login, another database."""
@@ -83,7 +86,7 @@ class PgTarget:
             PGDATABASE=self.dbname,
             PGSSLMODE=self.sslmode,
             PGCONNECT_TIMEOUT=str(self.connect_timeout),
-            PGAPPNAME="tradesense-operator-backup",
+            PGAPPNAME=self.application_name,
         )
         if self.password is not None:
             env["PGPASSWORD"] = self.password
@@ -100,7 +103,7 @@ class PgTarget:
             conn = psycopg.connect(
                 host=self.host, port=self.port, dbname=self.dbname, user=self.user, password=self.password,
                 sslmode=self.sslmode, connect_timeout=self.connect_timeout, autocommit=autocommit,
-                application_name="tradesense-operator-backup",
+                application_name=self.application_name,
             )
         except psycopg.OperationalError as exc:
             raise _translate_connect(exc, self) from exc
@@ -299,6 +302,17 @@ def terminate_connections(target: PgTarget, name: str) -> int:
         rows = conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
             (name,),
+        ).fetchall()
+    return sum(1 for (ok,) in rows if ok)
+
+
+def terminate_application(target: PgTarget, application_name: str) -> int:
+    """pg_terminate_backend for every session (any database) with `application_name`; how many were ended."""
+    with target.admin().connect() as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE application_name = %s AND pid <> pg_backend_pid()",
+            (application_name,),
         ).fetchall()
     return sum(1 for (ok,) in rows if ok)
 

@@ -5,6 +5,9 @@ The BackupPolicy named by the plan is read from the target namespace (it describ
 database, so it lives beside it). Both steps use one incident-wide stamp for the safety backup of the
 current database, so the backup the first step takes is the one the restore step finds again and
 references; nothing is dropped unless that safety backup exists.
+
+The safety backup and the restore move data: they run as owned work (`services.backups.owned_work`), so a
+timed-out or cancelled attempt returns only once its pg_dump/psql and their server sessions have stopped.
 """
 
 from __future__ import annotations
@@ -12,12 +15,13 @@ from __future__ import annotations
 from tradesense_operator.api.v1alpha1.incident import StepAction
 from tradesense_operator.clients.errors import NotFound
 from tradesense_operator.domain.backups.manifest import BackupManifest
+from tradesense_operator.services.backups.owned_work import run_owned
 from tradesense_operator.services.backups.policy import PolicyContext, PolicyInvalid, load_policy
 from tradesense_operator.services.backups.restore import (
     RestoreRefused,
     find_clean_backup,
-    restore_database,
-    take_safety_backup,
+    restore_database_sync,
+    take_safety_backup_sync,
 )
 from tradesense_operator.services.step_adapters.base import Outcome, StepContext, StepFailed, StepResult
 from tradesense_operator.services.step_adapters.step_inputs import param_str, target_name
@@ -51,8 +55,10 @@ async def _chosen_and_safety(ctx: StepContext, policy: PolicyContext) -> tuple[B
     manifest = await _clean_backup(ctx, policy)
     if "backupId" not in ctx.checkpoint:
         await ctx.save_checkpoint({"backupId": manifest.id})
-    safety = await take_safety_backup(
-        policy.store, policy.target, stamp=safety_stamp(ctx), label=policy.label, clock=ctx.runtime.clock
+    stamp, clock = safety_stamp(ctx), ctx.runtime.clock
+    safety = await run_owned(
+        lambda target: take_safety_backup_sync(policy.store, target, stamp=stamp, label=policy.label, clock=clock),
+        policy.target, tag=f"{ctx.stamp}/safety", what=f"safety backup of {policy.target.dbname} ({ctx.step.id})",
     )
     return manifest, safety
 
@@ -95,9 +101,12 @@ class BackupRestore:
     async def run(self, ctx: StepContext) -> StepResult:
         policy = await _policy(ctx)
         manifest, safety = await _chosen_and_safety(ctx, policy)
+        safety_id = safety.id if safety else None
         try:
-            report = await restore_database(
-                policy.store, policy.target, manifest, stamp=ctx.stamp, safety_backup_id=safety.id if safety else None
+            report = await run_owned(
+                lambda target: restore_database_sync(policy.store, target, manifest, stamp=ctx.stamp,
+                                                     safety_backup_id=safety_id),
+                policy.target, tag=f"{ctx.stamp}/restore", what=f"restore of {policy.target.dbname} ({ctx.step.id})",
             )
         except RestoreRefused as exc:
             raise StepFailed(f"restore refused: {exc}") from exc
