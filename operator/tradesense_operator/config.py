@@ -1,23 +1,24 @@
 """Operator-wide settings from environment variables (prefix TSO_), validated once at start-up.
 
-Per-resource choices live in the CRDs; only what is a property of the installation is here.
+Per-resource choices live in the CRDs; only what is a property of the installation is here. pydantic-settings
+reads the variables, so parsing and validation are the model's own; this module adds only an error message
+that names the variable, because that is what an operator's user edits.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "TSO_"
 
 
-class Settings(BaseModel):
-    """Installation-level configuration."""
+class Settings(BaseSettings):
+    """Installation-level configuration; keyword arguments win over TSO_* variables."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, case_sensitive=False, extra="forbid", frozen=True)
 
     log_format: Literal["json", "text"] = Field(default="text", description="json in the Deployment.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Root log level.")
@@ -45,16 +46,10 @@ class Settings(BaseModel):
     bridge_burst: int = Field(default=20, ge=1, description="Webhook request burst per source.")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+    def from_env(cls) -> Settings:
         """Read TSO_* variables; a bad value raises ValueError naming the variable."""
-        env = os.environ if environ is None else environ
-        raw = {
-            name: env[ENV_PREFIX + name.upper()]
-            for name in cls.model_fields
-            if ENV_PREFIX + name.upper() in env
-        }
         try:
-            return cls.model_validate(raw)
+            return cls()
         except ValidationError as exc:
             problems = "; ".join(
                 f"{ENV_PREFIX}{str(err['loc'][0]).upper()}: {err['msg']}" for err in exc.errors()

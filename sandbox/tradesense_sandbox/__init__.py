@@ -1,5 +1,6 @@
-"""Embedded test and demo world: emulated Kubernetes API, stand-in TradeSense app, fixtures.
+"""Embedded test and demo world: emulated Kubernetes API, stand-in TradeSense app, throwaway servers, the demo.
 
-The operator's own code never imports this package (an import-linter contract enforces it); the
-tests and `make demo` do.
+Its own distribution (`sandbox/pyproject.toml`, `tradesense-sandbox`), never part of the operator's wheel or image.
+It may import the operator (it drives the real kopf handlers); the operator never imports it, which import-linter
+and tests/unit/packaging both check. The tests, `make demo` and the benchmarks use it.
 """

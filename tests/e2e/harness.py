@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from tradesense_operator.clients.errors import ClientError, Conflict, NotFound, Unavailable
+from tradesense_operator.clients.errors import ClientError, NotFound, Unavailable
 from tradesense_operator.clients.kube import CONFIGMAPS, DEPLOYMENTS, EVENTS, NAMESPACES, KubeClient, ResourceKind
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -459,11 +459,3 @@ def server_side_apply_problem(kube: SyncKube, namespace: str) -> str | None:
         return f"this API server does not implement server-side apply: {exc}"
     kube.delete(CONFIGMAPS, "tradesense-e2e-apply-probe", namespace)
     return None
-
-
-def conflict_safe_create(kube: SyncKube, kind: ResourceKind, body: Obj) -> Obj:
-    """Create, or server-side apply when it already exists (a re-run of the suite against a dirty cluster)."""
-    try:
-        return kube.create(kind, body, body["metadata"].get("namespace"))
-    except Conflict:
-        return kube.apply(kind, body)

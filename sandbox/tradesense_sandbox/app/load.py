@@ -37,18 +37,6 @@ class LoadReport:
     latencies: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
 
-    def merge(self, other: LoadReport) -> None:
-        """Add another run's counts into this one."""
-        self.sent += other.sent
-        self.ok += other.ok
-        self.client_errors += other.client_errors
-        self.server_errors += other.server_errors
-        self.failed += other.failed
-        self.skipped += other.skipped
-        self.latencies.extend(other.latencies)
-        for status, count in other.statuses.items():
-            self.statuses[status] = self.statuses.get(status, 0) + count
-
 
 def _validate(rate: float, duration: float, paths: Sequence[str], max_in_flight: int) -> None:
     if not 0 < rate <= MAX_RATE:

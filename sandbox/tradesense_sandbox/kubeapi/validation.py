@@ -16,7 +16,7 @@ from typing import Any
 
 import jsonschema
 
-from tradesense_sandbox.kubeapi.cel import CelEvalError, CelCompileError, Program, compile_rule
+from tradesense_sandbox.kubeapi.cel import CelCompileError, CelEvalError, Program, compile_rule
 from tradesense_sandbox.kubeapi.errors import ApiError, invalid
 
 _ROOT_KEEP = ("apiVersion", "kind", "metadata")

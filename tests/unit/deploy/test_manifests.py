@@ -140,7 +140,7 @@ def _env(container: dict[str, Any]) -> dict[str, Any]:
     return {entry["name"]: entry.get("value", entry.get("valueFrom")) for entry in container["env"]}
 
 
-def test_logs_are_json_and_every_setting_is_real(container: dict[str, Any]) -> None:
+def test_logs_are_json_and_every_setting_is_real(container: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     env = _env(container)
     assert env["TSO_LOG_FORMAT"] == "json"
     unknown = {name for name in env if name.startswith(ENV_PREFIX)} - {
@@ -148,7 +148,11 @@ def test_logs_are_json_and_every_setting_is_real(container: dict[str, Any]) -> N
     }
     assert unknown == set()
     plain = {name: value for name, value in env.items() if name.startswith(ENV_PREFIX) and isinstance(value, str)}
-    Settings.from_env(plain)  # raises, naming the variable, on a value the operator would refuse at start-up
+    assert plain
+    for name, value in plain.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings.from_env()  # raises, naming the variable, on a value the operator would refuse at start-up
+    assert settings.log_format == "json"
 
 
 def test_probes_match_the_cli_liveness_endpoint_and_the_http_port(container: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tradesense_sandbox.kubeapi.cel import CelEvalError, CelCompileError, compile_rule
+from tradesense_sandbox.kubeapi.cel import CelCompileError, CelEvalError, compile_rule
 
 SPEC = {"minReplicas": 2, "maxReplicas": 5, "fallback": {"replicas": 3}, "preset": "cpu"}
 FALLBACK_IN_BOUNDS = (

@@ -131,14 +131,6 @@ SCALING_POLICY = CrdKind(
 KINDS: tuple[CrdKind, ...] = (INCIDENT, BACKUP_POLICY, SCALING_POLICY)
 
 
-def kind_named(kind: str) -> CrdKind:
-    """Look a kind up by its Kind name; KeyError names the known kinds."""
-    for entry in KINDS:
-        if entry.kind == kind:
-            return entry
-    raise KeyError(f"unknown kind {kind!r}; known: {', '.join(k.kind for k in KINDS)}")
-
-
 def immutable_spec_changes(kind: CrdKind, old_spec: Mapping[str, object], new_spec: Mapping[str, object]) -> list[str]:
     """Wire names of spec fields changed although the kind forbids it (sorted; empty when allowed).
 

@@ -91,18 +91,3 @@ async def load_policy(kube: KubeClient, namespace: str, name: str) -> PolicyCont
     except ValueError as exc:
         raise PolicyInvalid(f"BackupPolicy {namespace}/{name}: invalid spec: {exc}") from exc
     return await resolve(kube, namespace, name, spec)
-
-
-async def find_policy_for_database(kube: KubeClient, namespace: str, database: str | None = None) -> PolicyContext:
-    """The BackupPolicy in `namespace` backing up `database` (or the only one); Invalid when ambiguous."""
-    items = await kube.list(BACKUP_POLICIES, namespace)
-    matches = [
-        item for item in items
-        if database is None or ((item.get("spec") or {}).get("database") or {}).get("database", "tradesense") == database
-    ]
-    if not matches:
-        raise NotFound(f"no BackupPolicy in {namespace} backs up database {database or '(any)'}")
-    if len(matches) > 1:
-        names = ", ".join(sorted(str(m["metadata"]["name"]) for m in matches))
-        raise Invalid(f"several BackupPolicies in {namespace} match database {database or '(any)'}: {names}")
-    return await load_policy(kube, namespace, str(matches[0]["metadata"]["name"]))
