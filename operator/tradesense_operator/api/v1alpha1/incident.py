@@ -253,6 +253,16 @@ class TradeSenseIncidentSpec(ApiModel):
     )
     source: IncidentSource = Field(default_factory=IncidentSource, description="Origin of the incident.")
     notification: NotificationSpec | None = Field(default=None, description="Escalation webhook.")
+    approval_timeout_seconds: int | None = Field(
+        default=None, ge=1, le=604800,
+        description="How long a destructive step waits for its approval before the incident escalates "
+                    "(ApprovalTimedOut); default: until respondBy.",
+    )
+    fail_on_approval_timeout: bool = Field(
+        default=False,
+        description="When the approval does not come in time, also end the incident Failed (ApprovalTimedOut) "
+                    "instead of escalating and waiting on.",
+    )
 
     @model_validator(mode="after")
     def _steps_only_for_custom(self) -> Self:
@@ -294,6 +304,9 @@ class StepStatus(ApiModel):
     )
     next_attempt_at: datetime | None = Field(
         default=None, description="When the next attempt starts after a failed one (exponential backoff)."
+    )
+    awaiting_since: datetime | None = Field(
+        default=None, description="When the step began waiting for its approval (the approval timeout counts from here)."
     )
     checkpoint: dict[str, str] = Field(
         default_factory=dict,
