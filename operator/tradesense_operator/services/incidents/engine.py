@@ -69,7 +69,7 @@ from tradesense_operator.services.incidents.escalation import Escalator, format_
 from tradesense_operator.services.incidents.events import IncidentEvents
 from tradesense_operator.services.incidents.lock import LockResult, NamespaceLock
 from tradesense_operator.services.incidents.metrics import IncidentMetrics
-from tradesense_operator.services.incidents.run import Advance, IncidentRun, StatusWriter
+from tradesense_operator.services.incidents.run import Advance, IncidentRun, StaleStatus, StatusWriter
 from tradesense_operator.services.incidents.store import IncidentStore, StatusUnreadable
 from tradesense_operator.services.runtime import Runtime
 from tradesense_operator.services.step_adapters.base import Action
@@ -138,15 +138,24 @@ class IncidentEngine:
 
     async def record_alert_state(self, namespace: str, name: str) -> None:
         """Refresh AlertResolved on a FINISHED incident (a running one is refreshed by its own advance)."""
-        obj = await self._store.load(namespace, name)
-        if obj is None or not is_terminal(obj.status.phase):
+        for _ in range(3):  # a concurrent status write: re-read and apply the annotations again
+            obj = await self._store.load(namespace, name)
+            if obj is None or not is_terminal(obj.status.phase):
+                return
+            try:
+                await sync_alert_condition(self._writer.open(obj), self._writer)
+            except StaleStatus:
+                continue
             return
-        await sync_alert_condition(self._writer.open(obj), self._writer)
 
     async def advance(self, namespace: str, name: str) -> Advance:
         """Read the incident, take the next decision, persist it. Client errors of our own writes propagate."""
         with log_context(obj=f"{INCIDENTS.kind} {namespace}/{name}"):
-            return await self._advance(namespace, name)
+            try:
+                return await self._advance(namespace, name)
+            except StaleStatus as exc:
+                log.info("not writing a decision made from an outdated status (%s): deciding again", exc)
+                return Advance(finished=False, delay=0.0)
 
     async def _advance(self, namespace: str, name: str) -> Advance:
         try:
