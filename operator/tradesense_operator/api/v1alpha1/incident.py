@@ -322,6 +322,11 @@ class EscalationStatus(ApiModel):
     notified_at: datetime | None = Field(default=None, description="When the webhook accepted the notification.")
     notification_error: str = Field(default="", max_length=1024,
                                     description="Why the last notification attempt failed (no URLs or secrets).")
+    notification_key: str = Field(
+        default="", max_length=256,
+        description="Idempotency key of the notification, recorded before the first send; every resend "
+                    "carries it (Idempotency-Key header, PagerDuty dedup_key), so a resend after a crash is harmless.",
+    )
 
 
 class TradeSenseIncidentStatus(ApiModel):

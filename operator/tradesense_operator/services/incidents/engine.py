@@ -316,7 +316,7 @@ class IncidentEngine:
                        f"none came by {format_time(deadline)}")
             if run.status.escalation is None:
                 await self._escalator.escalate(run, spec, "ApprovalTimedOut", message,
-                                               persist=not spec.fail_on_approval_timeout)
+                                               phase=IncidentPhase.FAILED if spec.fail_on_approval_timeout else None)
             if spec.fail_on_approval_timeout:
                 return await self._fail(run, spec, message, reason="ApprovalTimedOut")
         what = planned.description or f"{planned.action.value} {planned.target}".strip()
@@ -352,6 +352,9 @@ class IncidentEngine:
         return Advance(finished=True, phase=IncidentPhase.SUCCEEDED)
 
     async def _fail(self, run: IncidentRun, spec: TradeSenseIncidentSpec, message: str, *, reason: str) -> Advance:
+        if run.status.escalation is None:  # recorded (and sent) before the terminal write, which comes last
+            await self._escalator.escalate(run, spec, "IncidentFailed", f"the incident failed: {message}",
+                                           phase=IncidentPhase.FAILED)
         failed = next((s.id for s in run.status.steps if s.state is StepState.FAILED), None)
         run.status = run.status.model_copy(update={"steps": cancel_unfinished(
             run.status.steps, message=f"not run: step {failed} failed" if failed else "not run: incident failed",
@@ -359,9 +362,6 @@ class IncidentEngine:
         run.status = self._writer.phase(run, IncidentPhase.FAILED, reason, message)
         await self._lock(run, spec).release()
         await run.events.warning("IncidentFailed", message)
-        if run.status.escalation is None:
-            await self._escalator.escalate(run, spec, "IncidentFailed", f"the incident failed: {message}",
-                                           persist=False)
         await self._writer.commit(run)  # the terminal write comes last (module docstring)
         return Advance(finished=True, phase=IncidentPhase.FAILED)
 
