@@ -212,6 +212,7 @@ class WebhookRecorder:
 
     url: str = ""
     requests: list[dict[str, Any]] = field(default_factory=list)
+    on_receive: Callable[[dict[str, Any]], None] | None = None  # a test's hook, run before the 200 answer
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def received(self) -> list[dict[str, Any]]:
@@ -220,9 +221,11 @@ class WebhookRecorder:
             return list(self.requests)
 
     def record(self, request: dict[str, Any]) -> None:
-        """Append one received request."""
+        """Append one received request, then run the test's hook."""
         with self._lock:
             self.requests.append(request)
+        if self.on_receive is not None:
+            self.on_receive(request)
 
     def wait_for(self, predicate: Callable[[dict[str, Any]], bool], *, timeout: float = 30.0) -> dict[str, Any]:
         """Block (polling) until a received request satisfies `predicate`; returns it."""

@@ -187,6 +187,7 @@ class HttpClient:
         timeout: float | None = None,
         target: str = "webhook",
         redact: Sequence[str] = (),
+        headers: Mapping[str, str] | None = None,
     ) -> int:
         """POST `payload` as JSON and return the 2xx status; raise otherwise, never revealing the URL.
 
@@ -197,7 +198,7 @@ class HttpClient:
         client_timeout = self._timeout(timeout)
         try:
             async with self._client_session().post(
-                url, json=payload, timeout=client_timeout, allow_redirects=False
+                url, json=payload, timeout=client_timeout, allow_redirects=False, headers=headers
             ) as response:
                 status = response.status
                 body = (await response.text(errors="replace"))[:ERROR_BODY_LIMIT] if status >= 300 else ""

@@ -24,6 +24,7 @@ PAGERDUTY_SEVERITY = {"P1": "critical", "P2": "error", "P3": "warning", "P4": "i
 PAGERDUTY_SUMMARY_LIMIT = 1024
 SLACK_HEADER_LIMIT = 150
 SLACK_TEXT_LIMIT = 3000
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 @dataclass(frozen=True)
@@ -139,8 +140,13 @@ class Notifier:
         payload_format: PayloadFormat,
         event: EscalationEvent,
         routing_key: str | None = None,
+        idempotency_key: str | None = None,
     ) -> None:
-        """Deliver `event`; raises `clients.errors` (Unavailable/Timeout are retryable) without revealing secrets."""
+        """Deliver `event`; raises `clients.errors` (Unavailable/Timeout are retryable) without revealing secrets.
+
+        `idempotency_key` goes out as the `Idempotency-Key` header, the same on every resend of one
+        notification, so a receiver that honours it (and PagerDuty through `dedup_key`) ignores repeats.
+        """
         if payload_format not in PAYLOAD_FORMATS:
             raise Invalid(f"payload_format: must be one of {', '.join(PAYLOAD_FORMATS)}, got {payload_format!r}")
         if event.severity not in PAGERDUTY_SEVERITY:
@@ -160,6 +166,7 @@ class Notifier:
             timeout=self._timeout,
             target=f"{payload_format} notification webhook",
             redact=(routing_key,) if routing_key else (),
+            headers={IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key else None,
         )
         log.info(
             "escalation of %s/%s sent as a %s notification (HTTP %d)",

@@ -121,6 +121,25 @@ async def _append(ctx: StepContext, key: str, value: str) -> None:
     raise StepFailed(f"{key} kept changing")
 
 
+async def _add_once(ctx: StepContext, key: str, value: str) -> bool:
+    """Add `value` unless present, checked and written at one resourceVersion (idempotent even when two
+    engines run the same attempt at once); False when it was already there."""
+    for _ in range(20):
+        values, version = await _annotation_list(ctx, key)
+        if value in values:
+            return False
+        try:
+            await ctx.runtime.kube.patch(
+                DEPLOYMENTS, _deployment_name(ctx),
+                {"metadata": {"resourceVersion": version, "annotations": {key: json.dumps([*values, value])}}},
+                ctx.namespace,
+            )
+        except Conflict:
+            continue
+        return True
+    raise StepFailed(f"{key} kept changing")
+
+
 @dataclass
 class StampingAction:
     """Idempotent effect (stamp once) plus a non-idempotent call log, both on the target Deployment."""
@@ -136,11 +155,9 @@ class StampingAction:
         await _append(ctx, CALLS, ctx.stamp)
         if self.gate:
             await self.gate.check(ctx.step.id, "before-effect")
-        effects, _ = await _annotation_list(ctx, EFFECTS)
-        if ctx.stamp in effects:
+        if not await _add_once(ctx, EFFECTS, ctx.stamp):
             return StepResult(Outcome.ALREADY_DONE, f"stamp {ctx.step.id} already present",
                               evidence={"attempt": str(ctx.attempt)})
-        await _append(ctx, EFFECTS, ctx.stamp)
         if self.gate:
             await self.gate.check(ctx.step.id, "after-effect")
             await self.gate.check(ctx.step.id, "after-return")

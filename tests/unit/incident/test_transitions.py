@@ -65,7 +65,13 @@ def test_finish_only_into_final_states() -> None:
 
 
 def test_awaiting_approval_tells_how_to_approve() -> None:
-    assert "'scale' to spec.approvals" in awaiting_approval(_step(), PLANNED).message
+    assert "'scale' to spec.approvals" in awaiting_approval(_step(), PLANNED, now=NOW).message
+
+
+def test_awaiting_since_is_set_when_the_wait_begins_and_kept() -> None:
+    first = awaiting_approval(_step(), PLANNED, now=NOW)
+    assert first.awaiting_since == NOW
+    assert awaiting_approval(first, PLANNED, now=NOW + timedelta(hours=1)).awaiting_since == NOW
 
 
 def test_would_run_marks_steps_needing_approval() -> None:

@@ -253,6 +253,16 @@ class TradeSenseIncidentSpec(ApiModel):
     )
     source: IncidentSource = Field(default_factory=IncidentSource, description="Origin of the incident.")
     notification: NotificationSpec | None = Field(default=None, description="Escalation webhook.")
+    approval_timeout_seconds: int | None = Field(
+        default=None, ge=1, le=604800,
+        description="How long a destructive step waits for its approval before the incident escalates "
+                    "(ApprovalTimedOut); default: until respondBy.",
+    )
+    fail_on_approval_timeout: bool = Field(
+        default=False,
+        description="When the approval does not come in time, also end the incident Failed (ApprovalTimedOut) "
+                    "instead of escalating and waiting on.",
+    )
 
     @model_validator(mode="after")
     def _steps_only_for_custom(self) -> Self:
@@ -295,6 +305,9 @@ class StepStatus(ApiModel):
     next_attempt_at: datetime | None = Field(
         default=None, description="When the next attempt starts after a failed one (exponential backoff)."
     )
+    awaiting_since: datetime | None = Field(
+        default=None, description="When the step began waiting for its approval (the approval timeout counts from here)."
+    )
     checkpoint: dict[str, str] = Field(
         default_factory=dict,
         description="Resume data the action saved mid-step, so a restarted operator does not repeat it (never secrets).",
@@ -309,6 +322,11 @@ class EscalationStatus(ApiModel):
     notified_at: datetime | None = Field(default=None, description="When the webhook accepted the notification.")
     notification_error: str = Field(default="", max_length=1024,
                                     description="Why the last notification attempt failed (no URLs or secrets).")
+    notification_key: str = Field(
+        default="", max_length=256,
+        description="Idempotency key of the notification, recorded before the first send; every resend "
+                    "carries it (Idempotency-Key header, PagerDuty dedup_key), so a resend after a crash is harmless.",
+    )
 
 
 class TradeSenseIncidentStatus(ApiModel):

@@ -1,4 +1,4 @@
-"""Response deadlines from the runbook's severity table (P1 15 min, P2 1 h, P3 4 h, P4 24 h)."""
+"""Response deadlines from the runbook's severity table (P1 15 min, P2 1 h, P3 4 h, P4 24 h), and approval deadlines."""
 
 from __future__ import annotations
 
@@ -28,3 +28,12 @@ def is_overdue(now: datetime, deadline: datetime | None, phase: IncidentPhase) -
     if deadline is None or phase in (IncidentPhase.SUCCEEDED, IncidentPhase.CANCELLED):
         return False
     return now > deadline
+
+
+def approval_deadline(
+    awaiting_since: datetime | None, respond_by_: datetime | None, timeout_seconds: int | None
+) -> datetime | None:
+    """Until when a destructive step waits for its approval: awaitingSince + the timeout, else respondBy."""
+    if timeout_seconds is not None and awaiting_since is not None:
+        return awaiting_since + timedelta(seconds=timeout_seconds)
+    return respond_by_

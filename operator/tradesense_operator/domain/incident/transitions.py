@@ -76,11 +76,12 @@ def fail_attempt(
     })
 
 
-def awaiting_approval(step: StepStatus, planned: PlannedStep) -> StepStatus:
-    """Parked until its id appears in spec.approvals."""
+def awaiting_approval(step: StepStatus, planned: PlannedStep, *, now: datetime) -> StepStatus:
+    """Parked until its id appears in spec.approvals; `awaitingSince` is set once, when the wait begins."""
     return step.model_copy(update={
         "state": StepState.AWAITING_APPROVAL,
         "message": f"destructive step: add {planned.id!r} to spec.approvals to run it",
+        "awaiting_since": step.awaiting_since or now,
     })
 
 

@@ -32,7 +32,7 @@ from tradesense_operator.observability.context import log_context
 from tradesense_operator.services.incidents.fencing import LockLost, hold_while
 from tradesense_operator.services.incidents.lock import NamespaceLock
 from tradesense_operator.services.incidents.metrics import IncidentMetrics
-from tradesense_operator.services.incidents.run import Advance, IncidentRun, StatusWriter
+from tradesense_operator.services.incidents.run import Advance, IncidentRun, StaleStatus, StatusWriter
 from tradesense_operator.services.incidents.storm_guard import RestartGuard
 from tradesense_operator.services.runtime import Runtime
 from tradesense_operator.services.step_adapters.base import Action, Outcome, StepContext, StepFailed, StepResult
@@ -164,8 +164,8 @@ class StepRunner:
         try:
             return await hold_while(lock, asyncio.wait_for(action.run(ctx), timeout=budget),
                                     interval=self.poll_seconds)
-        except LockLost:
-            raise
+        except (LockLost, StaleStatus):
+            raise  # not a failure of the step: the lock or the status moved on
         except StepFailed as exc:
             return str(exc) or type(exc).__name__
         except TimeoutError:

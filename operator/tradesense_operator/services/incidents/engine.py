@@ -12,9 +12,12 @@ Crash safety rests on three rules:
   a failed incident's notification happen before it; a crash in between only repeats them.
 
 Gates are checked in this order before a step starts: spec immutability, deadline (escalation never
-blocks), cancel, dry run, freeze (namespace annotation), the per-namespace Lease, approval, the
-restart-storm guard. Waiting states (Pending on the lock, AwaitingApproval, Blocked) are re-checked on
-every poll and resume by themselves once the condition clears.
+blocks), cancel, dry run, approval and backoff (neither holds the namespace lock: waiting on people
+or on time leaves the namespace to others), freeze (namespace annotation), the per-namespace Lease
+(waiters are served by severity, then age), the restart-storm guard. Waiting states (Pending on the
+lock, AwaitingApproval, Blocked) are re-checked on every poll and resume by themselves once the
+condition clears. An approval that does not come by its deadline (spec.approvalTimeoutSeconds, else
+respondBy) escalates, and with spec.failOnApprovalTimeout ends the incident Failed (ApprovalTimedOut).
 
 This module is the loop and its gates; step attempts (`attempts.py`), escalation (`escalation.py`),
 dry runs (`dry_run.py`) and the alert condition (`alert_sync.py`) live in their own modules.
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -39,7 +42,7 @@ from tradesense_operator.api.v1alpha1.incident import (
 from tradesense_operator.clients.errors import ClientError
 from tradesense_operator.clients.kube import INCIDENTS, NAMESPACES, ObjectRef
 from tradesense_operator.domain.conditions import set_condition
-from tradesense_operator.domain.incident.deadlines import respond_by
+from tradesense_operator.domain.incident.deadlines import approval_deadline, respond_by
 from tradesense_operator.domain.incident.freeze import freeze_message, is_frozen
 from tradesense_operator.domain.incident.immutability import change_message, changed_fields, spec_fingerprint
 from tradesense_operator.domain.incident.lease import Holder
@@ -65,9 +68,9 @@ from tradesense_operator.services.incidents.attempts import StepGaveUp, StepRunn
 from tradesense_operator.services.incidents.dry_run import DryRunner
 from tradesense_operator.services.incidents.escalation import Escalator, format_time
 from tradesense_operator.services.incidents.events import IncidentEvents
-from tradesense_operator.services.incidents.lock import NamespaceLock
+from tradesense_operator.services.incidents.lock import LockResult, NamespaceLock
 from tradesense_operator.services.incidents.metrics import IncidentMetrics
-from tradesense_operator.services.incidents.run import Advance, IncidentRun, StatusWriter
+from tradesense_operator.services.incidents.run import Advance, IncidentRun, StaleStatus, StatusWriter
 from tradesense_operator.services.incidents.stalls import StallReporter
 from tradesense_operator.services.incidents.store import IncidentStore, StatusUnreadable
 from tradesense_operator.services.runtime import Runtime
@@ -147,19 +150,28 @@ class IncidentEngine:
             return  # an invalid spec was never planned, so it never took the lock
         ref = ObjectRef.from_body(body)
         me = Holder(namespace=ref.namespace, name=ref.name, uid=ref.uid or "unknown")
-        await self._lock_for(me, spec.target.namespace).release()
+        await self._lock_for(me, spec, None).release()
 
     async def record_alert_state(self, namespace: str, name: str) -> None:
         """Refresh AlertResolved on a FINISHED incident (a running one is refreshed by its own advance)."""
-        obj = await self._store.load(namespace, name)
-        if obj is None or not is_terminal(obj.status.phase):
+        for _ in range(3):  # a concurrent status write: re-read and apply the annotations again
+            obj = await self._store.load(namespace, name)
+            if obj is None or not is_terminal(obj.status.phase):
+                return
+            try:
+                await sync_alert_condition(self._writer.open(obj), self._writer)
+            except StaleStatus:
+                continue
             return
-        await sync_alert_condition(self._writer.open(obj), self._writer)
 
     async def advance(self, namespace: str, name: str) -> Advance:
         """Read the incident, take the next decision, persist it. Client errors of our own writes propagate."""
         with log_context(obj=f"{INCIDENTS.kind} {namespace}/{name}"):
-            return await self._advance(namespace, name)
+            try:
+                return await self._advance(namespace, name)
+            except StaleStatus as exc:
+                log.info("not writing a decision made from an outdated status (%s): deciding again", exc)
+                return Advance(finished=False, delay=0.0)
 
     async def _advance(self, namespace: str, name: str) -> Advance:
         try:
@@ -254,21 +266,21 @@ class IncidentEngine:
         if isinstance(decision, StepHasFailed):
             step = run.status.steps[decision.index]
             return await self._fail(run, spec, f"step {step.id} failed: {step.message}", reason="StepFailed")
+        if isinstance(decision, AwaitApproval):
+            await self._lock(run, spec).step_aside()  # no lock while people decide
+            return await self._await_approval(run, spec, decision.index)
+        if isinstance(decision, Backoff):
+            await self._lock(run, spec).step_aside()  # nor while backing off between attempts
+            remaining = (decision.until - now).total_seconds()
+            return Advance(finished=False, delay=min(max(remaining, self.poll_seconds), self.idle_seconds))
         if isinstance(decision, StartAttempt):
             blocked = await self._namespace_gate(run, spec)
             if blocked is not None:
                 return blocked
         lock = await self._lock(run, spec).acquire()
         if not lock.acquired:
-            holder = Holder.parse(lock.holder)
-            who = holder.describe(run.ref.namespace) if holder else (lock.holder or "another holder")
-            return await self._wait(run, IncidentPhase.PENDING, "WaitingForLock", f"waiting for lock held by {who}",
+            return await self._wait(run, IncidentPhase.PENDING, "WaitingForLock", self._lock_message(run, lock),
                                     warning=False)
-        if isinstance(decision, AwaitApproval):
-            return await self._await_approval(run, decision.index)
-        if isinstance(decision, Backoff):
-            remaining = (decision.until - now).total_seconds()
-            return Advance(finished=False, delay=min(max(remaining, self.poll_seconds), self.idle_seconds))
         if isinstance(decision, StartAttempt):
             blocked = await self._storm_gate(run, spec, decision.index)
             if blocked is not None:
@@ -307,16 +319,38 @@ class IncidentEngine:
             self._metrics.storm_guard_blocked(spec.target.namespace, deployment)
         return await self._block(run, "RestartStormGuard", message)
 
-    async def _await_approval(self, run: IncidentRun, index: int) -> Advance:
+    async def _await_approval(self, run: IncidentRun, spec: TradeSenseIncidentSpec, index: int) -> Advance:
+        """Wait for the step's approval; past its approval deadline escalate once, and fail if so configured."""
         planned = run.status.plan[index]
-        run.set_step(index, awaiting_approval(run.status.steps[index], planned))
+        now = self._writer.now()
+        step = awaiting_approval(run.status.steps[index], planned, now=now)
+        run.set_step(index, step)
         run.status = run.status.model_copy(update={"current_step": planned.id})
+        deadline = approval_deadline(step.awaiting_since, run.status.respond_by, spec.approval_timeout_seconds)
+        if deadline is not None and now >= deadline:
+            message = (f"step {planned.id} waited for its approval since {format_time(step.awaiting_since)}; "
+                       f"none came by {format_time(deadline)}")
+            if run.status.escalation is None:
+                await self._escalator.escalate(run, spec, "ApprovalTimedOut", message,
+                                               phase=IncidentPhase.FAILED if spec.fail_on_approval_timeout else None)
+            if spec.fail_on_approval_timeout:
+                return await self._fail(run, spec, message, reason="ApprovalTimedOut")
         what = planned.description or f"{planned.action.value} {planned.target}".strip()
         return await self._wait(
             run, IncidentPhase.AWAITING_APPROVAL, "AwaitingApproval",
             f"step {planned.id} is destructive ({what}); add {planned.id!r} to spec.approvals to run it",
             warning=False,
         )
+
+    @staticmethod
+    def _lock_message(run: IncidentRun, lock: LockResult) -> str:
+        """Who has the namespace: the holder, or the waiter first in line for a free Lease."""
+        identity = lock.holder or lock.ahead
+        holder = Holder.parse(identity)
+        who = holder.describe(run.ref.namespace) if holder else (identity or "another holder")
+        if lock.holder or not lock.ahead:
+            return f"waiting for lock held by {who}"
+        return f"waiting for lock: {who} is ahead in the queue"
 
     # -- endings -------------------------------------------------------------------------------
 
@@ -334,6 +368,9 @@ class IncidentEngine:
         return Advance(finished=True, phase=IncidentPhase.SUCCEEDED)
 
     async def _fail(self, run: IncidentRun, spec: TradeSenseIncidentSpec, message: str, *, reason: str) -> Advance:
+        if run.status.escalation is None:  # recorded (and sent) before the terminal write, which comes last
+            await self._escalator.escalate(run, spec, "IncidentFailed", f"the incident failed: {message}",
+                                           phase=IncidentPhase.FAILED)
         failed = next((s.id for s in run.status.steps if s.state is StepState.FAILED), None)
         run.status = run.status.model_copy(update={"steps": cancel_unfinished(
             run.status.steps, message=f"not run: step {failed} failed" if failed else "not run: incident failed",
@@ -341,9 +378,6 @@ class IncidentEngine:
         run.status = self._writer.phase(run, IncidentPhase.FAILED, reason, message)
         await self._lock(run, spec).release()
         await run.events.warning("IncidentFailed", message)
-        if run.status.escalation is None:
-            await self._escalator.escalate(run, spec, "IncidentFailed", f"the incident failed: {message}",
-                                           persist=False)
         await self._writer.commit(run)  # the terminal write comes last (module docstring)
         return Advance(finished=True, phase=IncidentPhase.FAILED)
 
@@ -401,14 +435,16 @@ class IncidentEngine:
 
     def _lock(self, run: IncidentRun, spec: TradeSenseIncidentSpec) -> NamespaceLock:
         me = Holder(namespace=run.ref.namespace, name=run.ref.name, uid=run.ref.uid or "unknown")
-        return self._lock_for(me, spec.target.namespace)
+        return self._lock_for(me, spec, run.obj.created)
 
-    def _lock_for(self, me: Holder, target_namespace: str) -> NamespaceLock:
-        key = f"{me.identity}@{target_namespace}"
+    def _lock_for(self, me: Holder, spec: TradeSenseIncidentSpec, created: datetime | None) -> NamespaceLock:
+        """One lock object per incident and target; it queues by the incident's severity and age."""
+        key = f"{me.identity}@{spec.target.namespace}"
         lock = self._locks.get(key)
         if lock is None:
-            lock = NamespaceLock(self._runtime.kube, self._runtime.clock, namespace=target_namespace, me=me,
-                                 duration_seconds=self._runtime.settings.lock_lease_seconds)
+            lock = NamespaceLock(self._runtime.kube, self._runtime.clock, namespace=spec.target.namespace, me=me,
+                                 duration_seconds=self._runtime.settings.lock_lease_seconds,
+                                 severity=spec.severity.value, since=created)
             self._locks[key] = lock
         return lock
 

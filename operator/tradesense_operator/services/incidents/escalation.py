@@ -1,22 +1,24 @@
 """Escalation: the Escalated condition, its Warning Event and the webhook notification, once per incident.
 
 An incident escalates when it misses respondBy (checked on every advance; escalation never blocks the
-remediation) or when it fails. The escalation is recorded in status before anything is sent, and a
-failing webhook is retried at most every NOTIFY_RETRY_SECONDS until it succeeds. This module must not
-change the incident's phase.
+remediation), when it fails, or when an approval does not come in time. The escalation and its
+notification key are recorded in status before anything is sent, every (re)send carries that key, and
+a failing webhook is retried at most every NOTIFY_RETRY_SECONDS until it succeeds: a notification goes
+out at most once per escalation, and a resend after a crash is recognisable as the same one. This
+module must not change the incident's phase.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from tradesense_operator.api.v1alpha1.incident import EscalationStatus, TradeSenseIncidentSpec
+from tradesense_operator.api.v1alpha1.incident import EscalationStatus, IncidentPhase, TradeSenseIncidentSpec
 from tradesense_operator.clients.errors import ClientError
 from tradesense_operator.domain.conditions import set_condition
 from tradesense_operator.domain.incident.deadlines import is_overdue
 from tradesense_operator.domain.incident.transitions import clip
 from tradesense_operator.services.incidents.metrics import IncidentMetrics
-from tradesense_operator.services.incidents.notification import escalation_event, send_notification
+from tradesense_operator.services.incidents.notification import escalation_event, notification_key, send_notification
 from tradesense_operator.services.incidents.run import IncidentRun, StatusWriter
 from tradesense_operator.services.runtime import Runtime
 
@@ -51,52 +53,61 @@ class Escalator:
             await self.notify(run, spec)
 
     async def escalate(
-        self, run: IncidentRun, spec: TradeSenseIncidentSpec, reason: str, message: str, *, persist: bool = True
+        self, run: IncidentRun, spec: TradeSenseIncidentSpec, reason: str, message: str,
+        *, phase: IncidentPhase | None = None,
     ) -> None:
-        """Escalated condition + Warning Event once (recorded in status), then the webhook notification.
+        """Escalated condition + Warning Event once, then the webhook notification.
 
-        With persist=False the caller writes the status afterwards (the terminal write must be last).
+        The escalation and its notification key are written to status BEFORE anything is sent (the
+        intent), so a crash at any point leads to at most a resend with the same key. `phase` is the
+        phase the incident is about to enter (Failed), for the notification's text.
         """
         now = self._writer.now()
         how = (f"notifying the {spec.notification.format} webhook" if spec.notification
                else "no spec.notification configured")
         run.status = run.status.model_copy(update={
-            "escalation": EscalationStatus(reason=reason, escalated_at=now),
+            "escalation": EscalationStatus(reason=reason, escalated_at=now,
+                                           notification_key=notification_key(run.ref, reason)),
             "conditions": set_condition(run.status.conditions, type_="Escalated", status=True, reason=reason,
                                         message=clip(message, 1024), now=now,
                                         observed_generation=run.obj.generation),
         })
-        if persist:
-            await self._writer.commit(run)
+        await self._writer.commit(run)
         self._metrics.escalated(spec.severity.value)
         await run.events.warning("Escalated", f"{message}; {how}")
         if spec.notification is not None:
-            await self.notify(run, spec, persist=persist)
+            await self.notify(run, spec, summary=message if phase else None, phase=phase)
 
-    async def notify(self, run: IncidentRun, spec: TradeSenseIncidentSpec, *, persist: bool = True) -> None:
+    async def notify(
+        self, run: IncidentRun, spec: TradeSenseIncidentSpec, *, summary: str | None = None,
+        phase: IncidentPhase | None = None,
+    ) -> None:
         """Send the escalation's notification unless it went out already or was tried very recently."""
         escalation = run.status.escalation
         if escalation is None or escalation.notified_at is not None:
             return
         now = self._writer.now()
-        key = run.ref.uid or f"{run.ref.namespace}/{run.ref.name}"
+        key = escalation.notification_key or notification_key(run.ref, escalation.reason)
         last = self._notify_tried.get(key)
         if last is not None and (now - last).total_seconds() < NOTIFY_RETRY_SECONDS:
             return
         self._notify_tried[key] = now
-        event = escalation_event(run.ref, spec, run.status, run.status.message)
+        event = escalation_event(run.ref, spec, run.status, summary or run.status.message, phase=phase)
         try:
-            await send_notification(self._runtime.kube, run.ref, spec, event, timeout=NOTIFY_TIMEOUT_SECONDS)
+            await send_notification(self._runtime.kube, run.ref, spec, event, key=key,
+                                    timeout=NOTIFY_TIMEOUT_SECONDS)
         except ClientError as exc:
             error = clip(f"{type(exc).__name__}: {exc}", 1024)
-            if error != escalation.notification_error:
-                await run.events.warning("NotificationFailed", error)
-            escalation = escalation.model_copy(update={"notification_error": error})
-        else:
-            escalation = escalation.model_copy(update={"notified_at": now, "notification_error": ""})
-            await run.events.normal("EscalationNotified",
-                                    f"sent the escalation to the {spec.notification.format} webhook"
-                                    if spec.notification else "sent the escalation")
-        run.status = run.status.model_copy(update={"escalation": escalation})
-        if persist:
+            changed = error != escalation.notification_error
+            run.status = run.status.model_copy(update={
+                "escalation": escalation.model_copy(update={"notification_error": error})})
             await self._writer.commit(run)
+            if changed:
+                await run.events.warning("NotificationFailed", error)
+            return
+        run.status = run.status.model_copy(update={
+            "escalation": escalation.model_copy(update={"notified_at": now, "notification_error": ""})})
+        await self._writer.commit(run)
+        await run.events.normal("EscalationNotified",
+                                f"sent the escalation to the {spec.notification.format} webhook"
+                                if spec.notification else "sent the escalation")

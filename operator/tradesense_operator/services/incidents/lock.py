@@ -6,6 +6,11 @@ first, so re-read and decide again). A holder that stops renewing (operator cras
 loses the Lease after its duration, and the next incident takes it over. While an action runs, the
 Lease is renewed in the background (`fencing.py`), and the renew deadline (two thirds of the
 duration) is when a holder that cannot renew must stop acting.
+
+Incidents waiting for the Lease queue in its annotations (`domain/incident/lock_queue.py`): a free
+Lease goes to the waiter first in line (severity, then age), not to whoever polls first. This module
+must not decide when an incident needs the lock; the engine does (not while it awaits approval or
+backs off).
 """
 
 from __future__ import annotations
@@ -28,6 +33,15 @@ from tradesense_operator.domain.incident.lease import (
     needs_renewal,
     new_lease,
 )
+from tradesense_operator.domain.incident.lock_queue import (
+    WAITERS_ANNOTATION,
+    Waiter,
+    ahead_of,
+    joined,
+    left,
+    parse_waiters,
+    serialise_waiters,
+)
 
 log = logging.getLogger(__name__)
 _MAX_RACES = 3
@@ -35,23 +49,30 @@ _MAX_RACES = 3
 
 @dataclass(frozen=True)
 class LockResult:
-    """Whether we hold the lock; when not, who does (as a holderIdentity)."""
+    """Whether we hold the lock; when not, who does (a holderIdentity) or who is ahead of us in line."""
 
     acquired: bool
     holder: str = ""
+    ahead: str = ""
 
 
 class NamespaceLock:
     """Acquire, renew and release the remediation Lease of one target namespace for one incident."""
 
-    def __init__(self, kube: KubeClient, clock: Clock, *, namespace: str, me: Holder, duration_seconds: int) -> None:
+    def __init__(
+        self, kube: KubeClient, clock: Clock, *, namespace: str, me: Holder, duration_seconds: int,
+        severity: str = "P3", since: datetime | None = None,
+    ) -> None:
         self._kube = kube
         self._clock = clock
         self._namespace = namespace
         self._me = me
         self._duration = duration_seconds
+        self._severity = severity
+        self._since = since
         self._renewed_at: datetime | None = None
         self._confirmed_at: datetime | None = None   # last time the Lease was proven ours
+        self._stepped_aside = False                   # released (or found not ours) since the last acquire
 
     @property
     def duration_seconds(self) -> int:
@@ -64,10 +85,11 @@ class NamespaceLock:
         return (self._clock.now() - self._confirmed_at).total_seconds() >= self._duration * 2 / 3
 
     async def acquire(self) -> LockResult:
-        """Take or renew the Lease; cheap when recently renewed by this process (no API call)."""
+        """Take or renew the Lease, or queue for it; cheap when recently renewed by this process (no API call)."""
         now = self._clock.now()
         if self._renewed_at is not None and (now - self._renewed_at).total_seconds() < self._duration / 3:
             return LockResult(acquired=True)
+        self._stepped_aside = False
         for _ in range(_MAX_RACES):
             lease = await self._kube.get_or_none(LEASES, LEASE_NAME, self._namespace)
             now = self._clock.now()
@@ -79,16 +101,28 @@ class NamespaceLock:
                     return LockResult(acquired=True)
                 spec = lease.get("spec") or {}
                 state = lease_state(spec, me=self._me, now=now)
+                waiters = parse_waiters((lease.get("metadata") or {}).get("annotations"))
+                me = Waiter(identity=self._me.identity, severity=self._severity, since=self._since or now, seen=now)
                 if state is LeaseState.HELD:
                     self._renewed_at = None
+                    await self._queue(lease, waiters, me, now)
                     return LockResult(acquired=False, holder=str(spec.get("holderIdentity")))
-                if state is LeaseState.MINE and not needs_renewal(spec, now=now):
+                if state is not LeaseState.MINE:
+                    first = ahead_of(me, waiters, now=now, ttl_seconds=self._duration)
+                    if first is not None:
+                        self._renewed_at = None
+                        await self._queue(lease, waiters, me, now)
+                        return LockResult(acquired=False, ahead=first.identity)
+                queued = any(w.identity == me.identity for w in waiters)
+                if state is LeaseState.MINE and not needs_renewal(spec, now=now) and not queued:
                     self._renewed_at = self._confirmed_at = now
                     return LockResult(acquired=True)
                 if state is LeaseState.EXPIRED and spec.get("holderIdentity") != self._me.identity:
                     log.warning("%s takes over the expired remediation lease of %s in %s",
                                 self._me.identity, spec.get("holderIdentity"), self._namespace)
-                await self._kube.replace(LEASES, LEASE_NAME, self._body(lease, now), self._namespace)
+                await self._kube.replace(LEASES, LEASE_NAME,
+                                         self._body(lease, now, waiters=left(waiters, me.identity) if queued else None),
+                                         self._namespace)
                 self._renewed_at = self._confirmed_at = now
                 return LockResult(acquired=True)
             except Conflict:
@@ -98,7 +132,7 @@ class NamespaceLock:
         return LockResult(acquired=holder == self._me.identity, holder=holder)
 
     async def release(self) -> None:
-        """Give the Lease up if we hold it (idempotent); the next waiting incident can start at once.
+        """Give the Lease up if we hold it, and leave its queue (idempotent); the next waiter can start at once.
 
         A Lease we may not read (403: a namespace outside the operator's RBAC, typically one that never got
         as far as being locked) is not ours to release: it is treated as not held, so cancel and delete of
@@ -114,26 +148,67 @@ class NamespaceLock:
                             self._me.identity, self._namespace, exc)
                 return
             if lease is None:
+                self._stepped_aside = True
                 return
             spec = dict(lease.get("spec") or {})
-            if spec.get("holderIdentity") != self._me.identity:
+            waiters = parse_waiters((lease.get("metadata") or {}).get("annotations"))
+            queued = any(w.identity == self._me.identity for w in waiters)
+            holding = spec.get("holderIdentity") == self._me.identity
+            if not holding and not queued:
+                self._stepped_aside = True
                 return
-            spec.pop("holderIdentity", None)
-            spec["renewTime"] = format_micro_time(self._clock.now())
+            if holding:
+                spec.pop("holderIdentity", None)
+                spec["renewTime"] = format_micro_time(self._clock.now())
+            body = {**lease, "spec": spec}
+            if queued:
+                body = _with_waiters(body, left(waiters, self._me.identity))
             try:
-                await self._kube.replace(LEASES, LEASE_NAME, {**lease, "spec": spec}, self._namespace)
+                await self._kube.replace(LEASES, LEASE_NAME, body, self._namespace)
             except Conflict:
                 continue
             except (NotFound, Forbidden):
                 return  # gone, or we may not write it: it expires by itself after its duration
-            log.info("%s released the remediation lease in %s", self._me.identity, self._namespace)
+            if holding:
+                log.info("%s released the remediation lease in %s", self._me.identity, self._namespace)
+            self._stepped_aside = True
             return
 
-    def _body(self, lease: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
+    async def step_aside(self) -> None:
+        """`release` for an incident that stops needing the lock for a while (approval, backoff).
+
+        After the first release this process remembers it, so a long wait polls without API calls.
+        """
+        if not self._stepped_aside:
+            await self.release()
+
+    async def _queue(self, lease: dict[str, Any], waiters: list[Waiter], me: Waiter, now: datetime) -> None:
+        """Join the queue, or refresh our entry once a third of the duration old (bounded Lease writes)."""
+        mine = next((w for w in waiters if w.identity == me.identity), None)
+        if mine is not None and (now - mine.seen).total_seconds() < self._duration / 3:
+            return
+        line = joined(waiters, me, now=now, ttl_seconds=self._duration)
+        await self._kube.replace(LEASES, LEASE_NAME, _with_waiters(lease, line), self._namespace)
+
+    def _body(self, lease: dict[str, Any] | None, now: datetime, *, waiters: list[Waiter] | None = None
+              ) -> dict[str, Any]:
         previous = (lease or {}).get("spec") or {}
         spec = held_spec(self._me, now=now, duration_seconds=self._duration, previous=previous)
         if lease is None:
             return new_lease(LEASE_NAME, self._namespace, spec,
                              labels={"app.kubernetes.io/managed-by": "tradesense-operator"})
         # resourceVersion stays in metadata: the replace fails with Conflict if the Lease moved on.
-        return {**lease, "spec": spec}
+        body = {**lease, "spec": spec}
+        return body if waiters is None else _with_waiters(body, waiters)
+
+
+def _with_waiters(lease: dict[str, Any], waiters: list[Waiter]) -> dict[str, Any]:
+    """The Lease with its queue annotation set to `waiters` (removed when empty)."""
+    metadata = dict(lease.get("metadata") or {})
+    annotations = dict(metadata.get("annotations") or {})
+    if waiters:
+        annotations[WAITERS_ANNOTATION] = serialise_waiters(waiters)
+    else:
+        annotations.pop(WAITERS_ANNOTATION, None)
+    metadata["annotations"] = annotations
+    return {**lease, "metadata": metadata}

@@ -9,7 +9,7 @@ logged or put in status/Events (its errors are redacted by the client).
 from __future__ import annotations
 
 from tradesense_operator.api.v1alpha1.common import SecretKeyRef
-from tradesense_operator.api.v1alpha1.incident import TradeSenseIncidentSpec, TradeSenseIncidentStatus
+from tradesense_operator.api.v1alpha1.incident import IncidentPhase, TradeSenseIncidentSpec, TradeSenseIncidentStatus
 from tradesense_operator.clients.http import HttpClient
 from tradesense_operator.clients.kube import KubeClient, ObjectRef
 from tradesense_operator.clients.notify import EscalationEvent, Notifier, PayloadFormat
@@ -23,10 +23,17 @@ async def read_secret_value(kube: KubeClient, namespace: str, ref: SecretKeyRef)
     return (await read_secret_key(kube, namespace, ref.name, ref.key)).strip()
 
 
+def notification_key(ref: ObjectRef, reason: str) -> str:
+    """The idempotency key of an incident's escalation: stable across retries, resends and restarts."""
+    return f"{ref.uid or f'{ref.namespace}/{ref.name}'}/{reason}"
+
+
 def escalation_event(
-    ref: ObjectRef, spec: TradeSenseIncidentSpec, status: TradeSenseIncidentStatus, summary: str
+    ref: ObjectRef, spec: TradeSenseIncidentSpec, status: TradeSenseIncidentStatus, summary: str,
+    *, phase: IncidentPhase | None = None,
 ) -> EscalationEvent:
-    """What the notification says: the incident, its deadline, phase, current step and source."""
+    """What the notification says: the incident, its deadline, phase (`phase` when it is about to change),
+    current step and source."""
     if status.escalation is None or status.respond_by is None:
         raise ValueError("only an escalated incident with a deadline is notified")
     details = {
@@ -41,7 +48,7 @@ def escalation_event(
         summary=summary,
         respond_by=status.respond_by,
         escalated_at=status.escalation.escalated_at,
-        phase=status.phase.value,
+        phase=(phase or status.phase).value,
         current_step=status.current_step,
         source=source,
         details=details,
@@ -49,9 +56,11 @@ def escalation_event(
 
 
 async def send_notification(
-    kube: KubeClient, ref: ObjectRef, spec: TradeSenseIncidentSpec, event: EscalationEvent, *, timeout: float
+    kube: KubeClient, ref: ObjectRef, spec: TradeSenseIncidentSpec, event: EscalationEvent, *, key: str,
+    timeout: float,
 ) -> None:
-    """Deliver one escalation to the webhook configured in spec.notification (raises ClientError)."""
+    """Deliver one escalation to the webhook configured in spec.notification with its idempotency `key`
+    (raises ClientError)."""
     notification = spec.notification
     if notification is None:
         raise ValueError("spec.notification is not set")
@@ -60,4 +69,5 @@ async def send_notification(
     if notification.routing_key_secret_ref is not None:
         routing_key = await read_secret_value(kube, ref.namespace, notification.routing_key_secret_ref)
     async with HttpClient(default_timeout=timeout) as http:
-        await Notifier(http, timeout=timeout).send(url, _FORMATS[notification.format], event, routing_key=routing_key)
+        await Notifier(http, timeout=timeout).send(url, _FORMATS[notification.format], event, routing_key=routing_key,
+                                                   idempotency_key=key)

@@ -3,7 +3,11 @@
 Owns `IncidentRun` (what was read, what is being written), `StatusWriter` (phase changes and the
 checkpoint write) and `Advance` (what one iteration tells its driver). Every module of the engine
 writes status through `StatusWriter.commit`, so there is one place that decides how a status write
-is made. It must not decide what to do next: that is the engine's loop and `domain.incident.machine`.
+is made: guarded by the resourceVersion of the read it was computed from. On a Conflict the object
+is re-read; if its status is still the one this iteration decided from (only metadata or spec moved),
+the write is repeated on the new version, otherwise `StaleStatus` ends the iteration and the engine
+decides again from what is stored. It must not decide what to do next: that is the engine's loop
+and `domain.incident.machine`.
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ from tradesense_operator.api.v1alpha1.incident import (
     StepStatus,
     TradeSenseIncidentStatus,
 )
+from tradesense_operator.clients.errors import Conflict
 from tradesense_operator.clients.kube import ObjectRef
 from tradesense_operator.domain.incident.phases import with_phase
 from tradesense_operator.services.incidents.events import IncidentEvents
 from tradesense_operator.services.incidents.metrics import IncidentMetrics
-from tradesense_operator.services.incidents.store import IncidentObject, IncidentStore
+from tradesense_operator.services.incidents.store import IncidentObject, IncidentStore, parse_status, status_patch
 from tradesense_operator.services.runtime import Runtime
+
+_MAX_RACES = 5
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,10 @@ class Advance:
     phase: IncidentPhase | None = None
 
 
+class StaleStatus(Exception):
+    """Someone else wrote this incident's status since it was read: this iteration's decision is void."""
+
+
 @dataclass
 class IncidentRun:
     """One iteration's view of an incident: what was read (`obj`, `saved`) and what is being written."""
@@ -44,6 +55,7 @@ class IncidentRun:
     status: TradeSenseIncidentStatus
     saved: TradeSenseIncidentStatus
     events: IncidentEvents
+    version: str | None = None
 
     @property
     def ref(self) -> ObjectRef:
@@ -68,7 +80,7 @@ class StatusWriter:
 
     def open(self, obj: IncidentObject) -> IncidentRun:
         """Start an iteration on a freshly read incident."""
-        return IncidentRun(obj=obj, status=obj.status, saved=obj.status,
+        return IncidentRun(obj=obj, status=obj.status, saved=obj.status, version=obj.resource_version,
                            events=IncidentEvents(self._runtime.kube, self._runtime.clock, obj.ref))
 
     def phase(self, run: IncidentRun, phase: IncidentPhase, reason: str, message: str) -> TradeSenseIncidentStatus:
@@ -79,11 +91,31 @@ class StatusWriter:
     async def commit(self, run: IncidentRun) -> None:
         """Persist the status when it changed (idle polls write nothing, so they make no watch events)."""
         if run.status != run.saved:
-            await self._store.save(run.ref, run.status)
+            run.version = await self._save(run)
             self._metrics.committed(run.ref.uid or run.ref.name, str(run.obj.raw_spec.get("runbook", "")),
                                     before=run.saved, after=run.status,
                                     target_namespace=target_namespace(run.obj.raw_spec))
             run.saved = run.status
+
+
+    async def _save(self, run: IncidentRun) -> str | None:
+        for _ in range(_MAX_RACES):
+            try:
+                return await self._store.save(run.ref, run.status, resource_version=run.version)
+            except Conflict:
+                fresh = await self._store.load(run.ref.namespace, run.ref.name)
+                if fresh is None or fresh.ref.uid != run.ref.uid:
+                    raise StaleStatus("the incident was deleted or re-created") from None
+                if _wire(fresh.status) != _wire(run.saved):
+                    raise StaleStatus("another writer changed the status") from None
+                run.version = fresh.resource_version  # only metadata or spec moved: our decision stands
+        raise StaleStatus(f"the incident kept changing ({_MAX_RACES} conflicts in a row)")
+
+
+def _wire(status: TradeSenseIncidentStatus) -> dict[str, Any]:
+    """The status as stored, for comparing what was read with what is there now."""
+    wire: dict[str, Any] = status_patch(parse_status(status.to_api()))["status"]
+    return wire
 
 
 def target_namespace(raw_spec: Mapping[str, Any]) -> str:

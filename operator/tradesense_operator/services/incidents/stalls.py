@@ -35,7 +35,7 @@ from tradesense_operator.clients.errors import (
 )
 from tradesense_operator.domain.conditions import set_condition
 from tradesense_operator.domain.incident.transitions import clip
-from tradesense_operator.services.incidents.run import StatusWriter
+from tradesense_operator.services.incidents.run import StaleStatus, StatusWriter
 from tradesense_operator.services.incidents.store import IncidentStore, StatusUnreadable
 
 log = logging.getLogger(__name__)
@@ -193,7 +193,7 @@ class StallReporter:
             now=self.writer.now(), observed_generation=run.obj.generation)})
         try:
             await self.writer.commit(run)
-        except ClientError as exc:
+        except (ClientError, StaleStatus) as exc:
             log.warning("incident %s/%s: cannot write the %s condition (the Event still says why): %s",
                         namespace, name, STALLED, clip(str(exc), MESSAGE_CHARS))
         if status and track.reported != message:

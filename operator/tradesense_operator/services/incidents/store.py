@@ -3,6 +3,10 @@
 Every write sends the whole operator-owned status: lists (plan, steps, conditions) replace wholesale
 under a merge patch, and top-level fields that became empty are sent as explicit nulls so that they
 are cleared (e.g. currentStep once the incident ends) instead of silently kept.
+
+Every write also carries the resourceVersion of the read it was computed from (the same strategy as
+the BackupPolicy reconcile), so a writer that decided from an older status (a stale ex-leader, a
+second operator) gets a Conflict instead of rewinding step state.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class IncidentObject:
     raw_spec: Mapping[str, Any]
     status: TradeSenseIncidentStatus
     body: Mapping[str, Any]
+    resource_version: str | None = None
 
 
 def parse_status(raw: Mapping[str, Any] | None) -> TradeSenseIncidentStatus:
@@ -91,8 +96,16 @@ class IncidentStore:
             raw_spec=body.get("spec") or {},
             status=parse_status(body.get("status")),
             body=body,
+            resource_version=str(meta.get("resourceVersion") or "") or None,
         )
 
-    async def save(self, ref: ObjectRef, status: TradeSenseIncidentStatus) -> None:
-        """Persist the status (the checkpoint before and after every step attempt)."""
-        await self._kube.patch(INCIDENTS, ref.name, status_patch(status), ref.namespace, subresource="status")
+    async def save(self, ref: ObjectRef, status: TradeSenseIncidentStatus, *, resource_version: str | None) -> str | None:
+        """Persist the status if the object is still at `resource_version`; returns the new resourceVersion.
+
+        Conflict when the object moved on since that read (the caller re-reads and decides again).
+        """
+        body = status_patch(status)
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        answer = await self._kube.patch(INCIDENTS, ref.name, body, ref.namespace, subresource="status")
+        return str((answer.get("metadata") or {}).get("resourceVersion") or "") or None
