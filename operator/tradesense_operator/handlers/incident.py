@@ -7,7 +7,9 @@ incident is terminal, sleeping between polls; kopf spawns it again for every unf
 the operator restarts, which is exactly the crash-resume path. The daemon is the only writer of the
 status; the other handlers only wake it early (approvals, cancel) or release its lock on deletion.
 
-Errors cross to kopf only here, through `kopf_errors`.
+Errors cross to kopf only here, through `kopf_errors`. The daemon's own API errors never get that far:
+the engine records them (condition Stalled and a Warning Event, `services/incidents/stalls.py`) and retries,
+so a 400/422 cannot become a PermanentError that leaves the daemon dead and the incident Running forever.
 """
 
 from __future__ import annotations
