@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.services import PgDatabase
+from tests.support.waiting import eventually
 from tradesense_operator.clients import pgdump
 from tradesense_operator.clients.errors import NotFound
 from tradesense_operator.clients.pgdump import PgTarget
@@ -83,13 +84,6 @@ def owned_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("owned-")]
 
 
-async def until(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await asyncio.to_thread(check):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-
-
 def restoring(target: PgTarget) -> bool:
     try:
         comment = pgdump.database_comment(target, target.dbname)
@@ -143,7 +137,8 @@ async def test_a_restore_stopped_mid_way_leaves_nothing_running_and_resumes(
 
     running = asyncio.ensure_future(run_owned(work, target, tag=STAMP, what="restore"))
     if how == "cancel":
-        await until("the restore's session streaming data", lambda: restoring(target) and sessions(target, app) > 0)
+        await eventually(lambda: restoring(target) and sessions(target, app) > 0,
+                         what="the restore's session streaming data")
         running.cancel()
         with pytest.raises(asyncio.CancelledError):
             await running
@@ -185,7 +180,7 @@ async def test_a_safety_backup_stopped_mid_dump_leaves_no_backup_and_no_pg_dump(
     running = asyncio.ensure_future(run_owned(
         lambda owned: restore.take_safety_backup_sync(slow, owned, stamp=stamp, label="db", clock=ManualClock()),
         target, tag=f"{stamp}/owned", what="safety backup"))
-    await until("pg_dump's session", lambda: sessions(target, app) > 0)
+    await eventually(lambda: sessions(target, app) > 0, what="pg_dump's session")
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
         await running

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def wait_until(check: Callable[[], bool], timeout: float = 30.0, *, what: str = "condition") -> None:
@@ -14,3 +18,15 @@ def wait_until(check: Callable[[], bool], timeout: float = 30.0, *, what: str = 
             return
         time.sleep(0.1)
     raise AssertionError(f"{what} not reached within {timeout:.0f} s")
+
+
+async def eventually(check: Callable[[], T | None], timeout: float = 30.0, *, what: str = "condition") -> T:
+    """`wait_until` for async tests: poll `check` every 0.05 s without blocking the loop; return its truthy value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout:.0f} s")
+        await asyncio.sleep(0.05)

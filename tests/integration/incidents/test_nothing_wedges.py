@@ -13,13 +13,12 @@ emulated API, whose fault injection answers chosen requests like a real API serv
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 import pytest
 
 from tests.integration.incidents.conftest import API_VERSION, KIND, TradesenseEnv
+from tests.support.waiting import eventually
 from tradesense_operator.services.incidents.stalls import MESSAGE_CHARS, STALLED
 from tradesense_sandbox.kubeapi import EmulatedCluster
 from tradesense_sandbox.runner import OperatorHandle
@@ -31,15 +30,9 @@ def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
     return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == type_), None)
 
 
-async def wait_for(what: str, check: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
+def stalled_condition(env: TradesenseEnv, name: str) -> dict[str, Any] | None:
+    shown = condition(env.incident_obj(name), STALLED)
+    return shown if shown is not None and shown["status"] == "True" else None
 
 
 def forbid_namespace(cluster: EmulatedCluster, namespace: str) -> None:
@@ -68,7 +61,7 @@ async def test_a_missing_namespace_outside_rbac_blocks_and_cancel_and_delete_sti
     assert [s["state"] for s in cancelled["status"]["steps"]] == ["Cancelled"]
 
     env.cluster.delete(API_VERSION, KIND, "ghost-delete", env.namespace)
-    await wait_for("the deleted incident to disappear (finalizer removed)", lambda: gone(env, "ghost-delete"))
+    await eventually(lambda: gone(env, "ghost-delete"), what="the deleted incident to disappear (finalizer removed)")
 
 
 async def test_a_namespace_without_rbac_says_forbidden_and_runs_once_granted(
@@ -82,8 +75,7 @@ async def test_a_namespace_without_rbac_says_forbidden_and_runs_once_granted(
     env.apply("locked-cancel", env.spec("custom", steps=NOTIFY_ONLY, target={"namespace": locked}))
 
     for name in ("locked", "locked-cancel"):
-        stalled = await wait_for(f"{name} Stalled", lambda n=name: (c := condition(env.incident_obj(n), STALLED))
-                                 and c["status"] == "True" and c)
+        stalled = await eventually(lambda n=name: stalled_condition(env, n), what=f"{name} Stalled")
         assert stalled["reason"] == "Forbidden"
         assert (f"may not get leases.coordination.k8s.io tradesense-remediation in namespace {locked}"
                 in stalled["message"])
@@ -149,5 +141,5 @@ async def test_an_incident_awaiting_approval_can_be_cancelled_and_deleted(
     env.apply("gated-delete", env.spec("custom", steps=gated))  # one at a time: both need the namespace lock
     await env.wait_phase("gated-delete", "AwaitingApproval", timeout=30)
     env.cluster.delete(API_VERSION, KIND, "gated-delete", env.namespace)
-    await wait_for("the deleted incident to disappear", lambda: gone(env, "gated-delete"))
+    await eventually(lambda: gone(env, "gated-delete"), what="the deleted incident to disappear")
     assert env.deployment("frontend")["spec"]["replicas"] == 2  # never approved, never scaled
