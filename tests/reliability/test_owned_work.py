@@ -36,11 +36,15 @@ STAMP = "incident-uid/restore"
 
 
 class SlowStore(FilesystemStore):
-    """A filesystem store whose reads and writes crawl (4 KiB per 50 ms), like object storage over a bad link."""
+    """A filesystem store whose reads and writes crawl (4 KiB per 100 ms), like object storage over a bad link.
+
+    The restore of the test backup is then slow enough that a 5 s timeout lands in the middle of it (the test
+    asserts the `restoring` marker after the stop, which a timeout before or after the restore would not leave).
+    """
 
     def read_chunks(self, name: str, chunk_size: int = READ_CHUNK) -> Iterator[bytes]:
         for chunk in super().read_chunks(name, 4096):
-            time.sleep(0.05)
+            time.sleep(0.1)
             yield chunk
 
     def open_writer(self, name: str) -> BackupWriter:
@@ -144,7 +148,7 @@ async def test_a_restore_stopped_mid_way_leaves_nothing_running_and_resumes(
             await running
     else:
         with pytest.raises(TimeoutError):
-            await asyncio.wait_for(running, timeout=2.0)
+            await asyncio.wait_for(running, timeout=5.0)
 
     # the moment the cancellation is through, nothing of the work is left
     assert sessions(target, app) == 0
