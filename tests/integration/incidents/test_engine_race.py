@@ -12,7 +12,6 @@ import asyncio
 import itertools
 import threading
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,13 +26,6 @@ STEPS = ("configure", "restart", "scale", "smoke")
 ACTIONS = ("set-env", "rollout-restart", "scale", "smoke-test")
 STATE_ORDER = {"Pending": 0, "AwaitingApproval": 1, "Running": 2, "Succeeded": 3, "Skipped": 3, "Failed": 3,
                "Cancelled": 3}
-
-
-@pytest.fixture
-def env(kube_cluster: EmulatedCluster, test_namespace: str, kubeconfig_path: Path, operator_factory) -> EngineEnv:
-    engine_env = EngineEnv(kube_cluster, test_namespace, kubeconfig_path, operator_factory)
-    engine_env.create_deployment()
-    return engine_env
 
 
 class StatusHistory:
