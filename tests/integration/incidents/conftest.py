@@ -26,6 +26,7 @@ import kopf
 import pytest
 import redis
 
+from tests.integration.incidents.engine_harness import EngineEnv
 from tests.support.secrets import SecretGuard
 from tests.support.services import SHARED_REDIS_HOST, SHARED_REDIS_PORT, TEST_REDIS_DB, PgDatabase
 from tradesense_operator.api.v1alpha1.incident import PlannedStep, StepAction, TradeSenseIncidentSpec
@@ -251,3 +252,11 @@ async def tradesense(  # noqa: PLR0917
     finally:
         client.close()
         await runtime.aclose()
+
+
+@pytest.fixture
+def env(kube_cluster: EmulatedCluster, test_namespace: str, kubeconfig_path: Path, operator_factory: Any) -> EngineEnv:
+    """The engine harness (test_engine_*.py) in this test's namespace, with Deployment `web` to act on."""
+    engine_env = EngineEnv(kube_cluster, test_namespace, kubeconfig_path, operator_factory)
+    engine_env.create_deployment()
+    return engine_env

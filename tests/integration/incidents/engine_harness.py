@@ -105,28 +105,15 @@ async def _annotation_list(ctx: StepContext, key: str) -> tuple[list[str], str]:
     return json.loads((meta.get("annotations") or {}).get(key, "[]")), meta["resourceVersion"]
 
 
-async def _append(ctx: StepContext, key: str, value: str) -> None:
-    """Append under optimistic concurrency (the emulated controller writes the Deployment too)."""
+async def _append(ctx: StepContext, key: str, value: str, *, once: bool = False) -> bool:
+    """Append under optimistic concurrency (the emulated controller writes the Deployment too).
+
+    With once=True the value is added only when absent, checked and written at one resourceVersion
+    (idempotent even when two engines run the same attempt at once); False when it was already there.
+    """
     for _ in range(20):
         values, version = await _annotation_list(ctx, key)
-        try:
-            await ctx.runtime.kube.patch(
-                DEPLOYMENTS, _deployment_name(ctx),
-                {"metadata": {"resourceVersion": version, "annotations": {key: json.dumps([*values, value])}}},
-                ctx.namespace,
-            )
-        except Conflict:
-            continue
-        return
-    raise StepFailed(f"{key} kept changing")
-
-
-async def _add_once(ctx: StepContext, key: str, value: str) -> bool:
-    """Add `value` unless present, checked and written at one resourceVersion (idempotent even when two
-    engines run the same attempt at once); False when it was already there."""
-    for _ in range(20):
-        values, version = await _annotation_list(ctx, key)
-        if value in values:
+        if once and value in values:
             return False
         try:
             await ctx.runtime.kube.patch(
@@ -155,7 +142,7 @@ class StampingAction:
         await _append(ctx, CALLS, ctx.stamp)
         if self.gate:
             await self.gate.check(ctx.step.id, "before-effect")
-        if not await _add_once(ctx, EFFECTS, ctx.stamp):
+        if not await _append(ctx, EFFECTS, ctx.stamp, once=True):
             return StepResult(Outcome.ALREADY_DONE, f"stamp {ctx.step.id} already present",
                               evidence={"attempt": str(ctx.attempt)})
         if self.gate:

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 import pytest
 
 from tests.integration.incidents.engine_harness import CALLS, EFFECTS, EngineEnv, Gate, default_actions, step
 from tradesense_operator.domain.incident.storm import HISTORY_ANNOTATION
-from tradesense_sandbox.kubeapi import EmulatedCluster
 
 STEPS = ("configure", "restart", "scale", "smoke")
 KILL_POINTS = [
@@ -24,13 +22,6 @@ KILL_POINTS = [
     for point in ("before-effect", "after-effect", "after-return")
     if not (point == "after-return" and index == len(STEPS) - 1)
 ]
-
-
-@pytest.fixture
-def env(kube_cluster: EmulatedCluster, test_namespace: str, kubeconfig_path: Path, operator_factory) -> EngineEnv:
-    engine_env = EngineEnv(kube_cluster, test_namespace, kubeconfig_path, operator_factory)
-    engine_env.create_deployment()
-    return engine_env
 
 
 @pytest.mark.parametrize(("kill_step", "kill_point"), KILL_POINTS, ids=[f"{s}-{p}" for s, p in KILL_POINTS])

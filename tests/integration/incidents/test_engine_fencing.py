@@ -15,25 +15,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
-
-import pytest
 
 from tests.integration.incidents.engine_harness import EFFECTS, EngineEnv, StampingAction, default_actions, step
 from tradesense_operator.api.v1alpha1.incident import StepAction
 from tradesense_operator.domain.incident.lease import Holder, format_micro_time
 from tradesense_operator.services.step_adapters.base import Action, StepContext, StepResult
-from tradesense_sandbox.kubeapi import EmulatedCluster
 
 LEASE = ("coordination.k8s.io/v1", "Lease", "tradesense-remediation")
 LEASE_SECONDS = 30  # EngineEnv's lock_lease_seconds
-
-
-@pytest.fixture
-def env(kube_cluster: EmulatedCluster, test_namespace: str, kubeconfig_path: Path, operator_factory) -> EngineEnv:
-    engine_env = EngineEnv(kube_cluster, test_namespace, kubeconfig_path, operator_factory)
-    engine_env.create_deployment()
-    return engine_env
 
 
 @dataclass

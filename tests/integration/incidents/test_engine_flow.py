@@ -25,15 +25,7 @@ from tradesense_operator.api.v1alpha1.incident import PlannedStep, StepAction, T
 from tradesense_operator.cli import main
 from tradesense_operator.domain.alerts import ALERT_LAST_SEEN_ANNOTATION, ALERT_STATUS_ANNOTATION
 from tradesense_operator.domain.runbooks import resolve_plan
-from tradesense_sandbox.kubeapi import EmulatedCluster
 from tradesense_sandbox.kubeapi.errors import ApiError
-
-
-@pytest.fixture
-def env(kube_cluster: EmulatedCluster, test_namespace: str, kubeconfig_path: Path, operator_factory) -> EngineEnv:
-    engine_env = EngineEnv(kube_cluster, test_namespace, kubeconfig_path, operator_factory)
-    engine_env.create_deployment()
-    return engine_env
 
 
 def _condition(status: dict, type_: str) -> dict:

@@ -8,9 +8,6 @@ from __future__ import annotations
 import base64
 import json
 from datetime import timedelta
-from pathlib import Path
-
-import pytest
 
 from tests.integration.incidents.engine_harness import (
     EFFECTS,
@@ -26,16 +23,8 @@ from tradesense_operator.api.v1alpha1.incident import StepAction
 from tradesense_operator.domain.incident.freeze import FREEZE_ANNOTATION
 from tradesense_operator.domain.incident.lease import Holder, format_micro_time
 from tradesense_operator.domain.incident.storm import HISTORY_ANNOTATION
-from tradesense_sandbox.kubeapi import EmulatedCluster
 
 LEASE = ("coordination.k8s.io/v1", "Lease", "tradesense-remediation")
-
-
-@pytest.fixture
-def env(kube_cluster: EmulatedCluster, test_namespace: str, kubeconfig_path: Path, operator_factory) -> EngineEnv:
-    engine_env = EngineEnv(kube_cluster, test_namespace, kubeconfig_path, operator_factory)
-    engine_env.create_deployment()
-    return engine_env
 
 
 def _ready(env: EngineEnv) -> None:

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.integration.incidents.engine_harness import (
     EFFECTS,
@@ -24,16 +21,8 @@ from tests.integration.incidents.engine_harness import (
 )
 from tradesense_operator.api.v1alpha1.incident import StepAction
 from tradesense_operator.domain.incident.lock_queue import WAITERS_ANNOTATION
-from tradesense_sandbox.kubeapi import EmulatedCluster
 
 LEASE = ("coordination.k8s.io/v1", "Lease", "tradesense-remediation")
-
-
-@pytest.fixture
-def env(kube_cluster: EmulatedCluster, test_namespace: str, kubeconfig_path: Path, operator_factory) -> EngineEnv:
-    engine_env = EngineEnv(kube_cluster, test_namespace, kubeconfig_path, operator_factory)
-    engine_env.create_deployment()
-    return engine_env
 
 
 def uid(env: EngineEnv, name: str) -> str:

@@ -9,21 +9,10 @@ from __future__ import annotations
 
 import base64
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.integration.incidents.engine_harness import EngineEnv, step
 from tests.support.services import WebhookRecorder
-from tradesense_sandbox.kubeapi import EmulatedCluster
-
-
-@pytest.fixture
-def env(kube_cluster: EmulatedCluster, test_namespace: str, kubeconfig_path: Path, operator_factory) -> EngineEnv:
-    engine_env = EngineEnv(kube_cluster, test_namespace, kubeconfig_path, operator_factory)
-    engine_env.create_deployment()
-    return engine_env
 
 
 def secret(env: EngineEnv, name: str, **values: str) -> None:
