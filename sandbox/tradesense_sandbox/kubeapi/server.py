@@ -261,6 +261,7 @@ class Routes:
             options = await self._body(request, optional=True) or {}
             policy = query.get("propagationPolicy") or options.get("propagationPolicy")
             preconditions = options.get("preconditions") or {}
+            grace = query.get("gracePeriodSeconds", options.get("gracePeriodSeconds"))
             gone = self.store.delete(
                 rtype,
                 target.namespace,
@@ -268,6 +269,7 @@ class Routes:
                 propagation_policy=policy,
                 precondition_uid=preconditions.get("uid"),
                 precondition_rv=preconditions.get("resourceVersion"),
+                grace_period_seconds=_grace_seconds(grace),
             )
             return _json(gone)
         raise method_not_allowed(f"{method} is not supported here")
@@ -409,7 +411,8 @@ class Routes:
     def _log(self, target: Target, query: Any) -> web.Response:
         if target.name is None or target.namespace is None:
             raise bad_request("a pod name and namespace are required")
-        self.store.get(target.rtype, target.namespace, target.name)  # 404 for unknown pods
+        pod = self.store.get(target.rtype, target.namespace, target.name)  # 404 for unknown pods
+        _require_started(pod, query.get("container"))
         with self.state.pod_logs_lock:
             text = self.state.pod_logs.get((target.namespace, target.name), "")
         tail = query.get("tailLines")
@@ -494,3 +497,31 @@ def scale_of(rtype: ResourceType, obj: Obj) -> dict[str, Any]:
         "spec": {"replicas": _get_path(obj, scale.spec_replicas_path) or 0},
         "status": status,
     }
+
+
+def _grace_seconds(raw: Any) -> int | None:
+    """DeleteOptions.gracePeriodSeconds from the query or the body; negative values mean "now" like 0."""
+    if raw is None or raw == "":
+        return None
+    try:
+        return max(0, int(raw))
+    except (TypeError, ValueError) as exc:
+        raise bad_request(f"gracePeriodSeconds: invalid value {raw!r}: must be an integer") from exc
+
+
+def _require_started(pod: dict[str, Any], container: str | None) -> None:
+    """A container that never started has no log: 400, worded like the kubelet's answer."""
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    chosen = next((c for c in statuses if c.get("name") == container), statuses[0] if statuses else None)
+    if chosen is None or chosen.get("lastState", {}).get("terminated"):
+        return
+    waiting = (chosen.get("state") or {}).get("waiting") or {}
+    if waiting.get("reason") in ("ImagePullBackOff", "ErrImagePull"):
+        why = "trying and failing to pull image"
+    elif waiting.get("reason") in ("ContainerCreating", "CreateContainerConfigError"):
+        why = str(waiting.get("reason"))
+    else:
+        return
+    raise bad_request(
+        f'container "{chosen.get("name")}" in pod "{pod["metadata"]["name"]}" is waiting to start: {why}'
+    )
