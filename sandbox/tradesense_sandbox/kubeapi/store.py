@@ -370,9 +370,10 @@ class Store:
         with self.lock:
             table = self._table(rtype)
             ns = self._check_namespace(rtype, namespace)
-            old = table.objects.get((ns, name))
-            if old is None:
+            stored = table.objects.get((ns, name))
+            if stored is None:
                 raise not_found(rtype.plural, rtype.group, name)
+            old = _served(rtype, copy.deepcopy(stored))  # writes start from what a read returns (defaulted)
             if precondition_rv is not None and precondition_rv != old["metadata"]["resourceVersion"]:
                 raise conflict(rtype.plural, rtype.group, name)
             proposed = mutate(copy.deepcopy(old))
