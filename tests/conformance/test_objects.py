@@ -178,3 +178,16 @@ async def test_events_expire_after_the_event_ttl(emulator: EmulatedCluster, api:
     emulator.advance_clock(emulator.event_ttl / 2 + 1)
     names = [e["metadata"]["name"] for e in (await api.ok("GET", path))["items"]]
     assert names == ["young"]
+
+
+async def test_writes_record_their_field_manager_in_managed_fields(api: Api, ns: str) -> None:
+    path = f"/api/v1/namespaces/{ns}/configmaps"
+    body = {"metadata": {"name": "owned"}, "data": {"a": "1"}}
+    await api.ok("POST", path, body, params={"fieldManager": "conformance-creator"})
+    await api.ok("PATCH", f"{path}/owned", {"data": {"b": "2"}}, params={"fieldManager": "conformance-patcher"})
+    entries = {e["manager"]: e for e in (await api.ok("GET", f"{path}/owned"))["metadata"]["managedFields"]}
+    assert entries["conformance-creator"]["operation"] == "Update"
+    assert entries["conformance-creator"]["fieldsType"] == "FieldsV1"
+    assert "f:a" in entries["conformance-creator"]["fieldsV1"]["f:data"]
+    assert "f:b" in entries["conformance-patcher"]["fieldsV1"]["f:data"]
+    assert entries["conformance-patcher"]["time"]

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from tradesense_sandbox.kubeapi import managed_fields
 from tradesense_sandbox.kubeapi.errors import ApiError, bad_request, method_not_allowed, not_found
 from tradesense_sandbox.kubeapi.faults import Faults, RequestStats, reason_for
 from tradesense_sandbox.kubeapi.patching import APPLY_PATCH, apply_patch
@@ -203,7 +204,8 @@ class Routes:
             if method == "POST":
                 self.state.stats.record("create", resource_label)
                 body = await self._body(request)
-                created = self.store.create(rtype, target.namespace, body)
+                with self._writer(request, body):
+                    created = self.store.create(rtype, target.namespace, body)
                 return _json(created, 201)
             if method == "DELETE":
                 self.state.stats.record("deletecollection", resource_label)
@@ -248,31 +250,39 @@ class Routes:
         if method == "PUT":
             self.state.stats.record("update", resource_label)
             body = await self._body(request)
-            return _json(self.store.replace(rtype, target.namespace, name, body, subresource=target.subresource))
+            with self._writer(request, body):
+                return _json(self.store.replace(rtype, target.namespace, name, body, subresource=target.subresource))
         if method == "PATCH":
             self.state.stats.record("patch", resource_label)
             content_type = request.headers.get("Content-Type", "application/json")
             if content_type.split(";")[0].strip().lower() == APPLY_PATCH:
                 return await self._apply(request, target, name)
             body = await self._body(request)
-            return _json(self.store.patch(rtype, target.namespace, name, content_type, body, subresource=target.subresource))
+            with self._writer(request, body):
+                return _json(
+                    self.store.patch(rtype, target.namespace, name, content_type, body, subresource=target.subresource)
+                )
         if method == "DELETE" and target.subresource is None:
             self.state.stats.record("delete", resource_label)
-            options = await self._body(request, optional=True) or {}
-            policy = query.get("propagationPolicy") or options.get("propagationPolicy")
-            preconditions = options.get("preconditions") or {}
-            grace = query.get("gracePeriodSeconds", options.get("gracePeriodSeconds"))
-            gone = self.store.delete(
-                rtype,
-                target.namespace,
-                name,
-                propagation_policy=policy,
-                precondition_uid=preconditions.get("uid"),
-                precondition_rv=preconditions.get("resourceVersion"),
-                grace_period_seconds=_grace_seconds(grace),
-            )
-            return _json(gone)
+            return await self._delete(request, target, name)
         raise method_not_allowed(f"{method} is not supported here")
+
+    async def _delete(self, request: web.Request, target: Target, name: str) -> web.Response:
+        """DELETE with DeleteOptions from the body or the query (propagation, preconditions, grace period)."""
+        options = await self._body(request, optional=True) or {}
+        policy = request.query.get("propagationPolicy") or options.get("propagationPolicy")
+        preconditions = options.get("preconditions") or {}
+        grace = request.query.get("gracePeriodSeconds", options.get("gracePeriodSeconds"))
+        gone = self.store.delete(
+            target.rtype,
+            target.namespace,
+            name,
+            propagation_policy=policy,
+            precondition_uid=preconditions.get("uid"),
+            precondition_rv=preconditions.get("resourceVersion"),
+            grace_period_seconds=_grace_seconds(grace),
+        )
+        return _json(gone)
 
     async def _body(self, request: web.Request, *, optional: bool = False) -> Any:
         raw = await request.read()
@@ -298,15 +308,26 @@ class Routes:
             raise bad_request(f"error decoding YAML: {exc}") from exc
         if not isinstance(body, dict):
             raise bad_request("the applied configuration must be an object")
-        try:
-            return _json(
-                self.store.patch(target.rtype, target.namespace, name, APPLY_PATCH, body, subresource=target.subresource)
-            )
-        except ApiError as exc:
-            if exc.code != 404 or target.subresource is not None:
-                raise
-        body.setdefault("metadata", {})["name"] = name
-        return _json(self.store.create(target.rtype, target.namespace, body), 201)
+        with managed_fields.writing_as(request.query["fieldManager"], "Apply", body):
+            try:
+                return _json(
+                    self.store.patch(
+                        target.rtype, target.namespace, name, APPLY_PATCH, body, subresource=target.subresource
+                    )
+                )
+            except ApiError as exc:
+                if exc.code != 404 or target.subresource is not None:
+                    raise
+            body.setdefault("metadata", {})["name"] = name
+            return _json(self.store.create(target.rtype, target.namespace, body), 201)
+
+    @staticmethod
+    def _writer(
+        request: web.Request, body: Any, subresource: str | None = None
+    ) -> contextlib.AbstractContextManager[None]:
+        """The field manager of a write: `fieldManager`, else the User-Agent's product (kube-apiserver's default)."""
+        manager = request.query.get("fieldManager") or request.headers.get("User-Agent", "unknown").split("/")[0]
+        return managed_fields.writing_as(manager or "unknown", "Update", body, subresource)
 
     def _list(self, target: Target, query: Any) -> dict[str, Any]:
         rtype = target.rtype
@@ -452,7 +473,10 @@ class Routes:
             _set_path(obj, scale.spec_replicas_path, replicas)
             return obj
 
-        updated = self.store.update(rtype, target.namespace, name, set_replicas, precondition_rv=precondition or None)
+        with self._writer(request, body, "scale"):
+            updated = self.store.update(
+                rtype, target.namespace, name, set_replicas, precondition_rv=precondition or None
+            )
         return _json(scale_of(rtype, updated))
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tradesense_sandbox.kubeapi import clock
+from tradesense_sandbox.kubeapi import clock, managed_fields
 from tradesense_sandbox.kubeapi.errors import (
     ApiError,
     already_exists,
@@ -314,6 +314,7 @@ class Store:
                 obj["status"] = {"phase": "Active"}
                 obj.setdefault("spec", {"finalizers": ["kubernetes"]})
             obj = self._admit(rtype, obj, None)
+            managed_fields.stamp(None, obj, rtype.api_version, None)
             obj["metadata"]["resourceVersion"] = str(self._next_rv())
             table.objects[(ns, name)] = obj
             self._index_owners(rtype.key, (ns, name), None, obj)
@@ -398,6 +399,7 @@ class Store:
                 new = rtype.validator.admit(new, old)
             if _strip_for_compare(new) == _strip_for_compare(old):
                 return copy.deepcopy(old)  # no-op writes keep the resourceVersion, like a real server
+            managed_fields.stamp(old, new, rtype.api_version, subresource)
             if rtype.tracks_generation and (
                 _spec_part(new, status_subresource=rtype.status_subresource)
                 != _spec_part(old, status_subresource=rtype.status_subresource)
