@@ -29,7 +29,8 @@ def _pointer(path: str) -> str:
 
 def test_argocd_application_ignores_the_operators_fields_and_respects_it_on_sync() -> None:
     app = yaml.safe_load((GITOPS / "argocd" / "application-tradesense.yaml").read_text(encoding="utf-8"))
-    assert app["apiVersion"] == "argoproj.io/v1alpha1" and app["kind"] == "Application"
+    assert app["apiVersion"] == "argoproj.io/v1alpha1"
+    assert app["kind"] == "Application"
     rules = [r for r in app["spec"]["ignoreDifferences"] if (r["group"], r["kind"]) == ("apps", "Deployment")]
     assert [m for r in rules for m in r.get("managedFieldsManagers", [])] == [FIELD_MANAGER]
     pointers = {p for r in rules for p in r.get("jsonPointers", [])}
