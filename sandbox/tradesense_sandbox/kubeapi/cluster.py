@@ -24,6 +24,7 @@ from tradesense_sandbox.kubeapi import clock, crds
 from tradesense_sandbox.kubeapi.errors import ApiError
 from tradesense_sandbox.kubeapi.faults import FaultRule, Faults, RequestStats
 from tradesense_sandbox.kubeapi.kubelet import Kubelet, ReadinessRule, TerminationRule
+from tradesense_sandbox.kubeapi.rbac import User
 from tradesense_sandbox.kubeapi.resources import ResourceType
 from tradesense_sandbox.kubeapi.selectors import parse_label_selector
 from tradesense_sandbox.kubeapi.server import Routes, ServerState
@@ -346,6 +347,25 @@ class EmulatedCluster:
             return fn()
 
         return asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout=30)
+
+    # ------------------------------------------------------------------ RBAC (optional)
+
+    def enable_rbac(self, enabled: bool = True) -> None:
+        """ServiceAccount tokens are authorized by the Roles/ClusterRoles and bindings in the store (the admin
+        token of `kubeconfig()` keeps full access, like cluster-admin)."""
+        self.state.rbac = enabled
+
+    def service_account_token(self, namespace: str, name: str) -> str:
+        """A bearer token that authenticates as system:serviceaccount:<namespace>:<name>."""
+        token = secrets.token_urlsafe(24)
+        self.state.service_account_tokens[token] = User(namespace, name)
+        return token
+
+    def token_kubeconfig(self, token: str, namespace: str = "default") -> dict[str, Any]:
+        """`kubeconfig()` with another bearer token (a ServiceAccount's)."""
+        config = self.kubeconfig(namespace)
+        config["users"] = [{"name": "emulated", "user": {"token": token}}]
+        return config
 
     # ------------------------------------------------------------------ faults and accounting
 

@@ -23,6 +23,8 @@ from tradesense_sandbox.kubeapi import managed_fields
 from tradesense_sandbox.kubeapi.errors import ApiError, bad_request, method_not_allowed, not_found
 from tradesense_sandbox.kubeapi.faults import Faults, RequestStats, reason_for
 from tradesense_sandbox.kubeapi.patching import APPLY_PATCH, apply_patch
+from tradesense_sandbox.kubeapi.rbac import Authorizer, User
+from tradesense_sandbox.kubeapi.rbac import Request as AccessRequest
 from tradesense_sandbox.kubeapi.resources import ResourceType
 from tradesense_sandbox.kubeapi.selectors import selector_from_label_selector
 from tradesense_sandbox.kubeapi.store import Obj, Store
@@ -44,6 +46,8 @@ class ServerState:
     pod_logs_lock: threading.Lock = field(default_factory=threading.Lock)
     bookmark_interval: float = 1.0
     shutting_down: bool = False
+    rbac: bool = False  # when on, ServiceAccount tokens are authorized by the Roles/bindings in the store
+    service_account_tokens: dict[str, User] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,27 @@ class Routes:
 
     def _authorized(self, request: web.Request) -> bool:
         header = request.headers.get("Authorization", "")
-        return header == f"Bearer {self.state.token}"
+        return header == f"Bearer {self.state.token}" or self._service_account(request) is not None
+
+    def _service_account(self, request: web.Request) -> User | None:
+        header = request.headers.get("Authorization", "")
+        return self.state.service_account_tokens.get(header.removeprefix("Bearer ")) if header else None
+
+    def _authorize(self, request: web.Request, target: Target) -> None:
+        """RBAC mode: a ServiceAccount's request is checked before anything else (403 before 404)."""
+        user = self._service_account(request)
+        if not self.state.rbac or user is None:
+            return
+        method = request.method
+        if method == "GET":
+            verb = "get" if target.name else ("watch" if _truthy(request.query.get("watch")) else "list")
+        elif method == "DELETE":
+            verb = "delete" if target.name else "deletecollection"
+        else:
+            verb = {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, method.lower())
+        namespace = target.namespace if target.rtype.namespaced else None
+        Authorizer(self.store).check(user, AccessRequest(verb, target.rtype.group, target.rtype.plural,
+                                                         target.subresource, namespace, target.name))
 
     # ------------------------------------------------------------------ dispatch
 
@@ -142,6 +166,7 @@ class Routes:
             target = self._target(parts[1], parts[2], parts[3:])
         else:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        self._authorize(request, target)
         return await self._serve(request, target)
 
     def _target(self, group: str, version: str, rest: list[str]) -> Target:
