@@ -90,7 +90,7 @@ class Routes:
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path not in ("/healthz", "/readyz", "/livez", "/version") and not self._authorized(request):
             return _error(ApiError(401, "Unauthorized", "Unauthorized"))
-        rule = self.state.faults.take(request.method, request.path_qs)
+        rule = self.state.faults.take(request.method, request.path, request.path_qs)
         if rule is not None:
             if rule.latency > 0:
                 await asyncio.sleep(rule.latency)
