@@ -70,6 +70,7 @@ def kube_cluster(_session_kube_cluster: EmulatedCluster, secret_guard: SecretGua
     cluster.faults.clear()
     del cluster.kubelet.readiness_rules[rules_before:]
     del cluster.kubelet.termination_rules[stop_rules_before:]
+    cluster.reset_clock()  # advance_clock is process-wide; the next test's operator compares with wall time
     for node in cluster.list("v1", "Node"):
         if not cluster.kubelet.node_ready(node["metadata"]["name"]):
             cluster.set_node_ready(node["metadata"]["name"], True)
@@ -84,6 +85,7 @@ def fresh_kube_cluster(secret_guard: SecretGuard) -> Iterator[EmulatedCluster]:
         _install_generated_crds(cluster)
         yield cluster
     finally:
+        cluster.reset_clock()
         cluster.stop()
 
 

@@ -3,7 +3,8 @@
 Wall time plus an offset that tests move forward (`advance`), so grace periods, minReadySeconds,
 progress deadlines and Event expiry can be reached without sleeping. The offset is process-wide:
 every emulated cluster in a process shares it, as pods on one real cluster share its nodes' clocks.
-It never goes backwards.
+It only moves forward while a test runs; `reset` (test teardown) returns it to wall time, because the
+operator under test reads the wall clock and compares it with timestamps the emulator wrote.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ def advance(seconds: float) -> datetime.datetime:
     with _lock:
         _offset[0] += datetime.timedelta(seconds=seconds)
     return now()
+
+
+def reset() -> None:
+    """Back to wall time (between tests: objects a test stamped in the emulated future are its own)."""
+    with _lock:
+        _offset[0] = datetime.timedelta()
 
 
 def rfc3339(moment: datetime.datetime | None = None) -> str:

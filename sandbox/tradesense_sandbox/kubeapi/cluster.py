@@ -321,6 +321,10 @@ class EmulatedCluster:
         self.expire_events()
         self._call_in_loop(self.controller.clock_moved)
 
+    def reset_clock(self) -> None:
+        """Back to wall time after a test moved the clock (the clock is process-wide: see kubeapi/clock.py)."""
+        clock.reset()
+
     def expire_events(self) -> int:
         """Delete the Events (core/v1 and events.k8s.io/v1) last written more than `event_ttl` ago."""
         expired = 0
