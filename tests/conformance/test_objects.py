@@ -4,7 +4,7 @@ Covers: uid, creationTimestamp, resourceVersion that changes on every write and 
 generation bumped by spec changes only, generateName, namespaces (create/list/get), 409
 AlreadyExists, 404 NotFound as a Status, PUT with a stale resourceVersion → 409 Conflict,
 discovery of built-in groups, and the kinds the operator uses (Secrets, ConfigMaps, Leases,
-Events with field selectors, Nodes, HPAs, Jobs).
+Events with field selectors, Nodes, HPAs, Jobs), and Event expiry after the TTL (emulator clock).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 
 from tests.conformance.conftest import Api, deployment
+from tradesense_sandbox.kubeapi import EmulatedCluster
 
 
 async def test_create_sets_uid_timestamp_resource_version_and_generation(api: Api, ns: str) -> None:
@@ -163,3 +164,30 @@ async def test_hpas_and_jobs_are_stored(api: Api, ns: str) -> None:
         },
     )
     assert job["metadata"]["name"] == "once"
+
+
+async def test_events_expire_after_the_event_ttl(emulator: EmulatedCluster, api: Api, ns: str) -> None:
+    """kube-apiserver --event-ttl (1 h by default); the emulator measures it on its controllable clock."""
+    path = f"/api/v1/namespaces/{ns}/events"
+    involved = {"kind": "ConfigMap", "name": "cm", "namespace": ns, "apiVersion": "v1"}
+    body = {"metadata": {"name": "old"}, "involvedObject": involved, "reason": "Tested", "message": "m",
+            "type": "Normal"}
+    await api.ok("POST", path, body)
+    emulator.advance_clock(emulator.event_ttl / 2)
+    await api.ok("POST", path, {**body, "metadata": {"name": "young"}})
+    emulator.advance_clock(emulator.event_ttl / 2 + 1)
+    names = [e["metadata"]["name"] for e in (await api.ok("GET", path))["items"]]
+    assert names == ["young"]
+
+
+async def test_writes_record_their_field_manager_in_managed_fields(api: Api, ns: str) -> None:
+    path = f"/api/v1/namespaces/{ns}/configmaps"
+    body = {"metadata": {"name": "owned"}, "data": {"a": "1"}}
+    await api.ok("POST", path, body, params={"fieldManager": "conformance-creator"})
+    await api.ok("PATCH", f"{path}/owned", {"data": {"b": "2"}}, params={"fieldManager": "conformance-patcher"})
+    entries = {e["manager"]: e for e in (await api.ok("GET", f"{path}/owned"))["metadata"]["managedFields"]}
+    assert entries["conformance-creator"]["operation"] == "Update"
+    assert entries["conformance-creator"]["fieldsType"] == "FieldsV1"
+    assert "f:a" in entries["conformance-creator"]["fieldsV1"]["f:data"]
+    assert "f:b" in entries["conformance-patcher"]["fieldsV1"]["f:data"]
+    assert entries["conformance-patcher"]["time"]

@@ -157,7 +157,7 @@ async def test_pods_that_never_become_ready_stall_the_rollout(emulator: Emulated
     dep = await eventually(deadline_exceeded, timeout=15)
     assert _condition(dep, "Progressing")["status"] == "False"
     assert _condition(dep, "Available")["status"] == "True"  # the old pods still serve
-    assert dep["status"]["updatedReplicas"] == 2
+    assert dep["status"]["updatedReplicas"] == 1  # maxSurge 25% of 2 → 1 new pod; maxUnavailable 0 keeps both old
     assert dep["status"]["readyReplicas"] == 2
     assert old <= {p["metadata"]["name"] for p in await _pods(api, ns, "stuck")}
 

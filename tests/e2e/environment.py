@@ -90,7 +90,7 @@ def e2e_environment(kubeconfig: Path, options: Options) -> Iterator[E2EEnv]:
     try:
         create_app_namespace(kube, APP_NAMESPACE, options.app_image)
         created_namespace = True
-        documents = render_deploy()
+        documents = render_deploy(components=("backup-volume",))  # the filesystem backup scenario writes /backups
         shipped_replicas = next(int(d["spec"].get("replicas", 1)) for d in documents if d["kind"] == "Deployment")
         installation = install(kube, documents, operator_replicas=0)
         rbac_problem = None

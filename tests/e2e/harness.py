@@ -16,10 +16,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -155,8 +156,26 @@ def kubectl_missing() -> str | None:
     return None
 
 
-def render_deploy(directory: Path = REPO_ROOT / "deploy") -> list[Obj]:
-    """`kubectl kustomize deploy/` — rendered offline, exactly what `kubectl apply -k deploy/` would send."""
+def render_deploy(directory: Path = REPO_ROOT / "deploy", components: Sequence[str] = ()) -> list[Obj]:
+    """`kubectl kustomize deploy/` — rendered offline, exactly what `kubectl apply -k deploy/` would send.
+
+    With `components` (names under deploy/components/), what a user's overlay beside a copy of deploy/ and crds/
+    renders: `resources: [../deploy]` plus those components (kustomize refuses an overlay inside its base).
+    """
+    if not components:
+        return _kustomize(directory)
+    with tempfile.TemporaryDirectory() as workdir:
+        root = Path(workdir)
+        shutil.copytree(directory, root / "deploy")
+        shutil.copytree(directory.parent / "crds", root / "crds")
+        (root / "overlay").mkdir()
+        overlay = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": ["../deploy"],
+                   "components": [f"../deploy/components/{name}" for name in components]}
+        (root / "overlay" / "kustomization.yaml").write_text(yaml.safe_dump(overlay), encoding="utf-8")
+        return _kustomize(root / "overlay")
+
+
+def _kustomize(directory: Path) -> list[Obj]:
     out = subprocess.run(["kubectl", "kustomize", str(directory)], capture_output=True, text=True, check=True, timeout=60)
     return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
 

@@ -35,6 +35,7 @@ from tests.e2e.harness import (
     wait_for,
 )
 from tradesense_operator.clients.errors import Forbidden, NotFound
+from tradesense_operator.clients.kube import FIELD_MANAGER, PODS
 
 TERMINAL = ("Succeeded", "Failed", "Cancelled")
 API = "ops.tradesense.io/v1alpha1"
@@ -252,6 +253,8 @@ def high_cpu_scale_out(env: E2EEnv) -> None:
             return dep if ok else None
 
         dep = wait_for(scaled, timeout=env.operator_timeout, what="backend scaled to 4 with WORKERS=2")
+        managers = {e["manager"] for e in dep["metadata"].get("managedFields") or []}
+        assert FIELD_MANAGER in managers, f"the operator's writes name no field manager: {managers}"
         floor = (dep["metadata"].get("annotations") or {}).get("ops.tradesense.io/scale-floor", "")
         floors = json.loads(floor) if floor else []
         mine = [f for f in (floors if isinstance(floors, list) else [floors]) if f["incident"] == f"{env.namespace}/{name}"]
@@ -472,3 +475,57 @@ def kubectl_views(env: E2EEnv, name: str) -> None:
     assert "DryRunComplete" in described, described
     category = kubectl("get", "tradesense", "-A").stdout  # the `tradesense` category lists all three kinds
     assert f"tradesenseincident.ops.tradesense.io/{name}" in category, category
+
+
+HOLD = "e2e.tradesense.io/hold"  # a finalizer: any cluster keeps a deleted pod Terminating until it is removed
+
+
+def _live_ready(env: E2EEnv, app: str) -> list[Obj]:
+    pods = env.kube.list(PODS, env.namespace, label_selector=f"app={app}")
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp")
+            and (p.get("status") or {}).get("phase") == "Running" and (condition(p, "Ready") or {}).get("status") == "True"]
+
+
+def evicted_and_terminating_pods(env: E2EEnv) -> None:
+    """wait-pods-ready counts only pods that can become Ready (an evicted redis pod is reported, not waited for);
+    delete-pods proceeds once the replacement is Ready and names the pod still Terminating."""
+    def one_ready() -> None:
+        assert _live_ready(env, "redis"), "no Ready redis pod"
+
+    readiness_or_skip(env, "a Ready redis pod to evict", one_ready)
+    victim = _live_ready(env, "redis")[0]["metadata"]["name"]
+    evicted = {"status": {"phase": "Failed", "reason": "Evicted", "message": "The node was low on resource: memory.",
+                          "conditions": [{"type": "Ready", "status": "False", "reason": "PodFailed"}]}}
+    env.kube.patch(PODS, victim, evicted, env.namespace, subresource="status")
+    held: str | None = None
+    name = unique("e2e-pods")
+    try:
+        def replaced() -> None:
+            assert {p["metadata"]["name"] for p in _live_ready(env, "redis")} - {victim}, "no Ready replacement yet"
+
+        readiness_or_skip(env, "a replacement for the evicted pod", replaced)
+        held = _live_ready(env, "redis")[0]["metadata"]["name"]
+        env.kube.patch(PODS, held, {"metadata": {"finalizers": [HOLD]}}, env.namespace)
+        steps = [{"id": "wait-redis", "action": "wait-pods-ready", "target": "redis", "timeoutSeconds": 600},
+                 {"id": "delete-redis", "action": "delete-pods", "target": "redis", "timeoutSeconds": 600}]
+        env.kube.apply(INCIDENTS, incident(env, name, "custom", steps=steps))
+
+        def succeeded() -> None:
+            obj = env.kube.get(INCIDENTS, name, env.namespace)
+            assert phase_of(obj) == "Succeeded", (phase_of(obj), obj.get("status", {}).get("message"))
+
+        readiness_or_skip(env, "both pod steps and phase Succeeded", succeeded)
+        final = env.kube.get(INCIDENTS, name, env.namespace)
+        waited = step(final, "wait-redis")
+        assert f"{victim} (Evicted)" in waited["evidence"].get("notCounted", ""), waited
+        deleted = step(final, "delete-redis")
+        assert held in deleted["evidence"].get("stillTerminating", ""), deleted
+        pod = env.kube.get(PODS, held, env.namespace)
+        assert pod["metadata"].get("deletionTimestamp"), "the held pod is Terminating, never force-deleted"
+        assert any(e["reason"] == "StepSucceeded" for e in final["status"].get("timeline", []))
+    finally:
+        if held is not None and env.kube.get_or_none(PODS, held, env.namespace) is not None:
+            env.kube.patch(PODS, held, [{"op": "remove", "path": "/metadata/finalizers"}], env.namespace,
+                           patch_type="json")
+        env.kube.delete(PODS, victim, env.namespace)
+        finish_or_cancel(env, name)

@@ -31,6 +31,9 @@ class E2ESuite:
     def test_custom_rollout_restart(self, env: E2EEnv) -> None:
         scenarios.custom_rollout_restart(env)
 
+    def test_evicted_pod_ignored_and_terminating_pod_reported(self, env: E2EEnv) -> None:
+        scenarios.evicted_and_terminating_pods(env)
+
     def test_backup_policy_backs_up_a_reachable_postgres(self, env: E2EEnv) -> None:
         scenarios.backup_policy(env)
 

@@ -63,11 +63,17 @@ def kube_cluster(_session_kube_cluster: EmulatedCluster, secret_guard: SecretGua
     """The shared cluster; per-test faults and readiness rules do not leak into the next test."""
     cluster = _session_kube_cluster
     secret_guard.add_source("an object or Event in the emulated cluster", _everything_but_secrets(cluster))
-    rules_before = len(cluster.controller.readiness_rules)
+    rules_before = len(cluster.kubelet.readiness_rules)
+    stop_rules_before = len(cluster.kubelet.termination_rules)
     delay_before = cluster.pod_ready_delay
     yield cluster
     cluster.faults.clear()
-    del cluster.controller.readiness_rules[rules_before:]
+    del cluster.kubelet.readiness_rules[rules_before:]
+    del cluster.kubelet.termination_rules[stop_rules_before:]
+    cluster.reset_clock()  # advance_clock is process-wide; the next test's operator compares with wall time
+    for node in cluster.list("v1", "Node"):
+        if not cluster.kubelet.node_ready(node["metadata"]["name"]):
+            cluster.set_node_ready(node["metadata"]["name"], True)
     cluster.pod_ready_delay = delay_before
 
 
@@ -79,6 +85,7 @@ def fresh_kube_cluster(secret_guard: SecretGuard) -> Iterator[EmulatedCluster]:
         _install_generated_crds(cluster)
         yield cluster
     finally:
+        cluster.reset_clock()
         cluster.stop()
 
 

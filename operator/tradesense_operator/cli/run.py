@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from tradesense_operator.clients.kube import KubeClient
     from tradesense_operator.services.leadership import ElectionTiming
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ def _run(args: argparse.Namespace) -> int:
         "liveness_endpoint": args.liveness,
     }
     if args.standalone:
+        asyncio.run(_crds_established())
         kopf.run(standalone=True, **options)
         return 0
     # The Lease decides who acts, so kopf's own peering is off: kopf pauses every operator of the same
@@ -111,6 +113,7 @@ async def _lead(  # noqa: PLR0917  (one call site)
     async def act() -> None:
         for runner in waiting:  # the leader's kopf and HTTP server take these ports over
             await runner.cleanup()
+        await _crds_established(kube)
         await operator()
 
     try:
@@ -119,6 +122,21 @@ async def _lead(  # noqa: PLR0917  (one call site)
         for runner in waiting:
             await runner.cleanup()
         await kube.close()
+
+
+async def _crds_established(kube: KubeClient | None = None) -> None:
+    """Before kopf watches our kinds: wait (INFO) until their CRDs are Established (services/crd_readiness.py)."""
+    from tradesense_operator.clients.kube import KubeClient  # noqa: PLC0415
+    from tradesense_operator.services.crd_readiness import wait_until_established  # noqa: PLC0415
+
+    if kube is not None:
+        await wait_until_established(kube)
+        return
+    own = await KubeClient.auto()
+    try:
+        await wait_until_established(own)
+    finally:
+        await own.close()
 
 
 async def _follower_endpoints(liveness: str, http_port: int) -> list[web.AppRunner]:

@@ -4,7 +4,8 @@ Why dicts and not the generated models: the operator patches small fragments (an
 var, replicas) and reads a few fields; generated models add conversions and hide the wire format that
 `kubectl` users reason about. Every HTTP or connection failure is translated once into
 `tradesense_operator.clients.errors`; 429 answers are retried here, honouring Retry-After, because the
-API server explicitly says the request was not processed.
+API server explicitly says the request was not processed. Every write carries `fieldManager=tradesense-operator`,
+so managedFields (and GitOps tools that read them) tell the operator's changes from everyone else's.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ _PATCH_CONTENT_TYPES: dict[str, str] = {
 }
 EVENT_MESSAGE_LIMIT = 1024  # the API server truncates/rejects longer Event messages
 COMPONENT = "tradesense-operator"
+FIELD_MANAGER = COMPONENT  # every write names it: `kubectl get -o yaml --show-managed-fields` shows who changed what
+_WRITES = frozenset({"POST", "PUT", "PATCH"})
 
 
 @dataclass(frozen=True)
@@ -197,12 +200,15 @@ class KubeClient:
     ) -> Any:
         """Send one request; return parsed JSON (or text when raw). Errors become ClientError subclasses."""
         what = f"{method} {path}"
+        params = list(query or [])
+        if method in _WRITES and not any(key == "fieldManager" for key, _ in params):
+            params.append(("fieldManager", FIELD_MANAGER))
         for attempt in range(self._max_429_retries + 1):
             try:
                 response = await self._api.call_api(
                     path,
                     method,
-                    query_params=list(query or []),
+                    query_params=params,
                     header_params={"Content-Type": content_type, "Accept": "application/json"},
                     body=body,
                     auth_settings=["BearerToken"],

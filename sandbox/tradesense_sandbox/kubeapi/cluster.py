@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import secrets
 import socket
 import threading
@@ -19,14 +20,28 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from tradesense_sandbox.kubeapi import crds
+from tradesense_sandbox.kubeapi import clock, crds
 from tradesense_sandbox.kubeapi.errors import ApiError
 from tradesense_sandbox.kubeapi.faults import FaultRule, Faults, RequestStats
+from tradesense_sandbox.kubeapi.kubelet import Kubelet, ReadinessRule, TerminationRule
+from tradesense_sandbox.kubeapi.rbac import User
 from tradesense_sandbox.kubeapi.resources import ResourceType
 from tradesense_sandbox.kubeapi.selectors import parse_label_selector
 from tradesense_sandbox.kubeapi.server import Routes, ServerState
-from tradesense_sandbox.kubeapi.store import Obj, Store
-from tradesense_sandbox.kubeapi.workloads import ReadinessRule, WorkloadController
+from tradesense_sandbox.kubeapi.store import Obj, Store, parse_timestamp
+from tradesense_sandbox.kubeapi.workloads import WorkloadController
+
+
+def _event_age(event: Obj) -> float:
+    """Seconds since an Event was last written (its newest timestamp; the API server's TTL restarts on writes)."""
+    stamps = [
+        event.get("lastTimestamp"),
+        event.get("eventTime"),
+        (event.get("series") or {}).get("lastObservedTime"),
+        event["metadata"].get("creationTimestamp"),
+    ]
+    newest = max(parse_timestamp(str(s)) for s in stamps if s)
+    return (clock.now() - newest).total_seconds()
 
 
 def _free_port() -> int:
@@ -43,16 +58,20 @@ class EmulatedCluster:
         self,
         *,
         pod_ready_delay: float | None = 0.2,
+        pod_stop_delay: float = 0.0,
         history_size: int = 5000,
         bookmark_interval: float = 1.0,
         port: int | None = None,
+        event_ttl: float = 3600.0,
     ) -> None:
         self.store = Store(history_size=history_size)
+        self.event_ttl = event_ttl  # like kube-apiserver --event-ttl: Events vanish this long after their last write
         crds.install(self.store)
         self.store.seed()
         self.token = secrets.token_urlsafe(24)
         self.state = ServerState(self.store, self.token, bookmark_interval=bookmark_interval)
         self._pod_ready_delay = pod_ready_delay
+        self._pod_stop_delay = pod_stop_delay
         self._port = port
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -97,7 +116,9 @@ class EmulatedCluster:
 
     async def _start_async(self) -> None:
         loop = asyncio.get_running_loop()
-        self._controller = WorkloadController(self.store, loop, pod_ready_delay=self._pod_ready_delay)
+        self._controller = WorkloadController(
+            self.store, loop, pod_ready_delay=self._pod_ready_delay, pod_stop_delay=self._pod_stop_delay
+        )
         self._controller.start()
         self._runner = web.AppRunner(Routes(self.state).app(), handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -251,20 +272,71 @@ class EmulatedCluster:
     # ------------------------------------------------------------------ simulated kubelet
 
     @property
+    def kubelet(self) -> Kubelet:
+        return self.controller.kubelet
+
+    @property
     def pod_ready_delay(self) -> float | None:
-        return self.controller.pod_ready_delay
+        return self.kubelet.pod_ready_delay
 
     @pod_ready_delay.setter
     def pod_ready_delay(self, value: float | None) -> None:
-        self.controller.pod_ready_delay = value
+        self.kubelet.pod_ready_delay = value
 
     def set_pod_readiness(self, delay: float | None, *, namespace: str | None = None, label_selector: str = "") -> None:
         """Pods created from now on that match take `delay` s to become Ready (None: never). Later rules win."""
-        self.controller.readiness_rules.append(ReadinessRule(namespace, parse_label_selector(label_selector), delay))
+        self.kubelet.readiness_rules.append(ReadinessRule(namespace, parse_label_selector(label_selector), delay))
+
+    def set_pod_waiting(self, reason: str, *, namespace: str | None = None, label_selector: str = "") -> None:
+        """Pods created from now on that match never start: their containers wait with `reason`
+        (ImagePullBackOff: phase Pending; CrashLoopBackOff: phase Running with restarts). Later rules win."""
+        self.kubelet.readiness_rules.append(
+            ReadinessRule(namespace, parse_label_selector(label_selector), None, waiting=reason)
+        )
+
+    def set_pod_termination(
+        self, delay: float | None, *, namespace: str | None = None, label_selector: str = ""
+    ) -> None:
+        """Matching pods take `delay` s to stop once deleted; None: they ignore SIGTERM and stay Terminating
+        until their grace period ends on the emulated clock (see `advance_clock`). Later rules win."""
+        self.kubelet.termination_rules.append(TerminationRule(namespace, parse_label_selector(label_selector), delay))
 
     def set_pod_ready(self, namespace: str, name: str, ready: bool) -> None:
         """Flip a running pod's readiness, as if its readiness probe started failing or recovered."""
-        self._call_in_loop(lambda: self.controller.set_pod_ready(namespace, name, ready))
+        self._call_in_loop(lambda: self.kubelet.set_pod_ready(namespace, name, ready))
+
+    def evict_pod(
+        self, namespace: str, name: str, message: str = "The node was low on resource: memory."
+    ) -> None:
+        """Node-pressure eviction: the pod turns Failed/Evicted and stays listed; its ReplicaSet replaces it."""
+        self._call_in_loop(lambda: self.kubelet.evict(namespace, name, message))
+
+    def set_node_ready(self, node: str, ready: bool) -> None:
+        """A node stops (or resumes) reporting: its pods turn unready and deleted ones stay Terminating."""
+        self._call_in_loop(lambda: self.kubelet.set_node_ready(node, ready))
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the emulated clock forward (grace periods, minReadySeconds, progress deadlines, Event TTL)."""
+        clock.advance(seconds)
+        self.expire_events()
+        self._call_in_loop(self.controller.clock_moved)
+
+    def reset_clock(self) -> None:
+        """Back to wall time after a test moved the clock (the clock is process-wide: see kubeapi/clock.py)."""
+        clock.reset()
+
+    def expire_events(self) -> int:
+        """Delete the Events (core/v1 and events.k8s.io/v1) last written more than `event_ttl` ago."""
+        expired = 0
+        for api_version in ("v1", "events.k8s.io/v1"):
+            rtype = self.resource(api_version, "Event")
+            items, _ = self.store.list(rtype, None)
+            for event in items:
+                if _event_age(event) >= self.event_ttl:
+                    with contextlib.suppress(ApiError):
+                        self.store.delete(rtype, event["metadata"]["namespace"], event["metadata"]["name"])
+                        expired += 1
+        return expired
 
     def set_pod_log(self, namespace: str, name: str, text: str) -> None:
         """The text `GET …/pods/{name}/log` returns for this pod."""
@@ -279,6 +351,25 @@ class EmulatedCluster:
             return fn()
 
         return asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout=30)
+
+    # ------------------------------------------------------------------ RBAC (optional)
+
+    def enable_rbac(self, enabled: bool = True) -> None:
+        """ServiceAccount tokens are authorized by the Roles/ClusterRoles and bindings in the store (the admin
+        token of `kubeconfig()` keeps full access, like cluster-admin)."""
+        self.state.rbac = enabled
+
+    def service_account_token(self, namespace: str, name: str) -> str:
+        """A bearer token that authenticates as system:serviceaccount:<namespace>:<name>."""
+        token = secrets.token_urlsafe(24)
+        self.state.service_account_tokens[token] = User(namespace, name)
+        return token
+
+    def token_kubeconfig(self, token: str, namespace: str = "default") -> dict[str, Any]:
+        """`kubeconfig()` with another bearer token (a ServiceAccount's)."""
+        config = self.kubeconfig(namespace)
+        config["users"] = [{"name": "emulated", "user": {"token": token}}]
+        return config
 
     # ------------------------------------------------------------------ faults and accounting
 

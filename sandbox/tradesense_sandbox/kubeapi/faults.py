@@ -45,8 +45,12 @@ class FaultRule:
     message: str = "injected fault"
     hits: int = 0
 
-    def matches(self, method: str, path: str) -> bool:
-        return (self.method is None or self.method.upper() == method.upper()) and self.path.search(path) is not None
+    def matches(self, method: str, *paths: str) -> bool:
+        """Method, and the regex found in any of `paths` (the path alone, then with its query: a `$`-anchored
+        rule still matches a write that carries `?fieldManager=…`)."""
+        return (self.method is None or self.method.upper() == method.upper()) and any(
+            self.path.search(path) is not None for path in paths
+        )
 
 
 @dataclass
@@ -74,11 +78,11 @@ class Faults:
             self._rules.append(rule)
         return rule
 
-    def take(self, method: str, path: str) -> FaultRule | None:
-        """The first live rule matching the request, consuming one of its uses."""
+    def take(self, method: str, *paths: str) -> FaultRule | None:
+        """The first live rule matching the request (its path, its path with query), consuming one of its uses."""
         with self._lock:
             for rule in self._rules:
-                if rule.matches(method, path):
+                if rule.matches(method, *paths):
                     rule.hits += 1
                     if rule.times is not None:
                         rule.times -= 1

@@ -112,6 +112,12 @@ def builtin_resources() -> list[ResourceType]:
         ResourceType("", "v1", "ConfigMap", "configmaps", "configmap", True, ("cm",)),
         ResourceType("", "v1", "Service", "services", "service", True, ("svc",), ("all",), status_subresource=True),
         ResourceType("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True, ("sa",)),
+        ResourceType("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", True),
+        ResourceType("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", True),
+        ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole", False),
+        ResourceType(
+            "rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", False
+        ),
         ResourceType(
             "",
             "v1",

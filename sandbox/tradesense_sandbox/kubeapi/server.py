@@ -19,9 +19,12 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from tradesense_sandbox.kubeapi import managed_fields
 from tradesense_sandbox.kubeapi.errors import ApiError, bad_request, method_not_allowed, not_found
 from tradesense_sandbox.kubeapi.faults import Faults, RequestStats, reason_for
 from tradesense_sandbox.kubeapi.patching import APPLY_PATCH, apply_patch
+from tradesense_sandbox.kubeapi.rbac import Authorizer, User
+from tradesense_sandbox.kubeapi.rbac import Request as AccessRequest
 from tradesense_sandbox.kubeapi.resources import ResourceType
 from tradesense_sandbox.kubeapi.selectors import selector_from_label_selector
 from tradesense_sandbox.kubeapi.store import Obj, Store
@@ -43,6 +46,8 @@ class ServerState:
     pod_logs_lock: threading.Lock = field(default_factory=threading.Lock)
     bookmark_interval: float = 1.0
     shutting_down: bool = False
+    rbac: bool = False  # when on, ServiceAccount tokens are authorized by the Roles/bindings in the store
+    service_account_tokens: dict[str, User] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,7 @@ class Routes:
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path not in ("/healthz", "/readyz", "/livez", "/version") and not self._authorized(request):
             return _error(ApiError(401, "Unauthorized", "Unauthorized"))
-        rule = self.state.faults.take(request.method, request.path_qs)
+        rule = self.state.faults.take(request.method, request.path, request.path_qs)
         if rule is not None:
             if rule.latency > 0:
                 await asyncio.sleep(rule.latency)
@@ -99,7 +104,27 @@ class Routes:
 
     def _authorized(self, request: web.Request) -> bool:
         header = request.headers.get("Authorization", "")
-        return header == f"Bearer {self.state.token}"
+        return header == f"Bearer {self.state.token}" or self._service_account(request) is not None
+
+    def _service_account(self, request: web.Request) -> User | None:
+        header = request.headers.get("Authorization", "")
+        return self.state.service_account_tokens.get(header.removeprefix("Bearer ")) if header else None
+
+    def _authorize(self, request: web.Request, target: Target) -> None:
+        """RBAC mode: a ServiceAccount's request is checked before anything else (403 before 404)."""
+        user = self._service_account(request)
+        if not self.state.rbac or user is None:
+            return
+        method = request.method
+        if method == "GET":
+            verb = "get" if target.name else ("watch" if _truthy(request.query.get("watch")) else "list")
+        elif method == "DELETE":
+            verb = "delete" if target.name else "deletecollection"
+        else:
+            verb = {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, method.lower())
+        namespace = target.namespace if target.rtype.namespaced else None
+        Authorizer(self.store).check(user, AccessRequest(verb, target.rtype.group, target.rtype.plural,
+                                                         target.subresource, namespace, target.name))
 
     # ------------------------------------------------------------------ dispatch
 
@@ -141,6 +166,7 @@ class Routes:
             target = self._target(parts[1], parts[2], parts[3:])
         else:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        self._authorize(request, target)
         return await self._serve(request, target)
 
     def _target(self, group: str, version: str, rest: list[str]) -> Target:
@@ -203,7 +229,8 @@ class Routes:
             if method == "POST":
                 self.state.stats.record("create", resource_label)
                 body = await self._body(request)
-                created = self.store.create(rtype, target.namespace, body)
+                with self._writer(request, body):
+                    created = self.store.create(rtype, target.namespace, body)
                 return _json(created, 201)
             if method == "DELETE":
                 self.state.stats.record("deletecollection", resource_label)
@@ -248,29 +275,39 @@ class Routes:
         if method == "PUT":
             self.state.stats.record("update", resource_label)
             body = await self._body(request)
-            return _json(self.store.replace(rtype, target.namespace, name, body, subresource=target.subresource))
+            with self._writer(request, body):
+                return _json(self.store.replace(rtype, target.namespace, name, body, subresource=target.subresource))
         if method == "PATCH":
             self.state.stats.record("patch", resource_label)
             content_type = request.headers.get("Content-Type", "application/json")
             if content_type.split(";")[0].strip().lower() == APPLY_PATCH:
                 return await self._apply(request, target, name)
             body = await self._body(request)
-            return _json(self.store.patch(rtype, target.namespace, name, content_type, body, subresource=target.subresource))
+            with self._writer(request, body):
+                return _json(
+                    self.store.patch(rtype, target.namespace, name, content_type, body, subresource=target.subresource)
+                )
         if method == "DELETE" and target.subresource is None:
             self.state.stats.record("delete", resource_label)
-            options = await self._body(request, optional=True) or {}
-            policy = query.get("propagationPolicy") or options.get("propagationPolicy")
-            preconditions = options.get("preconditions") or {}
-            gone = self.store.delete(
-                rtype,
-                target.namespace,
-                name,
-                propagation_policy=policy,
-                precondition_uid=preconditions.get("uid"),
-                precondition_rv=preconditions.get("resourceVersion"),
-            )
-            return _json(gone)
+            return await self._delete(request, target, name)
         raise method_not_allowed(f"{method} is not supported here")
+
+    async def _delete(self, request: web.Request, target: Target, name: str) -> web.Response:
+        """DELETE with DeleteOptions from the body or the query (propagation, preconditions, grace period)."""
+        options = await self._body(request, optional=True) or {}
+        policy = request.query.get("propagationPolicy") or options.get("propagationPolicy")
+        preconditions = options.get("preconditions") or {}
+        grace = request.query.get("gracePeriodSeconds", options.get("gracePeriodSeconds"))
+        gone = self.store.delete(
+            target.rtype,
+            target.namespace,
+            name,
+            propagation_policy=policy,
+            precondition_uid=preconditions.get("uid"),
+            precondition_rv=preconditions.get("resourceVersion"),
+            grace_period_seconds=_grace_seconds(grace),
+        )
+        return _json(gone)
 
     async def _body(self, request: web.Request, *, optional: bool = False) -> Any:
         raw = await request.read()
@@ -296,15 +333,26 @@ class Routes:
             raise bad_request(f"error decoding YAML: {exc}") from exc
         if not isinstance(body, dict):
             raise bad_request("the applied configuration must be an object")
-        try:
-            return _json(
-                self.store.patch(target.rtype, target.namespace, name, APPLY_PATCH, body, subresource=target.subresource)
-            )
-        except ApiError as exc:
-            if exc.code != 404 or target.subresource is not None:
-                raise
-        body.setdefault("metadata", {})["name"] = name
-        return _json(self.store.create(target.rtype, target.namespace, body), 201)
+        with managed_fields.writing_as(request.query["fieldManager"], "Apply", body):
+            try:
+                return _json(
+                    self.store.patch(
+                        target.rtype, target.namespace, name, APPLY_PATCH, body, subresource=target.subresource
+                    )
+                )
+            except ApiError as exc:
+                if exc.code != 404 or target.subresource is not None:
+                    raise
+            body.setdefault("metadata", {})["name"] = name
+            return _json(self.store.create(target.rtype, target.namespace, body), 201)
+
+    @staticmethod
+    def _writer(
+        request: web.Request, body: Any, subresource: str | None = None
+    ) -> contextlib.AbstractContextManager[None]:
+        """The field manager of a write: `fieldManager`, else the User-Agent's product (kube-apiserver's default)."""
+        manager = request.query.get("fieldManager") or request.headers.get("User-Agent", "unknown").split("/")[0]
+        return managed_fields.writing_as(manager or "unknown", "Update", body, subresource)
 
     def _list(self, target: Target, query: Any) -> dict[str, Any]:
         rtype = target.rtype
@@ -409,7 +457,8 @@ class Routes:
     def _log(self, target: Target, query: Any) -> web.Response:
         if target.name is None or target.namespace is None:
             raise bad_request("a pod name and namespace are required")
-        self.store.get(target.rtype, target.namespace, target.name)  # 404 for unknown pods
+        pod = self.store.get(target.rtype, target.namespace, target.name)  # 404 for unknown pods
+        _require_started(pod, query.get("container"))
         with self.state.pod_logs_lock:
             text = self.state.pod_logs.get((target.namespace, target.name), "")
         tail = query.get("tailLines")
@@ -449,7 +498,10 @@ class Routes:
             _set_path(obj, scale.spec_replicas_path, replicas)
             return obj
 
-        updated = self.store.update(rtype, target.namespace, name, set_replicas, precondition_rv=precondition or None)
+        with self._writer(request, body, "scale"):
+            updated = self.store.update(
+                rtype, target.namespace, name, set_replicas, precondition_rv=precondition or None
+            )
         return _json(scale_of(rtype, updated))
 
 
@@ -494,3 +546,31 @@ def scale_of(rtype: ResourceType, obj: Obj) -> dict[str, Any]:
         "spec": {"replicas": _get_path(obj, scale.spec_replicas_path) or 0},
         "status": status,
     }
+
+
+def _grace_seconds(raw: Any) -> int | None:
+    """DeleteOptions.gracePeriodSeconds from the query or the body; negative values mean "now" like 0."""
+    if raw is None or raw == "":
+        return None
+    try:
+        return max(0, int(raw))
+    except (TypeError, ValueError) as exc:
+        raise bad_request(f"gracePeriodSeconds: invalid value {raw!r}: must be an integer") from exc
+
+
+def _require_started(pod: dict[str, Any], container: str | None) -> None:
+    """A container that never started has no log: 400, worded like the kubelet's answer."""
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    chosen = next((c for c in statuses if c.get("name") == container), statuses[0] if statuses else None)
+    if chosen is None or chosen.get("lastState", {}).get("terminated"):
+        return
+    waiting = (chosen.get("state") or {}).get("waiting") or {}
+    if waiting.get("reason") in ("ImagePullBackOff", "ErrImagePull"):
+        why = "trying and failing to pull image"
+    elif waiting.get("reason") in ("ContainerCreating", "CreateContainerConfigError"):
+        why = str(waiting.get("reason"))
+    else:
+        return
+    raise bad_request(
+        f'container "{chosen.get("name")}" in pod "{pod["metadata"]["name"]}" is waiting to start: {why}'
+    )

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tradesense_sandbox.kubeapi import clock
+from tradesense_sandbox.kubeapi import clock, managed_fields
 from tradesense_sandbox.kubeapi.errors import (
     ApiError,
     already_exists,
@@ -48,6 +48,8 @@ ResourceKey = tuple[str, str, str]
 ObjectKey = tuple[str, str]  # (namespace or "", name)
 Listener = Callable[[ResourceType, str, Obj, Obj | None], None]
 AdmissionHook = Callable[[ResourceType, Obj, Obj | None], None]
+GracePolicy = Callable[[ResourceType, Obj, "int | None"], int]
+"""(type, object, requested gracePeriodSeconds) → the grace period to honour; 0 = remove at once."""
 
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # the API server's: no vowels, no confusable digits
@@ -95,6 +97,7 @@ class Store:
         self._tables: dict[ResourceKey, _Table] = {}
         self._listeners: list[Listener] = []
         self._admission: list[AdmissionHook] = []
+        self._grace_policy: GracePolicy | None = None
         self._dependents: dict[str, set[tuple[ResourceKey, ObjectKey]]] = {}
         for rtype in builtin_resources():
             self.register(rtype)
@@ -146,6 +149,11 @@ class Store:
         """Per-kind validation (e.g. Deployment selectors); raise ApiError to reject a write."""
         with self.lock:
             self._admission.append(hook)
+
+    def set_grace_policy(self, policy: GracePolicy) -> None:
+        """Who decides graceful deletion (the pod strategy: bound, running pods get their grace period)."""
+        with self.lock:
+            self._grace_policy = policy
 
     @property
     def resource_version(self) -> int:
@@ -226,7 +234,7 @@ class Store:
             obj = self._table(rtype).objects.get((ns, name))
             if obj is None:
                 raise not_found(rtype.plural, rtype.group, name)
-            return copy.deepcopy(obj)
+            return _served(rtype, copy.deepcopy(obj))
 
     def list(
         self,
@@ -242,7 +250,7 @@ class Store:
         with self.lock:
             table = self._table(rtype)
             items = [
-                copy.deepcopy(obj)
+                _served(rtype, copy.deepcopy(obj))
                 for (ns, _), obj in sorted(table.objects.items())
                 if (namespace is None or not rtype.namespaced or ns == namespace)
                 and labels_match(labels, obj["metadata"].get("labels"))
@@ -306,6 +314,7 @@ class Store:
                 obj["status"] = {"phase": "Active"}
                 obj.setdefault("spec", {"finalizers": ["kubernetes"]})
             obj = self._admit(rtype, obj, None)
+            managed_fields.stamp(None, obj, rtype.api_version, None)
             obj["metadata"]["resourceVersion"] = str(self._next_rv())
             table.objects[(ns, name)] = obj
             self._index_owners(rtype.key, (ns, name), None, obj)
@@ -362,9 +371,10 @@ class Store:
         with self.lock:
             table = self._table(rtype)
             ns = self._check_namespace(rtype, namespace)
-            old = table.objects.get((ns, name))
-            if old is None:
+            stored = table.objects.get((ns, name))
+            if stored is None:
                 raise not_found(rtype.plural, rtype.group, name)
+            old = _served(rtype, copy.deepcopy(stored))  # writes start from what a read returns (defaulted)
             if precondition_rv is not None and precondition_rv != old["metadata"]["resourceVersion"]:
                 raise conflict(rtype.plural, rtype.group, name)
             proposed = mutate(copy.deepcopy(old))
@@ -389,13 +399,18 @@ class Store:
                 new = rtype.validator.admit(new, old)
             if _strip_for_compare(new) == _strip_for_compare(old):
                 return copy.deepcopy(old)  # no-op writes keep the resourceVersion, like a real server
+            managed_fields.stamp(old, new, rtype.api_version, subresource)
             if rtype.tracks_generation and (
                 _spec_part(new, status_subresource=rtype.status_subresource)
                 != _spec_part(old, status_subresource=rtype.status_subresource)
             ):
                 new["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
             new["metadata"]["resourceVersion"] = str(self._next_rv())
-            if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
+            if (
+                new["metadata"].get("deletionTimestamp")
+                and not new["metadata"].get("finalizers")
+                and not int(new["metadata"].get("deletionGracePeriodSeconds") or 0)
+            ):
                 self._remove(table, (ns, name), new)
                 return copy.deepcopy(new)
             table.objects[(ns, name)] = new
@@ -490,8 +505,14 @@ class Store:
         propagation_policy: str | None = None,
         precondition_uid: str | None = None,
         precondition_rv: str | None = None,
+        grace_period_seconds: int | None = None,
     ) -> Obj:
-        """Finalizers only mark the object (deletionTimestamp); otherwise remove it and collect dependents."""
+        """Finalizers only mark the object (deletionTimestamp); otherwise remove it and collect dependents.
+
+        A type with a grace policy (pods) is marked Terminating for its grace period instead: deletionTimestamp
+        is the moment it will be removed and deletionGracePeriodSeconds the period, as on a real server; the
+        kubelet removes it (a second DELETE with gracePeriodSeconds=0) when its containers have stopped.
+        """
         with self.lock:
             table = self._table(rtype)
             ns = self._check_namespace(rtype, namespace)
@@ -514,6 +535,18 @@ class Store:
                 )
             if rtype.kind == "Namespace" and rtype.group == "":
                 return self._delete_namespace(table, old)
+            grace = 0 if self._grace_policy is None else self._grace_policy(rtype, old, grace_period_seconds)
+            if grace > 0:
+                return self._mark_terminating(table, (ns, name), old, grace)
+            if meta.get("deletionTimestamp") and int(meta.get("deletionGracePeriodSeconds") or 0) and meta.get(
+                "finalizers"
+            ):
+                new = copy.deepcopy(old)
+                new["metadata"]["deletionGracePeriodSeconds"] = 0
+                new["metadata"]["resourceVersion"] = str(self._next_rv())
+                table.objects[(ns, name)] = new
+                self._emit(table, "MODIFIED", new, old)
+                return copy.deepcopy(new)
             if meta.get("finalizers"):
                 if meta.get("deletionTimestamp"):
                     return copy.deepcopy(old)
@@ -528,6 +561,20 @@ class Store:
             final["metadata"]["resourceVersion"] = str(self._next_rv())
             self._remove(table, (ns, name), final, orphan=propagation_policy == "Orphan")
             return final
+
+    def _mark_terminating(self, table: _Table, okey: ObjectKey, old: Obj, grace: int) -> Obj:
+        """Graceful deletion: set (or shorten, never lengthen) the deadline; the object stays listed."""
+        meta = old["metadata"]
+        current = meta.get("deletionGracePeriodSeconds")
+        if meta.get("deletionTimestamp") and current is not None and int(current) <= grace:
+            return copy.deepcopy(old)
+        new = copy.deepcopy(old)
+        new["metadata"]["deletionTimestamp"] = clock.rfc3339(clock.now() + datetime.timedelta(seconds=grace))
+        new["metadata"]["deletionGracePeriodSeconds"] = grace
+        new["metadata"]["resourceVersion"] = str(self._next_rv())
+        table.objects[okey] = new
+        self._emit(table, "MODIFIED", new, old)
+        return copy.deepcopy(new)
 
     def _remove(self, table: _Table, okey: ObjectKey, final: Obj, *, orphan: bool = False) -> None:
         old = table.objects.pop(okey)
@@ -685,6 +732,11 @@ class Store:
             return [(t.rtype, copy.deepcopy(o)) for t in self._tables.values() for o in t.objects.values()]
 
 
+def _served(rtype: ResourceType, obj: Obj) -> Obj:
+    """What a read returns: the stored object with the CRD's current defaults applied (never written back)."""
+    return rtype.validator.with_defaults(obj) if rtype.validator is not None else obj
+
+
 def _without_owner(obj: Obj, owner_uid: str) -> Obj:
     refs = [r for r in obj["metadata"].get("ownerReferences") or [] if r.get("uid") != owner_uid]
     if refs:
@@ -695,7 +747,8 @@ def _without_owner(obj: Obj, owner_uid: str) -> Obj:
 
 
 def parse_timestamp(value: str) -> datetime.datetime:
-    return datetime.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+    """An RFC 3339 timestamp as the API server writes it (seconds or microseconds, `Z`)."""
+    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(datetime.UTC)
 
 
 __all__ = ["FieldRequirement", "Obj", "Requirement", "Store", "WatchEvent"]

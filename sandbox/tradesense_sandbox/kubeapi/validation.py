@@ -231,6 +231,10 @@ class SchemaValidator:
             raise invalid(self.kind, self.group, name, causes)
         return obj
 
+    def with_defaults(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Defaulting on read: an object stored before a default existed is served with it (modified in place)."""
+        return dict(_default(obj, self.schema))
+
     def _cel(self, obj: dict[str, Any], old: dict[str, Any] | None) -> list[tuple[str, str, str]]:
         causes: list[tuple[str, str, str]] = []
 

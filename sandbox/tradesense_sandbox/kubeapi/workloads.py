@@ -1,13 +1,15 @@
-"""Simulated kube-controller-manager + kubelet: Deployments → ReplicaSets → Pods that become Ready.
+"""Simulated kube-controller-manager: Deployments → ReplicaSets → Pods, with the work queue the kubelet shares.
 
 Faithful where the operator looks: Deployments get defaulted and validated like the API server does;
 each distinct pod template gets a ReplicaSet named `<deployment>-<pod-template-hash>` with a
 `deployment.kubernetes.io/revision` annotation (reusing an old ReplicaSet on rollback, as `kubectl
-rollout undo` relies on); a rollout brings new pods up before old ones go (availability never drops,
-i.e. maxUnavailable=0 behaviour); status moves observedGeneration, replicas, updatedReplicas,
-readyReplicas, availableReplicas and the Available/Progressing conditions (NewReplicaSetAvailable,
-ProgressDeadlineExceeded). The kubelet part binds pods to a node and marks them Running and Ready
-after a configurable delay, or never.
+rollout undo` relies on); a RollingUpdate honours maxSurge/maxUnavailable (the deployment controller's
+arithmetic: scale the new ReplicaSet up within the surge, old ones down within the availability budget,
+unhealthy old pods first) and a Recreate waits for every old pod to be gone; availability honours
+minReadySeconds on the emulated clock; Terminating and Failed (evicted) pods are not counted and get
+replaced. Status moves observedGeneration, replicas, updatedReplicas, readyReplicas, availableReplicas and
+the Available/Progressing conditions (NewReplicaSetAvailable, ProgressDeadlineExceeded). What happens to a
+pod on its node is the kubelet's (`kubelet.py`), not this module's.
 """
 
 from __future__ import annotations
@@ -19,14 +21,19 @@ import hashlib
 import json
 import logging
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from tradesense_sandbox.kubeapi import clock
 from tradesense_sandbox.kubeapi.errors import ApiError, invalid
+from tradesense_sandbox.kubeapi.kubelet import (
+    Kubelet,
+    available_in,
+    pod_is_active,
+    pod_is_available,
+    pod_is_ready,
+)
 from tradesense_sandbox.kubeapi.resources import ResourceType
 from tradesense_sandbox.kubeapi.selectors import (
-    Requirement,
     labels_match,
     parse_label_selector,
     selector_from_label_selector,
@@ -41,7 +48,6 @@ PODS = ("", "v1", "pods")
 REVISION = "deployment.kubernetes.io/revision"
 HASH_LABEL = "pod-template-hash"
 _HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-_NODES = ("emulated-node-1", "emulated-node-2")
 
 
 def template_hash(template: Obj) -> str:
@@ -65,11 +71,6 @@ def _owner_ref(owner: Obj) -> dict[str, Any]:
         "controller": True,
         "blockOwnerDeletion": True,
     }
-
-
-def pod_is_ready(pod: Obj) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 def _condition(
@@ -164,26 +165,22 @@ def admit_workloads(rtype: ResourceType, obj: Obj, old: Obj | None) -> None:
         raise invalid(rtype.kind, rtype.group, name, causes)
 
 
-@dataclass
-class ReadinessRule:
-    """How long pods matching (namespace, selector) take to become Ready; None = never."""
-
-    namespace: str | None
-    selector: list[Requirement]
-    delay: float | None
-
-
 class WorkloadController:
     """Runs on the API server's loop; reacts to store changes through a de-duplicating work queue."""
 
-    def __init__(self, store: Store, loop: asyncio.AbstractEventLoop, *, pod_ready_delay: float | None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        pod_ready_delay: float | None,
+        pod_stop_delay: float = 0.0,
+    ) -> None:
         self.store = store
         self.loop = loop
-        self.pod_ready_delay = pod_ready_delay
-        self.readiness_rules: list[ReadinessRule] = []
+        self.kubelet = Kubelet(store, loop, self.enqueue, pod_ready_delay=pod_ready_delay, pod_stop_delay=pod_stop_delay)
         self._dirty: dict[tuple[str, str, str], None] = {}
         self._wake = asyncio.Event()
-        self._node_counter = 0
         self._rechecks: dict[tuple[str, str, str], float] = {}
         self._task: asyncio.Task[None] | None = None
         store.add_admission(admit_workloads)
@@ -212,6 +209,8 @@ class WorkloadController:
             )
             if event_type == "ADDED":
                 keys.append(("kubelet", namespace, meta["name"]))
+            elif event_type == "MODIFIED" and meta.get("deletionTimestamp") and meta.get("deletionGracePeriodSeconds"):
+                keys.append(("terminate", namespace, meta["name"]))
         for key in keys:
             self.loop.call_soon_threadsafe(self.enqueue, key)
 
@@ -253,113 +252,32 @@ class WorkloadController:
         elif what == "replicaset":
             self._reconcile_replicaset(namespace, name)
         elif what == "kubelet":
-            self._bind_pod(namespace, name)
+            self.kubelet.bind(namespace, name)
         elif what == "pod-ready":
-            self._start_pod(namespace, name)
+            self.kubelet.start(namespace, name)
+        elif what == "terminate":
+            self.kubelet.terminate(namespace, name)
+        elif what == "stopped":
+            self.kubelet.stopped(namespace, name)
+
+    def clock_moved(self) -> None:
+        """After the emulated clock jumped: re-check grace periods, minReadySeconds and progress deadlines."""
+        for pod in self.kubelet.terminating():
+            self.enqueue(("terminate", pod["metadata"]["namespace"], pod["metadata"]["name"]))
+        for kind, key in (("deployment", DEPLOYMENTS), ("replicaset", REPLICASETS)):
+            objects, _ = self.store.list(self._rtype(key), None)
+            for obj in objects:
+                self.enqueue((kind, obj["metadata"]["namespace"], obj["metadata"]["name"]))
 
     def _rtype(self, key: tuple[str, str, str]) -> ResourceType:
         return self.store.resource_type(*key)
 
-    # ----------------------------------------------------------------- kubelet
-
-    def readiness_delay(self, pod: Obj) -> float | None:
-        meta = pod["metadata"]
-        for rule in reversed(self.readiness_rules):
-            if (rule.namespace is None or rule.namespace == meta.get("namespace")) and labels_match(
-                rule.selector, meta.get("labels")
-            ):
-                return rule.delay
-        return self.pod_ready_delay
-
-    def _bind_pod(self, namespace: str, name: str) -> None:
-        pods = self._rtype(PODS)
-        pod = self.store.get(pods, namespace, name)
-        if (pod.get("status") or {}).get("phase") not in (None, "Pending") or pod["metadata"].get("deletionTimestamp"):
-            return
-        node = (pod.get("spec") or {}).get("nodeName") or _NODES[self._node_counter % len(_NODES)]
-        self._node_counter += 1
-        now = clock.rfc3339()
-
-        def bind(obj: Obj) -> Obj:
-            obj.setdefault("spec", {})["nodeName"] = node
-            return obj
-
-        self.store.update(pods, namespace, name, bind)
-
-        def scheduled(obj: Obj) -> Obj:
-            obj["status"] = {
-                "phase": "Pending",
-                "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": now}],
-                "qosClass": "BestEffort",
-            }
-            return obj
-
-        self.store.update(pods, namespace, name, scheduled, subresource="status")
-        delay = self.readiness_delay(pod)
-        if delay is not None:
-            self.loop.call_later(delay, self.enqueue, ("pod-ready", namespace, name))
-        else:
-            self._set_running(namespace, name, ready=False)
-
-    def _start_pod(self, namespace: str, name: str) -> None:
-        self._set_running(namespace, name, ready=True)
-
-    def _set_running(self, namespace: str, name: str, *, ready: bool) -> None:
-        pods = self._rtype(PODS)
-        now = clock.rfc3339()
-
-        def running(obj: Obj) -> Obj:
-            if obj["metadata"].get("deletionTimestamp"):
-                return obj
-            status = obj.setdefault("status", {})
-            flag = "True" if ready else "False"
-            reason = (
-                {}
-                if ready
-                else {
-                    "reason": "ContainersNotReady",
-                    "message": "containers with unready status: ["
-                    + ",".join(c.get("name", "") for c in (obj.get("spec") or {}).get("containers") or [])
-                    + "]",
-                }
-            )
-            status.update(
-                {
-                    "phase": "Running",
-                    "startTime": status.get("startTime", now),
-                    "podIP": _pod_ip(obj["metadata"]["uid"]),
-                    "conditions": [
-                        {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
-                        {"type": "Initialized", "status": "True", "lastTransitionTime": now},
-                        {"type": "ContainersReady", "status": flag, "lastTransitionTime": now, **reason},
-                        {"type": "Ready", "status": flag, "lastTransitionTime": now, **reason},
-                    ],
-                    "containerStatuses": [
-                        {
-                            "name": c.get("name"),
-                            "image": c.get("image"),
-                            "ready": ready,
-                            "started": True,
-                            "restartCount": 0,
-                            "state": {"running": {"startedAt": now}},
-                        }
-                        for c in (obj.get("spec") or {}).get("containers") or []
-                    ],
-                }
-            )
-            return obj
-
-        self.store.update(pods, namespace, name, running, subresource="status")
-
-    def set_pod_ready(self, namespace: str, name: str, ready: bool) -> None:
-        """Flip a pod's readiness (a crash or a recovery), as the kubelet would report it."""
-        self._set_running(namespace, name, ready=ready)
-
     # ----------------------------------------------------------------- replicasets
 
-    def _pods_of(self, owner_uid: str) -> list[Obj]:
+    def _pods_of(self, owner_uid: str, *, active: bool = True) -> list[Obj]:
+        """The pods a ReplicaSet controls: active ones (not Terminating, not Failed/Succeeded), or all."""
         pods = self.store.owned_by(self._rtype(PODS), owner_uid)
-        return [p for p in pods if _owned_by(p, owner_uid) and not p["metadata"].get("deletionTimestamp")]
+        return [p for p in pods if _owned_by(p, owner_uid) and (pod_is_active(p) or not active)]
 
     def _reconcile_replicaset(self, namespace: str, name: str) -> None:
         rs_type = self._rtype(REPLICASETS)
@@ -404,6 +322,8 @@ class WorkloadController:
                         raise
             pods = [p for p in pods if p not in doomed]
         ready = sum(1 for p in pods if pod_is_ready(p))
+        min_ready = int(rs["spec"].get("minReadySeconds") or 0)
+        available = self._available(pods, min_ready, ("replicaset", namespace, name))
         labels = (template.get("metadata") or {}).get("labels") or {}
         status = {
             "replicas": len(pods),
@@ -411,7 +331,7 @@ class WorkloadController:
                 1 for p in pods if all(p["metadata"].get("labels", {}).get(k) == v for k, v in labels.items())
             ),
             "readyReplicas": ready,
-            "availableReplicas": ready,
+            "availableReplicas": available,
             "observedGeneration": rs["metadata"].get("generation", 1),
         }
         status = {k: v for k, v in status.items() if v or k in ("replicas", "observedGeneration")}
@@ -459,21 +379,77 @@ class WorkloadController:
                 dep = self.store.update(dep_type, namespace, name, annotate)
         new_uid = new_rs["metadata"]["uid"] if new_rs is not None else None
         pods_by_rs = {rs["metadata"]["uid"]: self._pods_of(rs["metadata"]["uid"]) for rs in owned}
-        new_ready = sum(1 for p in pods_by_rs.get(new_uid or "", []) if pod_is_ready(p))
+        min_ready = int(spec.get("minReadySeconds") or 0)
         if new_rs is not None and not spec.get("paused"):
-            self._scale_rs(new_rs, replicas)
-            budget = max(0, replicas - new_ready)
-            old = sorted(
-                (rs for rs in owned if rs["metadata"]["uid"] != new_uid),
-                key=lambda rs: int(rs["metadata"].get("annotations", {}).get(REVISION, "0")),
-                reverse=True,
+            old = [rs for rs in owned if rs["metadata"]["uid"] != new_uid]
+            if (spec.get("strategy") or {}).get("type") == "Recreate":
+                sizes = self._recreate(new_rs, old, replicas)
+            else:
+                sizes = self._roll(spec, new_rs, old, pods_by_rs)
+            for rs in owned:
+                self._scale_rs(rs, sizes[rs["metadata"]["uid"]], min_ready)
+            by_revision = sorted(
+                old, key=lambda rs: int(rs["metadata"].get("annotations", {}).get(REVISION, "0")), reverse=True
             )
-            for rs in old:
-                keep = min(int(rs["spec"].get("replicas", 0)), budget)
-                budget -= keep
-                self._scale_rs(rs, keep)
-            self._cleanup_history(dep, old)
+            self._cleanup_history(dep, [rs for rs in by_revision if sizes[rs["metadata"]["uid"]] == 0])
         self._write_deployment_status(dep, new_rs, pods_by_rs, created=created)
+
+    @staticmethod
+    def _roll(spec: Obj, new_rs: Obj, old: list[Obj], pods_by_rs: dict[str, list[Obj]]) -> dict[str, int]:
+        """RollingUpdate: the deployment controller's reconcileNewReplicaSet + reconcileOldReplicaSets arithmetic."""
+        replicas = int(spec.get("replicas", 1))
+        min_ready = int(spec.get("minReadySeconds") or 0)
+        new_uid = new_rs["metadata"]["uid"]
+        sizes = {rs["metadata"]["uid"]: int(rs["spec"].get("replicas", 0)) for rs in [new_rs, *old]}
+        available = {
+            uid: sum(1 for p in pods_by_rs.get(uid, []) if pod_is_available(p, min_ready)) for uid in sizes
+        }
+        if not any(sizes[rs["metadata"]["uid"]] for rs in old):
+            sizes[new_uid] = replicas  # not a rollout: a plain scaling event
+            return sizes
+        surge, unavailable = _rolling_limits(spec, replicas)
+        if sizes[new_uid] > replicas:
+            sizes[new_uid] = replicas
+        elif sizes[new_uid] < replicas:
+            room = replicas + surge - sum(sizes.values())
+            if room > 0:
+                sizes[new_uid] = min(replicas, sizes[new_uid] + room)
+        min_available = replicas - unavailable
+        new_unavailable = max(0, sizes[new_uid] - available[new_uid])
+        budget = sum(sizes.values()) - min_available - new_unavailable
+        if budget <= 0:
+            return sizes
+        oldest_first = sorted(old, key=lambda rs: (rs["metadata"]["creationTimestamp"], rs["metadata"]["name"]))
+        for rs in oldest_first:  # unhealthy old replicas go first: they hold no availability
+            uid = rs["metadata"]["uid"]
+            cut = min(budget, max(0, sizes[uid] - available[uid]))
+            sizes[uid] -= cut
+            budget -= cut
+        spare = sum(available.values()) - min_available
+        for rs in oldest_first:
+            uid = rs["metadata"]["uid"]
+            if spare <= 0:
+                break
+            cut = min(sizes[uid], spare)
+            sizes[uid] -= cut
+            spare -= cut
+        return sizes
+
+    def _recreate(self, new_rs: Obj, old: list[Obj], replicas: int) -> dict[str, int]:
+        """Recreate: every old ReplicaSet to 0, and the new one up only once no old pod is left (even Terminating)."""
+        sizes = {rs["metadata"]["uid"]: 0 for rs in old}
+        sizes[new_rs["metadata"]["uid"]] = int(new_rs["spec"].get("replicas", 0))
+        if not any(self._pods_of(rs["metadata"]["uid"], active=False) for rs in old):
+            sizes[new_rs["metadata"]["uid"]] = replicas
+        return sizes
+
+    def _available(self, pods: list[Obj], min_ready: int, key: tuple[str, str, str]) -> int:
+        """Pods available now; a re-check is scheduled for those Ready but still inside minReadySeconds."""
+        waits = [w for p in pods if (w := available_in(p, min_ready)) is not None]
+        pending = [w for w in waits if w > 0]
+        if pending:
+            self._recheck_after(min(pending) + 0.05, key)
+        return sum(1 for w in waits if w == 0)
 
     def _create_replicaset(self, dep: Obj, pod_hash: str, revision: int) -> Obj:
         name = dep["metadata"]["name"]
@@ -512,19 +488,24 @@ class WorkloadController:
 
         return self.store.update(self._rtype(REPLICASETS), rs["metadata"]["namespace"], rs["metadata"]["name"], bump)
 
-    def _scale_rs(self, rs: Obj, replicas: int) -> None:
-        if int(rs["spec"].get("replicas", 0)) == replicas:
+    def _scale_rs(self, rs: Obj, replicas: int, min_ready: int) -> None:
+        spec = rs["spec"]
+        if int(spec.get("replicas", 0)) == replicas and int(spec.get("minReadySeconds") or 0) == min_ready:
             return
 
         def scale(obj: Obj) -> Obj:
             obj["spec"]["replicas"] = replicas
+            if min_ready:
+                obj["spec"]["minReadySeconds"] = min_ready
+            else:
+                obj["spec"].pop("minReadySeconds", None)
             return obj
 
         self.store.update(self._rtype(REPLICASETS), rs["metadata"]["namespace"], rs["metadata"]["name"], scale)
 
-    def _cleanup_history(self, dep: Obj, old: list[Obj]) -> None:
+    def _cleanup_history(self, dep: Obj, idle: list[Obj]) -> None:
+        """Delete idle old ReplicaSets (newest revision first in `idle`) beyond revisionHistoryLimit."""
         limit = int(dep["spec"].get("revisionHistoryLimit", 10))
-        idle = [rs for rs in old if int(rs["spec"].get("replicas", 0)) == 0]
         for rs in idle[limit:]:
             try:
                 self.store.delete(self._rtype(REPLICASETS), rs["metadata"]["namespace"], rs["metadata"]["name"])
@@ -545,12 +526,16 @@ class WorkloadController:
         all_pods = [p for pods in pods_by_rs.values() for p in pods]
         new_pods = pods_by_rs.get(new_rs["metadata"]["uid"], []) if new_rs is not None else []
         ready = sum(1 for p in all_pods if pod_is_ready(p))
+        min_ready = int(spec.get("minReadySeconds") or 0)
+        available_count = self._available(all_pods, min_ready, ("deployment", meta["namespace"], meta["name"]))
         updated = len(new_pods)
-        new_ready = sum(1 for p in new_pods if pod_is_ready(p))
+        new_available = sum(1 for p in new_pods if pod_is_available(p, min_ready))
         old_status = dep.get("status") or {}
         conditions: list[dict[str, Any]] = old_status.get("conditions") or []
-        max_unavailable = _max_unavailable(spec, desired)
-        available_ok = ready >= desired - max_unavailable
+        _, max_unavailable = _rolling_limits(spec, desired)
+        if (spec.get("strategy") or {}).get("type") == "Recreate":
+            max_unavailable = desired
+        available_ok = available_count >= desired - max_unavailable
         available = _condition(
             conditions,
             "Available",
@@ -560,13 +545,14 @@ class WorkloadController:
             touch=False,
         )
         rs_name = new_rs["metadata"]["name"] if new_rs is not None else ""
-        complete = new_rs is not None and updated == desired and new_ready == desired and len(all_pods) == desired
+        complete = new_rs is not None and updated == desired and new_available == desired and len(all_pods) == desired
         previous = next((c for c in conditions if c.get("type") == "Progressing"), None)
-        counts = (len(all_pods), updated, ready)
+        counts = (len(all_pods), updated, ready, available_count)
         old_counts = (
             old_status.get("replicas", 0),
             old_status.get("updatedReplicas", 0),
             old_status.get("readyReplicas", 0),
+            old_status.get("availableReplicas", 0),
         )
         progressed = counts != old_counts or created or previous is None
         deadline = spec.get("progressDeadlineSeconds")
@@ -615,8 +601,8 @@ class WorkloadController:
             "replicas": len(all_pods),
             "updatedReplicas": updated,
             "readyReplicas": ready,
-            "availableReplicas": ready,
-            "unavailableReplicas": max(0, desired - ready),
+            "availableReplicas": available_count,
+            "unavailableReplicas": max(0, desired - available_count),
             "conditions": [available, progressing],
         }
         status = {k: v for k, v in status.items() if v or k == "observedGeneration"}
@@ -668,11 +654,21 @@ class WorkloadController:
         self.store.create(self._rtype(("", "v1", "events")), meta["namespace"], event)
 
 
-def _max_unavailable(spec: Obj, desired: int) -> int:
-    value = ((spec.get("strategy") or {}).get("rollingUpdate") or {}).get("maxUnavailable", "25%")
-    if isinstance(value, str) and value.endswith("%"):
-        return math.floor(desired * int(value[:-1]) / 100)
-    return int(value)
+def _rolling_limits(spec: Obj, desired: int) -> tuple[int, int]:
+    """(maxSurge, maxUnavailable) resolved against the replica count: surge rounds up, unavailable down; never both 0."""
+    rolling = (spec.get("strategy") or {}).get("rollingUpdate") or {}
+
+    def resolve(value: Any, round_up: bool) -> int:
+        if isinstance(value, str) and value.endswith("%"):
+            exact = desired * int(value[:-1]) / 100
+            return math.ceil(exact) if round_up else math.floor(exact)
+        return int(value)
+
+    surge = resolve(rolling.get("maxSurge", "25%"), True)
+    unavailable = min(resolve(rolling.get("maxUnavailable", "25%"), False), desired)
+    if surge == 0 and unavailable == 0:
+        unavailable = 1
+    return surge, unavailable
 
 
 def _age(timestamp: str | None) -> float:
@@ -681,7 +677,3 @@ def _age(timestamp: str | None) -> float:
     return (clock.now() - parse_timestamp(timestamp)).total_seconds()
 
 
-def _pod_ip(uid: str) -> str:
-    """A stable fake pod IP derived from the pod's uid."""
-    digest = hashlib.sha256(uid.encode()).digest()
-    return f"10.244.{digest[0] % 250}.{digest[1] % 250 + 2}"

@@ -14,12 +14,17 @@ from tradesense_operator.services.step_adapters.workloads import RESTARTED_AT
 ORDER = ("postgres", "redis", "backend", "frontend")
 
 
+def live(env: TradesenseEnv, app: str) -> list[dict]:
+    """The app's pods that are not Terminating (an old pod may still be stopping when a rollout is complete)."""
+    return [p for p in env.pods(app) if not p["metadata"].get("deletionTimestamp")]
+
+
 def uids(env: TradesenseEnv, app: str) -> set[str]:
-    return {p["metadata"]["uid"] for p in env.pods(app)}
+    return {p["metadata"]["uid"] for p in live(env, app)}
 
 
 def all_ready(env: TradesenseEnv, app: str) -> bool:
-    pods = env.pods(app)
+    pods = live(env, app)
     return bool(pods) and all(
         any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", [])) for p in pods
     )

@@ -1,11 +1,12 @@
 """The kustomize base in deploy/ and the operator Deployment's hardening.
 
 Covers: `kubectl kustomize deploy/` renders exactly the CRDs, RBAC, Namespace, ServiceAccount,
-Deployment, Service, PodDisruptionBudget and backups claim (samples excluded) with the committed CRDs;
-the Deployment runs non-root with a read-only root filesystem, no capabilities, no privilege
-escalation, seccomp RuntimeDefault, requests and limits, JSON logs, writable /tmp and /backups; two
-replicas with leader election that can roll (readiness passes on followers too) and share the RWO
-backups claim (same node); probes and ports agree with the CLI's liveness endpoint and the operator's
+Deployment, Service and PodDisruptionBudget (samples excluded; no claim, so the operator schedules on a
+cluster without a default StorageClass) with the committed CRDs; the Deployment runs non-root with a
+read-only root filesystem, no capabilities, no privilege escalation, seccomp RuntimeDefault, requests and
+limits, JSON logs, writable /tmp; two replicas with leader election that can roll (readiness passes on
+followers too); the optional component components/backup-volume adds the /backups claim, its mount and
+the same-node affinity its RWO claim needs; probes and ports agree with the CLI's liveness endpoint and the operator's
 HTTP port setting; every TSO_ variable it sets is a real setting; the Service and PDB select the pods.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.e2e.harness import render_deploy
 from tests.support.crd_schema import load_crds
 
 from tradesense_operator.cli import build_parser
@@ -26,6 +28,7 @@ from tradesense_operator.config import ENV_PREFIX, Settings
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
 MANAGER = DEPLOY / "manager"
+BACKUP_VOLUME = DEPLOY / "components" / "backup-volume"
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -33,14 +36,28 @@ def _load(path: Path) -> dict[str, Any]:
     return document
 
 
-@pytest.fixture(scope="module")
-def rendered() -> list[dict[str, Any]]:
+def _kustomize(directory: Path) -> list[dict[str, Any]]:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("kubectl is not installed: cannot render the kustomize base (make deps installs nothing for it)")
-    result = subprocess.run([kubectl, "kustomize", str(DEPLOY)], capture_output=True, text=True, check=False, timeout=60)
+    result = subprocess.run(
+        [kubectl, "kustomize", str(directory)], capture_output=True, text=True, check=False, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     return [document for document in yaml.safe_load_all(result.stdout) if document]
+
+
+@pytest.fixture(scope="module")
+def rendered() -> list[dict[str, Any]]:
+    return _kustomize(DEPLOY)
+
+
+@pytest.fixture(scope="module")
+def with_backup_volume() -> list[dict[str, Any]]:
+    """The base plus components/backup-volume, as a user's overlay beside a copy of deploy/ renders it."""
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed: cannot render the kustomize base (make deps installs nothing for it)")
+    return render_deploy(DEPLOY, components=("backup-volume",))
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +80,7 @@ def test_base_renders_the_operator_without_samples(rendered: list[dict[str, Any]
         "CustomResourceDefinition/scalingpolicies.ops.tradesense.io",
         "CustomResourceDefinition/tradesenseincidents.ops.tradesense.io",
         "Deployment/tradesense-operator", "Namespace/tradesense-system",
-        "PersistentVolumeClaim/tradesense-operator-backups", "PodDisruptionBudget/tradesense-operator",
+        "PodDisruptionBudget/tradesense-operator",
         "Role/tradesense-operator",
         "Role/tradesense-operator-config", "RoleBinding/tradesense-operator", "RoleBinding/tradesense-operator-config",
         "Service/tradesense-operator", "ServiceAccount/tradesense-operator",
@@ -82,7 +99,7 @@ def test_namespaces_are_not_rewritten(rendered: list[dict[str, Any]]) -> None:
     assert namespaces["Role/tradesense-operator"] == "tradesense"
     assert namespaces["RoleBinding/tradesense-operator"] == "tradesense"
     for name in ("Deployment/tradesense-operator", "Service/tradesense-operator", "ServiceAccount/tradesense-operator",
-                 "PersistentVolumeClaim/tradesense-operator-backups", "Role/tradesense-operator-config",
+                 "Role/tradesense-operator-config",
                  "PodDisruptionBudget/tradesense-operator",
                  "RoleBinding/tradesense-operator-config"):
         assert namespaces[name] == "tradesense-system", name
@@ -132,8 +149,24 @@ def test_writable_paths_are_volumes(deployment: dict[str, Any], container: dict[
     volumes = {volume["name"]: volume for volume in deployment["spec"]["template"]["spec"]["volumes"]}
     mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
     assert "emptyDir" in volumes[mounts["/tmp"]]
-    claim = volumes[mounts["/backups"]]["persistentVolumeClaim"]["claimName"]
-    assert _load(MANAGER / "backups-pvc.yaml")["metadata"]["name"] == claim
+    assert not any("persistentVolumeClaim" in volume for volume in volumes.values())  # starts without a claim
+
+
+def test_the_backup_volume_component_mounts_the_claim_on_one_node(with_backup_volume: list[dict[str, Any]]) -> None:
+    (claim,) = [d for d in with_backup_volume if d["kind"] == "PersistentVolumeClaim"]
+    (deployment,) = [d for d in with_backup_volume if d["kind"] == "Deployment"]
+    assert claim["metadata"]["namespace"] == deployment["metadata"]["namespace"] == "tradesense-system"
+    pod = deployment["spec"]["template"]["spec"]
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    (container,) = pod["containers"]
+    mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    assert volumes[mounts["/backups"]]["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True  # the patch kept the hardening
+    if claim["spec"]["accessModes"] == ["ReadWriteOnce"]:
+        (term,) = pod["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert term["topologyKey"] == "kubernetes.io/hostname"
+        assert term["labelSelector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
 
 
 def _env(container: dict[str, Any]) -> dict[str, Any]:
@@ -188,16 +221,6 @@ def test_two_replicas_with_leader_election(deployment: dict[str, Any], container
     role = _load(DEPLOY / "rbac" / "operator_role.yaml")
     leases = {name for rule in role["rules"] if "leases" in rule["resources"] for name in rule.get("resourceNames", [])}
     assert leases == {args.lease_name}
-
-
-def test_replicas_share_the_rwo_backups_claim_on_one_node(deployment: dict[str, Any]) -> None:
-    claim = _load(MANAGER / "backups-pvc.yaml")
-    if claim["spec"]["accessModes"] != ["ReadWriteOnce"]:
-        pytest.skip("an RWX claim needs no co-location")
-    affinity = deployment["spec"]["template"]["spec"]["affinity"]["podAffinity"]
-    (term,) = affinity["requiredDuringSchedulingIgnoredDuringExecution"]
-    assert term["topologyKey"] == "kubernetes.io/hostname"
-    assert term["labelSelector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
 
 
 def test_disruption_budget_keeps_one_pod(deployment: dict[str, Any]) -> None:

@@ -44,3 +44,19 @@ def test_message_names_fields_and_the_way_out() -> None:
     message = change_message(["spec.target", "spec.runbook"])
     assert "spec.target, spec.runbook" in message
     assert "spec.approvals" in message
+
+
+def test_a_default_applied_on_read_is_not_an_edit() -> None:
+    """A CRD upgrade adds a defaulted field: the API server serves old objects with it (defaulting on read)."""
+    frozen = spec_fingerprint(SPEC)
+    as_read_after_the_upgrade = {**SPEC, "cancelOnAlertResolved": False, "dryRun": False}
+    assert changed_fields(frozen, spec_fingerprint(as_read_after_the_upgrade)) == []
+    set_by_hand = {**SPEC, "cancelOnAlertResolved": True}
+    assert changed_fields(frozen, spec_fingerprint(set_by_hand)) == ["spec.cancelOnAlertResolved"]
+
+
+def test_a_field_an_older_operator_did_not_know_counts_only_when_it_is_not_its_default() -> None:
+    older = {k: v for k, v in spec_fingerprint(SPEC).items() if k != "cancelOnAlertResolved"}
+    assert changed_fields(older, spec_fingerprint(SPEC)) == []
+    assert changed_fields(older, spec_fingerprint({**SPEC, "cancelOnAlertResolved": True})) == [
+        "spec.cancelOnAlertResolved"]

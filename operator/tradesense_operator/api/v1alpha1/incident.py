@@ -329,6 +329,20 @@ class EscalationStatus(ApiModel):
     )
 
 
+TIMELINE_LIMIT = 100
+TIMELINE_MESSAGE_LIMIT = 1024
+
+
+class TimelineEntry(ApiModel):
+    """One Event the operator posted about the incident, kept in status so the story outlives Event expiry."""
+
+    time: datetime = Field(description="When it was recorded.")
+    type: str = Field(description="Normal or Warning, as the Event.", pattern=r"^(Normal|Warning)$")
+    reason: str = Field(description="The Event's reason (StepStarted, StepSucceeded, Blocked, Escalated …).",
+                        max_length=128)
+    message: str = Field(default="", max_length=TIMELINE_MESSAGE_LIMIT, description="The Event's message (shortened).")
+
+
 class TradeSenseIncidentStatus(ApiModel):
     """Observed state, owned by the operator."""
 
@@ -350,6 +364,11 @@ class TradeSenseIncidentStatus(ApiModel):
     escalation: EscalationStatus | None = Field(default=None, description="Set once the incident was escalated.")
     conditions: list[Condition] = Field(default_factory=list, description="Ready, Progressing, Escalated, …",
                                         json_schema_extra=list_map("type"))
+    timeline: list[TimelineEntry] = Field(
+        default_factory=list, max_length=TIMELINE_LIMIT,
+        description="The newest Events about this incident (step transitions, approvals, outcomes), appended by "
+                    "the operator as it posts them; kept after the Events themselves expire.",
+    )
 
 
 class TradeSenseIncident(ApiModel):

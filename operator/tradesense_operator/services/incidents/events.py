@@ -1,28 +1,42 @@
-"""Events on the incident for every step transition, so `kubectl describe tsi` reads like the runbook.
+"""Events on the incident for every step transition, and the same story kept in `status.timeline`.
 
-Events are best effort: status is the record the engine resumes from, so a failed Event write is
-logged and never stops a remediation.
+`kubectl describe tsi` reads like the runbook while the Events live; a real cluster drops Events after
+about an hour, so every Event posted here is also appended to the incident's own bounded timeline
+(the newest TIMELINE_LIMIT entries), which outlives them. This module is the timeline's only writer: it
+appends with a JSON patch on the status subresource (no resourceVersion, so it never races the engine's
+checkpoint writes, which leave `timeline` out). Both writes are best effort: status checkpoints are the
+record the engine resumes from, so a failed Event or timeline write is logged and never stops a
+remediation.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from datetime import datetime
+from typing import Any, Literal
 
-from tradesense_operator.clients.errors import ClientError
-from tradesense_operator.clients.kube import KubeClient, ObjectRef
+from tradesense_operator.api.v1alpha1.incident import TIMELINE_LIMIT, TIMELINE_MESSAGE_LIMIT, TimelineEntry
+from tradesense_operator.clients.errors import ClientError, Conflict, Invalid
+from tradesense_operator.clients.kube import INCIDENTS, KubeClient, ObjectRef
 from tradesense_operator.domain.clock import Clock
 
 log = logging.getLogger(__name__)
 
+def timeline_entry(type_: Literal["Normal", "Warning"], reason: str, message: str, now: datetime) -> dict[str, Any]:
+    """The wire form of one timeline entry (message shortened to the schema's bound)."""
+    if len(message) > TIMELINE_MESSAGE_LIMIT:
+        message = message[: TIMELINE_MESSAGE_LIMIT - 1] + "…"
+    return TimelineEntry(time=now, type=type_, reason=reason, message=message).to_api()
+
 
 class IncidentEvents:
-    """Posts core/v1 Events about one incident."""
+    """Posts core/v1 Events about one incident and appends each to its status timeline."""
 
     def __init__(self, kube: KubeClient, clock: Clock, ref: ObjectRef) -> None:
         self._kube = kube
         self._clock = clock
         self._ref = ref
+        self._length: int | None = None  # entries in status.timeline, once known
 
     async def normal(self, reason: str, message: str) -> None:
         """A routine transition (StepStarted, StepSucceeded, IncidentSucceeded …)."""
@@ -34,8 +48,41 @@ class IncidentEvents:
 
     async def _post(self, type_: Literal["Normal", "Warning"], reason: str, message: str) -> None:
         log.info("%s/%s %s: %s", self._ref.namespace, self._ref.name, reason, message)
+        now = self._clock.now()
         try:
-            await self._kube.create_event(self._ref, type_=type_, reason=reason, message=message,
-                                          now=self._clock.now())
+            await self._kube.create_event(self._ref, type_=type_, reason=reason, message=message, now=now)
         except ClientError as exc:
             log.warning("could not record event %s on %s/%s: %s", reason, self._ref.namespace, self._ref.name, exc)
+        try:
+            await self._append(timeline_entry(type_, reason, message, now))
+        except ClientError as exc:
+            log.warning("could not add %s to the timeline of %s/%s: %s",
+                        reason, self._ref.namespace, self._ref.name, exc)
+
+    async def _append(self, entry: dict[str, Any]) -> None:
+        """Append (dropping the oldest beyond the limit); the first append of a run learns the length by reading."""
+        if self._length is not None:
+            ops: list[dict[str, Any]] = [{"op": "add", "path": "/status/timeline/-", "value": entry}]
+            if self._length >= TIMELINE_LIMIT:
+                ops.insert(0, {"op": "remove", "path": "/status/timeline/0"})
+            try:
+                await self._kube.patch(INCIDENTS, self._ref.name, ops, self._ref.namespace,
+                                       patch_type="json", subresource="status")
+            except Invalid:
+                self._length = None  # no timeline yet, or shorter than we thought: rewrite it below
+            else:
+                self._length = min(self._length + 1, TIMELINE_LIMIT)
+                return
+        for attempt in range(3):
+            body = await self._kube.get(INCIDENTS, self._ref.name, self._ref.namespace)
+            timeline = [*((body.get("status") or {}).get("timeline") or []), entry][-TIMELINE_LIMIT:]
+            patch = {"metadata": {"resourceVersion": body["metadata"]["resourceVersion"]},
+                     "status": {"timeline": timeline}}
+            try:
+                await self._kube.patch(INCIDENTS, self._ref.name, patch, self._ref.namespace, subresource="status")
+            except Conflict:
+                if attempt == 2:
+                    raise
+                continue
+            self._length = len(timeline)
+            return

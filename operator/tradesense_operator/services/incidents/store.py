@@ -61,6 +61,7 @@ def parse_status(raw: Mapping[str, Any] | None) -> TradeSenseIncidentStatus:
 def status_patch(status: TradeSenseIncidentStatus) -> dict[str, Any]:
     """Merge-patch body for the status subresource (explicit nulls clear emptied top-level fields)."""
     wire = status.to_api()
+    wire.pop("timeline", None)  # appended by the Event recorder only (services/incidents/events.py)
     for name, info in TradeSenseIncidentStatus.model_fields.items():
         if getattr(status, name) is None:
             wire[info.alias or name] = None

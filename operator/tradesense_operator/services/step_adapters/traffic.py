@@ -14,7 +14,7 @@ from tradesense_operator.api.v1alpha1.incident import StepAction
 from tradesense_operator.clients.errors import NotFound
 from tradesense_operator.clients.kube import CONFIGMAPS, PODS, SERVICES, JsonDict
 from tradesense_operator.services.step_adapters.base import STAMP_ANNOTATION, Outcome, StepContext, StepFailed, StepResult
-from tradesense_operator.services.step_adapters.pods import is_ready
+from tradesense_operator.services.step_adapters.pod_state import is_ready
 from tradesense_operator.services.step_adapters.step_inputs import param_str, require_str, target_name
 
 DR_ACTIVATED_AT = "ops.tradesense.io/dr-activated-at"

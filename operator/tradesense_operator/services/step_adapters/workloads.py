@@ -15,9 +15,10 @@ from typing import Any
 
 from tradesense_operator.api.v1alpha1.incident import StepAction
 from tradesense_operator.clients.errors import NotFound
-from tradesense_operator.clients.kube import DEPLOYMENTS, REPLICASETS, JsonDict
+from tradesense_operator.clients.kube import DEPLOYMENTS, PODS, REPLICASETS, JsonDict
 from tradesense_operator.domain.scaling.floor import SCALE_FLOOR_ANNOTATION, ScaleFloor, merge_floor
 from tradesense_operator.services.step_adapters.base import STAMP_ANNOTATION, Outcome, StepContext, StepFailed, StepResult
+from tradesense_operator.services.step_adapters.pod_state import can_become_ready, described, is_ready
 from tradesense_operator.services.step_adapters.step_inputs import (
     param_bool,
     param_int,
@@ -140,8 +141,22 @@ def rollout_progress(deployment: JsonDict) -> tuple[bool, str]:
     return True, f"deployment/{name} successfully rolled out ({available}/{wanted} available)"
 
 
+async def unready_pods(ctx: StepContext, deployment: JsonDict) -> list[JsonDict]:
+    """The Deployment's pods that can still become Ready but are not (ImagePullBackOff, CrashLoopBackOff, …)."""
+    labels = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    if not labels:
+        return []
+    selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    pods = await ctx.runtime.kube.list(PODS, ctx.namespace, label_selector=selector)
+    return [p for p in pods if can_become_ready(p) and not is_ready(p)]
+
+
 class RolloutStatus:
-    """`kubectl rollout status deployment/<name>`: waits (Outcome.WAITING) until the rollout is complete."""
+    """`kubectl rollout status deployment/<name>`: waits (Outcome.WAITING) until the rollout is complete.
+
+    Every message while waiting, and the failure on ProgressDeadlineExceeded, names the pods that are not
+    Ready and why, so a stalled rollout ends with "new-pod (ImagePullBackOff)" rather than a bare timeout.
+    """
 
     name = StepAction.ROLLOUT_STATUS
     destructive = False
@@ -153,12 +168,20 @@ class RolloutStatus:
 
     async def run(self, ctx: StepContext) -> StepResult:
         _, deployment = await get_deployment(ctx)
-        done, message = rollout_progress(deployment)
         status = deployment.get("status") or {}
         evidence = {k: str(status.get(k, 0)) for k in ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas")}
-        if not done:
-            return StepResult(Outcome.WAITING, message, evidence, retry_after=ctx.runtime.settings.step_poll_seconds)
-        return StepResult(Outcome.DONE, message, evidence)
+        try:
+            done, message = rollout_progress(deployment)
+        except StepFailed as exc:
+            stuck = await unready_pods(ctx, deployment)
+            raise StepFailed(f"{exc}; pods not Ready: {described(stuck)}" if stuck else str(exc)) from exc
+        if done:
+            return StepResult(Outcome.DONE, message, evidence)
+        stuck = await unready_pods(ctx, deployment)
+        if stuck:
+            evidence["notReady"] = described(stuck)
+            message += f"; not Ready: {evidence['notReady']}"
+        return StepResult(Outcome.WAITING, message, evidence, retry_after=ctx.runtime.settings.step_poll_seconds)
 
 
 # -- rollout undo ------------------------------------------------------------------------------------
