@@ -7,6 +7,11 @@ which delays the fallback the ScalingPolicy promises; we allow one quick retry a
 What counts as an answer is decided here, once: exactly one series (or a scalar) with a finite value.
 An empty result, NaN, ±Inf or several series come back as `InstantValue(value=None, problem=...)` —
 never as zero — and transport failures raise `Unavailable`/`Timeout`, a rejected query `Invalid`.
+
+Sharing: with `share_seconds`, identical PromQL asked while the same query is in flight, or within
+`share_seconds` after its answer, gets that answer instead of a new request — a thousand ScalingPolicies
+on the same preset cost one query per round, and each still gets the (same) reading its query returns.
+Failures are shared only with the callers already waiting, never kept.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -94,8 +100,11 @@ def interpret(result: Any) -> InstantValue:
 class PrometheusClient:
     """One Prometheus server."""
 
-    def __init__(self, url: str, *, timeout: int = DEFAULT_TIMEOUT, retries: int = 1) -> None:
+    def __init__(self, url: str, *, timeout: int = DEFAULT_TIMEOUT, retries: int = 1, share_seconds: float = 0.0) -> None:
         self.url = url.rstrip("/")
+        self._share_seconds = share_seconds
+        self._in_flight: dict[str, asyncio.Future[InstantValue]] = {}
+        self._recent: dict[str, tuple[float, InstantValue]] = {}
         self.display_url = redact(self.url)
         self._timeout = timeout
         retry = Retry(total=retries, connect=retries, read=retries, backoff_factor=0.1,
@@ -103,7 +112,35 @@ class PrometheusClient:
         self._conn = PrometheusConnect(url=self.url, disable_ssl=False, retry=retry, timeout=timeout)
 
     async def instant(self, query: str) -> InstantValue:
-        """Evaluate `query` at the server's current time."""
+        """Evaluate `query` at the server's current time (or share an identical query's fresh answer)."""
+        if self._share_seconds <= 0:
+            return await self._query(query)
+        now = time.monotonic()
+        recent = self._recent.get(query)
+        if recent is not None and now - recent[0] <= self._share_seconds:
+            return recent[1]
+        task = self._in_flight.get(query)
+        if task is None:
+            # A task of its own, so a cancelled caller does not cancel the query the others wait for.
+            task = self._in_flight[query] = asyncio.ensure_future(self._query(query))
+            task.add_done_callback(lambda done: self._settle(query, done))
+        return await asyncio.shield(task)
+
+    def _settle(self, query: str, done: asyncio.Future[InstantValue]) -> None:
+        """A shared query finished: keep a good answer for the sharing window, forget a failure."""
+        self._in_flight.pop(query, None)
+        if done.cancelled() or done.exception() is not None:
+            return
+        now = time.monotonic()
+        self._forget_old(now)
+        self._recent[query] = (now, done.result())
+
+    def _forget_old(self, now: float) -> None:
+        """Keep the shared answers bounded by the queries asked within the sharing window."""
+        if len(self._recent) > 256:
+            self._recent = {q: kept for q, kept in self._recent.items() if now - kept[0] <= self._share_seconds}
+
+    async def _query(self, query: str) -> InstantValue:
         try:
             result = await asyncio.to_thread(self._conn.custom_query, query)
         except requests.Timeout as exc:
@@ -127,8 +164,9 @@ class PrometheusClient:
 class PrometheusPool:
     """Clients by URL, created on first use (policies may name different servers) and closed together."""
 
-    def __init__(self, *, timeout: int = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, *, timeout: int = DEFAULT_TIMEOUT, share_seconds: float = 0.0) -> None:
         self._timeout = timeout
+        self._share_seconds = share_seconds
         self._clients: dict[str, PrometheusClient] = {}
 
     def get(self, url: str) -> PrometheusClient:
@@ -136,7 +174,8 @@ class PrometheusPool:
         key = url.rstrip("/")
         client = self._clients.get(key)
         if client is None:
-            client = self._clients[key] = PrometheusClient(key, timeout=self._timeout)
+            client = self._clients[key] = PrometheusClient(key, timeout=self._timeout,
+                                                                 share_seconds=self._share_seconds)
         return client
 
     def close(self) -> None:
