@@ -32,6 +32,7 @@ from tradesense_operator.services.runtime import Runtime
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 10.0     # after a transient API failure (real time)
+CONFLICT_SECONDS = 1.0   # someone else wrote meanwhile (kopf's finalizer, a user): decide again soon
 RECHECK_SECONDS = 30.0   # a Job still running, or Secrets not readable yet: neither is a watch event of the policy
 FAILED_SECONDS = 60.0    # any other client error (e.g. Forbidden): a person must act
 
@@ -62,7 +63,10 @@ async def run_when_due(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonSto
             if fresh is None:
                 return Acted()
             result = await reconcile(runtime, fresh, holder=holder)
-        except (Unavailable, Conflict) as exc:
+        except Conflict as exc:
+            log.info("BackupPolicy %s/%s: written meanwhile, deciding again: %s", namespace, name, exc)
+            return Acted(retry_in=CONFLICT_SECONDS)
+        except Unavailable as exc:
             log.info("BackupPolicy %s/%s: pass interrupted, retrying: %s", namespace, name, exc)
             return Acted(retry_in=RETRY_SECONDS)
         except ClientError as exc:

@@ -28,7 +28,7 @@ from tradesense_operator.services.scaling.evaluation import ScalingService, next
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 1.0  # after a transient API failure (real time)
-SHARE_QUERIES_SECONDS = 1.0  # identical PromQL within this long is asked once (one scrape interval of staleness)
+SHARE_QUERIES_SECONDS = 0.5  # identical PromQL within this long is asked once (half the shortest polling interval)
 
 
 async def open_prometheus_pool(memo: kopf.Memo, **_: Any) -> None:
