@@ -8,10 +8,10 @@ What counts as an answer is decided here, once: exactly one series (or a scalar)
 An empty result, NaN, ±Inf or several series come back as `InstantValue(value=None, problem=...)` —
 never as zero — and transport failures raise `Unavailable`/`Timeout`, a rejected query `Invalid`.
 
-Sharing: with `share_seconds`, identical PromQL asked while the same query is in flight, or within
-`share_seconds` after its answer, gets that answer instead of a new request — a thousand ScalingPolicies
-on the same preset cost one query per round, and each still gets the (same) reading its query returns.
-Failures are shared only with the callers already waiting, never kept.
+Sharing (clients.sharing): with `share_seconds`, identical PromQL asked while the same query is in flight,
+or within `share_seconds` after its answer, gets that answer instead of a new request — a thousand
+ScalingPolicies on the same preset cost one query per round, and each still gets the reading its query
+returns.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -30,6 +29,7 @@ from prometheus_api_client.prometheus_connect import PrometheusConnect
 from urllib3.util.retry import Retry
 
 from tradesense_operator.clients.errors import Invalid, Timeout, Unavailable
+from tradesense_operator.clients.sharing import SharedReads
 
 DEFAULT_TIMEOUT = 5  # seconds (the library types it as int)
 
@@ -102,9 +102,7 @@ class PrometheusClient:
 
     def __init__(self, url: str, *, timeout: int = DEFAULT_TIMEOUT, retries: int = 1, share_seconds: float = 0.0) -> None:
         self.url = url.rstrip("/")
-        self._share_seconds = share_seconds
-        self._in_flight: dict[str, asyncio.Future[InstantValue]] = {}
-        self._recent: dict[str, tuple[float, InstantValue]] = {}
+        self._shared: SharedReads[InstantValue] = SharedReads(share_seconds)
         self.display_url = redact(self.url)
         self._timeout = timeout
         retry = Retry(total=retries, connect=retries, read=retries, backoff_factor=0.1,
@@ -113,32 +111,7 @@ class PrometheusClient:
 
     async def instant(self, query: str) -> InstantValue:
         """Evaluate `query` at the server's current time (or share an identical query's fresh answer)."""
-        if self._share_seconds <= 0:
-            return await self._query(query)
-        now = time.monotonic()
-        recent = self._recent.get(query)
-        if recent is not None and now - recent[0] <= self._share_seconds:
-            return recent[1]
-        task = self._in_flight.get(query)
-        if task is None:
-            # A task of its own, so a cancelled caller does not cancel the query the others wait for.
-            task = self._in_flight[query] = asyncio.ensure_future(self._query(query))
-            task.add_done_callback(lambda done: self._settle(query, done))
-        return await asyncio.shield(task)
-
-    def _settle(self, query: str, done: asyncio.Future[InstantValue]) -> None:
-        """A shared query finished: keep a good answer for the sharing window, forget a failure."""
-        self._in_flight.pop(query, None)
-        if done.cancelled() or done.exception() is not None:
-            return
-        now = time.monotonic()
-        self._forget_old(now)
-        self._recent[query] = (now, done.result())
-
-    def _forget_old(self, now: float) -> None:
-        """Keep the shared answers bounded by the queries asked within the sharing window."""
-        if len(self._recent) > 256:
-            self._recent = {q: kept for q, kept in self._recent.items() if now - kept[0] <= self._share_seconds}
+        return await self._shared.read(query, lambda: self._query(query))
 
     async def _query(self, query: str) -> InstantValue:
         try:

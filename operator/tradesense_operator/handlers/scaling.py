@@ -23,18 +23,23 @@ from tradesense_operator.clients.errors import ClientError, Conflict, Unavailabl
 from tradesense_operator.clients.prometheus import PrometheusPool
 from tradesense_operator.handlers.due_daemon import Acted, serve, wake_on_event
 from tradesense_operator.services.runtime import Runtime
+from tradesense_operator.services.scaling.conflicts import NamespaceLists
 from tradesense_operator.services.scaling.evaluation import ScalingService, next_evaluation
 
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 1.0  # after a transient API failure (real time)
-SHARE_QUERIES_SECONDS = 0.5  # identical PromQL within this long is asked once (half the shortest polling interval)
+SHARE_QUERIES_SECONDS = 0.5  # identical reads (PromQL, a namespace's LISTs) within this long are asked once
+#                              (half the shortest polling interval)
 
 
 async def open_prometheus_pool(memo: kopf.Memo, **_: Any) -> None:
-    """One pool of Prometheus clients for the process (per-object memos are shallow copies of this one)."""
+    """One pool of Prometheus clients and one set of shared namespace LISTs for the process (per-object memos
+    are shallow copies of this one)."""
     if getattr(memo, "prometheus_pool", None) is None:
         memo.prometheus_pool = PrometheusPool(share_seconds=SHARE_QUERIES_SECONDS)
+    if getattr(memo, "scaling_lists", None) is None:
+        memo.scaling_lists = NamespaceLists(SHARE_QUERIES_SECONDS)
 
 
 async def close_prometheus_pool(memo: kopf.Memo, **_: Any) -> None:
@@ -49,7 +54,7 @@ async def evaluate_when_due(body: kopf.Body, memo: kopf.Memo, stopped: kopf.Daem
     status."""
     runtime: Runtime = memo.runtime
     service = ScalingService(runtime.kube, memo.prometheus_pool, runtime.clock, runtime.settings.prometheus_url,
-                             runtime.metrics)
+                             metrics=runtime.metrics, lists=memo.scaling_lists)
 
     async def act(view: Mapping[str, Any]) -> Acted:
         meta = view.get("metadata") or {}

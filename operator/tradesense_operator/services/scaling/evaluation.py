@@ -43,7 +43,7 @@ from tradesense_operator.domain.scaling.presets import metric_query
 from tradesense_operator.domain.scaling.validation import validate_spec
 from tradesense_operator.domain.scaling.vertical import parse_bytes, recommend_memory_limit
 from tradesense_operator.observability.metrics import OperatorMetrics
-from tradesense_operator.services.scaling.conflicts import find_conflict
+from tradesense_operator.services.scaling.conflicts import NamespaceLists, find_conflict
 from tradesense_operator.services.scaling.workload import (
     ContainerMissing,
     env_value,
@@ -129,9 +129,10 @@ def next_evaluation(body: Mapping[str, Any], now: datetime) -> datetime | None:
 class ScalingService:
     """Evaluates ScalingPolicies against the Kubernetes API and Prometheus."""
 
-    def __init__(self, kube: KubeClient, prometheus: PrometheusPool, clock: Clock, default_prometheus_url: str,
-                 metrics: OperatorMetrics | None = None) -> None:
+    def __init__(self, kube: KubeClient, prometheus: PrometheusPool, clock: Clock, default_prometheus_url: str, *,
+                 metrics: OperatorMetrics | None = None, lists: NamespaceLists | None = None) -> None:
         self.kube = kube
+        self.lists = lists
         self.prometheus = prometheus
         self.clock = clock
         self.default_prometheus_url = default_prometheus_url
@@ -181,7 +182,7 @@ class ScalingService:
             await self._stand_down(ctx, "FailedGetScale", message, warn=True)
             return Outcome("TargetMissing", message)
 
-        conflict = await find_conflict(self.kube, body, ctx.namespace, deployment_name)
+        conflict = await find_conflict(self.kube, body, ctx.namespace, deployment_name, self.lists)
         if conflict is not None:
             await self._stand_down(ctx, "ConflictingAutoscaler", conflict, warn=True)
             return Outcome("Conflict", conflict)
