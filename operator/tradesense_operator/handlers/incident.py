@@ -163,10 +163,6 @@ async def release_on_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     await _engine(memo).release_lock(body)
 
 
-def _deleted(type: str | None, **_: Any) -> bool:  # noqa: A002  (kopf's kwarg name)
-    return type == "DELETED"
-
-
 def register(registry: kopf.OperatorRegistry) -> None:
     """Add the incident handlers to `registry` (the default one on import; tests assemble their own)."""
     kopf.daemon(
@@ -177,14 +173,14 @@ def register(registry: kopf.OperatorRegistry) -> None:
         # object) when a finished incident's daemon stops matching the filter.
         cancellation_backoff=0.5, cancellation_timeout=5.0,
     )(drive_incident)
-    # Event handlers only, no kopf "changing" handler (on.field/on.delete): those make kopf PATCH a diff base
-    # of every incident after every change (handlers.field_watch).
+    # Wake-ups are event handlers, not on.field: field handlers make kopf PATCH a diff base of every incident
+    # after every change (handlers.field_watch).
     approvals_or_cancel = FieldWatch("spec.approvals", "spec.cancel", key="incident_wake")
     kopf.on.event(GROUP, VERSION, PLURAL, id="wake-on-approvals-or-cancel", when=approvals_or_cancel.changed,
                   registry=registry)(approvals_or_cancel.handler(wake_engine))
     kopf.on.event(GROUP, VERSION, PLURAL, id="alert-state", when=_alert_state_stale,
                   registry=registry)(alert_state_changed)
-    kopf.on.event(GROUP, VERSION, PLURAL, id="release-lock", when=_deleted, registry=registry)(release_on_delete)
+    kopf.on.delete(GROUP, VERSION, PLURAL, id="release-lock", optional=True, registry=registry)(release_on_delete)
 
 
 register(kopf.get_default_registry())
