@@ -61,8 +61,8 @@ def test_paused_policies_send_no_request_and_a_resumed_one_scales_at_once(
 
         resumed: dict[str, Any] = {"metadata": {"annotations": {PAUSED_ANNOTATION: None}}}
         cluster.patch(API, "ScalingPolicy", names[0], resumed, NAMESPACE)
-        wait_until(lambda: replicas() == 6)  # wants 9; the default scale-up rate allows 2 → 6
-        assert able_to_scale_reason(cluster, names[0]) != "Paused"
+        # wants 9; the default scale-up rate allows 2 → 6; the status is written after the replicas
+        wait_until(lambda: replicas() == 6 and able_to_scale_reason(cluster, names[0]) == "SucceededRescale")
         assert all(able_to_scale_reason(cluster, n) == "Paused" for n in names[1:])
     rescales = [e for e in cluster.events(NAMESPACE) if e["reason"] == "SuccessfulRescale"]
     assert [e["involvedObject"]["name"] for e in rescales] == [names[0]]
