@@ -25,7 +25,7 @@ from tradesense_operator.api.v1alpha1.backup import PLURAL
 from tradesense_operator.api.v1alpha1.common import GROUP, VERSION
 from tradesense_operator.clients.errors import ClientError, Conflict, Unavailable
 from tradesense_operator.clients.kube import BACKUP_POLICIES
-from tradesense_operator.handlers.due_daemon import Acted, serve, wake_on_event
+from tradesense_operator.handlers.due_daemon import Acted, not_our_echo, serve, wake_on_event
 from tradesense_operator.services.backups.reconcile import next_pass, reconcile
 from tradesense_operator.services.runtime import Runtime
 
@@ -82,7 +82,7 @@ def register(registry: kopf.OperatorRegistry) -> None:
     """Add the BackupPolicy handlers to `registry` (the default one on import; tests assemble their own)."""
     kopf.daemon(GROUP, VERSION, PLURAL, id="backup-schedule", registry=registry,
                 cancellation_backoff=1.0, cancellation_timeout=10.0)(run_when_due)
-    kopf.on.event(GROUP, VERSION, PLURAL, id="backup-wake", registry=registry)(wake_on_event)
+    kopf.on.event(GROUP, VERSION, PLURAL, id="backup-wake", when=not_our_echo, registry=registry)(wake_on_event)
 
 
 register(kopf.get_default_registry())

@@ -21,7 +21,7 @@ from tradesense_operator.api.v1alpha1.common import GROUP, VERSION
 from tradesense_operator.api.v1alpha1.scaling import PLURAL
 from tradesense_operator.clients.errors import ClientError, Conflict, Unavailable
 from tradesense_operator.clients.prometheus import PrometheusPool
-from tradesense_operator.handlers.due_daemon import Acted, serve, wake_on_event
+from tradesense_operator.handlers.due_daemon import Acted, not_our_echo, serve, wake_on_event
 from tradesense_operator.services.runtime import Runtime
 from tradesense_operator.services.scaling.conflicts import NamespaceLists
 from tradesense_operator.services.scaling.evaluation import ScalingService, next_evaluation
@@ -85,7 +85,7 @@ def register(registry: kopf.OperatorRegistry) -> None:
     kopf.on.cleanup(registry=registry)(close_prometheus_pool)
     kopf.daemon(GROUP, VERSION, PLURAL, id="scaling-evaluation", registry=registry,
                 cancellation_backoff=1.0, cancellation_timeout=5.0)(evaluate_when_due)
-    kopf.on.event(GROUP, VERSION, PLURAL, id="scaling-wake", registry=registry)(wake_on_event)
+    kopf.on.event(GROUP, VERSION, PLURAL, id="scaling-wake", when=not_our_echo, registry=registry)(wake_on_event)
 
 
 register(kopf.get_default_registry())
