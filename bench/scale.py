@@ -20,8 +20,9 @@ incidents), and the ratios.
 
 Two more measurements, each on a fresh emulated cluster:
   idle        --idle-policies N paused ScalingPolicies + N suspended BackupPolicies (default 1,000 each) and
-              no incidents: once every policy shows a status, API requests per second and CPU of the operator
-              over --idle-window seconds (the floor operator watches the same cluster: 0 requests).
+              no incidents: once every policy shows a status and the API has seen at most one request in 5 s,
+              API requests per second and CPU of the operator over --idle-window seconds (the floor
+              operator watches the same cluster).
   active      --active-policies N ScalingPolicies (default 1,000, pollingIntervalSeconds --active-interval),
               each on its own Deployment, all reading one real Prometheus (a throwaway server scraping a gauge
               this script serves every second). The gauge steps from below to above the target; latency is
@@ -300,8 +301,16 @@ def run_idle(name: str, command: list[str], env: dict[str, str], args: argparse.
                     if process.poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError(f"{name}: policies did not settle: {log.read_text()[-2000:]}")
                     time.sleep(0.5)
+            # settled: every policy has a status and the API saw at most one request in 5 s (kopf's finalizer
+            # patches and the last passes trail the statuses on a loaded machine)
+            quiet_since, last_total = time.monotonic(), cluster.stats.total()
+            while time.monotonic() - quiet_since < 5.0 and time.monotonic() < deadline:
+                time.sleep(0.5)
+                total = cluster.stats.total()
+                if total - last_total > 1:
+                    quiet_since = time.monotonic()
+                last_total = total
             settled = time.monotonic() - started
-            time.sleep(args.warmup)  # the last status writes' watch events, kopf's finalizer patches
             before, cpu_before = cluster.stats.snapshot(), sampler.cpu
             time.sleep(args.idle_window)
             after, cpu_after = cluster.stats.snapshot(), sampler.cpu

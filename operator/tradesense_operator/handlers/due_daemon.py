@@ -67,17 +67,18 @@ def _resource_version(body: Mapping[str, Any]) -> str | None:
     return str(value) if value is not None else None
 
 
-def _caught_up(body: Mapping[str, Any], written: Mapping[str, Any]) -> bool:
-    """The live body is at least as new as our write.
+def _caught_up(body: Mapping[str, Any], written: Mapping[str, Any]) -> bool | None:
+    """Whether the live body is at least as new as our write; None when that cannot be told yet.
 
     resourceVersion is opaque by contract, but every server in use (etcd revisions, the emulated API) hands
     out increasing integers, and comparing them is the only way to tell when kopf coalesced our write's watch
-    event with a later one (e.g. its own finalizer PATCH right after). Anything else: only the exact echo.
+    event with a later one (e.g. its own finalizer PATCH right after) — however late the watch runs. Anything
+    else: the exact echo says yes; otherwise it cannot be told (the caller waits ECHO_WAIT_SECONDS).
     """
     live, ours = _resource_version(body), _resource_version(written)
     if live is not None and ours is not None and live.isdigit() and ours.isdigit():
         return int(live) >= int(ours)
-    return live == ours
+    return True if live == ours else None
 
 
 async def sleep_until(clock: Clock, due: datetime | None, wake: asyncio.Event, stopped: kopf.DaemonStopped, *,
@@ -125,8 +126,8 @@ async def serve(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, *
     The live `body` lags behind our own writes until their watch events arrive; deciding from it right
     after a pass would act twice (it may even show an older change by someone else, such as kopf's
     finalizer). So the object as the pass's last write returned it is the view until the live body has
-    caught up with that write (`_caught_up`); from then on the live body is as new or newer. (Should that
-    never be seen, after ECHO_WAIT_SECONDS the live body is trusted.)
+    caught up with that write (`_caught_up`); from then on the live body is as new or newer. (Where that
+    cannot be told, the live body is trusted after ECHO_WAIT_SECONDS.)
     """
     loop = asyncio.get_running_loop()
     wake = wakeup(memo)
@@ -135,8 +136,10 @@ async def serve(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, *
     after_pass: str | None = None
     retry_at: float | None = None
     while not stopped:
-        if written is not None and (_caught_up(body, written) or loop.time() > echo_deadline):
-            written = None
+        if written is not None:
+            caught_up = _caught_up(body, written)
+            if caught_up or (caught_up is None and loop.time() > echo_deadline):
+                written = None
         view: Mapping[str, Any] = body if written is None else written
         changed_since = written is None and _resource_version(body) != after_pass
         if retry_at is not None and not changed_since and loop.time() < retry_at:
