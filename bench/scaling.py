@@ -191,8 +191,6 @@ def _scaling_registry(kubeconfig: Path) -> Any:
     """A kopf registry with the real scaling handlers and a Runtime built inside the operator's loop."""
     import kopf
 
-    from tradesense_operator.api.v1alpha1.common import GROUP, VERSION
-    from tradesense_operator.api.v1alpha1.scaling import PLURAL
     from tradesense_operator.clients.kube import KubeClient
     from tradesense_operator.domain.clock import SystemClock
     from tradesense_operator.handlers import scaling as scaling_handlers
@@ -207,11 +205,8 @@ def _scaling_registry(kubeconfig: Path) -> Any:
 
     kopf.on.startup(registry=registry)(inject_runtime)
     kopf.on.startup(registry=registry)(startup_handlers.configure)
-    kopf.on.startup(registry=registry)(scaling_handlers.open_prometheus_pool)
-    kopf.on.cleanup(registry=registry)(scaling_handlers.close_prometheus_pool)
     kopf.on.cleanup(registry=registry)(startup_handlers.close)
-    kopf.timer(GROUP, VERSION, PLURAL, interval=scaling_handlers.TICK_SECONDS, registry=registry)(
-        scaling_handlers.evaluate_scaling_policy)
+    scaling_handlers.register(registry)
     return registry
 
 
@@ -243,8 +238,8 @@ async def _live(trials: int) -> list[float]:
                         name = f"latency-{trial}"
                         load.set_rate(4)
                         await _wait_value(client, query, lambda v: v < target * 0.8)
-                        # The timer starts when the policy appears; right after a scrape-driven wait its ticks would
-                        # be phase-locked just behind Prometheus' scrapes. A random offset samples every phase.
+                        # The daemon starts when the policy appears; right after a scrape-driven wait its evaluations
+                        # would be phase-locked just behind Prometheus' scrapes. A random offset samples every phase.
                         await asyncio.sleep(phase.uniform(0.0, 1.0))
                         cluster.create({"apiVersion": "apps/v1", "kind": "Deployment",
                                         "metadata": {"name": name, "namespace": namespace},
@@ -302,19 +297,13 @@ def live(trials: int) -> None:
     """Part 2."""
     latencies = asyncio.run(_live(trials))
     print(f"\nLive: metric above target in Prometheus → Deployment replicas changed "
-          f"(real operator, pollingIntervalSeconds 1, {scaling_handlers_tick()} s timer tick, 1 s scrape), {trials} trials")
+          f"(real operator, pollingIntervalSeconds 1, evaluated when due, 1 s scrape), {trials} trials")
     print(f"  median {statistics.median(latencies):.2f} s, max {max(latencies):.2f} s "
           f"(each: {', '.join(f'{v:.2f}' for v in latencies)})")
-    print(f"  bound: pollingIntervalSeconds + timer tick + one query ≈ {1 + scaling_handlers_tick():g} s; "
+    print("  bound: pollingIntervalSeconds + one query ≈ 1 s; "
           "Prometheus itself adds up to one scrape interval (1 s) before the crossing is visible to anyone")
     print(f"  HPA sync period {HPA_SYNC_PERIOD:g} s (mean wait {HPA_SYNC_PERIOD / 2:g} s); "
           f"KEDA default pollingInterval {KEDA_POLLING_INTERVAL:g} s (mean wait {KEDA_POLLING_INTERVAL / 2:g} s)")
-
-
-def scaling_handlers_tick() -> float:
-    from tradesense_operator.handlers.scaling import TICK_SECONDS
-
-    return TICK_SECONDS
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -165,7 +165,7 @@ def mutations(fields: dict[str, list[Any]]) -> st.SearchStrategy[tuple[str, Any]
 # -- the operator under test ---------------------------------------------------------------------
 
 def full_registry(kubeconfig: Path) -> kopf.OperatorRegistry:
-    """Incident engine, backup timer and scaling timer, like handlers/registry.py, in a private registry."""
+    """Incident engine, backup and scaling daemons, like handlers/registry.py, in a private registry."""
     registry = kopf.OperatorRegistry()
 
     async def inject_runtime(memo: kopf.Memo, **_: Any) -> None:
@@ -175,12 +175,9 @@ def full_registry(kubeconfig: Path) -> kopf.OperatorRegistry:
 
     kopf.on.startup(registry=registry)(inject_runtime)
     kopf.on.startup(registry=registry)(startup_handlers.configure)
-    kopf.on.startup(registry=registry)(scaling_handlers.open_prometheus_pool)
-    kopf.on.cleanup(registry=registry)(scaling_handlers.close_prometheus_pool)
     kopf.on.cleanup(registry=registry)(startup_handlers.close)
-    kopf.timer(GROUP, VERSION, "backuppolicies", interval=0.5, registry=registry)(backup_handlers.backup_schedule)
-    kopf.timer(GROUP, VERSION, "scalingpolicies", interval=scaling_handlers.TICK_SECONDS, registry=registry)(
-        scaling_handlers.evaluate_scaling_policy)
+    backup_handlers.register(registry)
+    scaling_handlers.register(registry)
     incident_handlers.register(registry)
     return registry
 

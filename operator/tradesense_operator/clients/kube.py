@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import secrets
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,6 +47,7 @@ _PATCH_CONTENT_TYPES: dict[str, str] = {
     "strategic": "application/strategic-merge-patch+json",
 }
 EVENT_MESSAGE_LIMIT = 1024  # the API server truncates/rejects longer Event messages
+EVENT_SERIES_REMEMBERED = 4096  # like client-go's event correlator cache
 COMPONENT = "tradesense-operator"
 FIELD_MANAGER = COMPONENT  # every write names it: `kubectl get -o yaml --show-managed-fields` shows who changed what
 _WRITES = frozenset({"POST", "PUT", "PATCH"})
@@ -160,6 +162,8 @@ class KubeClient:
         self._timeout = request_timeout
         self._max_429_retries = max_429_retries
         self._max_retry_after = max_retry_after
+        # Event series: (object, type, reason, message) -> (name, count) of the Event this client posted for it
+        self._event_series: OrderedDict[tuple[str, ...], tuple[str, int]] = OrderedDict()
 
     @classmethod
     async def from_kubeconfig(cls, path: str | None = None, context: str | None = None) -> KubeClient:
@@ -361,8 +365,25 @@ class KubeClient:
         message: str,
         now: datetime | None = None,
     ) -> None:
-        """Record a core/v1 Event on an object, as `kubectl describe` shows them."""
+        """Record a core/v1 Event on an object, as `kubectl describe` shows them.
+
+        A repeat of an Event this client posted (same object, type, reason and message) bumps that Event's
+        count and lastTimestamp instead of creating another one — what client-go's recorder does, and what
+        `kubectl describe` shows as "(x3 over 10m)". If that Event is gone (expired), a new one starts.
+        """
         when = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        message = message[:EVENT_MESSAGE_LIMIT]
+        key = (involved.namespace, involved.kind, involved.name, involved.uid or "", type_, reason, message)
+        known = self._event_series.get(key)
+        if known is not None:
+            name, count = known
+            try:
+                await self.patch(EVENTS, name, {"count": count + 1, "lastTimestamp": when}, involved.namespace)
+            except NotFound:
+                pass
+            else:
+                self._remember_event(key, (name, count + 1))
+                return
         body: JsonDict = {
             "apiVersion": "v1",
             "kind": "Event",
@@ -379,7 +400,7 @@ class KubeClient:
             },
             "type": type_,
             "reason": reason,
-            "message": message[:EVENT_MESSAGE_LIMIT],
+            "message": message,
             "firstTimestamp": when,
             "lastTimestamp": when,
             "count": 1,
@@ -387,6 +408,13 @@ class KubeClient:
             "reportingComponent": COMPONENT,
         }
         await self.create(EVENTS, body, involved.namespace)
+        self._remember_event(key, (str(body["metadata"]["name"]), 1))
+
+    def _remember_event(self, key: tuple[str, ...], series: tuple[str, int]) -> None:
+        self._event_series[key] = series
+        self._event_series.move_to_end(key)
+        while len(self._event_series) > EVENT_SERIES_REMEMBERED:
+            self._event_series.popitem(last=False)
 
 
 _PROXY_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy", "NETRC")

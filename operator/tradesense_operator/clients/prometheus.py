@@ -7,6 +7,11 @@ which delays the fallback the ScalingPolicy promises; we allow one quick retry a
 What counts as an answer is decided here, once: exactly one series (or a scalar) with a finite value.
 An empty result, NaN, ±Inf or several series come back as `InstantValue(value=None, problem=...)` —
 never as zero — and transport failures raise `Unavailable`/`Timeout`, a rejected query `Invalid`.
+
+Sharing (clients.sharing): with `share_seconds`, identical PromQL asked while the same query is in flight,
+or within `share_seconds` after its answer, gets that answer instead of a new request — a thousand
+ScalingPolicies on the same preset cost one query per round, and each still gets the reading its query
+returns.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from prometheus_api_client.prometheus_connect import PrometheusConnect
 from urllib3.util.retry import Retry
 
 from tradesense_operator.clients.errors import Invalid, Timeout, Unavailable
+from tradesense_operator.clients.sharing import SharedReads
 
 DEFAULT_TIMEOUT = 5  # seconds (the library types it as int)
 
@@ -94,8 +100,9 @@ def interpret(result: Any) -> InstantValue:
 class PrometheusClient:
     """One Prometheus server."""
 
-    def __init__(self, url: str, *, timeout: int = DEFAULT_TIMEOUT, retries: int = 1) -> None:
+    def __init__(self, url: str, *, timeout: int = DEFAULT_TIMEOUT, retries: int = 1, share_seconds: float = 0.0) -> None:
         self.url = url.rstrip("/")
+        self._shared: SharedReads[InstantValue] = SharedReads(share_seconds)
         self.display_url = redact(self.url)
         self._timeout = timeout
         retry = Retry(total=retries, connect=retries, read=retries, backoff_factor=0.1,
@@ -103,7 +110,10 @@ class PrometheusClient:
         self._conn = PrometheusConnect(url=self.url, disable_ssl=False, retry=retry, timeout=timeout)
 
     async def instant(self, query: str) -> InstantValue:
-        """Evaluate `query` at the server's current time."""
+        """Evaluate `query` at the server's current time (or share an identical query's fresh answer)."""
+        return await self._shared.read(query, lambda: self._query(query))
+
+    async def _query(self, query: str) -> InstantValue:
         try:
             result = await asyncio.to_thread(self._conn.custom_query, query)
         except requests.Timeout as exc:
@@ -127,8 +137,9 @@ class PrometheusClient:
 class PrometheusPool:
     """Clients by URL, created on first use (policies may name different servers) and closed together."""
 
-    def __init__(self, *, timeout: int = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, *, timeout: int = DEFAULT_TIMEOUT, share_seconds: float = 0.0) -> None:
         self._timeout = timeout
+        self._share_seconds = share_seconds
         self._clients: dict[str, PrometheusClient] = {}
 
     def get(self, url: str) -> PrometheusClient:
@@ -136,7 +147,8 @@ class PrometheusPool:
         key = url.rstrip("/")
         client = self._clients.get(key)
         if client is None:
-            client = self._clients[key] = PrometheusClient(key, timeout=self._timeout)
+            client = self._clients[key] = PrometheusClient(key, timeout=self._timeout,
+                                                                 share_seconds=self._share_seconds)
         return client
 
     def close(self) -> None:

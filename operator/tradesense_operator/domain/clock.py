@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class Clock(Protocol):
@@ -12,6 +13,19 @@ class Clock(Protocol):
 
     def now(self) -> datetime:
         """Current time, tz-aware UTC."""
+        ...
+
+
+@runtime_checkable
+class ObservableClock(Protocol):
+    """A clock that says when it moved, so a sleeper waiting for a due time on it wakes without polling."""
+
+    def now(self) -> datetime:
+        """Current time, tz-aware UTC."""
+        ...
+
+    def subscribe(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener` (from any thread) after every move; returns the unsubscribe function."""
         ...
 
 
@@ -31,6 +45,25 @@ class ManualClock:
         if self._now.tzinfo is None:
             raise ValueError("ManualClock needs a timezone-aware start time")
         self._lock = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
+
+    def subscribe(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener` after every advance/set (in the mover's thread); returns the unsubscribe function."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def _moved(self) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener()
 
     def now(self) -> datetime:
         """Current (manual) time."""
@@ -44,7 +77,9 @@ class ManualClock:
             raise ValueError("time only moves forward")
         with self._lock:
             self._now += step
-            return self._now
+            moved_to = self._now
+        self._moved()
+        return moved_to
 
     def set(self, when: datetime) -> None:
         """Jump to an absolute time (not earlier than now)."""
@@ -52,3 +87,4 @@ class ManualClock:
             if when < self._now:
                 raise ValueError("time only moves forward")
             self._now = when
+        self._moved()

@@ -29,6 +29,7 @@ from tradesense_operator.domain.incident.alert_state import CONDITION as ALERT_C
 from tradesense_operator.domain.incident.alert_state import alert_state
 from tradesense_operator.domain.incident.machine import TERMINAL_PHASES
 from tradesense_operator.domain.runbooks import PlanError, resolve_plan
+from tradesense_operator.handlers.field_watch import FieldWatch
 from tradesense_operator.services.incidents import IncidentEngine
 from tradesense_operator.services.incidents.engine import WAIT_POLL_FACTOR
 from tradesense_operator.services.runtime import Runtime
@@ -173,9 +174,11 @@ def register(registry: kopf.OperatorRegistry) -> None:
         # object) when a finished incident's daemon stops matching the filter.
         cancellation_backoff=0.5, cancellation_timeout=5.0,
     )(drive_incident)
-    kopf.on.field(GROUP, VERSION, PLURAL, field="spec.approvals", id="wake-on-approvals",
-                  registry=registry)(wake_engine)
-    kopf.on.field(GROUP, VERSION, PLURAL, field="spec.cancel", id="wake-on-cancel", registry=registry)(wake_engine)
+    # Wake-ups are event handlers, not on.field: field handlers make kopf PATCH a diff base of every incident
+    # after every change (handlers.field_watch).
+    approvals_or_cancel = FieldWatch("spec.approvals", "spec.cancel", key="incident_wake")
+    kopf.on.event(GROUP, VERSION, PLURAL, id="wake-on-approvals-or-cancel", when=approvals_or_cancel.changed,
+                  registry=registry)(approvals_or_cancel.handler(wake_engine))
     kopf.on.event(GROUP, VERSION, PLURAL, id="alert-state", when=_alert_state_stale,
                   registry=registry)(alert_state_changed)
     kopf.on.delete(GROUP, VERSION, PLURAL, id="release-lock", optional=True, registry=registry)(release_on_delete)

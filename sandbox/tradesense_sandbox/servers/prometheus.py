@@ -8,6 +8,7 @@ how a test points Prometheus at an app it started afterwards.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import time
 import urllib.error
@@ -43,8 +44,10 @@ class PrometheusServer(ServerProcess):
         binary: str = "/usr/bin/prometheus",
         port: int | None = None,
         startup_timeout: float = 30.0,
+        query_log: bool = False,
     ) -> None:
         self.binary = require_binary(binary, "Debian package prometheus (make deps)")
+        self.query_log = query_log
         self.targets = list(targets)
         self.scrape_interval = scrape_interval
         self.evaluation_interval = evaluation_interval
@@ -65,6 +68,18 @@ class PrometheusServer(ServerProcess):
         """The generated prometheus.yml."""
         return self.workdir / "prometheus.yml"
 
+    @property
+    def query_log_path(self) -> Path:
+        """Where Prometheus logs every query it evaluates (with `query_log=True`)."""
+        return self.workdir / "queries.log"
+
+    def logged_queries(self) -> list[str]:
+        """The PromQL of every query evaluated so far, oldest first (needs `query_log=True`)."""
+        if not self.query_log_path.exists():
+            return []
+        lines = self.query_log_path.read_text(encoding="utf-8").splitlines()
+        return [str(json.loads(line)["params"]["query"]) for line in lines if line.strip()]
+
     def config(self) -> dict[str, Any]:
         """The configuration as data (written to `config_path`)."""
         rules_dir = self.workdir / "rules"
@@ -84,6 +99,8 @@ class PrometheusServer(ServerProcess):
             ],
             "rule_files": [str(rules_dir / f"{i:02d}-{p.name}") for i, p in enumerate(self.rule_files)],
         }
+        if self.query_log:
+            config["global"]["query_log_file"] = str(self.query_log_path)
         if self.alertmanagers:
             config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": self.alertmanagers}]}]}
         return config

@@ -15,8 +15,6 @@ import kopf
 
 from tests.support.kube import OperatorFactory
 from tests.support.waiting import wait_until
-from tradesense_operator.api.v1alpha1.backup import PLURAL
-from tradesense_operator.api.v1alpha1.common import GROUP, VERSION
 from tradesense_operator.clients.kube import KubeClient
 from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import FilesystemStore
@@ -32,7 +30,7 @@ API = "ops.tradesense.io/v1alpha1"
 
 
 def backup_registry(kubeconfig: Path, clock: ManualClock) -> kopf.OperatorRegistry:
-    """The backup handlers with a fast tick, and a Runtime built in the operator's own loop."""
+    """The backup handlers, and a Runtime with the test's clock built in the operator's own loop."""
     registry = kopf.OperatorRegistry()
 
     async def inject_runtime(memo: kopf.Memo, **_: Any) -> None:
@@ -42,9 +40,7 @@ def backup_registry(kubeconfig: Path, clock: ManualClock) -> kopf.OperatorRegist
     kopf.on.startup(registry=registry)(inject_runtime)
     kopf.on.startup(registry=registry)(startup_handlers.configure)
     kopf.on.cleanup(registry=registry)(startup_handlers.close)
-    kopf.timer(GROUP, VERSION, PLURAL, interval=0.5, registry=registry)(backup_handlers.backup_schedule)
-    kopf.on.field(GROUP, VERSION, PLURAL, field=("metadata", "annotations", RUN_NOW_ANNOTATION),
-                  registry=registry)(backup_handlers.backup_run_now)
+    backup_handlers.register(registry)
     return registry
 
 

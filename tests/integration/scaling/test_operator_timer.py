@@ -13,8 +13,6 @@ import pytest
 
 from tests.integration.scaling.conftest import NAMESPACE, deployment, policy
 from tests.support.waiting import wait_until
-from tradesense_operator.api.v1alpha1.common import GROUP, VERSION
-from tradesense_operator.api.v1alpha1.scaling import PLURAL
 from tradesense_operator.clients.kube import KubeClient
 from tradesense_operator.domain.clock import ManualClock
 from tradesense_operator.handlers import scaling as scaling_handlers
@@ -41,11 +39,8 @@ def scaling_registry(kubeconfig: Path, clock: ManualClock) -> kopf.OperatorRegis
 
     kopf.on.startup(registry=registry)(inject_runtime)
     kopf.on.startup(registry=registry)(startup_handlers.configure)
-    kopf.on.startup(registry=registry)(scaling_handlers.open_prometheus_pool)
-    kopf.on.cleanup(registry=registry)(scaling_handlers.close_prometheus_pool)
     kopf.on.cleanup(registry=registry)(startup_handlers.close)
-    kopf.timer(GROUP, VERSION, PLURAL, interval=scaling_handlers.TICK_SECONDS, registry=registry)(
-        scaling_handlers.evaluate_scaling_policy)
+    scaling_handlers.register(registry)
     return registry
 
 

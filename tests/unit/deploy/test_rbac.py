@@ -33,7 +33,7 @@ Rule = dict[str, Any]
 CLUSTER_ALLOWED: dict[tuple[str, str], set[str]] = {
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
     ("", "namespaces"): {"get", "list", "watch"},
-    ("", "events"): {"create"},
+    ("", "events"): {"create", "patch"},  # patch: a repeated Event bumps its count (Event series)
     ("", "nodes"): {"get", "list"},
     **{("ops.tradesense.io", kind.plural): {"get", "list", "watch", "patch", "create"} for kind in KINDS},
     **{("ops.tradesense.io", f"{kind.plural}/status"): {"get", "patch"} for kind in KINDS},

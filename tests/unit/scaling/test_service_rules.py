@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from tradesense_operator.api.v1alpha1.scaling import ScalingPolicySpec
 from tradesense_operator.services.scaling.conflicts import conflicting_policy
-from tradesense_operator.services.scaling.evaluation import field_of, is_due
+from tradesense_operator.services.scaling.evaluation import field_of, next_evaluation
 
 T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 
@@ -36,30 +36,40 @@ def test_the_oldest_policy_on_a_deployment_acts(
     assert conflicting_policy(me, [*others, me], "backend") == expected
 
 
-def body(interval: int = 30, last: datetime | None = None, generation: int = 1, observed: int | None = 1) -> dict[str, Any]:
+def body(interval: int = 30, last: datetime | None = None, *, generation: int = 1, observed: int | None = 1,
+         shown: str | None = None, paused: bool = False) -> dict[str, Any]:
     status: dict[str, Any] = {}
     if last is not None:
         status["lastEvaluationTime"] = last.strftime("%Y-%m-%dT%H:%M:%SZ")
     if observed is not None:
         status["observedGeneration"] = observed
-    return {"metadata": {"generation": generation}, "spec": {"pollingIntervalSeconds": interval}, "status": status}
+    if shown is not None:
+        status["conditions"] = [{"type": "AbleToScale", "status": "False", "reason": shown}]
+    annotations = {"ops.tradesense.io/paused": "true"} if paused else {}
+    return {"metadata": {"generation": generation, "annotations": annotations},
+            "spec": {"pollingIntervalSeconds": interval}, "status": status}
+
+
+NOW = T0 + timedelta(seconds=7)
 
 
 @pytest.mark.parametrize(
-    ("policy", "now", "local", "expected"),
+    ("policy", "expected"),
     [
-        (body(), T0, None, True),                                               # never evaluated
-        (body(last=T0), T0 + timedelta(seconds=29), None, False),
-        (body(last=T0), T0 + timedelta(seconds=30), None, True),
-        (body(interval=5, last=T0), T0 + timedelta(seconds=5), None, True),
-        (body(last=T0 - timedelta(minutes=5)), T0 + timedelta(seconds=1), T0, False),  # status lags this process
-        (body(last=T0, generation=2, observed=1), T0 + timedelta(seconds=1), None, True),  # spec changed
+        (body(observed=None), NOW),                                          # never evaluated
+        (body(last=T0), T0 + timedelta(seconds=30)),
+        (body(interval=5, last=T0), T0 + timedelta(seconds=5)),
+        (body(last=T0, generation=2, observed=1), NOW),                      # spec changed
+        (body(last=T0, paused=True), NOW),                                   # paused, status does not say so yet
+        (body(last=T0, paused=True, shown="Paused"), None),                  # paused and shown: never again
+        (body(last=T0, paused=True, shown="Paused", generation=2), NOW),     # ... until the spec changes
+        (body(last=T0, shown="Paused"), NOW),                                # resumed
+        (body(last=T0, shown="InvalidSpec"), None),                          # only an edit can fix the spec
+        (body(last=T0, shown="FailedGetScale"), T0 + timedelta(seconds=30)),  # the Deployment may appear: poll
     ],
 )
-def test_due_after_the_polling_interval_or_a_spec_change(
-    policy: dict[str, Any], now: datetime, local: datetime | None, expected: bool
-) -> None:
-    assert is_due(policy, now, local) is expected
+def test_due_after_the_polling_interval_never_while_paused(policy: dict[str, Any], expected: datetime | None) -> None:
+    assert next_evaluation(policy, NOW) == expected
 
 
 def test_validation_errors_become_json_paths() -> None:

@@ -114,6 +114,8 @@ class PolicyPass:
     holder: str = ""
     resource_version: str | None = None
     events: list[tuple[EventType, str, str]] = field(default_factory=list)
+    written: Mapping[str, Any] | None = None
+    """The policy as the API returned it after this pass's last status write."""
 
     @property
     def namespace(self) -> str:
@@ -155,6 +157,7 @@ class PolicyPass:
             body["metadata"] = {"resourceVersion": self.resource_version}
         answer = await self.runtime.kube.patch(BACKUP_POLICIES, self.name, body, self.namespace, subresource="status")
         self.resource_version = str((answer.get("metadata") or {}).get("resourceVersion") or "") or None
+        self.written = answer
 
     async def flush_events(self) -> None:
         ref = ObjectRef.from_body(self.body)
@@ -184,20 +187,46 @@ def _load_status(body: Mapping[str, Any]) -> BackupPolicyStatus:
         return BackupPolicyStatus()
 
 
-async def reconcile(runtime: Runtime, body: Mapping[str, Any], *, holder: str = "") -> None:
-    """One tick for one policy (the kopf timer and the run-now handler both call this).
+@dataclass(frozen=True)
+class PassResult:
+    """What a pass wrote (the policy as its last status write returned it) and what to check again."""
+
+    written: Mapping[str, Any] | None
+    waiting_on_job: bool
+    """A Job-executor backup still runs: its completion is not a watch event of the policy, so check again."""
+    unresolved: bool
+    """The spec is valid but the policy is not Ready (e.g. its Secrets are missing): they may appear later,
+    so check again (spaced out: the Secret's appearance is not a watch event of the policy)."""
+
+
+async def reconcile(runtime: Runtime, body: Mapping[str, Any], *, holder: str = "") -> PassResult:
+    """One pass for one policy (its daemon calls this when `next_pass` says it is due).
 
     `holder` identifies this operator process; an inline backup lock taken by another holder belongs
     to a process that no longer runs (one active operator at a time) and is broken at once.
     """
     tick = PolicyPass(runtime, body, _load_status(body), holder=holder,
                 resource_version=body["metadata"].get("resourceVersion"))
+    spec_valid = await _reconcile(tick)
+    ready = get_condition(tick.status.conditions, "Ready")
+    unresolved = spec_valid and (ready is None or ready.status != ConditionStatus.TRUE)
+    job = tick.status.active_backup is not None and (body.get("spec") or {}).get("executor") == Executor.JOB.value
+    return PassResult(tick.written, waiting_on_job=job, unresolved=unresolved)
+
+
+async def _reconcile(tick: PolicyPass) -> bool:
+    """Returns whether the spec is valid."""
+    runtime, body = tick.runtime, tick.body
     try:
         valid = validate_spec(body.get("spec") or {})
+    except PolicyInvalid as exc:
+        await _report_invalid(tick, str(exc))
+        return False
+    try:
         ctx = await resolve(runtime.kube, tick.namespace, tick.name, valid.spec)
     except PolicyInvalid as exc:
         await _report_invalid(tick, str(exc))
-        return
+        return True
     tick.condition("Ready", True, "Valid", f"schedule {valid.spec.schedule} ({valid.spec.time_zone or 'UTC'})")
     changed = await _tick(tick, valid, ctx)
     if changed or tick.status.observed_generation != tick.generation or not tick.status.backups:
@@ -206,6 +235,7 @@ async def reconcile(runtime: Runtime, body: Mapping[str, Any], *, holder: str = 
     tick.status.observed_generation = tick.generation
     await tick.write_status()
     await tick.flush_events()
+    return True
 
 
 async def _report_invalid(tick: PolicyPass, message: str) -> None:
@@ -249,7 +279,7 @@ async def _tick(tick: PolicyPass, valid: ValidPolicy, ctx: PolicyContext) -> boo
         state = LockState.FREE
         changed = True
 
-    run_now = _pending_run_now(tick)
+    run_now = _pending_run_now(tick.body, status)
     decision = decide_due(valid.schedule, now=now, last_schedule_time=status.last_schedule_time,
                           created_at=_created_at(tick.body, now), starting_deadline_seconds=spec.starting_deadline_seconds)
     due = decision.run_for is not None and not spec.suspend
@@ -272,9 +302,9 @@ async def _tick(tick: PolicyPass, valid: ValidPolicy, ctx: PolicyContext) -> boo
     return changed
 
 
-def _pending_run_now(tick: PolicyPass) -> str | None:
-    token = (tick.body["metadata"].get("annotations") or {}).get(RUN_NOW_ANNOTATION)
-    if token and token != tick.status.last_run_now_token:
+def _pending_run_now(body: Mapping[str, Any], status: BackupPolicyStatus) -> str | None:
+    token = (body["metadata"].get("annotations") or {}).get(RUN_NOW_ANNOTATION)
+    if token and token != status.last_run_now_token:
         return str(token)
     return None
 
@@ -485,3 +515,49 @@ def _update_derived(tick: PolicyPass, valid: ValidPolicy) -> None:
         tick.condition("BackupStale", False, "Recent", "a backup succeeded within the last two schedule intervals")
     if get_condition(status.conditions, "LastBackupSucceeded") is None:
         tick.condition("LastBackupSucceeded", ConditionStatus.UNKNOWN, "NoBackupYet", "no backup has run yet")
+
+
+def next_pass(body: Mapping[str, Any], now: datetime, *, holder: str = "") -> datetime | None:
+    """When the policy next needs a pass (a time <= now: at once; None: not until the policy is edited).
+
+    The times a pass can change something are known from the object: an unobserved generation or run-now
+    token, a lock to harvest or break, the next scheduled run (even suspended: it is consumed and reported),
+    the next maintenance run, the moment the newest backup becomes stale. Between them nothing happens,
+    so a suspended policy costs nothing until its next scheduled time or an edit.
+    """
+    status = _load_status(body)
+    generation = body["metadata"].get("generation")
+    if status.observed_generation is None or (generation is not None and status.observed_generation != generation):
+        return now
+    try:
+        valid = validate_spec(body.get("spec") or {})
+    except PolicyInvalid:
+        return None  # the status says so already (observed generation); only an edit can change it
+    ready = get_condition(status.conditions, "Ready")
+    if ready is not None and ready.status != ConditionStatus.TRUE:
+        return now  # valid spec, unresolved Secrets: the daemon spaces these passes out
+    if _pending_run_now(body, status) is not None:
+        return now
+    spec = valid.spec
+    created = _created_at(body, now)
+    candidates: list[datetime] = []
+    if status.active_backup is not None:
+        if spec.executor is Executor.JOB:
+            return now
+        if holder and status.active_backup_holder != holder:
+            return now  # taken by an operator instance that is gone: broken at once
+        started = status.active_backup_started_at or now
+        candidates.append(started + timedelta(seconds=spec.backup_timeout_seconds))
+    candidates.append(valid.schedule.next_after(status.last_schedule_time or created))
+    if not spec.suspend:
+        for task, schedule in valid.maintenance.items():
+            candidates.append(schedule.next_after(status.last_maintenance.get(task) or created))
+    stale = get_condition(status.conditions, "BackupStale")
+    if stale is None or stale.status != ConditionStatus.TRUE:
+        if is_stale(valid.schedule, now=now, newest_success=status.last_successful_backup, created_at=created):
+            return now
+        reference = status.last_successful_backup or created
+        becomes_stale = reference + 2 * valid.schedule.interval_at(now)
+        if becomes_stale > now:
+            candidates.append(becomes_stale + timedelta(seconds=1))
+    return min(candidates)

@@ -3,6 +3,9 @@
 - any autoscaling/v2 HorizontalPodAutoscaler in the namespace whose scaleTargetRef names the Deployment;
 - any other ScalingPolicy on the same Deployment: the OLDEST (creationTimestamp, then name) keeps acting,
   the others stand down — deterministic, so two operator replicas or restarts always agree.
+
+Policies evaluated in the same round may share the namespace's LISTs (`SharedReads`): who scales a
+Deployment is configuration, and a list half a second old answers that as well as a new one.
 """
 
 from __future__ import annotations
@@ -11,7 +14,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tradesense_operator.clients.errors import NotFound
-from tradesense_operator.clients.kube import HPAS, SCALING_POLICIES, KubeClient
+from tradesense_operator.clients.kube import HPAS, SCALING_POLICIES, JsonDict, KubeClient, ResourceKind
+from tradesense_operator.clients.sharing import SharedReads
+
+NamespaceLists = SharedReads[list[JsonDict]]
 
 
 def _targets(ref: Mapping[str, Any] | None, deployment: str) -> bool:
@@ -35,17 +41,23 @@ def conflicting_policy(me: Mapping[str, Any], policies: Sequence[Mapping[str, An
     return None if winner_name == my_name else str(winner_name)
 
 
-async def find_conflict(kube: KubeClient, me: Mapping[str, Any], namespace: str, deployment: str) -> str | None:
+async def find_conflict(kube: KubeClient, me: Mapping[str, Any], namespace: str, deployment: str,
+                        lists: NamespaceLists | None = None) -> str | None:
     """A sentence naming the other autoscaler of `deployment`, or None when this policy may act."""
+    shared = lists if lists is not None else NamespaceLists(0.0)
+
+    async def listed(kind: ResourceKind) -> list[JsonDict]:
+        return await shared.read((kind.plural, namespace), lambda: kube.list(kind, namespace))
+
     try:
-        hpas = await kube.list(HPAS, namespace)
+        hpas = await listed(HPAS)
     except NotFound:
         hpas = []  # autoscaling/v2 not served: no HPA can exist
     for hpa in hpas:
         if _targets((hpa.get("spec") or {}).get("scaleTargetRef"), deployment):
             name = (hpa.get("metadata") or {}).get("name")
             return f"HorizontalPodAutoscaler {namespace}/{name} also scales deployment {deployment}"
-    policies = await kube.list(SCALING_POLICIES, namespace)
+    policies = await listed(SCALING_POLICIES)
     other = conflicting_policy(me, policies, deployment)
     if other is not None:
         return f"ScalingPolicy {namespace}/{other} (older) already scales deployment {deployment}"

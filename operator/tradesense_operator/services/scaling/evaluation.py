@@ -2,7 +2,7 @@
 
 1. parse and check the spec (a bad field becomes a condition and a Warning Event, nothing else);
 2. paused (`ops.tradesense.io/paused: "true"` on the policy) → no reads of metrics, no writes, condition;
-3. read the Deployment and its replicas (scale subresource);
+3. read the Deployment (its spec.replicas is what the scale subresource reports);
 4. refuse when an HPA or an older ScalingPolicy scales the same Deployment;
 5. query every metric from Prometheus (concurrently); failures are readings with a reason;
 6. decide (pure, domain.scaling.decision) with the incident floors from the Deployment's annotation;
@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -43,7 +43,7 @@ from tradesense_operator.domain.scaling.presets import metric_query
 from tradesense_operator.domain.scaling.validation import validate_spec
 from tradesense_operator.domain.scaling.vertical import parse_bytes, recommend_memory_limit
 from tradesense_operator.observability.metrics import OperatorMetrics
-from tradesense_operator.services.scaling.conflicts import find_conflict
+from tradesense_operator.services.scaling.conflicts import NamespaceLists, find_conflict
 from tradesense_operator.services.scaling.workload import (
     ContainerMissing,
     env_value,
@@ -66,6 +66,8 @@ class Outcome:
     state: Literal["Scaled", "Unchanged", "Paused", "Conflict", "Invalid", "TargetMissing"]
     message: str
     decision: ScalingDecision | None = None
+    written: Mapping[str, Any] | None = None
+    """The policy as the API server returned it after this evaluation's status write."""
 
 
 @dataclass
@@ -78,6 +80,7 @@ class _Context:
     now: datetime
     generation: int | None
     notes: list[str]
+    written: Mapping[str, Any] | None = None
 
 
 def field_of(error: ValidationError) -> str:
@@ -89,28 +92,47 @@ def field_of(error: ValidationError) -> str:
     return path or "spec"
 
 
-def is_due(body: Mapping[str, Any], now: datetime, last_local: datetime | None = None) -> bool:
-    """Whether pollingIntervalSeconds have passed since the last evaluation (status or this process), or the
-    spec changed since (a new generation is acted on at the next tick, not a polling interval later)."""
+def is_paused(body: Mapping[str, Any]) -> bool:
+    """The policy carries ops.tradesense.io/paused: "true"."""
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
+    return str(annotations.get(PAUSED_ANNOTATION, "")).lower() == "true"
+
+
+def next_evaluation(body: Mapping[str, Any], now: datetime) -> datetime | None:
+    """When the policy is next due (a time <= now: at once; None: not until the policy is edited).
+
+    Due at once: never evaluated, a spec change not yet observed (new generation), or a pause/resume the
+    status does not show yet. Not due until edited: paused or invalid, and the status already says so
+    for this generation — nothing but an edit of the policy can change that, and an edit wakes its
+    daemon. Otherwise pollingIntervalSeconds after lastEvaluationTime.
+    """
     spec = body.get("spec") or {}
     meta = body.get("metadata") or {}
-    observed = (body.get("status") or {}).get("observedGeneration")
-    if observed is not None and meta.get("generation") is not None and observed != meta.get("generation"):
-        return True
-    interval = spec.get("pollingIntervalSeconds", 30)
-    last_text = (body.get("status") or {}).get("lastEvaluationTime")
-    last = datetime.fromisoformat(last_text.replace("Z", "+00:00")) if isinstance(last_text, str) else None
-    if last_local is not None and (last is None or last_local > last):
-        last = last_local
-    return last is None or now - last >= timedelta(seconds=float(interval))
+    status = body.get("status") or {}
+    observed = status.get("observedGeneration")
+    if observed is None or (meta.get("generation") is not None and observed != meta.get("generation")):
+        return now
+    shown = next((c.get("reason") for c in status.get("conditions") or [] if c.get("type") == "AbleToScale"), None)
+    if is_paused(body):
+        return None if shown == "Paused" else now
+    if shown == "Paused":
+        return now  # resumed
+    if shown == "InvalidSpec":
+        return None
+    last_text = status.get("lastEvaluationTime")
+    if not isinstance(last_text, str):
+        return now
+    last = datetime.fromisoformat(last_text.replace("Z", "+00:00"))
+    return last + timedelta(seconds=float(spec.get("pollingIntervalSeconds", 30)))
 
 
 class ScalingService:
     """Evaluates ScalingPolicies against the Kubernetes API and Prometheus."""
 
-    def __init__(self, kube: KubeClient, prometheus: PrometheusPool, clock: Clock, default_prometheus_url: str,
-                 metrics: OperatorMetrics | None = None) -> None:
+    def __init__(self, kube: KubeClient, prometheus: PrometheusPool, clock: Clock, default_prometheus_url: str, *,
+                 metrics: OperatorMetrics | None = None, lists: NamespaceLists | None = None) -> None:
         self.kube = kube
+        self.lists = lists
         self.prometheus = prometheus
         self.clock = clock
         self.default_prometheus_url = default_prometheus_url
@@ -122,8 +144,10 @@ class ScalingService:
         """Evaluate one policy (the body as the API server returned it); counts the outcome in /metrics."""
         meta = body.get("metadata") or {}
         labels = (str(meta.get("namespace")), str(meta.get("name")))
+        ctx = _Context(body=body, namespace=str(meta.get("namespace")), status=self._old_status(body),
+                       now=self.clock.now(), generation=meta.get("generation"), notes=[])
         try:
-            outcome = await self._evaluate(body)
+            outcome = replace(await self._evaluate(ctx), written=ctx.written)
         except ClientError:
             if self.metrics is not None:
                 self.metrics.scaling_evaluations.labels(*labels, "Error").inc()
@@ -134,10 +158,8 @@ class ScalingService:
                 self.metrics.scaling_desired.labels(*labels).set(outcome.decision.desired_replicas)
         return outcome
 
-    async def _evaluate(self, body: Mapping[str, Any]) -> Outcome:
-        meta = body.get("metadata") or {}
-        ctx = _Context(body=body, namespace=str(meta.get("namespace")), status=self._old_status(body),
-                       now=self.clock.now(), generation=meta.get("generation"), notes=[])
+    async def _evaluate(self, ctx: _Context) -> Outcome:
+        body = ctx.body
         try:
             policy = ScalingPolicy.model_validate({k: v for k, v in body.items() if k in ("apiVersion", "kind", "spec")})
             validate_spec(policy.spec)
@@ -148,24 +170,25 @@ class ScalingService:
         spec = policy.spec
         deployment_name = spec.target_ref.name
 
-        if str((meta.get("annotations") or {}).get(PAUSED_ANNOTATION, "")).lower() == "true":
+        if is_paused(body):
             message = f"{PAUSED_ANNOTATION} is true: not reading metrics, not scaling"
             await self._stand_down(ctx, "Paused", message)
             return Outcome("Paused", message)
 
         try:
             deployment = await self.kube.get(DEPLOYMENTS, deployment_name, ctx.namespace)
-            current = await self.kube.get_replicas(ctx.namespace, deployment_name)
         except NotFound:
             message = f"deployment {ctx.namespace}/{deployment_name} not found"
             await self._stand_down(ctx, "FailedGetScale", message, warn=True)
             return Outcome("TargetMissing", message)
 
-        conflict = await find_conflict(self.kube, body, ctx.namespace, deployment_name)
+        conflict = await find_conflict(self.kube, body, ctx.namespace, deployment_name, self.lists)
         if conflict is not None:
             await self._stand_down(ctx, "ConflictingAutoscaler", conflict, warn=True)
             return Outcome("Conflict", conflict)
 
+        # spec.replicas is what the scale subresource reports for a Deployment; one GET instead of two
+        current = int((deployment.get("spec") or {}).get("replicas") or 0)
         floors = self._floors(deployment, ctx.notes)
         readings = await self._read_metrics(spec)
         decision = decide(ScalingInput(
@@ -298,8 +321,8 @@ class ScalingService:
 
     async def _patch_status(self, ctx: _Context, status: ScalingPolicyStatus) -> None:
         meta = ctx.body.get("metadata") or {}
-        await self.kube.patch(SCALING_POLICIES, str(meta.get("name")), {"status": status.to_api()},
-                              str(meta.get("namespace")), subresource="status")
+        ctx.written = await self.kube.patch(SCALING_POLICIES, str(meta.get("name")), {"status": status.to_api()},
+                                            str(meta.get("namespace")), subresource="status")
 
     @staticmethod
     def _conditions(old: Sequence[Condition], verdicts: Mapping[str, Verdict], now: datetime,
