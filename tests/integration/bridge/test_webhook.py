@@ -236,14 +236,15 @@ async def test_every_decision_is_one_audit_log_line(bridge: Bridge, caplog: pyte
     created = reply.body["alerts"][0]["incident"]
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("alert decision:")]
     ns = bridge.namespace
-    assert lines == [
-        f"alert decision: alertname=HighErrorRate fingerprint=aaaa000000000001 outcome=created namespace={ns} "
-        + f"incident={created}",
-        f"alert decision: alertname=NobodyMappedThis fingerprint=aaaa000000000002 outcome=unknown namespace={ns} "
-        + "incident=-",
-        "alert decision: alertname=CacheHitRateLow fingerprint=aaaa000000000003 outcome=namespace-missing "
-        + "namespace=nowhere incident=-",
+    expected = [
+        (f"alert decision: alertname=HighErrorRate fingerprint=aaaa000000000001 outcome=created namespace={ns} "
+        f"incident={created}"),
+        (f"alert decision: alertname=NobodyMappedThis fingerprint=aaaa000000000002 outcome=unknown namespace={ns} "
+        "incident=-"),
+        ("alert decision: alertname=CacheHitRateLow fingerprint=aaaa000000000003 outcome=namespace-missing "
+        "namespace=nowhere incident=-"),
     ]
+    assert lines == expected
 
 
 async def test_firing_alert_creates_one_incident_with_runbook_severity_labels_and_source(bridge: Bridge) -> None:
