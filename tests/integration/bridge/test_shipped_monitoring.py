@@ -10,7 +10,6 @@ Timing is the shipped one: the burn-rate alert has no `for:`, the bridge route w
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -88,7 +87,7 @@ async def test_two_failing_namespaces_get_one_incident_each_and_people_are_paged
     apps = [standin_app_factory(), standin_app_factory()]
     token_file = tmp_path / "bridge-token"
     token_file.write_text(bridge.token)
-    os.chmod(token_file, 0o600)
+    token_file.chmod(0o600)
     alertmanager = alertmanager_factory(
         config=shipped_routing(f"{bridge.url}/alerts", token_file, webhook_recorder.url))
     prometheus = prometheus_factory(
