@@ -224,3 +224,9 @@ def test_precreated_request_outcomes_are_exactly_what_the_bridge_answers() -> No
     server = (Path(__file__).resolve().parents[3] / "operator" / "tradesense_operator" / "bridge" / "server.py")
     answered = set(re.findall(r'_reject\(runtime, \d+, "([a-z-]+)"', server.read_text())) | {"accepted"}
     assert set(BRIDGE_REQUEST_OUTCOMES) == answered
+
+
+def test_operations_guide_lists_every_shipped_alert() -> None:
+    guide = (Path(__file__).resolve().parents[3] / "docs" / "operations.md").read_text()
+    missing = [r["alert"] for r in _rules() if "alert" in r and f"| `{r['alert']}` |" not in guide]
+    assert missing == []
