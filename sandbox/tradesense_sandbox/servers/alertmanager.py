@@ -19,7 +19,7 @@ from tradesense_sandbox.servers.process import ServerProcess, require_binary
 
 
 class AlertmanagerServer(ServerProcess):
-    """`prometheus-alertmanager` with a generated config: one route to one webhook receiver."""
+    """`prometheus-alertmanager` with a generated config (one route to one webhook receiver) or a given one."""
 
     name = "alertmanager"
 
