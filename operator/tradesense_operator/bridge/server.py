@@ -2,7 +2,7 @@
 
 Every check that can reject a request runs before anything is written: size limit, rate limit,
 authentication (constant-time), JSON and schema validation. Only then does the alert service create
-or update incidents.
+or update incidents, and every decision it took is logged as one "alert decision" line.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from tradesense_operator.api.alertmanager import WebhookPayload
 from tradesense_operator.bridge.ratelimit import RateLimiter
 from tradesense_operator.clients.errors import ClientError, NotFound, Unavailable
 from tradesense_operator.clients.kube import SECRETS as SECRET_KIND
-from tradesense_operator.domain.alerts import MappingError
+from tradesense_operator.domain.alerts import MappingError, label_value
 from tradesense_operator.observability.redaction import SECRETS
 from tradesense_operator.services.alerts import AlertService
 from tradesense_operator.services.runtime import Runtime
@@ -159,6 +159,11 @@ def build_app(
         except ClientError as exc:
             return _reject(runtime, 500, "api-error", str(exc))
         runtime.metrics.bridge_requests.labels("accepted").inc()
+        for r in results:
+            # The audit trail: one line per alert decision, whatever the outcome (label values are sanitised).
+            log.info("alert decision: alertname=%s fingerprint=%s outcome=%s namespace=%s incident=%s",
+                     label_value(r.alertname) or "-", label_value(r.fingerprint) or "-", r.outcome.value,
+                     r.namespace or "-", r.incident or "-")
         return web.json_response(
             {
                 "status": "accepted",

@@ -15,11 +15,13 @@ from tradesense_operator.api.v1alpha1.incident import Runbook, Severity
 
 RUNBOOK_LABEL = "runbook"
 SEVERITY_LABEL = "severity"
+CANCEL_ON_RESOLVE = "cancel_on_resolve"  # rule label (or annotation): "true" cancels pending steps
 FINGERPRINT_LABEL = "ops.tradesense.io/alert-fingerprint"
 ALERTNAME_LABEL = "ops.tradesense.io/alertname"
 ALERT_STATUS_ANNOTATION = "ops.tradesense.io/alert-status"
 ALERT_LAST_SEEN_ANNOTATION = "ops.tradesense.io/alert-last-seen"
 ALERT_NOTIFICATIONS_ANNOTATION = "ops.tradesense.io/alert-notifications"
+INVALID_RUNBOOK_ANNOTATION = "ops.tradesense.io/alert-invalid-runbook"  # the mistyped value, kept for people
 
 
 @dataclass(frozen=True)
@@ -79,25 +81,48 @@ def parse_routes(data: Mapping[str, str]) -> dict[str, AlertRoute]:
     return routes
 
 
+def _explicit_runbook(labels: Mapping[str, str], annotations: Mapping[str, str]) -> str | None:
+    return (labels.get(RUNBOOK_LABEL) or annotations.get(RUNBOOK_LABEL) or "").strip() or None
+
+
+def invalid_runbook(labels: Mapping[str, str], annotations: Mapping[str, str]) -> str | None:
+    """The alert's `runbook` label (or annotation) when it names no runbook an alert may start, else None.
+
+    `custom` counts as invalid: it needs explicit steps and cannot come from an alert.
+    """
+    explicit = _explicit_runbook(labels, annotations)
+    if explicit is None:
+        return None
+    try:
+        runbook = Runbook(explicit)
+    except ValueError:
+        return explicit
+    return explicit if runbook is Runbook.CUSTOM else None
+
+
 def route_alert(
     labels: Mapping[str, str], annotations: Mapping[str, str], routes: Mapping[str, AlertRoute]
 ) -> AlertRoute | None:
-    """The runbook an alert asks for: its `runbook` label, then annotation, then the mapping table."""
-    explicit = labels.get(RUNBOOK_LABEL) or annotations.get(RUNBOOK_LABEL)
+    """The runbook an alert asks for: its `runbook` label, then annotation, then the mapping table.
+
+    A `runbook` value that names no usable runbook (a typo, `custom`) falls back to the alert-name route
+    instead of disabling remediation; the caller records the bad value (see `invalid_runbook`). Only an
+    alert that neither names a usable runbook nor is in the table routes nowhere.
+    """
+    explicit = _explicit_runbook(labels, annotations)
     severity = _SEVERITY_WORDS.get(labels.get(SEVERITY_LABEL, "").lower())
-    if explicit:
-        try:
-            runbook = Runbook(explicit.strip())
-        except ValueError:
-            return None
-        if runbook is Runbook.CUSTOM:
-            return None
-        mapped = routes.get(labels.get("alertname", ""))
-        return AlertRoute(runbook, severity or (mapped.severity if mapped else Severity.P3))
     mapped = routes.get(labels.get("alertname", ""))
+    if explicit and invalid_runbook(labels, annotations) is None:
+        return AlertRoute(Runbook(explicit), severity or (mapped.severity if mapped else Severity.P3))
     if mapped is None:
         return None
     return AlertRoute(mapped.runbook, severity or mapped.severity)
+
+
+def cancel_on_resolve(labels: Mapping[str, str], annotations: Mapping[str, str]) -> bool:
+    """Whether the alert's resolution should cancel the incident's pending steps (label, else annotation)."""
+    value = labels.get(CANCEL_ON_RESOLVE) or annotations.get(CANCEL_ON_RESOLVE) or ""
+    return value.strip().lower() == "true"
 
 
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")

@@ -1,7 +1,9 @@
 """The operator's own Prometheus metrics, on a registry owned by the Runtime (never the global one).
 
 One object per process keeps names and labels in one place; label values are bounded enums or object
-names, never free text, and never secrets.
+names, never free text, and never secrets. Counters whose label values are known in advance are created
+at 0 on start (the prometheus_client habit): a series that first appears already at 1 shows no step to
+`increase()`, so the alert on it would miss the first event after every restart.
 """
 
 from __future__ import annotations
@@ -9,6 +11,15 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
+from tradesense_operator.api.v1alpha1.incident import Severity
+
+# Bounded label values known before the first event. The bridge's outcomes are literals because services/
+# imports this module; a test keeps them equal to AlertOutcome and to what bridge/server.py answers.
+BRIDGE_ALERT_OUTCOMES = ("created", "updated", "resolved", "resolved-without-incident", "unknown", "namespace-missing")
+BRIDGE_REQUEST_OUTCOMES = (
+    "accepted", "too-large", "rate-limited", "token-unavailable", "not-configured", "unauthorized", "malformed-json",
+    "invalid-payload", "bad-mapping", "api-unavailable", "api-error",
+)
 STEP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 
 
@@ -40,7 +51,8 @@ class OperatorMetrics:
             ["namespace", "deployment"], registry=r,
         )
         self.escalations = Counter(
-            "tradesense_operator_escalations", "Incidents escalated past respondBy.", ["severity"], registry=r
+            "tradesense_operator_escalations", "Incidents escalated: respondBy passed unresolved, or the incident failed.",
+            ["severity"], registry=r,
         )
         self.bridge_requests = Counter(
             "tradesense_operator_bridge_requests", "Alertmanager webhook requests by outcome.", ["outcome"], registry=r
@@ -48,6 +60,11 @@ class OperatorMetrics:
         self.bridge_alerts = Counter(
             "tradesense_operator_bridge_alerts", "Alerts received by the bridge, by what was done with them.",
             ["outcome"], registry=r,
+        )
+        self.bridge_invalid_runbook = Counter(
+            "tradesense_operator_bridge_invalid_runbook",
+            "Firing alerts whose runbook label names no runbook an alert may start (the alert-name route is used).",
+            registry=r,
         )
         self.backup_last_success = Gauge(
             "tradesense_operator_backup_last_success_timestamp_seconds", "Finish time of the newest successful backup.",
@@ -72,6 +89,17 @@ class OperatorMetrics:
             "tradesense_operator_scaling_evaluations", "ScalingPolicy evaluations by outcome.",
             ["namespace", "policy", "outcome"], registry=r,
         )
+
+        self._precreate()
+
+    def _precreate(self) -> None:
+        """Every series with a bounded, known label set, at 0 (see the module docstring)."""
+        for severity in Severity:
+            self.escalations.labels(severity=severity.value)
+        for outcome in BRIDGE_REQUEST_OUTCOMES:
+            self.bridge_requests.labels(outcome)
+        for outcome in BRIDGE_ALERT_OUTCOMES:
+            self.bridge_alerts.labels(outcome)
 
     def render(self) -> bytes:
         """Prometheus text exposition of every metric."""

@@ -34,10 +34,13 @@ from tradesense_operator.domain.alerts import (
     ALERTNAME_LABEL,
     DEFAULT_ROUTES,
     FINGERPRINT_LABEL,
+    INVALID_RUNBOOK_ANNOTATION,
     AlertRoute,
     MappingError,
+    cancel_on_resolve,
     dns_label,
     incident_name,
+    invalid_runbook,
     label_value,
     parse_routes,
     route_alert,
@@ -70,6 +73,7 @@ class AlertResult:
     alertname: str
     outcome: AlertOutcome
     incident: str | None = None
+    namespace: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,26 +125,35 @@ class AlertService:
         existing = await self._incidents_for(namespace, alert.fingerprint)
         if alert.status == "resolved":
             if not existing:
-                return AlertResult(alert.fingerprint, alertname, AlertOutcome.RESOLVED_UNKNOWN)
+                return AlertResult(alert.fingerprint, alertname, AlertOutcome.RESOLVED_UNKNOWN, None, namespace)
             newest = existing[-1]
             await self._mark_resolved(newest)
-            return AlertResult(alert.fingerprint, alertname, AlertOutcome.RESOLVED, newest["metadata"]["name"])
+            return AlertResult(alert.fingerprint, alertname, AlertOutcome.RESOLVED, newest["metadata"]["name"],
+                               namespace)
+        bad_runbook = invalid_runbook(alert.labels, alert.annotations)
+        if bad_runbook is not None:
+            # Counted and logged on every firing notification so the alert on it stays up until the rule is fixed.
+            self._runtime.metrics.bridge_invalid_runbook.inc()
+            log.warning("alert %s (fingerprint %s) has runbook label %r, which names no runbook an alert may start; "
+                        "%s", label_value(alertname), alert.fingerprint, label_value(bad_runbook)[:63],
+                        f"falling back to the alert-name route ({route.runbook.value})" if route
+                        else "no alert-name route either, nothing created")
         if route is None:
-            log.info("alert %s (fingerprint %s) maps to no runbook; recorded, nothing created",
-                     label_value(alertname), alert.fingerprint)
-            return AlertResult(alert.fingerprint, alertname, AlertOutcome.UNKNOWN)
+            return AlertResult(alert.fingerprint, alertname, AlertOutcome.UNKNOWN, None, namespace)
         open_incidents = [i for i in existing if (i.get("status") or {}).get("phase") not in TERMINAL_PHASES]
         if open_incidents:
             name = open_incidents[-1]["metadata"]["name"]
             await self._touch(namespace, name, alert)
-            return AlertResult(alert.fingerprint, alertname, AlertOutcome.UPDATED, name)
+            return AlertResult(alert.fingerprint, alertname, AlertOutcome.UPDATED, name, namespace)
         name = incident_name(route.runbook, alert.fingerprint, int(alert.starts_at.timestamp()))
         body = self._incident_body(name, namespace, alert, route, config.target)
+        if bad_runbook is not None:
+            body["metadata"]["annotations"][INVALID_RUNBOOK_ANNOTATION] = bad_runbook[:256]
         try:
             await self._runtime.kube.create(INCIDENTS, body, namespace)
         except Conflict:
             await self._touch(namespace, name, alert)
-            return AlertResult(alert.fingerprint, alertname, AlertOutcome.UPDATED, name)
+            return AlertResult(alert.fingerprint, alertname, AlertOutcome.UPDATED, name, namespace)
         except NotFound:
             if await self._runtime.kube.get_or_none(NAMESPACES, namespace) is not None:
                 raise  # the namespace exists, so the CRD is missing: a 5xx makes Alertmanager retry later
@@ -148,8 +161,8 @@ class AlertService:
             # incident elsewhere would remediate the wrong workloads. Recorded and counted like an unknown alert.
             log.warning("alert %s (fingerprint %s) names namespace %s, which does not exist; nothing created",
                         label_value(alertname), alert.fingerprint, namespace)
-            return AlertResult(alert.fingerprint, alertname, AlertOutcome.NO_NAMESPACE)
-        return AlertResult(alert.fingerprint, alertname, AlertOutcome.CREATED, name)
+            return AlertResult(alert.fingerprint, alertname, AlertOutcome.NO_NAMESPACE, None, namespace)
+        return AlertResult(alert.fingerprint, alertname, AlertOutcome.CREATED, name, namespace)
 
     async def _incidents_for(self, namespace: str, fingerprint: str) -> list[dict[str, Any]]:
         items = await self._runtime.kube.list(
@@ -171,7 +184,7 @@ class AlertService:
                 alertname=alert.labels.get("alertname", "")[:256] or None,
                 url=alert.generator_url[:2048] or None,
             ),
-            cancel_on_alert_resolved=alert.annotations.get("cancel_on_resolve", "").lower() == "true",
+            cancel_on_alert_resolved=cancel_on_resolve(alert.labels, alert.annotations),
         )
         now = self._runtime.clock.now().isoformat()
         return {

@@ -1,4 +1,5 @@
-"""A real Alertmanager (Debian package `prometheus-alertmanager`) routing every alert to one webhook.
+"""A real Alertmanager (Debian package `prometheus-alertmanager`) routing every alert to one webhook, or
+running a configuration the test supplies (e.g. the shipped routing tree with loopback addresses).
 
 Grouping intervals are seconds instead of minutes so an alert reaches the webhook promptly in tests;
 clustering is disabled (an empty `--cluster.listen-address`) so no gossip port is opened.
@@ -7,7 +8,7 @@ clustering is disabled (an empty `--cluster.listen-address`) so no gossip port i
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from tradesense_sandbox.servers.process import ServerProcess, require_binary
 
 
 class AlertmanagerServer(ServerProcess):
-    """`prometheus-alertmanager` with a generated config: one route to one webhook receiver."""
+    """`prometheus-alertmanager` with a generated config (one route to one webhook receiver) or a given one."""
 
     name = "alertmanager"
 
@@ -33,6 +34,7 @@ class AlertmanagerServer(ServerProcess):
         repeat_interval: str = "1m",
         resolve_timeout: str = "1m",
         send_resolved: bool = True,
+        config: Mapping[str, Any] | None = None,
         binary: str = "/usr/bin/prometheus-alertmanager",
         port: int | None = None,
         startup_timeout: float = 30.0,
@@ -46,6 +48,7 @@ class AlertmanagerServer(ServerProcess):
         self.repeat_interval = repeat_interval
         self.resolve_timeout = resolve_timeout
         self.send_resolved = send_resolved
+        self._config = dict(config) if config is not None else None
         super().__init__(port=port, startup_timeout=startup_timeout)
 
     @property
@@ -64,7 +67,12 @@ class AlertmanagerServer(ServerProcess):
         return self.workdir / "alertmanager.yml"
 
     def config(self) -> dict[str, Any]:
-        """The configuration as data; the bearer token is referenced by file, never inlined."""
+        """The configuration as data; the bearer token is referenced by file, never inlined.
+
+        A `config` given to the constructor is used as it is (its credentials files are the caller's).
+        """
+        if self._config is not None:
+            return self._config
         receiver: dict[str, Any] = {"name": "webhook"}
         if self.webhook_url is not None:
             webhook: dict[str, Any] = {"url": self.webhook_url, "send_resolved": self.send_resolved, "max_alerts": 0}

@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ class PrometheusServer(ServerProcess):
         rule_files: Sequence[str | Path] = (),
         alertmanagers: Sequence[str] = (),
         job_name: str = "tradesense",
+        target_labels: Mapping[str, Mapping[str, str]] | None = None,
         metrics_path: str = "/metrics",
         external_labels: dict[str, str] | None = None,
         binary: str = "/usr/bin/prometheus",
@@ -54,6 +55,8 @@ class PrometheusServer(ServerProcess):
         self.rule_files = [Path(p) for p in rule_files]
         self.alertmanagers = list(alertmanagers)
         self.job_name = job_name
+        # Labels per target, as Kubernetes service discovery would attach them (e.g. {"host:port": {"namespace": "a"}}).
+        self.target_labels = {target: dict(labels) for target, labels in (target_labels or {}).items()}
         self.metrics_path = metrics_path
         self.external_labels = dict(external_labels or {})
         super().__init__(port=port, startup_timeout=startup_timeout)
@@ -94,7 +97,7 @@ class PrometheusServer(ServerProcess):
                 {
                     "job_name": self.job_name,
                     "metrics_path": self.metrics_path,
-                    "static_configs": [{"targets": self.targets}],
+                    "static_configs": self._static_configs(),
                 }
             ],
             "rule_files": [str(rules_dir / f"{i:02d}-{p.name}") for i, p in enumerate(self.rule_files)],
@@ -104,6 +107,14 @@ class PrometheusServer(ServerProcess):
         if self.alertmanagers:
             config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": self.alertmanagers}]}]}
         return config
+
+    def _static_configs(self) -> list[dict[str, Any]]:
+        plain = [t for t in self.targets if t not in self.target_labels]
+        configs: list[dict[str, Any]] = [{"targets": plain}] if plain or not self.target_labels else []
+        for target in self.targets:
+            if target in self.target_labels:
+                configs.append({"targets": [target], "labels": self.target_labels[target]})
+        return configs
 
     def _write_config(self) -> None:
         # Rule files are copied in, so a test may delete or rewrite its originals while Prometheus runs.

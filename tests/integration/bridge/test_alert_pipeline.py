@@ -56,7 +56,7 @@ def fast_rules(source: Path, target: Path) -> Path:
     document = yaml.safe_load(source.read_text(encoding="utf-8"))
     for group in document["groups"]:
         for rule in group["rules"]:
-            rule["expr"] = re.sub(r"\[\d+[smhdwy]\]", FAST_WINDOW, rule["expr"])
+            rule["expr"] = re.sub(r"\[\d+[smhdwy]\]", FAST_WINDOW, rule["expr"])  # recording rules too
             if "for" in rule:
                 rule["for"] = "0s"
     target.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
@@ -108,7 +108,7 @@ async def test_high_error_rate_alert_runs_one_incident_that_rolls_back_and_recor
     )
     operator_target = f"127.0.0.1:{operator.port}"  # Prometheus scrapes the operator's /metrics too
     prometheus = prometheus_factory(
-        [standin_app.target, operator_target],
+        [standin_app.target, operator_target], job_name="tradesense-backend",  # the job SiteDown watches
         rule_files=[fast_rules(SHIPPED_RULES, tmp_path / "tradesense.rules.yaml")],
         alertmanagers=[alertmanager.target], scrape_interval="1s", evaluation_interval="1s",
     )

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.integration.bridge.conftest import (
@@ -32,6 +34,7 @@ from tradesense_operator.domain.alerts import (
     ALERT_STATUS_ANNOTATION,
     ALERTNAME_LABEL,
     FINGERPRINT_LABEL,
+    INVALID_RUNBOOK_ANNOTATION,
 )
 
 SAMPLE_ROUTES = Path(__file__).resolve().parents[3] / "deploy" / "samples" / "alert-routes.yaml"
@@ -204,6 +207,44 @@ async def test_unknown_alert_is_recorded_and_answered_200_without_creating(bridg
     assert nonsense.outcomes == ["unknown"]
     assert bridge.incidents() == []
     assert await bridge.metric("tradesense_operator_bridge_alerts_total", outcome="unknown") == 2
+    assert await bridge.metric("tradesense_operator_bridge_invalid_runbook_total") == 1
+
+
+async def test_mistyped_runbook_label_falls_back_to_the_alert_name_route_and_is_recorded(bridge: Bridge) -> None:
+    reply = await bridge.post(notification(alert("HighErrorRate", labels={"runbook": "hihg-error-rate"})))
+
+    assert reply.outcomes == ["created"]
+    [incident] = bridge.incidents()
+    assert incident["spec"]["runbook"] == "high-error-rate"  # the alert-name route, not nothing
+    assert incident["metadata"]["annotations"][INVALID_RUNBOOK_ANNOTATION] == "hihg-error-rate"
+    assert await bridge.metric("tradesense_operator_bridge_invalid_runbook_total") == 1
+    # a valid label is not counted
+    await bridge.post(notification(alert("DiskSpaceLow", fingerprint="bb22", labels={"runbook": "disk-space-low"})))
+    assert await bridge.metric("tradesense_operator_bridge_invalid_runbook_total") == 1
+
+
+async def test_every_decision_is_one_audit_log_line(bridge: Bridge, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="tradesense_operator.bridge.server")
+    payload = notification(
+        alert("HighErrorRate", fingerprint="aaaa000000000001"),
+        alert("NobodyMappedThis", fingerprint="aaaa000000000002"),
+        alert("CacheHitRateLow", fingerprint="aaaa000000000003", labels={"namespace": "Nowhere"}),
+    )
+
+    reply = await bridge.post(payload)
+
+    created = reply.body["alerts"][0]["incident"]
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("alert decision:")]
+    ns = bridge.namespace
+    expected = [
+        (f"alert decision: alertname=HighErrorRate fingerprint=aaaa000000000001 outcome=created namespace={ns} "
+        f"incident={created}"),
+        (f"alert decision: alertname=NobodyMappedThis fingerprint=aaaa000000000002 outcome=unknown namespace={ns} "
+        "incident=-"),
+        ("alert decision: alertname=CacheHitRateLow fingerprint=aaaa000000000003 outcome=namespace-missing "
+        "namespace=nowhere incident=-"),
+    ]
+    assert lines == expected
 
 
 async def test_firing_alert_creates_one_incident_with_runbook_severity_labels_and_source(bridge: Bridge) -> None:
@@ -332,6 +373,16 @@ async def test_resolved_with_cancel_on_resolve_cancels_the_open_incident(bridge:
     [incident] = bridge.incidents()
     assert incident["spec"]["cancel"] is True
     assert incident["metadata"]["annotations"][ALERT_STATUS_ANNOTATION] == "resolved"
+
+
+async def test_cancel_on_resolve_as_a_rule_label_cancels_too(bridge: Bridge) -> None:
+    """The shipped rules set it as a label (per rule); the annotation form above keeps working."""
+    await bridge.post(notification(alert(labels={"cancel_on_resolve": "true"})))
+    await bridge.post(notification(alert(status="resolved", labels={"cancel_on_resolve": "true"})))
+
+    [incident] = bridge.incidents()
+    assert incident["spec"]["cancelOnAlertResolved"] is True
+    assert incident["spec"]["cancel"] is True
 
 
 async def test_resolved_after_the_incident_finished_does_not_cancel(bridge: Bridge) -> None:

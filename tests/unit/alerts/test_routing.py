@@ -11,8 +11,10 @@ from tradesense_operator.domain.alerts import (
     DEFAULT_ROUTES,
     AlertRoute,
     MappingError,
+    cancel_on_resolve,
     dns_label,
     incident_name,
+    invalid_runbook,
     label_value,
     parse_routes,
     route_alert,
@@ -105,3 +107,31 @@ def test_incident_name_is_deterministic_per_firing() -> None:
     assert a == incident_name(Runbook.HIGH_ERROR_RATE, "d1a2b3c4d5e6f708", 1_764_000_000)
     assert a != incident_name(Runbook.HIGH_ERROR_RATE, "d1a2b3c4d5e6f708", 1_764_000_060)
     assert DNS_LABEL.match(a)
+
+
+@pytest.mark.parametrize("bad", ["hihg-error-rate", "custom", " nonsense "])
+def test_mistyped_runbook_label_falls_back_to_the_alert_name_route_and_is_reported(bad: str) -> None:
+    labels = {"alertname": "HighErrorRate", "runbook": bad, "severity": "critical"}
+    assert route_alert(labels, {}, DEFAULT_ROUTES) == AlertRoute(Runbook.HIGH_ERROR_RATE, Severity.P1)
+    assert invalid_runbook(labels, {}) == bad.strip()
+
+
+def test_valid_or_absent_runbook_label_is_not_reported() -> None:
+    assert invalid_runbook({"runbook": "site-down"}, {}) is None
+    assert invalid_runbook({"alertname": "HighErrorRate"}, {}) is None
+    assert invalid_runbook({}, {"runbook": "nope"}) == "nope"
+
+
+@pytest.mark.parametrize(
+    ("labels", "annotations", "expected"),
+    [
+        ({"cancel_on_resolve": "true"}, {}, True),
+        ({"cancel_on_resolve": "false"}, {"cancel_on_resolve": "true"}, False),  # the rule's label wins
+        ({}, {"cancel_on_resolve": "True"}, True),
+        ({}, {}, False),
+    ],
+)
+def test_cancel_on_resolve_reads_the_label_then_the_annotation(
+    labels: dict[str, str], annotations: dict[str, str], expected: bool
+) -> None:
+    assert cancel_on_resolve(labels, annotations) is expected
