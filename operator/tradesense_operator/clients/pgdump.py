@@ -210,6 +210,37 @@ def start_dump(
     return ToolProcess("pg_dump", args, target, stdin=False, stdout=True)
 
 
+def _run(process: ToolProcess) -> None:
+    """Wait for a tool that reads and writes files itself; a cancelled wait kills it."""
+    try:
+        process.wait()
+    except BaseException:
+        process.kill()
+        raise
+
+
+def dump_directory(
+    target: PgTarget, directory: Path, *, jobs: int, compression_level: int, snapshot: str | None = None
+) -> None:
+    """`pg_dump -Fd -j N -Z level` into `directory` (absent or empty): one file per table, N tables at a time."""
+    args = ["--no-password", "--format=directory", f"--jobs={jobs}", f"--compress={compression_level}",
+            f"--file={directory}"]
+    if snapshot:
+        args.append(f"--snapshot={snapshot}")
+    args.append(target.dbname)
+    _run(ToolProcess("pg_dump", args, target, stdin=False, stdout=False))
+
+
+def restore_directory(target: PgTarget, directory: Path, *, jobs: int) -> None:
+    """`pg_restore -j N` of a directory archive, stopping at the first error.
+
+    Parallel restore cannot be one transaction (each job has its own session): a failure leaves a
+    partly restored database, which the callers drop (scratch restores) or redo (the restore procedure).
+    """
+    args = ["--no-password", "--exit-on-error", f"--jobs={jobs}", "-d", target.dbname, str(directory)]
+    _run(ToolProcess("pg_restore", args, target, stdin=False, stdout=False))
+
+
 def _feed(process: ToolProcess, chunks: Iterable[bytes]) -> None:
     try:
         for chunk in chunks:

@@ -123,8 +123,12 @@ def restore_database_sync(
     *,
     stamp: str,
     safety_backup_id: str | None,
+    workers: int | None = None,
 ) -> RestoreReport:
-    """Drop, recreate, restore and ANALYZE `target.dbname` from `manifest`; resumable after a crash."""
+    """Drop, recreate, restore and ANALYZE `target.dbname` from `manifest`; resumable after a crash.
+
+    `workers`: pg_restore -j for directory-format backups (default: the CPUs available).
+    """
     name = target.dbname
     done = _marker("restored", stamp, manifest.id)
     in_progress = _marker("restoring", stamp, manifest.id)
@@ -144,7 +148,7 @@ def restore_database_sync(
         pgdump.drop_database(target, name)
     pgdump.create_database(target, name, comment=in_progress)
     try:
-        dump_pipeline.restore_into(target, store, manifest)
+        dump_pipeline.restore_into(target, store, manifest, workers=workers)
     except IntegrityError as exc:  # the file changed since it was checked; the transaction was rolled back
         raise RestoreRefused(f"backup {manifest.id} failed its checksum during the restore: {exc}") from exc
     pgdump.analyze(target)
