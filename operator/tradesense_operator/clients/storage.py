@@ -432,16 +432,8 @@ class _S3TreeWriter:
 
     def _upload(self, file: Path) -> None:
         member = f"{self._name}/{file.name}"
-        writer = self._store.open_writer(member)
         self._uploaded.append(member)
-        try:
-            with file.open("rb") as handle:
-                while chunk := handle.read(READ_CHUNK):
-                    writer.write(chunk)
-            writer.commit()
-        except BaseException:
-            writer.abort()
-            raise
+        self._store.upload_file(member, file)
 
     def commit(self) -> None:
         files = sorted(p for p in self._temp.iterdir() if p.is_file())
@@ -509,6 +501,18 @@ class S3Store:
     def local_tree(self, name: str) -> Path | None:
         _check_name(name)
         return None  # objects: the caller downloads (and checks) each file
+
+    def upload_file(self, name: str, path: Path) -> None:
+        """Upload a local file as `name` (a tree's member: no existence check, the tree was new)."""
+        writer = _S3Writer(self._client, self._loc.bucket, self._key(name))
+        try:
+            with path.open("rb") as handle:
+                while chunk := handle.read(READ_CHUNK):
+                    writer.write(chunk)
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
 
     def read_chunks(self, name: str, chunk_size: int = READ_CHUNK) -> Iterator[bytes]:
         key = self._key(name)
