@@ -75,7 +75,7 @@ def test_damaged_zstd_file_is_detected(source_db: PgTarget, store: FilesystemSto
     assert bad.verification is not None
     assert bad.verification.integrity is False
     # even with a manifest rewritten to match, the content check itself finds it
-    with pytest.raises(IntegrityError, match="zstd data is (corrupt|truncated)|trailing"):
+    with pytest.raises(IntegrityError, match=r"zstd data is (corrupt|truncated)|trailing"):
         list(unzstd_chunks(iter([bytes(data)])))
 
 
