@@ -2,7 +2,8 @@
 
 Covers: a .sql.zst is what `zstd -dc | psql` reads; a damaged, truncated or padded zstd file is detected;
 a directory backup is one tree with a sha256 per file in the manifest, restores to identical tables from
-the filesystem and from S3, and a damaged or missing file is named by verification and refused by the
+the filesystem and from S3 (big tables split over several COPY sessions, all or none committing), and a
+damaged or missing file is named by verification and refused by the
 restore before anything is restored; a failed directory dump leaves nothing; retention counts and deletes
 backups of every format alike (trees included) and the sweep removes partial and orphaned trees.
 """
@@ -26,7 +27,7 @@ from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import FilesystemStore, S3Store
 from tradesense_operator.domain.backups.manifest import files_digest
 from tradesense_operator.domain.clock import ManualClock
-from tradesense_operator.services.backups import dump_pipeline, restore
+from tradesense_operator.services.backups import dump_pipeline, parallel_load, restore
 from tradesense_operator.services.backups.dump_pipeline import BackupFailed, BackupRequest, IntegrityError
 from tradesense_operator.services.backups.restore import RestoreRefused
 from tradesense_operator.services.backups.retention import apply_retention, sweep_leftovers
@@ -219,3 +220,41 @@ def test_sweep_removes_partial_and_orphaned_trees_once_old(source_db: PgTarget, 
     assert not partial.exists()
     assert not orphan.exists()
     assert [m.id for m in dump_pipeline.list_backups(store)] == [kept.id]
+
+
+def test_big_tables_load_split_over_several_sessions(source_db: PgTarget, store: FilesystemStore, clock: ManualClock,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel_load, "SPLIT_MIN_BYTES", 1)  # every table counts as big
+    monkeypatch.setattr(parallel_load, "BLOCK", 4096)  # many blocks per table, dealt to both sessions
+    manifest = dump_pipeline.run_backup(store, BackupRequest(source_db, "tradesense", BackupFormat.DIRECTORY),
+                                        clock=clock)
+    copy = restored_copy(source_db, "_split")
+    dump_pipeline.restore_into(copy, store, manifest, workers=2)
+    assert table_checksums(copy) == table_checksums(source_db)
+    with psycopg.connect(host=copy.host, user=copy.user, dbname=copy.dbname) as conn:  # post-data ran after the load
+        constraints = conn.execute("SELECT conname FROM pg_constraint WHERE conrelid = 'trades'::regclass "
+                                   "ORDER BY 1").fetchall()
+    assert ("trades_pkey",) in constraints
+    assert ("trades_user_id_fkey",) in constraints
+
+
+def test_a_failing_split_session_commits_nothing(source_db: PgTarget, store: FilesystemStore, clock: ManualClock,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel_load, "SPLIT_MIN_BYTES", 1)
+    monkeypatch.setattr(parallel_load, "BLOCK", 4096)
+    manifest = dump_pipeline.run_backup(store, BackupRequest(source_db, "tradesense", BackupFormat.DIRECTORY,
+                                                             compression_level=0), clock=clock)
+    tree = store.root / manifest.file_name
+    listing = pgdump.archive_listing(tree)
+    trades = next(e for e in parallel_load.table_data_entries(listing) if e.table == "trades")
+    data = tree / f"{trades.dump_id}.dat"
+    rows = data.read_bytes().split(b"\n")
+    row = rows[len(rows) // 2].split(b"\t")
+    row[4] = b"-1"  # quantity > 0 is violated half-way through the table
+    rows[len(rows) // 2] = b"\t".join(row)
+    data.write_bytes(b"\n".join(rows))
+    copy = restored_copy(source_db, "_fail")
+    with pytest.raises(pgdump.ToolFailed, match="quantity|check constraint"):
+        parallel_load.restore_split(copy, tree, workers=2)
+    with psycopg.connect(host=copy.host, user=copy.user, dbname=copy.dbname) as conn:
+        assert conn.execute("SELECT count(*) FROM trades").fetchone() == (0,)  # neither session committed

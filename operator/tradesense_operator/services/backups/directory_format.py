@@ -25,6 +25,7 @@ from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import READ_CHUNK, BackupStore
 from tradesense_operator.domain.backups.manifest import BackupManifest, StoredFile, files_digest
 from tradesense_operator.services.backups.errors import IntegrityError
+from tradesense_operator.services.backups.parallel_load import restore_split
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ def check_tree(store: BackupStore, manifest: BackupManifest, *, workers: int) ->
 
 
 def restore_tree(target: PgTarget, store: BackupStore, manifest: BackupManifest, *, workers: int) -> None:
-    """Check every file, then `pg_restore -j workers` into the existing (empty) database.
+    """Check every file, then restore with `workers` sessions (parallel_load) into the existing (empty) database.
 
     On the filesystem pg_restore reads the checked tree in place; from S3 the files are checked while
     they download into a temporary directory (the restore needs local space for the compressed backup).
@@ -162,8 +163,8 @@ def restore_tree(target: PgTarget, store: BackupStore, manifest: BackupManifest,
         raise IntegrityError(f"{manifest.id}: {exc}") from exc
     if local is not None:
         _check_files(store, manifest, workers=workers, into=None)
-        pgdump.restore_directory(target, local, jobs=workers)
+        restore_split(target, local, workers=workers)
         return
     with tempfile.TemporaryDirectory(prefix=f"tso-restore-{manifest.id}-") as staging:
         _check_files(store, manifest, workers=workers, into=Path(staging))
-        pgdump.restore_directory(target, Path(staging), jobs=workers)
+        restore_split(target, Path(staging), workers=workers)
