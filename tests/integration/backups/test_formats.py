@@ -254,7 +254,7 @@ def test_a_failing_split_session_commits_nothing(source_db: PgTarget, store: Fil
     rows[len(rows) // 2] = b"\t".join(row)
     data.write_bytes(b"\n".join(rows))
     copy = restored_copy(source_db, "_fail")
-    with pytest.raises(pgdump.ToolFailed, match="quantity|check constraint"):
+    with pytest.raises(pgdump.ToolFailed, match=r"quantity|check constraint"):
         parallel_load.restore_split(copy, tree, workers=2)
     with psycopg.connect(host=copy.host, user=copy.user, dbname=copy.dbname) as conn:
         assert conn.execute("SELECT count(*) FROM trades").fetchone() == (0,)  # neither session committed
