@@ -1,20 +1,26 @@
 """data-corruption and restore-database runbooks with the faster backup formats (plain-zstd, directory): the
-procedure around the restore is unchanged — writes stopped, clean backup checked and a safety copy taken, the
+procedure around the restore is unchanged — writes stopped, clean backup checked and a safety copy taken (in
+the policy's format), the
 destructive steps only when approved — and the database comes back to exactly the backed-up rows."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from tests.integration.incidents.conftest import TradesenseEnv
 from tradesense_operator.api.v1alpha1.backup import BackupFormat
+from tradesense_operator.clients.storage import FilesystemStore
+from tradesense_operator.services.backups import dump_pipeline
 from tradesense_operator.services.step_adapters.base import Outcome
 
 FORMATS = [BackupFormat.PLAIN_ZSTD, BackupFormat.DIRECTORY]
 
 
 @pytest.mark.parametrize("backup_policy", FORMATS, indirect=True)
-async def test_data_corruption_restores_from_the_policys_format(tradesense: TradesenseEnv, backup_policy: str) -> None:
+async def test_data_corruption_restores_from_the_policys_format(tradesense: TradesenseEnv, backup_policy: str,
+                                                                tmp_path: Path, request: pytest.FixtureRequest) -> None:
     env = tradesense
     clean = env.snapshot()
     env.corrupt_data()
@@ -22,6 +28,10 @@ async def test_data_corruption_restores_from_the_policys_format(tradesense: Trad
     results = await env.run_plan(spec, skip=("start-traffic", "writable", "backend-rollout", "smoke-test"))
     assert env.env_of("backend")["READ_ONLY"] == "true"
     found = results["find-clean-backup"].evidence
+    store = FilesystemStore(tmp_path / "backups")  # the policy's store (the backup_policy fixture's)
+    fmt = request.node.callspec.params["backup_policy"]
+    assert dump_pipeline.find_backup(store, found["backupId"]).format is fmt
+    assert dump_pipeline.find_backup(store, found["safetyBackupId"]).format is fmt  # a fast safety copy too
     assert "restore" not in results  # destructive: not without approval
     assert env.snapshot() != clean
 
