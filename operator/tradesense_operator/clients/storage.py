@@ -20,7 +20,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,9 +142,24 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _publish(temp: Path, final: Path, *, durable: Callable[[], None], abort: Callable[[], None]) -> None:
+    """Make `temp` (a file or a tree) durable, then rename it to `final`, never over an existing name."""
+    try:
+        durable()
+        if final.exists():
+            raise Conflict(f"{final.name} already exists")  # noqa: TRY301  (same cleanup as OSError)
+        temp.rename(final)
+        _fsync_dir(final.parent)
+    except OSError as exc:
+        abort()
+        raise Unavailable(f"committing {final.name}: {exc.strerror}") from exc
+    except Conflict:
+        abort()
+        raise
+
+
 class _FileWriter:
     def __init__(self, directory: Path, name: str) -> None:
-        self._dir = directory
         self._final = directory / name
         self._temp = directory / f".{name}{PARTIAL_MARKER}{secrets.token_hex(6)}"
         self._fd: int | None = os.open(self._temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -164,21 +179,14 @@ class _FileWriter:
     def commit(self) -> None:
         if self._fd is None:
             raise ClientError("commit after abort")
-        try:
-            os.fsync(self._fd)
-            os.close(self._fd)
-            self._fd = None
-            if self._final.exists():
-                raise Conflict(f"{self._final.name} already exists")  # noqa: TRY301  (same cleanup as OSError)
-            self._temp.rename(self._final)
-            _fsync_dir(self._dir)
-        except OSError as exc:
-            self.abort()
-            raise Unavailable(f"committing {self._final.name}: {exc.strerror}") from exc
-        except Conflict:
-            self.abort()
-            raise
+        _publish(self._temp, self._final, durable=self._sync_and_close, abort=self.abort)
         self._done = True
+
+    def _sync_and_close(self) -> None:
+        assert self._fd is not None
+        os.fsync(self._fd)
+        os.close(self._fd)
+        self._fd = None
 
     def abort(self) -> None:
         if self._fd is not None:
@@ -192,7 +200,6 @@ class _FileWriter:
 
 class _DirectoryTreeWriter:
     def __init__(self, directory: Path, name: str) -> None:
-        self._dir = directory
         self._final = directory / name
         self._temp = directory / f".{name}{PARTIAL_MARKER}{secrets.token_hex(6)}"
         self._temp.mkdir(mode=0o700)
@@ -203,25 +210,17 @@ class _DirectoryTreeWriter:
         return self._temp
 
     def commit(self) -> None:
-        try:
-            for entry in sorted(self._temp.iterdir()):
-                fd = os.open(entry, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            _fsync_dir(self._temp)
-            if self._final.exists():
-                raise Conflict(f"{self._final.name} already exists")  # noqa: TRY301  (same cleanup as OSError)
-            self._temp.rename(self._final)
-            _fsync_dir(self._dir)
-        except OSError as exc:
-            self.abort()
-            raise Unavailable(f"committing {self._final.name}: {exc.strerror}") from exc
-        except Conflict:
-            self.abort()
-            raise
+        _publish(self._temp, self._final, durable=self._sync_files, abort=self.abort)
         self._done = True
+
+    def _sync_files(self) -> None:
+        for entry in sorted(self._temp.iterdir()):
+            fd = os.open(entry, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(self._temp)
 
     def abort(self) -> None:
         if not self._done:
