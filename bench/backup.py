@@ -2,7 +2,8 @@
 
 One run, one generated database of the runbook schema (default ~100 MB on disk, `--size-mb 1024` or
 TSO_BENCH_SIZE_MB=1024 for 1 GB), loaded with COPY by the sandbox's generator on the shared PostgreSQL
-(a uniquely named database, dropped at the end). Measured, best of `--rounds` alternating rounds:
+(a uniquely named database, dropped at the end). Measured in `--rounds` rounds, every run paired with its
+baseline run just before it (so a load spike on a shared machine hits both; ratios are medians of pairs):
 
   limit    `pg_dump -d DB > /dev/null`: the dump itself, nothing stored — no backup can be faster
   runbook  `pg_dump -d DB | gzip -6 > backup.sql.gz` through /bin/sh — the runbook's manual backup
@@ -13,7 +14,7 @@ TSO_BENCH_SIZE_MB=1024 for 1 GB), loaded with COPY by the sandbox's generator on
 Restores (into a fresh database each time): the runbook's `gunzip -c backup.sql.gz | psql` against
 dump_pipeline.restore_into of each format (checksums checked before or while restoring).
 
-Printed per format: backup+verify time with the limit beside it and the ratio limit/time (1.0 = as fast as
+Printed per format: best backup+verify time with the limit beside it and the ratio limit/time (1.0 = as fast as
 the dump alone; goal >= 0.9 for the fastest format), MB of SQL per second, the stored size and the
 compression ratio (plain SQL bytes / stored bytes, the same yardstick for every format), and the
 restore time with its ratio to the runbook's restore (goal <= 0.5 for the fastest).
@@ -26,12 +27,13 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
@@ -53,14 +55,35 @@ MB = 1024 * 1024
 
 @dataclass
 class Result:
-    """Best backup+verify time of one pipeline, its sizes, and its best restore time."""
+    """One pipeline's rounds, each paired with its baseline measured just before it (same load)."""
 
     name: str
-    seconds: float = float("inf")
-    raw_bytes: int = 0
+    backups: list[tuple[float, float]] = field(default_factory=list)  # (limit, backup+verify)
+    restores: list[tuple[float, float]] = field(default_factory=list)  # (runbook restore, restore)
     stored_bytes: int = 0
-    restore_seconds: float = float("inf")
 
+    @property
+    def seconds(self) -> float:
+        return min(t for _, t in self.backups)
+
+    @property
+    def limit(self) -> float:
+        """The limit measured next to the best backup."""
+        return min(self.backups, key=lambda pair: pair[1])[0]
+
+    @property
+    def backup_ratio(self) -> float:
+        """Median over rounds of limit / backup time (paired, so a load spike hits both)."""
+        return statistics.median(lim / t for lim, t in self.backups)
+
+    @property
+    def restore_seconds(self) -> float:
+        return min(t for _, t in self.restores)
+
+    @property
+    def restore_ratio(self) -> float:
+        """Median over rounds of restore time / runbook restore time."""
+        return statistics.median(t / base for base, t in self.restores)
 
 
 def admin() -> psycopg.Connection[tuple[object, ...]]:
@@ -118,6 +141,13 @@ def timed_restore(target: PgTarget, restore: Callable[[PgTarget], object]) -> fl
         pgdump.drop_database(target, name)
 
 
+def restorer(store: FilesystemStore, manifest: BackupManifest, workers: int | None) -> Callable[[PgTarget], None]:
+    def restore(copy: PgTarget) -> None:
+        dump_pipeline.restore_into(copy, store, manifest, workers=workers)
+
+    return restore
+
+
 def sql_size(dump: Path) -> int:
     out = subprocess.run(f"gzip -dc {dump} | wc -c", shell=True, check=True, capture_output=True, text=True)
     return int(out.stdout.strip())
@@ -143,83 +173,84 @@ def main() -> int:  # noqa: PLR0915  (one linear benchmark script)
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (shared machine: figures vary run to run); "
           f"{version}")
     target = create_database(args.size_mb)
-    limit = Result("limit: pg_dump > /dev/null")
     runbook = Result("runbook: pg_dump | gzip -6 > f")
     formats = {fmt: Result(fmt.value) for fmt in args.formats}
-    manifests: dict[BackupFormat, tuple[FilesystemStore, BackupManifest]] = {}
+    kept: dict[BackupFormat, tuple[float, FilesystemStore, BackupManifest]] = {}
+    limits: list[float] = []
+    sql_bytes = 0
     try:
         with tempfile.TemporaryDirectory(prefix="tso-bench-") as tmp:
             directory = Path(tmp)
             raw_file = directory / "runbook.sql.gz"
             for round_ in range(args.rounds):
-                limit.seconds = min(limit.seconds, limit_dump(target))
-                runbook.seconds = min(runbook.seconds, runbook_backup(target, raw_file))
-                line = [f"round {round_ + 1}: limit {limit.seconds:.2f}s runbook {runbook.seconds:.2f}s"]
+                limits.append(limit_dump(target))
+                runbook.backups.append((limits[-1], runbook_backup(target, raw_file)))
+                line = [f"round {round_ + 1}: limit {limits[-1]:.2f}s runbook {runbook.backups[-1][1]:.2f}s"]
                 for fmt, result in formats.items():
+                    limits.append(limit_dump(target))
                     store = FilesystemStore(directory / f"{fmt.value}-{round_}")
                     seconds, manifest = operator_backup(target, store, fmt, args.workers)
-                    if seconds < result.seconds:
-                        result.seconds = seconds
-                        old = manifests.get(fmt)
-                        manifests[fmt] = (store, manifest)
-                        if old is not None:
-                            old[0].delete(old[1].manifest_name)
-                            old[0].delete(old[1].file_name)
+                    result.backups.append((limits[-1], seconds))
+                    result.stored_bytes = manifest.bytes
+                    best = kept.get(fmt)
+                    discard = best
+                    if best is None or seconds < best[0]:  # keep the best backup of each format for the restores
+                        kept[fmt] = (seconds, store, manifest)
                     else:
-                        store.delete(manifest.manifest_name)
-                        store.delete(manifest.file_name)
-                    result.raw_bytes, result.stored_bytes = manifest.raw_bytes, manifest.bytes
-                    line.append(f"{fmt.value} {seconds:.2f}s")
+                        discard = (seconds, store, manifest)
+                    if discard is not None:
+                        discard[1].delete(discard[2].manifest_name)
+                        discard[1].delete(discard[2].file_name)
+                    line.append(f"limit {limits[-1]:.2f}s {fmt.value} {seconds:.2f}s")
                 print("  ".join(line), flush=True)
-            runbook.raw_bytes, runbook.stored_bytes = sql_size(raw_file), raw_file.stat().st_size
-            limit.raw_bytes = runbook.raw_bytes
+            sql_bytes, runbook.stored_bytes = sql_size(raw_file), raw_file.stat().st_size
+
+            def runbook_restore(copy: PgTarget) -> None:
+                shell(f"gunzip -c {raw_file} | psql -q -X -v ON_ERROR_STOP=1 -d {copy.dbname} >/dev/null", copy)
+
             for round_ in range(args.rounds):
                 line = [f"restore round {round_ + 1}:"]
-                seconds = timed_restore(target, lambda copy: shell(
-                    f"gunzip -c {raw_file} | psql -q -X -v ON_ERROR_STOP=1 -d {copy.dbname} >/dev/null", copy))
-                runbook.restore_seconds = min(runbook.restore_seconds, seconds)
-                line.append(f"runbook {seconds:.2f}s")
                 for fmt, result in formats.items():
-                    store, manifest = manifests[fmt]
-                    seconds = timed_restore(target, lambda copy, s=store, m=manifest: dump_pipeline.restore_into(
-                        copy, s, m, workers=args.workers))
-                    result.restore_seconds = min(result.restore_seconds, seconds)
-                    line.append(f"{fmt.value} {seconds:.2f}s")
+                    base = timed_restore(target, runbook_restore)
+                    _, store, manifest = kept[fmt]
+                    seconds = timed_restore(target, restorer(store, manifest, args.workers))
+                    result.restores.append((base, seconds))
+                    runbook.restores.append((base, base))
+                    line.append(f"runbook {base:.2f}s {fmt.value} {seconds:.2f}s")
                 print("  ".join(line), flush=True)
     finally:
         with admin() as conn:
             for suffix in ("", "_restore"):
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                     sql.Identifier(target.dbname + suffix)))
-    report(limit, runbook, list(formats.values()), args.rounds)
+    report(min(limits), sql_bytes, runbook, list(formats.values()), args.rounds)
     return 0
 
 
-def report(limit: Result, runbook: Result, formats: list[Result], rounds: int) -> None:
+def report(limit: float, sql_bytes: int, runbook: Result, formats: list[Result], rounds: int) -> None:
     print()
-    print(f"{limit.raw_bytes / MB:.0f} MB of SQL; best of {rounds} rounds; backup = dump + sha256 + store + "
-          "integrity verification; restore into an empty database")
+    print(f"{sql_bytes / MB:.0f} MB of SQL; {rounds} rounds; backup = dump + sha256 + store + integrity verification; "
+          "restore into an empty database.")
+    print("Each run is paired with its baseline measured just before it: 'limit' is the pg_dump > /dev/null next to")
+    print("the best backup, 'x limit' the median over rounds of limit/backup, 'x runbook' the median of")
+    print("restore/runbook restore. Best-of times and medians of paired ratios damp the shared machine's noise.")
     header = (f"{'pipeline':32} {'backup':>8} {'limit':>7} {'x limit':>8} {'MB/s':>7} {'stored MB':>10} "
               f"{'ratio':>6} {'restore':>8} {'x runbook':>10}")
     print(header)
     print("-" * len(header))
-    print(f"{limit.name:32} {limit.seconds:7.2f}s {limit.seconds:6.2f}s {1.0:7.2f}x "
-          f"{limit.raw_bytes / MB / limit.seconds:7.1f} {'-':>10} {'-':>6} {'-':>8} {'-':>10}")
-    sql_bytes = limit.raw_bytes  # the plain SQL size: one yardstick for every format (custom's archive hides it)
+    print(f"{'limit: pg_dump > /dev/null':32} {limit:7.2f}s {limit:6.2f}s {1.0:7.2f}x "
+          f"{sql_bytes / MB / limit:7.1f} {'-':>10} {'-':>6} {'-':>8} {'-':>10}")
     for result in [runbook, *formats]:
-        print(f"{result.name:32} {result.seconds:7.2f}s {limit.seconds:6.2f}s {limit.seconds / result.seconds:7.2f}x "
+        print(f"{result.name:32} {result.seconds:7.2f}s {result.limit:6.2f}s {result.backup_ratio:7.2f}x "
               f"{sql_bytes / MB / result.seconds:7.1f} {result.stored_bytes / MB:10.1f} "
-              f"{sql_bytes / result.stored_bytes:6.2f} "
-              f"{result.restore_seconds:7.2f}s {result.restore_seconds / runbook.restore_seconds:9.2f}x")
-    fastest_backup = min(formats, key=lambda r: r.seconds)
-    fastest_restore = min(formats, key=lambda r: r.restore_seconds)
-    backup_ratio = limit.seconds / fastest_backup.seconds
-    restore_ratio = fastest_restore.restore_seconds / runbook.restore_seconds
+              f"{sql_bytes / result.stored_bytes:6.2f} {result.restore_seconds:7.2f}s {result.restore_ratio:9.2f}x")
+    fastest_backup = max(formats, key=lambda r: r.backup_ratio)
+    fastest_restore = min(formats, key=lambda r: r.restore_ratio)
     print()
-    print(f"goal backup+verify >= 0.9x limit: {fastest_backup.name} {backup_ratio:.2f}x "
-          f"({'met' if backup_ratio >= 0.9 else 'NOT met'})")
-    print(f"goal restore <= 0.5x runbook:     {fastest_restore.name} {restore_ratio:.2f}x "
-          f"({'met' if restore_ratio <= 0.5 else 'NOT met'})")
+    print(f"goal backup+verify >= 0.9x limit: {fastest_backup.name} {fastest_backup.backup_ratio:.2f}x "
+          f"({'met' if fastest_backup.backup_ratio >= 0.9 else 'NOT met'})")
+    print(f"goal restore <= 0.5x runbook:     {fastest_restore.name} {fastest_restore.restore_ratio:.2f}x "
+          f"({'met' if fastest_restore.restore_ratio <= 0.5 else 'NOT met'})")
 
 
 if __name__ == "__main__":
