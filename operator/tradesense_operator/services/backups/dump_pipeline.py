@@ -178,7 +178,10 @@ def run_backup(
     started_at = clock.now()
     id_ = _free_id(store, request.label, request.format, started_at)
     name = file_name(id_, request.format)
-    level = effective_level(request.format, request.compression_level)
+    try:
+        level = effective_level(request.format, request.compression_level)
+    except ValueError as exc:
+        raise BackupFailed(f"backup of {request.target.describe()}: {exc}") from exc
     workers = workers or default_workers()
     began = time.monotonic()
     writer: BackupWriter | None = None
@@ -205,7 +208,7 @@ def run_backup(
             dump.kill()
         if writer is not None:
             writer.abort()
-        if isinstance(exc, ClientError | OSError | ValueError):
+        if isinstance(exc, ClientError | OSError | ValueError | IntegrityError):
             raise BackupFailed(f"backup {id_} of {request.target.describe()} failed: {exc}") from exc
         raise
     manifest = BackupManifest(
