@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tradesense_operator.api.v1alpha1.backup import BackupFormat, BackupRecord
-from tradesense_operator.domain.backups.inventory import LockState, bound_inventory, lock_state
 from tradesense_operator.domain.backups.formats import effective_level
+from tradesense_operator.domain.backups.inventory import LockState, bound_inventory, lock_state
 from tradesense_operator.domain.backups.manifest import (
     BackupManifest,
     ManifestError,
