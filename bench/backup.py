@@ -1,20 +1,25 @@
-"""Backup benchmark: the operator's backup against the runbook's raw `pg_dump | gzip > file`, same database.
+"""Backup benchmark: every BackupPolicy format against `pg_dump > /dev/null` (the limit) and the runbook, same database.
 
-One run, one generated database of the runbook schema (default ~300 MB on disk, loaded with COPY by the
-sandbox's generator), on the shared PostgreSQL (a uniquely named database, dropped at the end):
+One run, one generated database of the runbook schema (default ~100 MB on disk, `--size-mb 1024` or
+TSO_BENCH_SIZE_MB=1024 for 1 GB), loaded with COPY by the sandbox's generator on the shared PostgreSQL
+(a uniquely named database, dropped at the end). Measured in `--rounds` rounds, every run paired with its
+baseline run just before it (so a load spike on a shared machine hits both; ratios are medians of pairs):
 
-  raw      `pg_dump -d DB | gzip -6 > backup.sql.gz` through /bin/sh — the runbook's manual backup
-  operator dump_pipeline.run_backup (plain-gzip, level 6): pg_dump → parallel gzip members on a thread pool
-           (zlib releases the GIL; pigz-style) → sha256 in the same pass → temp file → fsync → rename →
-           manifest; then dump_pipeline.check_integrity (re-read, decompress, re-checksum, size and trailer check)
+  limit    `pg_dump -d DB > /dev/null`: the dump itself, nothing stored — no backup can be faster
+  runbook  `pg_dump -d DB | gzip -6 > backup.sql.gz` through /bin/sh — the runbook's manual backup
+  formats  dump_pipeline.run_backup (sha256 in the same pass, temp file, fsync, rename, manifest) followed
+           by dump_pipeline.check_integrity (re-read, re-checksum, decompress) — what a policy with
+           verify.integrity does — for plain-gzip, custom, plain-zstd and directory, at their default levels
 
-Each is run `--rounds` times alternately (the page cache is warm for both after the first); the best
-round counts. Printed: dump throughput (MB of SQL per second) of each, the ratio operator/raw for the
-backup alone and for backup + integrity verification, and restore times (runbook `gunzip -c | psql`
-vs the operator's checked, single-transaction restore). Goal: ratio ≥ 0.95 while also checksumming and
-verifying.
+Restores (into a fresh database each time): the runbook's `gunzip -c backup.sql.gz | psql` against
+dump_pipeline.restore_into of each format (checksums checked before or while restoring).
 
-Run: `.venv/bin/python bench/backup.py [--size-mb 300] [--rounds 2] [--workers N]`.
+Printed per format: best backup+verify time with the limit beside it and the ratio limit/time (1.0 = as fast as
+the dump alone; goal >= 0.9 for the fastest format), MB of SQL per second, the stored size and the
+compression ratio (plain SQL bytes / stored bytes, the same yardstick for every format), and the
+restore time with its ratio to the runbook's restore (goal <= 0.5 for the fastest).
+
+Run: `.venv/bin/python bench/backup.py [--size-mb 100] [--rounds 3] [--workers N] [--formats a,b]`.
 """
 
 from __future__ import annotations
@@ -22,19 +27,23 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
+from tradesense_operator.api.v1alpha1.backup import BackupFormat
 from tradesense_operator.clients import pgdump
 from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import FilesystemStore
+from tradesense_operator.domain.backups.manifest import BackupManifest
 from tradesense_operator.domain.clock import SystemClock
 from tradesense_operator.services.backups import dump_pipeline
 from tradesense_operator.services.backups.dump_pipeline import BackupRequest
@@ -45,14 +54,36 @@ MB = 1024 * 1024
 
 
 @dataclass
-class Timing:
-    seconds: float
-    raw_bytes: int
-    stored_bytes: int
+class Result:
+    """One pipeline's rounds, each paired with its baseline measured just before it (same load)."""
+
+    name: str
+    backups: list[tuple[float, float]] = field(default_factory=list)  # (limit, backup+verify)
+    restores: list[tuple[float, float]] = field(default_factory=list)  # (runbook restore, restore)
+    stored_bytes: int = 0
 
     @property
-    def throughput(self) -> float:
-        return self.raw_bytes / MB / self.seconds
+    def seconds(self) -> float:
+        return min(t for _, t in self.backups)
+
+    @property
+    def limit(self) -> float:
+        """The limit measured next to the best backup."""
+        return min(self.backups, key=lambda pair: pair[1])[0]
+
+    @property
+    def backup_ratio(self) -> float:
+        """Median over rounds of limit / backup time (paired, so a load spike hits both)."""
+        return statistics.median(lim / t for lim, t in self.backups)
+
+    @property
+    def restore_seconds(self) -> float:
+        return min(t for _, t in self.restores)
+
+    @property
+    def restore_ratio(self) -> float:
+        """Median over rounds of restore time / runbook restore time."""
+        return statistics.median(t / base for base, t in self.restores)
 
 
 def admin() -> psycopg.Connection[tuple[object, ...]]:
@@ -74,101 +105,152 @@ def create_database(size_mb: float) -> PgTarget:
     return target
 
 
-def raw_backup(target: PgTarget, out: Path) -> Timing:
+def shell(command: str, target: PgTarget) -> float:
     started = time.monotonic()
-    subprocess.run(f"pg_dump --no-password -d {target.dbname} | gzip -6 > {out}", shell=True, check=True,
-                   env=target.env())
-    seconds = time.monotonic() - started
-    raw = int(subprocess.run(f"gzip -dc {out} | wc -c", shell=True, check=True, capture_output=True,
-                             text=True).stdout.strip())
-    return Timing(seconds, raw, out.stat().st_size)
+    subprocess.run(command, shell=True, check=True, env=target.env())
+    return time.monotonic() - started
 
 
-def operator_backup(target: PgTarget, store: FilesystemStore, workers: int | None) -> tuple[Timing, Timing, str]:
+def limit_dump(target: PgTarget) -> float:
+    return shell(f"pg_dump --no-password -d {target.dbname} > /dev/null", target)
+
+
+def runbook_backup(target: PgTarget, out: Path) -> float:
+    out.unlink(missing_ok=True)
+    return shell(f"pg_dump --no-password -d {target.dbname} | gzip -6 > {out}", target)
+
+
+def operator_backup(target: PgTarget, store: FilesystemStore, fmt: BackupFormat,
+                    workers: int | None) -> tuple[float, BackupManifest]:
     clock = SystemClock()
     started = time.monotonic()
-    manifest = dump_pipeline.run_backup(store, BackupRequest(target, "bench", compression_level=6), clock=clock,
-                                 workers=workers)
-    backup_seconds = time.monotonic() - started
-    dump_pipeline.check_integrity(store, manifest)
-    total = time.monotonic() - started
-    return (Timing(backup_seconds, manifest.raw_bytes, manifest.bytes),
-            Timing(total, manifest.raw_bytes, manifest.bytes), manifest.id)
+    manifest = dump_pipeline.run_backup(store, BackupRequest(target, "bench", fmt), clock=clock, workers=workers)
+    dump_pipeline.check_integrity(store, manifest, workers=workers)
+    return time.monotonic() - started, manifest
 
 
-def timed_restore_raw(target: PgTarget, dump: Path) -> float:
-    name = target.dbname + "_rraw"
-    pgdump.create_database(target, name)
-    started = time.monotonic()
-    subprocess.run(f"gunzip -c {dump} | psql -q -X -v ON_ERROR_STOP=1 -d {name} >/dev/null", shell=True, check=True,
-                   env=target.env())
-    seconds = time.monotonic() - started
+def timed_restore(target: PgTarget, restore: Callable[[PgTarget], object]) -> float:
+    name = target.dbname + "_restore"
     pgdump.drop_database(target, name)
-    return seconds
-
-
-def timed_restore_operator(target: PgTarget, store: FilesystemStore, backup_id: str) -> float:
-    name = target.dbname + "_rop"
-    copy = target.with_db(name)
     pgdump.create_database(target, name)
-    started = time.monotonic()
-    dump_pipeline.restore_into(copy, store, dump_pipeline.find_backup(store, backup_id))
-    seconds = time.monotonic() - started
-    pgdump.drop_database(target, name)
-    return seconds
+    try:
+        started = time.monotonic()
+        restore(target.with_db(name))
+        return time.monotonic() - started
+    finally:
+        pgdump.drop_database(target, name)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size-mb", type=float, default=300.0, help="approximate database size to generate")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of each pipeline (best counts)")
-    parser.add_argument("--workers", type=int, default=None, help="compression threads (default: CPU count)")
+def restorer(store: FilesystemStore, manifest: BackupManifest, workers: int | None) -> Callable[[PgTarget], None]:
+    def restore(copy: PgTarget) -> None:
+        dump_pipeline.restore_into(copy, store, manifest, workers=workers)
+
+    return restore
+
+
+def sql_size(dump: Path) -> int:
+    out = subprocess.run(f"gzip -dc {dump} | wc -c", shell=True, check=True, capture_output=True, text=True)
+    return int(out.stdout.strip())
+
+
+def parse_formats(text: str) -> list[BackupFormat]:
+    try:
+        return [BackupFormat(part.strip()) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise SystemExit(f"--formats: {exc}; choose from {', '.join(f.value for f in BackupFormat)}") from exc
+
+
+def main() -> int:  # noqa: PLR0915  (one linear benchmark script)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--size-mb", type=float, default=float(os.environ.get("TSO_BENCH_SIZE_MB", "100")),
+                        help="approximate database size to generate (env TSO_BENCH_SIZE_MB; default 100)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of every pipeline (best counts)")
+    parser.add_argument("--workers", type=int, default=None, help="threads / -j (default: CPUs, at most 8)")
+    parser.add_argument("--formats", type=parse_formats, default=list(BackupFormat),
+                        help="comma-separated formats (default: all)")
     args = parser.parse_args()
     version = subprocess.run(["pg_dump", "--version"], capture_output=True, text=True, check=True).stdout.strip()
-    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; {version}")
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (shared machine: figures vary run to run); "
+          f"{version}")
     target = create_database(args.size_mb)
+    runbook = Result("runbook: pg_dump | gzip -6 > f")
+    formats = {fmt: Result(fmt.value) for fmt in args.formats}
+    kept: dict[BackupFormat, tuple[float, FilesystemStore, BackupManifest]] = {}
+    limits: list[float] = []
+    sql_bytes = 0
     try:
         with tempfile.TemporaryDirectory(prefix="tso-bench-") as tmp:
             directory = Path(tmp)
-            raws: list[Timing] = []
-            backups: list[Timing] = []
-            verified: list[Timing] = []
-            ids: list[str] = []
+            raw_file = directory / "runbook.sql.gz"
             for round_ in range(args.rounds):
-                raw_file = directory / f"raw_{round_}.sql.gz"
-                raws.append(raw_backup(target, raw_file))
-                store = FilesystemStore(directory / f"op_{round_}")
-                backup, total, id_ = operator_backup(target, store, args.workers)
-                backups.append(backup)
-                verified.append(total)
-                ids.append(id_)
-                print(f"round {round_ + 1}: raw {raws[-1].seconds:.2f}s  operator {backup.seconds:.2f}s "
-                      f"(+verify {total.seconds:.2f}s)")
-            raw = min(raws, key=lambda t: t.seconds)
-            ours = min(backups, key=lambda t: t.seconds)
-            ours_verified = min(verified, key=lambda t: t.seconds)
-            best_round = verified.index(ours_verified)
-            print()
-            print(f"dump size: {raw.raw_bytes / MB:.0f} MB of SQL; gzip {raw.stored_bytes / MB:.1f} MB (raw), "
-                  f"{ours.stored_bytes / MB:.1f} MB (operator)")
-            print(f"raw pipeline  pg_dump | gzip > file : {raw.seconds:7.2f}s  {raw.throughput:7.1f} MB/s")
-            print(f"operator backup (sha256, fsync)     : {ours.seconds:7.2f}s  {ours.throughput:7.1f} MB/s"
-                  f"  ratio {raw.seconds / ours.seconds:.2f}x")
-            print(f"operator backup + integrity verify  : {ours_verified.seconds:7.2f}s  "
-                  f"{ours_verified.throughput:7.1f} MB/s  ratio {raw.seconds / ours_verified.seconds:.2f}x")
-            raw_restore = timed_restore_raw(target, directory / "raw_0.sql.gz")
-            op_restore = timed_restore_operator(target, FilesystemStore(directory / f"op_{best_round}"),
-                                                ids[best_round])
-            print(f"restore, runbook gunzip -c | psql   : {raw_restore:7.2f}s")
-            print(f"restore, operator (checked, 1 txn)  : {op_restore:7.2f}s")
-            goal = raw.seconds / ours_verified.seconds >= 0.95
-            print(f"goal (backup + verify >= 0.95x raw): {'met' if goal else 'NOT met'}")
+                limits.append(limit_dump(target))
+                runbook.backups.append((limits[-1], runbook_backup(target, raw_file)))
+                line = [f"round {round_ + 1}: limit {limits[-1]:.2f}s runbook {runbook.backups[-1][1]:.2f}s"]
+                for fmt, result in formats.items():
+                    limits.append(limit_dump(target))
+                    store = FilesystemStore(directory / f"{fmt.value}-{round_}")
+                    seconds, manifest = operator_backup(target, store, fmt, args.workers)
+                    result.backups.append((limits[-1], seconds))
+                    result.stored_bytes = manifest.bytes
+                    best = kept.get(fmt)
+                    discard = best
+                    if best is None or seconds < best[0]:  # keep the best backup of each format for the restores
+                        kept[fmt] = (seconds, store, manifest)
+                    else:
+                        discard = (seconds, store, manifest)
+                    if discard is not None:
+                        discard[1].delete(discard[2].manifest_name)
+                        discard[1].delete(discard[2].file_name)
+                    line.append(f"limit {limits[-1]:.2f}s {fmt.value} {seconds:.2f}s")
+                print("  ".join(line), flush=True)
+            sql_bytes, runbook.stored_bytes = sql_size(raw_file), raw_file.stat().st_size
+
+            def runbook_restore(copy: PgTarget) -> None:
+                shell(f"gunzip -c {raw_file} | psql -q -X -v ON_ERROR_STOP=1 -d {copy.dbname} >/dev/null", copy)
+
+            for round_ in range(args.rounds):
+                line = [f"restore round {round_ + 1}:"]
+                for fmt, result in formats.items():
+                    base = timed_restore(target, runbook_restore)
+                    _, store, manifest = kept[fmt]
+                    seconds = timed_restore(target, restorer(store, manifest, args.workers))
+                    result.restores.append((base, seconds))
+                    runbook.restores.append((base, base))
+                    line.append(f"runbook {base:.2f}s {fmt.value} {seconds:.2f}s")
+                print("  ".join(line), flush=True)
     finally:
         with admin() as conn:
-            for suffix in ("", "_rraw", "_rop"):
+            for suffix in ("", "_restore"):
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                     sql.Identifier(target.dbname + suffix)))
+    report(min(limits), sql_bytes, runbook, list(formats.values()), args.rounds)
     return 0
+
+
+def report(limit: float, sql_bytes: int, runbook: Result, formats: list[Result], rounds: int) -> None:
+    print()
+    print(f"{sql_bytes / MB:.0f} MB of SQL; {rounds} rounds; backup = dump + sha256 + store + integrity verification; "
+          "restore into an empty database.")
+    print("Each run is paired with its baseline measured just before it: 'limit' is the pg_dump > /dev/null next to")
+    print("the best backup, 'x limit' the median over rounds of limit/backup, 'x runbook' the median of")
+    print("restore/runbook restore. Best-of times and medians of paired ratios damp the shared machine's noise.")
+    header = (f"{'pipeline':32} {'backup':>8} {'limit':>7} {'x limit':>8} {'MB/s':>7} {'stored MB':>10} "
+              f"{'ratio':>6} {'restore':>8} {'x runbook':>10}")
+    print(header)
+    print("-" * len(header))
+    print(f"{'limit: pg_dump > /dev/null':32} {limit:7.2f}s {limit:6.2f}s {1.0:7.2f}x "
+          f"{sql_bytes / MB / limit:7.1f} {'-':>10} {'-':>6} {'-':>8} {'-':>10}")
+    for result in [runbook, *formats]:
+        print(f"{result.name:32} {result.seconds:7.2f}s {result.limit:6.2f}s {result.backup_ratio:7.2f}x "
+              f"{sql_bytes / MB / result.seconds:7.1f} {result.stored_bytes / MB:10.1f} "
+              f"{sql_bytes / result.stored_bytes:6.2f} {result.restore_seconds:7.2f}s {result.restore_ratio:9.2f}x")
+    fastest_backup = max(formats, key=lambda r: r.backup_ratio)
+    fastest_restore = min(formats, key=lambda r: r.restore_ratio)
+    print()
+    print(f"goal backup+verify >= 0.9x limit: {fastest_backup.name} {fastest_backup.backup_ratio:.2f}x "
+          f"({'met' if fastest_backup.backup_ratio >= 0.9 else 'NOT met'})")
+    print(f"goal restore <= 0.5x runbook:     {fastest_restore.name} {fastest_restore.restore_ratio:.2f}x "
+          f"({'met' if fastest_restore.restore_ratio <= 0.5 else 'NOT met'})")
 
 
 if __name__ == "__main__":

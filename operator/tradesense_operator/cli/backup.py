@@ -21,6 +21,7 @@ from tradesense_operator.clients.errors import ClientError
 from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import BackupStore, FilesystemStore, S3Location, S3Store
 from tradesense_operator.domain.backups.durations import parse_duration
+from tradesense_operator.domain.backups.formats import effective_level
 from tradesense_operator.domain.backups.manifest import BackupManifest
 from tradesense_operator.domain.backups.naming import validate_label
 from tradesense_operator.domain.clock import SystemClock
@@ -62,7 +63,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _connection_flags(run)
     _storage_flags(run)
     run.add_argument("--format", choices=[f.value for f in BackupFormat], default=BackupFormat.PLAIN_GZIP.value)
-    run.add_argument("--compression-level", type=int, default=6, choices=range(10), metavar="0-9")
+    run.add_argument("--compression-level", type=int, default=None, choices=range(20), metavar="LEVEL",
+                     help="0-9 for gzip formats, 1-19 for plain-zstd (default: the format's)")
+    run.add_argument("--jobs", type=int, default=None,
+                     help="compression threads / pg_dump -j for directory (default: CPUs, at most 8)")
     run.add_argument("--label", help="file-name prefix and policy label (default: the database name)")
     run.add_argument("--verify-integrity", action=argparse.BooleanOptionalAction, default=True,
                      help="re-read, decompress and checksum after writing (default on)")
@@ -92,6 +96,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     rest.add_argument("--label", help="only backups with this label")
     rest.add_argument("--stamp", help="idempotency stamp; re-running with the same stamp resumes")
     rest.add_argument("--yes", action="store_true", help="confirm dropping and recreating the database")
+    rest.add_argument("--jobs", type=int, default=None,
+                      help="pg_restore -j for directory backups (default: CPUs, at most 8)")
     rest.set_defaults(func=_restore)
 
 
@@ -125,6 +131,12 @@ def _store(args: argparse.Namespace) -> BackupStore:
         bucket=args.s3_bucket, prefix=args.s3_prefix, endpoint=args.s3_endpoint, region=args.s3_region,
         access_key_id=os.environ.get("AWS_ACCESS_KEY_ID"), secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
     ))
+
+
+def _jobs(args: argparse.Namespace) -> int | None:
+    if args.jobs is not None and not 1 <= args.jobs <= 64:
+        raise UsageError(f"--jobs: {args.jobs} is not between 1 and 64")
+    return int(args.jobs) if args.jobs is not None else None
 
 
 def _label(args: argparse.Namespace) -> str:
@@ -171,10 +183,16 @@ def _run(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from exc
         if args.keep_last is not None and args.keep_last < 1:
             raise UsageError("--keep-last: must be at least 1")
+        fmt = BackupFormat(args.format)
+        try:
+            effective_level(fmt, args.compression_level)
+        except ValueError as exc:
+            raise UsageError(f"--compression-level: {exc}") from exc
+        jobs = _jobs(args)
         clock = SystemClock()
-        manifest = dump_pipeline.run_backup(store, BackupRequest(target, label, BackupFormat(args.format),
-                                                          args.compression_level, record_counts=args.test_restore),
-                                     clock=clock)
+        manifest = dump_pipeline.run_backup(store, BackupRequest(target, label, fmt, args.compression_level,
+                                                                 record_counts=args.test_restore),
+                                            clock=clock, workers=jobs)
         if args.verify_integrity or args.test_restore:
             manifest = dump_pipeline.verify_backup(store, manifest, clock=clock, integrity=args.verify_integrity,
                                             test_restore_source=target if args.test_restore else None)
@@ -218,10 +236,11 @@ def _list(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps([_summary(m, store) for m in backups], indent=1))
             return 0
-        print(f"{'ID':40} {'FINISHED (UTC)':20} {'SIZE':>12} {'VERIFIED':8} KIND")
+        print(f"{'ID':40} {'FINISHED (UTC)':20} {'FORMAT':11} {'SIZE':>12} {'VERIFIED':8} KIND")
         for m in backups:
             finished = m.finished_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-            print(f"{m.id:40} {finished:20} {m.bytes:>12} {'yes' if m.verified else 'no':8} {m.kind}")
+            print(f"{m.id:40} {finished:20} {m.format.value:11} {m.bytes:>12} {'yes' if m.verified else 'no':8} "
+                  f"{m.kind}")
         return 0
 
     return _handle("list", body)
@@ -240,7 +259,7 @@ def _restore(args: argparse.Namespace) -> int:
         if safety is not None:
             print(f"safety backup {safety.id} at {store.location(safety.file_name)}", file=sys.stderr)
         report = restore.restore_database_sync(store, target, manifest, stamp=stamp,
-                                               safety_backup_id=safety.id if safety else None)
+                                               safety_backup_id=safety.id if safety else None, workers=_jobs(args))
         print(json.dumps({"restored": report.backup_id, "database": report.database,
                           "alreadyDone": report.already_done, "tables": report.table_counts}, indent=1))
         return 0

@@ -15,7 +15,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
@@ -211,6 +211,108 @@ def start_dump(
         args.append(f"--snapshot={snapshot}")
     args.append(target.dbname)
     return ToolProcess("pg_dump", args, target, stdin=False, stdout=True)
+
+
+def _run(process: ToolProcess) -> None:
+    """Wait for a tool that reads and writes files itself; a cancelled wait kills it."""
+    try:
+        process.wait()
+    except BaseException:
+        process.kill()
+        raise
+
+
+def dump_directory(
+    target: PgTarget, directory: Path, *, jobs: int, compression_level: int, snapshot: str | None = None
+) -> None:
+    """`pg_dump -Fd -j N -Z level` into `directory` (absent or empty): one file per table, N tables at a time."""
+    args = ["--no-password", "--format=directory", f"--jobs={jobs}", f"--compress={compression_level}",
+            f"--file={directory}"]
+    if snapshot:
+        args.append(f"--snapshot={snapshot}")
+    args.append(target.dbname)
+    _run(ToolProcess("pg_dump", args, target, stdin=False, stdout=False))
+
+
+def restore_directory(target: PgTarget, directory: Path, *, jobs: int) -> None:
+    """`pg_restore -j N` of a directory archive, stopping at the first error.
+
+    Parallel restore cannot be one transaction (each job has its own session): a failure leaves a
+    partly restored database, which the callers drop (scratch restores) or redo (the restore procedure).
+    """
+    args = ["--no-password", "--exit-on-error", f"--jobs={jobs}", "-d", target.dbname, str(directory)]
+    _run(ToolProcess("pg_restore", args, target, stdin=False, stdout=False))
+
+
+def archive_listing(directory: Path) -> str:
+    """`pg_restore -l` of a directory archive: its table of contents as text."""
+    return _capture(["-l", str(directory)])
+
+
+def archive_client_encoding(directory: Path) -> str:
+    """The client encoding the archive's data files are written in (from its pre-data script)."""
+    script = _capture(["--section=pre-data", "-f", "-", str(directory)])
+    for line in script.splitlines():
+        if line.startswith("SET client_encoding = '"):
+            return line.split("'")[1]
+    return "UTF8"
+
+
+def _capture(args: list[str]) -> str:
+    target = PgTarget(host="localhost", dbname="unused")
+    process = ToolProcess("pg_restore", args, target, stdin=False, stdout=True)
+    try:
+        out = process.stdout.read()
+        process.wait()
+    except BaseException:
+        process.kill()
+        raise
+    return out.decode("utf-8", errors="replace")
+
+
+def restore_directory_section(target: PgTarget, directory: Path, *, section: str, jobs: int = 1,
+                              listing: Path | None = None) -> None:
+    """`pg_restore --section=S [-j N] [-L listing]` of a directory archive, stopping at the first error."""
+    args = ["--no-password", "--exit-on-error", f"--section={section}", f"--jobs={jobs}", "-d", target.dbname]
+    if listing is not None:
+        args.append(f"--use-list={listing}")
+    args.append(str(directory))
+    _run(ToolProcess("pg_restore", args, target, stdin=False, stdout=False))
+
+
+def copy_columns(target: PgTarget, schema: str, table: str) -> list[str]:
+    """The columns COPY data of `schema.table` holds, in pg_dump's order (attnum; no dropped or generated ones)."""
+    with target.connect() as conn:
+        rows = conn.execute(
+            "SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s "
+            "AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' ORDER BY a.attnum",
+            (schema, table),
+        ).fetchall()
+    if not rows:
+        raise NotFound(f"table {schema}.{table} does not exist in {target.dbname}")
+    return [str(r[0]) for r in rows]
+
+
+def copy_in(target: PgTarget, schema: str, table: str, columns: list[str], blocks: Iterable[bytes], *,
+            encoding: str, before_commit: Callable[[], object] | None = None) -> None:
+    """COPY text-format rows (whole lines) into `schema.table` in one transaction; ToolFailed on a server error.
+
+    `before_commit` runs after the server accepted every row, before COMMIT; if it raises, nothing is committed.
+    """
+    statement = sql.SQL("COPY {}.{} ({}) FROM STDIN").format(
+        sql.Identifier(schema), sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in columns))
+    with target.connect(autocommit=False) as conn:
+        try:
+            conn.execute(sql.SQL("SET client_encoding = {}").format(sql.Literal(encoding)))
+            with conn.cursor() as cur, cur.copy(statement) as copy:
+                for block in blocks:
+                    copy.write(block)
+            if before_commit is not None:
+                before_commit()
+            conn.commit()
+        except psycopg.Error as exc:
+            raise ToolFailed("COPY", 1, f"{schema}.{table}: {str(exc).strip()[:500]}") from exc
 
 
 def _feed(process: ToolProcess, chunks: Iterable[bytes]) -> None:

@@ -4,6 +4,13 @@ The one invariant both keep: a name is visible under its final name only once it
 and durable. Filesystem writes go to `.<name>.partial-<token>`, are fsynced, renamed and the directory
 fsynced; S3 writes are multipart uploads, which are invisible until completed. Manifests are written the
 same way, after the data, so a listing of manifests never names a partial backup.
+
+A tree (pg_dump's directory format) is a set of files under one name: a directory `<name>/` on the
+filesystem, objects `<prefix><name>/<file>` in S3. One object per file rather than a tar stream: pg_dump
+writes straight into the store's directory and pg_restore reads straight from it (no staging copy, no
+serial archive step), every file has its own checksum, and S3 transfers run per file in parallel. The
+filesystem fills `.<name>.partial-<token>/` and renames it; S3 stages locally and uploads on commit.
+Either way the manifest written afterwards is what makes a tree a backup.
 """
 
 from __future__ import annotations
@@ -11,7 +18,10 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Iterator
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,6 +31,7 @@ from tradesense_operator.clients.errors import ClientError, Conflict, Forbidden,
 PARTIAL_MARKER = ".partial-"
 READ_CHUNK = 1 << 20
 S3_PART_SIZE = 16 << 20  # S3 needs >= 5 MiB parts except the last
+S3_TREE_TRANSFERS = 4
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,23 @@ class BackupWriter(Protocol):
         ...
 
 
+class TreeWriter(Protocol):
+    """A tree being written: a producer fills the local directory `path`; invisible until `commit`."""
+
+    @property
+    def path(self) -> Path:
+        """Local, empty directory to write the files into."""
+        ...
+
+    def commit(self) -> None:
+        """Make every file durable and the tree visible under its final name."""
+        ...
+
+    def abort(self) -> None:
+        """Discard everything written (idempotent)."""
+        ...
+
+
 class BackupStore(Protocol):
     """Operations the backup engine needs from storage."""
 
@@ -60,7 +88,15 @@ class BackupStore(Protocol):
         ...
 
     def read_chunks(self, name: str, chunk_size: int = READ_CHUNK) -> Iterator[bytes]:
-        """Stream a stored file; NotFound when absent."""
+        """Stream a stored file (or a tree's file, `<tree>/<file>`); NotFound when absent."""
+        ...
+
+    def open_tree(self, name: str) -> TreeWriter:
+        """Start writing the tree `name`; Conflict when it already exists."""
+        ...
+
+    def local_tree(self, name: str) -> Path | None:
+        """The tree's directory when it is on this machine (filesystem), else None (download its files)."""
         ...
 
     def put_text(self, name: str, text: str) -> None:
@@ -72,21 +108,27 @@ class BackupStore(Protocol):
         ...
 
     def list_objects(self) -> list[StoredObject]:
-        """Every name, including partial and orphaned ones (sweeps need them)."""
+        """Every top-level name (a tree counts once, with its total size), including partial and orphaned ones."""
         ...
 
     def exists(self, name: str) -> bool:
-        """Whether a final `name` exists."""
+        """Whether a final file or tree `name` exists."""
         ...
 
     def delete(self, name: str) -> bool:
-        """Remove `name`; False when it was already gone."""
+        """Remove the file or the whole tree `name`; False when it was already gone."""
         ...
 
 
 def _check_name(name: str) -> None:
     if not name or "/" in name or name in (".", "..") or "\x00" in name:
         raise ValueError(f"invalid backup object name {name!r}")
+
+
+def _check_path(name: str) -> None:
+    """A top-level name or `<tree>/<file>`."""
+    for part in name.split("/", 1):
+        _check_name(part)
 
 
 # -- filesystem -------------------------------------------------------------------------------
@@ -100,9 +142,24 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _publish(temp: Path, final: Path, *, durable: Callable[[], None], abort: Callable[[], None]) -> None:
+    """Make `temp` (a file or a tree) durable, then rename it to `final`, never over an existing name."""
+    try:
+        durable()
+        if final.exists():
+            raise Conflict(f"{final.name} already exists")  # noqa: TRY301  (same cleanup as OSError)
+        temp.rename(final)
+        _fsync_dir(final.parent)
+    except OSError as exc:
+        abort()
+        raise Unavailable(f"committing {final.name}: {exc.strerror}") from exc
+    except Conflict:
+        abort()
+        raise
+
+
 class _FileWriter:
     def __init__(self, directory: Path, name: str) -> None:
-        self._dir = directory
         self._final = directory / name
         self._temp = directory / f".{name}{PARTIAL_MARKER}{secrets.token_hex(6)}"
         self._fd: int | None = os.open(self._temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -122,21 +179,14 @@ class _FileWriter:
     def commit(self) -> None:
         if self._fd is None:
             raise ClientError("commit after abort")
-        try:
-            os.fsync(self._fd)
-            os.close(self._fd)
-            self._fd = None
-            if self._final.exists():
-                raise Conflict(f"{self._final.name} already exists")  # noqa: TRY301  (same cleanup as OSError)
-            self._temp.rename(self._final)
-            _fsync_dir(self._dir)
-        except OSError as exc:
-            self.abort()
-            raise Unavailable(f"committing {self._final.name}: {exc.strerror}") from exc
-        except Conflict:
-            self.abort()
-            raise
+        _publish(self._temp, self._final, durable=self._sync_and_close, abort=self.abort)
         self._done = True
+
+    def _sync_and_close(self) -> None:
+        assert self._fd is not None
+        os.fsync(self._fd)
+        os.close(self._fd)
+        self._fd = None
 
     def abort(self) -> None:
         if self._fd is not None:
@@ -146,6 +196,39 @@ class _FileWriter:
         if not self._done:
             with contextlib.suppress(FileNotFoundError):
                 self._temp.unlink()
+
+
+class _DirectoryTreeWriter:
+    def __init__(self, directory: Path, name: str) -> None:
+        self._final = directory / name
+        self._temp = directory / f".{name}{PARTIAL_MARKER}{secrets.token_hex(6)}"
+        self._temp.mkdir(mode=0o700)
+        self._done = False
+
+    @property
+    def path(self) -> Path:
+        return self._temp
+
+    def commit(self) -> None:
+        _publish(self._temp, self._final, durable=self._sync_files, abort=self.abort)
+        self._done = True
+
+    def _sync_files(self) -> None:
+        for entry in sorted(self._temp.iterdir()):
+            fd = os.open(entry, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(self._temp)
+
+    def abort(self) -> None:
+        if not self._done:
+            shutil.rmtree(self._temp, ignore_errors=True)
+
+
+def _tree_size(path: Path) -> int:
+    return sum(entry.stat().st_size for entry in os.scandir(path) if entry.is_file(follow_symlinks=False))
 
 
 class FilesystemStore:
@@ -172,8 +255,25 @@ class FilesystemStore:
             raise Conflict(f"{name} already exists in {self.root}")
         return _FileWriter(self.root, name)
 
-    def read_chunks(self, name: str, chunk_size: int = READ_CHUNK) -> Iterator[bytes]:
+    def open_tree(self, name: str) -> TreeWriter:
         _check_name(name)
+        self._ensure()
+        if (self.root / name).exists():
+            raise Conflict(f"{name} already exists in {self.root}")
+        try:
+            return _DirectoryTreeWriter(self.root, name)
+        except OSError as exc:
+            raise Unavailable(f"creating {name} in {self.root}: {exc.strerror}") from exc
+
+    def local_tree(self, name: str) -> Path | None:
+        _check_name(name)
+        path = self.root / name
+        if not path.is_dir():
+            raise NotFound(f"{self.location(name)} does not exist")
+        return path
+
+    def read_chunks(self, name: str, chunk_size: int = READ_CHUNK) -> Iterator[bytes]:
+        _check_path(name)
         try:
             handle = (self.root / name).open("rb", buffering=0)
         except FileNotFoundError as exc:
@@ -213,18 +313,26 @@ class FilesystemStore:
             if entry.is_file(follow_symlinks=False):
                 stat = entry.stat()
                 result.append(StoredObject(entry.name, stat.st_size, stat.st_mtime))
+            elif entry.is_dir(follow_symlinks=False):
+                result.append(StoredObject(entry.name, _tree_size(Path(entry.path)), entry.stat().st_mtime))
         return sorted(result, key=lambda o: o.name)
 
     def exists(self, name: str) -> bool:
         _check_name(name)
-        return (self.root / name).is_file()
+        return (self.root / name).exists()
 
     def delete(self, name: str) -> bool:
         _check_name(name)
+        path = self.root / name
         try:
-            (self.root / name).unlink()
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
         except FileNotFoundError:
             return False
+        except OSError as exc:
+            raise Unavailable(f"deleting {name}: {exc.strerror}") from exc
         _fsync_dir(self.root)
         return True
 
@@ -308,8 +416,46 @@ class _S3Writer:
             self._client.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=upload_id)
 
 
+class _S3TreeWriter:
+    """Stages the tree in a local temporary directory; commit uploads each file (in parallel), then removes it."""
+
+    def __init__(self, store: S3Store, name: str) -> None:
+        self._store = store
+        self._name = name
+        self._temp = Path(tempfile.mkdtemp(prefix=f"tso-{name}-"))
+        self._uploaded: list[str] = []
+
+    @property
+    def path(self) -> Path:
+        return self._temp
+
+    def _upload(self, file: Path) -> None:
+        member = f"{self._name}/{file.name}"
+        self._uploaded.append(member)
+        self._store.upload_file(member, file)
+
+    def commit(self) -> None:
+        files = sorted(p for p in self._temp.iterdir() if p.is_file())
+        try:
+            with ThreadPoolExecutor(max_workers=S3_TREE_TRANSFERS, thread_name_prefix="s3-upload") as pool:
+                for done in [pool.submit(self._upload, file) for file in files]:
+                    done.result()
+        except BaseException:
+            self.abort()
+            raise
+        self._uploaded.clear()
+        shutil.rmtree(self._temp, ignore_errors=True)
+
+    def abort(self) -> None:
+        shutil.rmtree(self._temp, ignore_errors=True)
+        for member in self._uploaded:
+            with contextlib.suppress(ClientError):
+                self._store.delete_key(member)
+        self._uploaded.clear()
+
+
 class S3Store:
-    """Objects `<prefix><name>` in one bucket of an S3-compatible service."""
+    """Objects `<prefix><name>` in one bucket of an S3-compatible service; a tree is `<prefix><name>/<file>`."""
 
     def __init__(self, location: S3Location, client: Any | None = None) -> None:
         self._loc = location
@@ -334,7 +480,7 @@ class S3Store:
         return self._loc.bucket
 
     def _key(self, name: str) -> str:
-        _check_name(name)
+        _check_path(name)
         return self._loc.prefix + name
 
     def location(self, name: str) -> str:
@@ -344,6 +490,28 @@ class S3Store:
         if self.exists(name):
             raise Conflict(f"{self.location(name)} already exists")
         return _S3Writer(self._client, self._loc.bucket, self._key(name))
+
+    def open_tree(self, name: str) -> TreeWriter:
+        _check_name(name)
+        if self.exists(name):
+            raise Conflict(f"{self.location(name)} already exists")
+        return _S3TreeWriter(self, name)
+
+    def local_tree(self, name: str) -> Path | None:
+        _check_name(name)
+        return None  # objects: the caller downloads (and checks) each file
+
+    def upload_file(self, name: str, path: Path) -> None:
+        """Upload a local file as `name` (a tree's member: no existence check, the tree was new)."""
+        writer = _S3Writer(self._client, self._loc.bucket, self._key(name))
+        try:
+            with path.open("rb") as handle:
+                while chunk := handle.read(READ_CHUNK):
+                    writer.write(chunk)
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
 
     def read_chunks(self, name: str, chunk_size: int = READ_CHUNK) -> Iterator[bytes]:
         key = self._key(name)
@@ -372,21 +540,29 @@ class S3Store:
         except Exception as exc:
             raise _s3_error(exc, f"read {key}") from exc
 
-    def list_objects(self) -> list[StoredObject]:
-        result: list[StoredObject] = []
+    def _keys(self, prefix: str) -> Iterator[dict[str, Any]]:
         try:
             paginator = self._client.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=self._loc.bucket, Prefix=self._loc.prefix):
-                for obj in page.get("Contents", []):
-                    name = str(obj["Key"])[len(self._loc.prefix):]
-                    if name and "/" not in name:
-                        result.append(StoredObject(name, int(obj["Size"]), obj["LastModified"].timestamp()))
+            for page in paginator.paginate(Bucket=self._loc.bucket, Prefix=prefix):
+                yield from page.get("Contents", [])
         except Exception as exc:
-            raise _s3_error(exc, f"list s3://{self._loc.bucket}/{self._loc.prefix}") from exc
-        return sorted(result, key=lambda o: o.name)
+            raise _s3_error(exc, f"list s3://{self._loc.bucket}/{prefix}") from exc
 
-    def exists(self, name: str) -> bool:
-        key = self._key(name)
+    def list_objects(self) -> list[StoredObject]:
+        found: dict[str, StoredObject] = {}
+        for obj in self._keys(self._loc.prefix):
+            name = str(obj["Key"])[len(self._loc.prefix):]
+            top, _, member = name.partition("/")
+            if not top or (member and "/" in member):
+                continue
+            size, modified = int(obj["Size"]), obj["LastModified"].timestamp()
+            seen = found.get(top)
+            if seen is not None:  # a tree: one entry, total size, newest file's time
+                size, modified = seen.size + size, max(seen.modified_at, modified)
+            found[top] = StoredObject(top, size, modified)
+        return sorted(found.values(), key=lambda o: o.name)
+
+    def _head(self, key: str) -> bool:
         try:
             self._client.head_object(Bucket=self._loc.bucket, Key=key)
         except Exception as exc:
@@ -396,12 +572,29 @@ class S3Store:
             raise err from exc
         return True
 
-    def delete(self, name: str) -> bool:
-        if not self.exists(name):
-            return False
+    def _tree_keys(self, name: str) -> list[str]:
+        _check_name(name)
+        return [str(obj["Key"]) for obj in self._keys(self._loc.prefix + name + "/")]
+
+    def exists(self, name: str) -> bool:
+        return self._head(self._key(name)) or bool(self._tree_keys(name))
+
+    def delete_key(self, name: str) -> None:
+        """Delete one object (a file or one file of a tree)."""
         key = self._key(name)
         try:
             self._client.delete_object(Bucket=self._loc.bucket, Key=key)
         except Exception as exc:
             raise _s3_error(exc, f"delete {key}") from exc
-        return True
+
+    def delete(self, name: str) -> bool:
+        if self._head(self._key(name)):
+            self.delete_key(name)
+            return True
+        keys = self._tree_keys(name)
+        for key in keys:
+            try:
+                self._client.delete_object(Bucket=self._loc.bucket, Key=key)
+            except Exception as exc:
+                raise _s3_error(exc, f"delete {key}") from exc
+        return bool(keys)

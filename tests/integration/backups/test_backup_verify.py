@@ -1,6 +1,6 @@
 """Backup and verification against real PostgreSQL 15.
 
-Covers: plain-gzip and custom backups restore to identical per-table checksums; the .sql.gz is what
+Covers: every format's backups restore to identical per-table checksums; the .sql.gz is what
 `gunzip -c | psql` (the runbook) reads; corruption and truncation are detected; a test restore compares
 row counts and its scratch database is dropped even when the restore fails; a backup whose pg_dump is
 killed mid-stream leaves neither a manifest nor a file behind.
@@ -26,7 +26,7 @@ from tradesense_operator.services.backups.dump_pipeline import BackupFailed, Bac
 from .conftest import database_names, table_checksums
 
 
-@pytest.mark.parametrize("fmt", [BackupFormat.PLAIN_GZIP, BackupFormat.CUSTOM])
+@pytest.mark.parametrize("fmt", list(BackupFormat))
 def test_round_trip_restores_identical_tables(source_db: PgTarget, store: FilesystemStore, clock: ManualClock,
                                               fmt: BackupFormat) -> None:
     manifest = dump_pipeline.run_backup(store, BackupRequest(source_db, "tradesense", fmt, record_counts=True), clock=clock,

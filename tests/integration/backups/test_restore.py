@@ -54,7 +54,7 @@ def test_unverified_and_mismatched_backups_are_refused(source_db: PgTarget, stor
         restore.find_clean_backup_sync(store, label="tradesense")
 
 
-@pytest.mark.parametrize("fmt", [BackupFormat.PLAIN_GZIP, BackupFormat.CUSTOM])
+@pytest.mark.parametrize("fmt", list(BackupFormat))
 async def test_full_restore_brings_back_the_backed_up_data(source_db: PgTarget, store: FilesystemStore,
                                                            clock: ManualClock, fmt: BackupFormat) -> None:
     before = table_checksums(source_db)

@@ -29,6 +29,7 @@ import redis
 from tests.integration.incidents.engine_harness import EngineEnv
 from tests.support.secrets import SecretGuard
 from tests.support.services import SHARED_REDIS_HOST, SHARED_REDIS_PORT, TEST_REDIS_DB, PgDatabase
+from tradesense_operator.api.v1alpha1.backup import BackupFormat
 from tradesense_operator.api.v1alpha1.incident import PlannedStep, StepAction, TradeSenseIncidentSpec
 from tradesense_operator.clients.kube import KubeClient, ObjectRef
 from tradesense_operator.clients.pgdump import PgTarget
@@ -181,21 +182,25 @@ class TradesenseEnv:
 
 
 @pytest.fixture
-def backup_policy(tradesense: TradesenseEnv, tmp_path: Path) -> str:
-    """BackupPolicy `nightly` on the emulated API; its filesystem store holds one verified backup of the test db."""
+def backup_policy(tradesense: TradesenseEnv, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """BackupPolicy `nightly` on the emulated API; its filesystem store holds one verified backup of the test db.
+
+    Parametrize indirectly with a BackupFormat for another format than plain-gzip.
+    """
     env = tradesense
+    fmt = BackupFormat(getattr(request, "param", BackupFormat.PLAIN_GZIP))
     root = tmp_path / "backups"
     root.mkdir()
     target = PgTarget(host="127.0.0.1", port=5432, dbname=env.pg.name, user="postgres")
     store = FilesystemStore(str(root))
     clock = ManualClock()
-    dumped = dump_pipeline.run_backup(store, BackupRequest(target, BACKUP_POLICY), clock=clock)
+    dumped = dump_pipeline.run_backup(store, BackupRequest(target, BACKUP_POLICY, fmt), clock=clock)
     dump_pipeline.verify_backup(store, dumped, clock=clock)
     env.cluster.create({
         "apiVersion": API_VERSION, "kind": "BackupPolicy",
         "metadata": {"name": BACKUP_POLICY, "namespace": env.namespace},
         "spec": {"database": {"host": "127.0.0.1", "database": env.pg.name, "user": "postgres", "sslmode": "disable"},
-                 "storage": {"filesystem": {"path": str(root)}}},
+                 "storage": {"filesystem": {"path": str(root)}}, "format": fmt.value},
     })
     return BACKUP_POLICY
 

@@ -63,3 +63,35 @@ def test_text_objects_are_replaced_atomically(tmp_path: Path) -> None:
 def test_names_cannot_escape_the_directory(tmp_path: Path, name: str) -> None:
     with pytest.raises(ValueError, match="invalid backup object name"):
         FilesystemStore(tmp_path).open_writer(name)
+
+
+def test_tree_is_invisible_until_commit_and_deleted_whole(tmp_path: Path) -> None:
+    store = FilesystemStore(tmp_path / "bk")
+    writer = store.open_tree("b.dir")
+    (writer.path / "toc.dat").write_bytes(b"toc")
+    (writer.path / "3369.dat.gz").write_bytes(b"data" * 10)
+    assert not store.exists("b.dir")
+    assert [o.name.startswith(".b.dir.partial-") for o in store.list_objects()] == [True]
+    writer.commit()
+    assert store.exists("b.dir")
+    assert [(o.name, o.size) for o in store.list_objects()] == [("b.dir", 43)]
+    assert store.local_tree("b.dir") == tmp_path / "bk" / "b.dir"
+    assert b"".join(store.read_chunks("b.dir/3369.dat.gz")) == b"data" * 10
+    with pytest.raises(Conflict):
+        store.open_tree("b.dir")
+    with pytest.raises(ValueError, match="invalid"):
+        list(store.read_chunks("b.dir/../x"))
+    assert store.delete("b.dir")
+    assert not store.delete("b.dir")
+    assert list((tmp_path / "bk").iterdir()) == []
+    with pytest.raises(NotFound):
+        store.local_tree("b.dir")
+
+
+def test_aborted_tree_leaves_nothing(tmp_path: Path) -> None:
+    store = FilesystemStore(tmp_path / "bk")
+    writer = store.open_tree("c.dir")
+    (writer.path / "toc.dat").write_bytes(b"toc")
+    writer.abort()
+    writer.abort()
+    assert store.list_objects() == []

@@ -7,8 +7,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tradesense_operator.api.v1alpha1.backup import BackupFormat, BackupRecord
+from tradesense_operator.domain.backups.formats import effective_level
 from tradesense_operator.domain.backups.inventory import LockState, bound_inventory, lock_state
-from tradesense_operator.domain.backups.manifest import BackupManifest, ManifestError, Verification
+from tradesense_operator.domain.backups.manifest import (
+    BackupManifest,
+    ManifestError,
+    StoredFile,
+    Verification,
+    files_digest,
+)
 from tradesense_operator.domain.backups.naming import backup_id, file_name, is_temporary, scratch_database
 
 T = datetime(2024, 1, 16, 2, 0, tzinfo=UTC)
@@ -74,3 +81,22 @@ def test_lock_states() -> None:
     assert lock_state("b", T, now=T + timedelta(minutes=59), stale_after=timedelta(hours=1)) is LockState.HELD
     assert lock_state("b", T, now=T + timedelta(minutes=61), stale_after=timedelta(hours=1)) is LockState.STALE
     assert lock_state("b", None, now=T, stale_after=timedelta(hours=1)) is LockState.STALE
+
+
+def test_new_formats_names_levels_and_file_list_round_trip() -> None:
+    assert file_name("x", BackupFormat.PLAIN_ZSTD) == "x.sql.zst"
+    assert file_name("x", BackupFormat.DIRECTORY) == "x.dir"
+    assert [effective_level(f, None) for f in BackupFormat] == [6, 6, 1, 1]
+    assert effective_level(BackupFormat.PLAIN_ZSTD, 19) == 19
+    for fmt, level in ((BackupFormat.PLAIN_ZSTD, 0), (BackupFormat.PLAIN_GZIP, 10), (BackupFormat.DIRECTORY, 12)):
+        with pytest.raises(ValueError, match=fmt.value):
+            effective_level(fmt, level)
+    files = (StoredFile("toc.dat", 10, "a" * 64), StoredFile("3369.dat.gz", 99, "b" * 64))
+    manifest = BackupManifest(
+        id="x", label="x", database="db", format=BackupFormat.DIRECTORY, file_name="x.dir", started_at=T,
+        finished_at=T, bytes=109, sha256=files_digest(files), raw_bytes=400, duration_seconds=1.0,
+        compression_level=1, files=files,
+    )
+    assert BackupManifest.from_json(manifest.to_json()) == manifest
+    assert files_digest(files) == files_digest(tuple(reversed(files)))  # order-independent
+    assert files_digest(files) != files_digest((files[0], StoredFile("3369.dat.gz", 99, "c" * 64)))

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Self
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from tradesense_operator.api.v1alpha1.common import ApiModel, Condition, DatabaseConnection, list_map
 
@@ -20,10 +20,16 @@ DURATION = r"^([0-9]+(s|m|h|d|w))+$"
 
 
 class BackupFormat(StrEnum):
-    """plain-gzip is the runbook's `pg_dump | gzip > .sql.gz`; custom is pg_dump's own archive."""
+    """plain-gzip is the runbook's `pg_dump | gzip > .sql.gz`; custom is pg_dump's own archive.
+
+    plain-zstd is the same SQL compressed with multi-threaded zstd (`zstd -dc | psql` restores it);
+    directory is `pg_dump -Fd -j N` (one checksummed file per table, restored by `pg_restore -j N`).
+    """
 
     PLAIN_GZIP = "plain-gzip"
     CUSTOM = "custom"
+    PLAIN_ZSTD = "plain-zstd"
+    DIRECTORY = "directory"
 
 
 class Executor(StrEnum):
@@ -95,8 +101,17 @@ class MaintenanceSpec(ApiModel):
     reindex: str | None = Field(default=None, pattern=CRON, description="Cron for REINDEX DATABASE.")
 
 
+LEVEL_RANGE = "compressionLevel: 0-9 for gzip formats (plain-gzip, custom, directory), 1-19 for plain-zstd"
+
+
 class BackupPolicySpec(ApiModel):
     """Desired backup behaviour for one database."""
+
+    # The level's range depends on the format: in-cluster (CEL) and in the CLI/handlers (the validator below).
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": "!has(self.compressionLevel) || (has(self.format) && self.format == 'plain-zstd' ? "
+                 "self.compressionLevel >= 1 : self.compressionLevel <= 9)", "message": LEVEL_RANGE},
+    ]})
 
     database: DatabaseConnection = Field(default_factory=DatabaseConnection, description="Database to back up.")
     schedule: str = Field(default="0 2 * * *", pattern=CRON, description="Cron schedule (5 fields or @daily …).")
@@ -106,7 +121,11 @@ class BackupPolicySpec(ApiModel):
     )
     suspend: bool = Field(default=False, description="Stop scheduling new backups.")
     format: BackupFormat = Field(default=BackupFormat.PLAIN_GZIP, description="Dump format.")
-    compression_level: int = Field(default=6, ge=0, le=9, description="gzip/zlib level (0 = none).")
+    compression_level: int | None = Field(
+        default=None, ge=0, le=19,
+        description="Compression level; unset = the format's default (gzip 6 as the runbook, zstd 1). "
+                    "gzip/zlib formats 0-9 (0 = none), plain-zstd 1-19.",
+    )
     storage: StorageSpec = Field(description="Where backups go.")
     retention: RetentionSpec = Field(default_factory=RetentionSpec, description="What to keep.")
     verify: VerifySpec = Field(default_factory=VerifySpec, description="Verification after each backup.")
@@ -121,6 +140,14 @@ class BackupPolicySpec(ApiModel):
         default=21600, ge=60, le=604800,
         description="A backup running longer than this is presumed dead: its lock is broken and the run reported failed.",
     )
+
+    @field_validator("compression_level")
+    @classmethod
+    def _level_fits_format(cls, level: int | None, info: ValidationInfo) -> int | None:
+        zstd = info.data.get("format") is BackupFormat.PLAIN_ZSTD
+        if level is not None and not (1 <= level <= 19 if zstd else level <= 9):
+            raise ValueError(LEVEL_RANGE)
+        return level
 
 
 class BackupRecord(ApiModel):

@@ -7,7 +7,9 @@ temporary one) that nothing mistakes for a backup.
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -34,6 +36,15 @@ class Verification:
 
 
 @dataclass(frozen=True)
+class StoredFile:
+    """One file of a directory-format backup, checked on its own by verification and restores."""
+
+    name: str
+    bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
 class BackupManifest:
     """Everything known about one complete, successful backup."""
 
@@ -53,6 +64,8 @@ class BackupManifest:
     kind: str = "scheduled"
     stamp: str = ""
     verification: Verification | None = None
+    files: tuple[StoredFile, ...] = ()
+    """Directory format: every file with its size and sha256 (`sha256` above is then the digest of this list)."""
 
     @property
     def verified(self) -> bool:
@@ -109,9 +122,17 @@ class BackupManifest:
                 kind=str(data.get("kind", "scheduled")),
                 stamp=str(data.get("stamp", "")),
                 verification=verification,
+                files=tuple(StoredFile(str(f["name"]), int(f["bytes"]), str(f["sha256"]))
+                            for f in data.get("files", [])),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ManifestError(f"invalid backup manifest: {type(exc).__name__}: {exc}") from exc
+
+
+def files_digest(files: Sequence[StoredFile]) -> str:
+    """sha256 over `name size sha256` lines sorted by name: one value that changes when any file does."""
+    lines = "".join(f"{f.name} {f.bytes} {f.sha256}\n" for f in sorted(files, key=lambda f: f.name))
+    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 def _encode(value: object) -> str:

@@ -3,7 +3,8 @@
 Why compress ourselves instead of `pg_dump | gzip`: one pass computes the checksum while the bytes
 stream by, and compressing independent 1 MiB blocks on a thread pool (zlib releases the GIL) uses every
 core, like pigz. Each block is a complete gzip member; concatenated members are a valid .gz that
-`gunzip -c` (the runbook's restore) reads unchanged.
+`gunzip -c` (the runbook's restore) reads unchanged. plain-zstd streams the same way through libzstd's
+own threads (zstd_codec); the directory format is pg_dump's parallel dump into a tree (directory_format).
 """
 
 from __future__ import annotations
@@ -18,15 +19,26 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from tradesense_operator.api.v1alpha1.backup import BackupFormat
 from tradesense_operator.clients import pgdump
 from tradesense_operator.clients.errors import ClientError, NotFound
 from tradesense_operator.clients.pgdump import PgTarget, ToolProcess
 from tradesense_operator.clients.storage import BackupStore, BackupWriter
-from tradesense_operator.domain.backups.manifest import MANIFEST_SUFFIX, BackupManifest, ManifestError, Verification
+from tradesense_operator.domain.backups.formats import effective_level, is_tree
+from tradesense_operator.domain.backups.manifest import (
+    MANIFEST_SUFFIX,
+    BackupManifest,
+    ManifestError,
+    StoredFile,
+    Verification,
+)
 from tradesense_operator.domain.backups.naming import backup_id, file_name, scratch_database
 from tradesense_operator.domain.clock import Clock
+from tradesense_operator.services.backups import directory_format
+from tradesense_operator.services.backups.errors import IntegrityError
+from tradesense_operator.services.backups.zstd_codec import ZstdStream, unzstd_chunks
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +52,7 @@ class BackupFailed(Exception):
     """A backup did not complete; nothing was recorded as a success."""
 
 
-class IntegrityError(Exception):
-    """A stored backup does not match its manifest (checksum, size or truncated content)."""
+__all__ = ["BackupFailed", "BackupRequest", "IntegrityError"]  # IntegrityError lives in errors; re-exported
 
 
 @dataclass(frozen=True)
@@ -51,10 +62,22 @@ class BackupRequest:
     target: PgTarget
     label: str
     format: BackupFormat = BackupFormat.PLAIN_GZIP
-    compression_level: int = 6
+    compression_level: int | None = None
+    """None: the format's default (formats.DEFAULT_LEVELS)."""
     kind: str = "scheduled"
     stamp: str = ""
     record_counts: bool = False
+
+
+def default_workers() -> int:
+    """Compression threads and pg_dump/pg_restore jobs: the CPUs this process may use, at most 8."""
+    return max(1, min(8, len(os.sched_getaffinity(0))))
+
+
+class _Encoder(Protocol):
+    def feed(self, block: bytes) -> Iterator[bytes]: ...
+
+    def finish(self) -> Iterator[bytes]: ...
 
 
 def _gzip_member(block: bytes, level: int) -> bytes:
@@ -62,11 +85,45 @@ def _gzip_member(block: bytes, level: int) -> bytes:
     return compressor.compress(block) + compressor.flush()
 
 
+class _GzipMembers:
+    """pigz-style: each block becomes an independent gzip member on the pool, emitted in order."""
+
+    def __init__(self, pool: ThreadPoolExecutor, level: int, workers: int) -> None:
+        self._pool = pool
+        self._level = level
+        self._workers = workers
+        self._pending: deque[Future[bytes]] = deque()
+
+    def feed(self, block: bytes) -> Iterator[bytes]:
+        self._pending.append(self._pool.submit(_gzip_member, block, self._level))
+        while len(self._pending) > 2 * self._workers or (self._pending and self._pending[0].done()):
+            yield self._pending.popleft().result()
+
+    def finish(self) -> Iterator[bytes]:
+        while self._pending:
+            yield self._pending.popleft().result()
+
+    def cancel(self) -> None:
+        for future in self._pending:
+            future.cancel()
+
+
+class _Identity:
+    """custom: pg_dump compressed already."""
+
+    def feed(self, block: bytes) -> Iterator[bytes]:
+        yield block
+
+    def finish(self) -> Iterator[bytes]:
+        return iter(())
+
+
 def _pump(
     dump: ToolProcess,
     writer: BackupWriter,
     *,
-    gzip_level: int | None,
+    fmt: BackupFormat,
+    level: int,
     workers: int,
     chunk_size: int,
     on_progress: ProgressCallback | None,
@@ -74,31 +131,25 @@ def _pump(
     """Stream the dump into storage; returns (raw bytes, stored bytes, sha256 of stored bytes)."""
     digest = hashlib.sha256()
     raw = stored = 0
-    pending: deque[Future[bytes]] = deque()
-
-    def emit(data: bytes) -> None:
-        nonlocal stored
-        digest.update(data)
-        writer.write(data)
-        stored += len(data)
-
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gzip") as pool:
+        gzip = _GzipMembers(pool, level, workers) if fmt is BackupFormat.PLAIN_GZIP else None
+        encoder: _Encoder = gzip or (ZstdStream(level, workers) if fmt is BackupFormat.PLAIN_ZSTD else _Identity())
         try:
             while block := dump.stdout.read(chunk_size):
                 raw += len(block)
-                if gzip_level is None:
-                    emit(block)
-                else:
-                    pending.append(pool.submit(_gzip_member, block, gzip_level))
-                    while len(pending) > 2 * workers or (pending and pending[0].done()):
-                        emit(pending.popleft().result())
+                for data in encoder.feed(block):
+                    digest.update(data)
+                    writer.write(data)
+                    stored += len(data)
                 if on_progress is not None:
                     on_progress(dump.pid, raw)
-            while pending:
-                emit(pending.popleft().result())
+            for data in encoder.finish():
+                digest.update(data)
+                writer.write(data)
+                stored += len(data)
         finally:
-            for future in pending:
-                future.cancel()
+            if gzip is not None:
+                gzip.cancel()
     return raw, stored, digest.hexdigest()
 
 
@@ -127,35 +178,44 @@ def run_backup(
     started_at = clock.now()
     id_ = _free_id(store, request.label, request.format, started_at)
     name = file_name(id_, request.format)
-    custom = request.format is BackupFormat.CUSTOM
+    try:
+        level = effective_level(request.format, request.compression_level)
+    except ValueError as exc:
+        raise BackupFailed(f"backup of {request.target.describe()}: {exc}") from exc
+    workers = workers or default_workers()
     began = time.monotonic()
     writer: BackupWriter | None = None
     dump: ToolProcess | None = None
+    files: tuple[StoredFile, ...] = ()
     try:
         with pgdump.exported_snapshot(request.target, count_rows=request.record_counts) as (snapshot, counts):
-            writer = store.open_writer(name)
-            dump = pgdump.start_dump(request.target, custom=custom, compression_level=request.compression_level,
-                                     snapshot=snapshot)
-            raw, stored, sha = _pump(
-                dump, writer, gzip_level=None if custom else request.compression_level,
-                workers=workers or max(1, os.cpu_count() or 1), chunk_size=chunk_size, on_progress=on_progress,
-            )
-            dump.wait()
-            dump = None
-        writer.commit()
+            if is_tree(request.format):
+                tree = directory_format.dump_tree(store, name, request.target, snapshot=snapshot, level=level,
+                                                  workers=workers)
+                files, raw, stored, sha = tree.files, tree.raw_bytes, tree.stored_bytes, tree.sha256
+            else:
+                writer = store.open_writer(name)
+                dump = pgdump.start_dump(request.target, custom=request.format is BackupFormat.CUSTOM,
+                                         compression_level=level, snapshot=snapshot)
+                raw, stored, sha = _pump(dump, writer, fmt=request.format, level=level, workers=workers,
+                                         chunk_size=chunk_size, on_progress=on_progress)
+                dump.wait()
+                dump = None
+        if writer is not None:
+            writer.commit()
     except BaseException as exc:  # also KeyboardInterrupt/cancellation: never leave a child or a temp file
         if dump is not None:
             dump.kill()
         if writer is not None:
             writer.abort()
-        if isinstance(exc, ClientError | OSError | ValueError):
+        if isinstance(exc, ClientError | OSError | ValueError | IntegrityError):
             raise BackupFailed(f"backup {id_} of {request.target.describe()} failed: {exc}") from exc
         raise
     manifest = BackupManifest(
         id=id_, label=request.label, database=request.target.dbname, format=request.format, file_name=name,
         started_at=started_at, finished_at=clock.now(), bytes=stored, sha256=sha, raw_bytes=raw,
-        duration_seconds=round(time.monotonic() - began, 3), compression_level=request.compression_level,
-        table_counts=counts, kind=request.kind, stamp=request.stamp,
+        duration_seconds=round(time.monotonic() - began, 3), compression_level=level,
+        table_counts=counts, kind=request.kind, stamp=request.stamp, files=files,
     )
     try:
         store.put_text(manifest.manifest_name, manifest.to_json())
@@ -210,13 +270,18 @@ def gunzip_chunks(chunks: Iterator[bytes]) -> Iterator[bytes]:
 
 
 def sql_chunks(store: BackupStore, manifest: BackupManifest) -> Iterator[bytes]:
-    """Plain SQL of a plain-gzip backup, checksum-checked."""
+    """Plain SQL of a plain-gzip or plain-zstd backup, checksum-checked."""
+    if manifest.format is BackupFormat.PLAIN_ZSTD:
+        return unzstd_chunks(checked_chunks(store, manifest))
     return gunzip_chunks(checked_chunks(store, manifest))
 
 
-def check_integrity(store: BackupStore, manifest: BackupManifest) -> None:
+def check_integrity(store: BackupStore, manifest: BackupManifest, *, workers: int | None = None) -> None:
     """Re-read, decompress and re-checksum a stored backup; IntegrityError says what is wrong."""
-    if manifest.format is BackupFormat.PLAIN_GZIP:
+    if manifest.format is BackupFormat.DIRECTORY:
+        directory_format.check_tree(store, manifest, workers=workers or default_workers())
+        return
+    if manifest.format in {BackupFormat.PLAIN_GZIP, BackupFormat.PLAIN_ZSTD}:
         raw = 0
         tail = b""
         for block in sql_chunks(store, manifest):
@@ -233,9 +298,17 @@ def check_integrity(store: BackupStore, manifest: BackupManifest) -> None:
         raise IntegrityError(f"{manifest.id}: pg_restore cannot read the archive: {exc}") from exc
 
 
-def restore_into(target: PgTarget, store: BackupStore, manifest: BackupManifest) -> None:
-    """Restore a backup into an existing (empty) database, all or nothing, checksum-checked on the way."""
-    if manifest.format is BackupFormat.PLAIN_GZIP:
+def restore_into(
+    target: PgTarget, store: BackupStore, manifest: BackupManifest, *, workers: int | None = None
+) -> None:
+    """Restore a backup into an existing (empty) database, checksum-checked on the way.
+
+    Plain and custom formats restore in one transaction (all or nothing); directory restores with
+    `pg_restore -j workers` after checking every file.
+    """
+    if manifest.format is BackupFormat.DIRECTORY:
+        directory_format.restore_tree(target, store, manifest, workers=workers or default_workers())
+    elif manifest.format in {BackupFormat.PLAIN_GZIP, BackupFormat.PLAIN_ZSTD}:
         pgdump.restore_plain(target, sql_chunks(store, manifest))
     else:
         pgdump.restore_custom(target, checked_chunks(store, manifest))

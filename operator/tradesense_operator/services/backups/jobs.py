@@ -32,9 +32,10 @@ def build_job(
     args = [
         "backup", "run",
         "--host", database_host(db, namespace), "--port", str(db.port), "--user", db.user, "--dbname", db.database,
-        "--sslmode", db.sslmode, "--format", spec.format.value, "--compression-level", str(spec.compression_level),
-        "--label", policy,
+        "--sslmode", db.sslmode, "--format", spec.format.value, "--label", policy,
     ]
+    if spec.compression_level is not None:
+        args += ["--compression-level", str(spec.compression_level)]
     args += ["--verify-integrity"] if spec.verify.integrity else ["--no-verify-integrity"]
     if spec.verify.test_restore:
         args.append("--test-restore")

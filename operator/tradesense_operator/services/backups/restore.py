@@ -19,6 +19,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
+from tradesense_operator.api.v1alpha1.backup import BackupFormat
 from tradesense_operator.clients import pgdump
 from tradesense_operator.clients.errors import NotFound
 from tradesense_operator.clients.pgdump import PgTarget
@@ -100,18 +101,23 @@ def find_clean_backup_sync(
 
 
 def take_safety_backup_sync(
-    store: BackupStore, target: PgTarget, *, stamp: str, label: str, clock: Clock
+    store: BackupStore, target: PgTarget, *, stamp: str, label: str, clock: Clock, fmt: BackupFormat | None = None
 ) -> BackupManifest | None:
     """Back up the current database before it is replaced; the same stamp returns the same backup.
 
-    None when the database does not exist (nothing to save, e.g. re-run after the drop).
+    None when the database does not exist (nothing to save, e.g. re-run after the drop). `fmt` defaults
+    to the format of the policy's newest backup: the safety copy is on the restore's critical path, so a
+    policy that chose a fast format gets a fast safety copy too.
     """
     for existing in dump_pipeline.list_backups(store, label=label + SAFETY_LABEL_SUFFIX):
         if existing.kind == SAFETY_KIND and existing.stamp == stamp:
             return existing
     if not pgdump.database_exists(target, target.dbname):
         return None
-    request = BackupRequest(target, label + SAFETY_LABEL_SUFFIX, kind=SAFETY_KIND, stamp=stamp)
+    if fmt is None:
+        newest = dump_pipeline.list_backups(store, label=label)
+        fmt = newest[0].format if newest else BackupFormat.PLAIN_GZIP
+    request = BackupRequest(target, label + SAFETY_LABEL_SUFFIX, fmt, kind=SAFETY_KIND, stamp=stamp)
     manifest = dump_pipeline.run_backup(store, request, clock=clock)
     return dump_pipeline.verify_backup(store, manifest, clock=clock)
 
@@ -123,8 +129,12 @@ def restore_database_sync(
     *,
     stamp: str,
     safety_backup_id: str | None,
+    workers: int | None = None,
 ) -> RestoreReport:
-    """Drop, recreate, restore and ANALYZE `target.dbname` from `manifest`; resumable after a crash."""
+    """Drop, recreate, restore and ANALYZE `target.dbname` from `manifest`; resumable after a crash.
+
+    `workers`: pg_restore -j for directory-format backups (default: the CPUs available).
+    """
     name = target.dbname
     done = _marker("restored", stamp, manifest.id)
     in_progress = _marker("restoring", stamp, manifest.id)
@@ -144,7 +154,7 @@ def restore_database_sync(
         pgdump.drop_database(target, name)
     pgdump.create_database(target, name, comment=in_progress)
     try:
-        dump_pipeline.restore_into(target, store, manifest)
+        dump_pipeline.restore_into(target, store, manifest, workers=workers)
     except IntegrityError as exc:  # the file changed since it was checked; the transaction was rolled back
         raise RestoreRefused(f"backup {manifest.id} failed its checksum during the restore: {exc}") from exc
     pgdump.analyze(target)
