@@ -36,8 +36,19 @@ def _run(tool: str, args: list[str], target: PgTarget, *, timeout: float) -> str
 
 
 def create_slot(target: PgTarget, slot: str) -> None:
-    """Create the physical slot if it is missing (over the replication protocol, as the archiver's role)."""
-    _run("pg_receivewal", ["--slot", slot, "--create-slot", "--if-not-exists", "--no-password"], target, timeout=60)
+    """Create the physical slot if missing, reserving WAL at once (a REPLICATION role may do this).
+
+    Reserving immediately matters: a slot created without it holds nothing until a client first
+    streams through it, and the segments between would be recycled.
+    """
+    try:
+        with target.connect() as conn:
+            conn.execute("SELECT pg_create_physical_replication_slot(%s, true) WHERE NOT EXISTS "
+                         "(SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)", (slot, slot))
+    except psycopg.errors.DuplicateObject:
+        return
+    except psycopg.Error as exc:
+        raise Unavailable(f"{target.describe()}: cannot create slot {slot} ({type(exc).__name__})") from exc
 
 
 class Receiver:
