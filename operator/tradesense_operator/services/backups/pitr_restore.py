@@ -26,7 +26,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from tradesense_operator.clients.errors import NotFound
+from tradesense_operator.clients.errors import ClientError, NotFound
 from tradesense_operator.clients.pginstance import LocalServer, RecoveryFailed, chown_tree
 from tradesense_operator.clients.storage import BackupStore
 from tradesense_operator.domain.backups import pitr
@@ -154,3 +154,33 @@ def verify(server: LocalServer, dbname: str) -> dict[str, int]:
             row = conn.execute(query).fetchone()
             counts[f"{schema_name}.{table}"] = int(row[0]) if row is not None else 0
         return counts
+
+
+@dataclass(frozen=True)
+class TrialRestoreResult:
+    """Outcome of the scheduled test restore of the newest base backup plus all WAL."""
+
+    ok: bool
+    detail: str
+    plan: RestorePlan | None = None
+    table_counts: dict[str, int] | None = None
+
+
+def trial_restore_latest(
+    store: BackupStore, label: str, *, now: datetime, workdir: Path, dbname: str, run_as: str | None,
+    timeout: float = 600.0,
+) -> TrialRestoreResult:
+    """Prove the window: restore 'latest' into a throwaway instance under `workdir`, count rows, stop it."""
+    try:
+        chosen, inv = plan(store, label, now=now)
+        prepared = prepare_data_directory(store, chosen, inv, data_dir=workdir / "data", wal_dir=workdir / "wal")
+        server = recover(prepared, workdir, run_as=run_as, timeout=timeout)
+    except (RestoreRefused, ClientError) as exc:
+        return TrialRestoreResult(False, str(exc))
+    try:
+        counts = verify(server, dbname)
+    except psycopg.Error as exc:
+        return TrialRestoreResult(False, f"restored instance does not answer: {type(exc).__name__}", chosen)
+    finally:
+        server.stop()
+    return TrialRestoreResult(True, chosen.describe(), chosen, counts)

@@ -216,3 +216,15 @@ class WalArchiver:
         for seg in inv.segments:
             if seg.partial and seg.segno == segno and seg.end_lsn < keep and seg.timeline == timeline:
                 wal_archive.delete_segment(self.store, inv, seg)
+
+    # -- checks ----------------------------------------------------------------------------------
+
+    def check_archive(self) -> list[int]:
+        """Re-read every archived segment against its checksum (verification, not every pass).
+
+        Corrupt segments are then treated as missing: the window stops before them and WALArchiving
+        reports CorruptSegment until they are replaced or a newer base backup makes them unneeded.
+        """
+        inv = wal_archive.list_inventory(self.store, self.label, self.segment_size)
+        self.corrupt = tuple(sorted({s.segno for s in wal_archive.corrupt_segments(self.store, inv)}))
+        return list(self.corrupt)
