@@ -73,3 +73,10 @@ class PointInTimeStatus(ApiModel):
                                     description="Base backup ids in the archive, newest first.")
     gaps: list[str] = Field(default_factory=list, max_length=20, description="Missing WAL segment ranges.")
     last_verification: datetime | None = Field(default=None, description="When a test restore last succeeded.")
+    last_verification_result: str | None = Field(default=None, max_length=2048,
+                                                 description="What the last test restore restored, or why it failed.")
+    last_base_backup_schedule_time: datetime | None = Field(
+        default=None, description="Newest base-backup scheduled time accounted for.")
+    last_verify_schedule_time: datetime | None = Field(
+        default=None, description="Newest verification scheduled time accounted for.")
+    archiver_restarts: int = Field(default=0, ge=0, description="pg_receivewal restarts since the operator started.")
