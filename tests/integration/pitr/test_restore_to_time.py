@@ -4,6 +4,9 @@ table is corrupted; the restore to T has every row committed before T and none b
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -62,3 +65,35 @@ def test_target_outside_window_is_refused(source: ThrowawayPostgres, store: File
     tick_until(archiver, lambda r: r.window is not None)
     with pytest.raises(RestoreRefused, match="not restorable"):
         pitr_restore.plan(store, LABEL, now=datetime.now(UTC), target_time=base.started_at - timedelta(hours=1))
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tradesense_operator", "backup", *args],
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_cli_lists_window_plans_and_restores_latest(source: ThrowawayPostgres, store: FilesystemStore,
+                                                    archiver: WalArchiver, tmp_path: Path, restore_dir: Path) -> None:
+    archiver.tick()
+    base = take_base_backup(target_of(source), store, LABEL, staging=tmp_path / "bb", clock=SystemClock())
+    with source.connect() as conn:
+        conn.execute("INSERT INTO trades (note) SELECT 'ok' FROM generate_series(1, 300)")
+    tick_until(archiver, lambda r: r.health.lag_bytes == 0 and r.window is not None)
+    listing = cli("list", "--storage-path", str(store.root), "--label", LABEL, "--json")
+    assert listing.returncode == 0, listing.stderr
+    rows = json.loads(listing.stdout)
+    assert [r["kind"] for r in rows] == ["base", "wal"]
+    assert rows[0]["id"] == base.id
+    assert rows[1]["gaps"] == []
+    plan = cli("restore", "--storage-path", str(store.root), "--label", LABEL, "--latest", "--dry-run")
+    assert plan.returncode == 0, plan.stderr
+    assert json.loads(plan.stdout)["plan"]["baseBackup"] == base.id
+    refused = cli("restore", "--storage-path", str(store.root), "--label", LABEL, "--dry-run",
+                  "--target-time", "2000-01-01T00:00:00Z")
+    assert refused.returncode == 1
+    assert "not restorable" in refused.stderr
+    run_as = ["--run-as", RUN_AS] if RUN_AS else []
+    done = cli("restore", "--storage-path", str(store.root), "--label", LABEL, "--latest", "--yes", "--recover",
+               "--data-dir", str(restore_dir / "data"), "--dbname", "postgres", *run_as)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["tables"] == {"public.trades": 300}
