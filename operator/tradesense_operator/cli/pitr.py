@@ -78,7 +78,7 @@ def restore_point(args: argparse.Namespace, store: BackupStore) -> int:
     prepared = pitr_restore.prepare_data_directory(store, plan, inv, data_dir=data_dir, wal_dir=wal_dir)
     result: dict[str, object] = {"plan": _plan_json(plan), "dataDir": str(data_dir), "walFiles": len(prepared.segments)}
     if args.recover:
-        server = pitr_restore.recover(prepared, data_dir.parent, run_as=args.run_as)
+        server = pitr_restore.recover(prepared, data_dir.parent, run_as=args.run_as, scratch=False)
         try:
             result["tables"] = pitr_restore.verify(server, args.dbname)
         finally:

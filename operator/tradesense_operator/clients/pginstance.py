@@ -47,7 +47,7 @@ def chown_tree(path: Path, user: str) -> None:
 
 
 class LocalServer:
-    """`postgres -D <dir>` on 127.0.0.1:<port>, socket and log inside `workdir`."""
+    """`postgres -D <dir>` on a Unix socket only (port number names the socket), socket and log inside `workdir`."""
 
     def __init__(self, data_dir: Path, workdir: Path, *, run_as: str | None = None, port: int | None = None) -> None:
         self.data_dir = data_dir
@@ -58,8 +58,8 @@ class LocalServer:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        sock = self.workdir / "sock"
-        sock.mkdir(exist_ok=True)
+        sock = self.socket_dir
+        sock.mkdir(mode=0o700, exist_ok=True)
         if self.run_as:
             entry = pwd.getpwnam(self.run_as)
             os.chown(sock, entry.pw_uid, entry.pw_gid)
@@ -68,7 +68,7 @@ class LocalServer:
         try:
             self.proc = subprocess.Popen(  # noqa: S603  (fixed binary, our own arguments)
                 [tool_path("postgres"), "-D", str(self.data_dir), "-p", str(self.port), "-k", str(sock),
-                 "-c", "listen_addresses=127.0.0.1", "-c", "logging_collector=off"],
+                 "-c", "listen_addresses=", "-c", "logging_collector=off"],
                 stdout=log, stderr=subprocess.STDOUT, user=self.run_as, group=self.run_as,
                 env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}, start_new_session=True)
         finally:
@@ -79,8 +79,13 @@ class LocalServer:
             return self.log_path.read_text(errors="replace")
         return ""
 
+    @property
+    def socket_dir(self) -> Path:
+        """The only way in: no TCP listener, the directory is private to the server's OS user."""
+        return self.workdir / "sock"
+
     def dsn(self, dbname: str = "postgres", user: str = "postgres") -> str:
-        return f"host=127.0.0.1 port={self.port} user={user} dbname={dbname}"
+        return f"host={self.socket_dir} port={self.port} user={user} dbname={dbname}"
 
     def wait_recovered(self, *, timeout: float, user: str = "postgres") -> None:
         """Until the server accepts connections and is out of recovery; RecoveryFailed if it exits."""

@@ -81,6 +81,7 @@ class Writer:
     rows: list[tuple[int, datetime, datetime]] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
+    server_db: str = "postgres"
 
     def start(self) -> None:
         self.thread = threading.Thread(target=self.run, daemon=True)
@@ -92,7 +93,7 @@ class Writer:
             self.thread.join(timeout=10)
 
     def run(self) -> None:
-        with self.server.connect() as conn:
+        with self.server.connect(self.server_db) as conn:
             while not self.stop.is_set():
                 began = datetime.now(UTC)
                 row = conn.execute("INSERT INTO trades (note) VALUES ('ok') RETURNING id").fetchone()

@@ -122,8 +122,21 @@ def write_recovery_settings(data_dir: Path, wal_dir: Path, chosen: RestorePlan, 
     (data_dir / "recovery.signal").write_text("")
 
 
-def recover(prepared: PreparedRestore, workdir: Path, *, run_as: str | None, timeout: float = 600.0) -> LocalServer:
-    """Start the server on the prepared directory and wait until it has promoted; returns the running server."""
+SCRATCH_HBA = "# scratch instance of a test or point-in-time restore: Unix socket only\nlocal all all trust\n"
+
+
+def recover(
+    prepared: PreparedRestore, workdir: Path, *, run_as: str | None, timeout: float = 600.0, scratch: bool = True,
+    user: str = "postgres",
+) -> LocalServer:
+    """Start the server on the prepared directory and wait until it has promoted; returns the running server.
+
+    A `scratch` instance (verification, materialising a point in time) gets a pg_hba.conf admitting
+    local socket connections only: the source's rules may demand passwords the operator does not hold,
+    and the socket directory is private, so nothing else on the node can reach the copy.
+    """
+    if scratch:
+        (prepared.data_dir / "pg_hba.conf").write_text(SCRATCH_HBA)
     if run_as:
         chown_tree(prepared.data_dir, run_as)
         chown_tree(prepared.wal_dir, run_as)
@@ -131,7 +144,7 @@ def recover(prepared: PreparedRestore, workdir: Path, *, run_as: str | None, tim
     server = LocalServer(prepared.data_dir, workdir, run_as=run_as)
     server.start()
     try:
-        server.wait_recovered(timeout=timeout)
+        server.wait_recovered(timeout=timeout, user=user)
     except RecoveryFailed as exc:
         if TARGET_NOT_REACHED not in exc.log_tail or prepared.plan.latest:
             raise
@@ -139,13 +152,13 @@ def recover(prepared: PreparedRestore, workdir: Path, *, run_as: str | None, tim
         write_recovery_settings(prepared.data_dir, prepared.wal_dir, prepared.plan, with_target=False)
         server = LocalServer(prepared.data_dir, workdir, run_as=run_as, port=server.port)
         server.start()
-        server.wait_recovered(timeout=timeout)
+        server.wait_recovered(timeout=timeout, user=user)
     return server
 
 
-def verify(server: LocalServer, dbname: str) -> dict[str, int]:
+def verify(server: LocalServer, dbname: str, user: str = "postgres") -> dict[str, int]:
     """Row counts of every user table: proves the restored database opens and reads."""
-    with psycopg.connect(server.dsn(dbname), connect_timeout=5) as conn:
+    with psycopg.connect(server.dsn(dbname, user), connect_timeout=5) as conn:
         tables = conn.execute("SELECT schemaname, relname FROM pg_stat_user_tables").fetchall()
         counts: dict[str, int] = {}
         for schema_name, table in tables:
