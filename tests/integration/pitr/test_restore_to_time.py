@@ -72,6 +72,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=300, check=False)
 
 
+@pytest.mark.slow
 def test_cli_lists_window_plans_and_restores_latest(source: ThrowawayPostgres, store: FilesystemStore,
                                                     archiver: WalArchiver, tmp_path: Path, restore_dir: Path) -> None:
     archiver.tick()

@@ -121,8 +121,22 @@ class PitrSupervisor:
             pit.last_verification, pit.last_verification_result = self.notes.pop("verified")
         ok, reason, message = pitr.archiving_condition(report.health, warning_seconds=self.spec.lag_warning_seconds,
                                                        warning_bytes=self.spec.lag_warning_bytes)
+        self._export(ok, reason, pit)
         await self._write(body, pit, ok, reason, message)
         return report
+
+    def _export(self, ok: bool, reason: str, pit: PointInTimeStatus) -> None:
+        """Gauges the WAL-archiving alert rules read (one reason series at a time)."""
+        metrics, ns, name = self.runtime.metrics, self.ctx.namespace, self.ctx.name
+        previous = self.notes.get("reason")
+        if previous is not None and previous != reason:
+            metrics.wal_archiving.remove(ns, name, previous)
+        self.notes["reason"] = reason
+        metrics.wal_archiving.labels(ns, name, reason).set(1 if ok else 0)
+        if pit.lag_seconds is not None:
+            metrics.wal_lag_seconds.labels(ns, name).set(pit.lag_seconds)
+        if pit.lag_bytes is not None:
+            metrics.wal_lag_bytes.labels(ns, name).set(pit.lag_bytes)
 
     def _start(self, name: str, work: Any) -> None:
         running = self.background.get(name)
