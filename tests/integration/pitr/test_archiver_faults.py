@@ -17,6 +17,7 @@ from tests.integration.pitr.conftest import LABEL, RUN_AS, target_of, tick_until
 from tradesense_operator.clients.errors import Unavailable
 from tradesense_operator.clients.storage import BackupWriter, FilesystemStore
 from tradesense_operator.domain.backups import pitr
+from tradesense_operator.domain.backups.pitr import BaseBackupInfo
 from tradesense_operator.domain.backups.wal import segment_of
 from tradesense_operator.domain.clock import SystemClock
 from tradesense_operator.services.backups import pitr_restore, wal_archive
@@ -37,6 +38,15 @@ def write_and_switch(server: ThrowawayPostgres, rows: int = 50, switches: int = 
             conn.execute("SELECT pg_switch_wal()")
 
 
+def archive_with_base(source: ThrowawayPostgres, store: FilesystemStore, archiver: WalArchiver, tmp_path: Path,
+                      *, switches: int) -> BaseBackupInfo:
+    """Start streaming, take a base backup, fill `switches` segments after it."""
+    archiver.tick()
+    base = take_base_backup(target_of(source), store, LABEL, staging=tmp_path / "bb", clock=SystemClock())
+    write_and_switch(source, switches=switches)
+    return base
+
+
 def condition(report: ArchiverReport) -> tuple[bool, str, str]:
     return pitr.archiving_condition(report.health, warning_seconds=60, warning_bytes=1 << 30)
 
@@ -47,9 +57,7 @@ def streaming(report: ArchiverReport) -> bool:
 
 def test_archiver_killed_mid_segment_restarts_without_gap(source: ThrowawayPostgres, store: FilesystemStore,
                                                           archiver: WalArchiver, tmp_path: Path) -> None:
-    archiver.tick()
-    take_base_backup(target_of(source), store, LABEL, staging=tmp_path / "bb", clock=SystemClock())
-    write_and_switch(source, switches=2)
+    archive_with_base(source, store, archiver, tmp_path, switches=2)
     tick_until(archiver, streaming)
     with source.connect() as conn:
         conn.execute("INSERT INTO trades (note) SELECT 'ok' FROM generate_series(1, 500)")  # mid-segment
@@ -115,9 +123,7 @@ def test_storage_full_is_reported_and_catches_up_without_gap(source: ThrowawayPo
 def test_corrupt_segment_is_reported_and_restore_refuses(source: ThrowawayPostgres, store: FilesystemStore,
                                                          archiver: WalArchiver, tmp_path: Path,
                                                          restore_dir: Path) -> None:
-    archiver.tick()
-    take_base_backup(target_of(source), store, LABEL, staging=tmp_path / "bb", clock=SystemClock())
-    write_and_switch(source, switches=3)
+    archive_with_base(source, store, archiver, tmp_path, switches=3)
     tick_until(archiver, streaming)
     inv = wal_archive.list_inventory(store, LABEL)
     victim = [s for s in inv.segments if not s.partial][-1]
@@ -137,9 +143,7 @@ def test_corrupt_segment_is_reported_and_restore_refuses(source: ThrowawayPostgr
 
 def test_gap_shrinks_window_and_latest_restore_refuses(source: ThrowawayPostgres, store: FilesystemStore,
                                                         archiver: WalArchiver, tmp_path: Path) -> None:
-    archiver.tick()
-    first = take_base_backup(target_of(source), store, LABEL, staging=tmp_path / "bb", clock=SystemClock())
-    write_and_switch(source, switches=3)
+    first = archive_with_base(source, store, archiver, tmp_path, switches=3)
     report = tick_until(archiver, streaming)
     assert report.window is not None
     assert report.window.base_backup_id == first.id
@@ -162,9 +166,7 @@ def test_gap_shrinks_window_and_latest_restore_refuses(source: ThrowawayPostgres
 def test_retention_keeps_segments_of_kept_base_backups(source: ThrowawayPostgres, store: FilesystemStore,
                                                        archiver: WalArchiver, tmp_path: Path,
                                                        restore_dir: Path) -> None:
-    archiver.tick()
-    take_base_backup(target_of(source), store, LABEL, staging=tmp_path / "bb", clock=SystemClock())
-    write_and_switch(source, switches=3)
+    archive_with_base(source, store, archiver, tmp_path, switches=3)
     kept = take_base_backup(target_of(source), store, LABEL, staging=tmp_path / "bb", clock=SystemClock())
     write_and_switch(source, switches=2)
     tick_until(archiver, streaming)

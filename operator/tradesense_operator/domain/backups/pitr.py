@@ -82,7 +82,7 @@ class RecoverableWindow:
     run: WalRun
 
 
-def _by_segment(segments: Iterable[ArchivedSegment]) -> list[ArchivedSegment]:
+def best_copies(segments: Iterable[ArchivedSegment]) -> list[ArchivedSegment]:
     """One entry per segment number (a complete copy supersedes a partial one), ascending."""
     chosen: dict[int, ArchivedSegment] = {}
     for seg in segments:
@@ -103,7 +103,7 @@ def contiguous_runs(segments: Iterable[ArchivedSegment], segment_size: int = DEF
         if first is not None and prev is not None:
             runs.append(WalRun(first.segno, prev.segno, prev.end_lsn, covered))
 
-    for seg in _by_segment(segments):
+    for seg in best_copies(segments):
         continues = (prev is not None and seg.segno == prev.segno + 1 and not prev.partial
                      and prev.end_lsn >= segment_end(prev.segno, segment_size))
         if not continues:

@@ -67,12 +67,8 @@ def plan(
 
 
 def _segments_for(inv: Inventory, chosen: RestorePlan) -> list[ArchivedSegment]:
-    best: dict[int, ArchivedSegment] = {}
-    for seg in inv.segments:
-        if chosen.first_segno <= seg.segno <= chosen.last_segno:
-            current = best.get(seg.segno)
-            if current is None or (current.partial and (not seg.partial or seg.end_lsn > current.end_lsn)):
-                best[seg.segno] = seg
+    best = {s.segno: s for s in pitr.best_copies(inv.segments)
+            if chosen.first_segno <= s.segno <= chosen.last_segno}
     missing = [n for n in range(chosen.first_segno, chosen.last_segno + 1) if n not in best]
     if missing:
         raise RestoreRefused(f"WAL segments {missing[0]}..{missing[-1]} vanished from the archive since planning")
