@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tradesense_operator.api.v1alpha1.backup import BackupFormat
+from tradesense_operator.cli import pitr as pitr_cli
 from tradesense_operator.clients.errors import ClientError
 from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import BackupStore, FilesystemStore, S3Location, S3Store
@@ -98,6 +99,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     rest.add_argument("--yes", action="store_true", help="confirm dropping and recreating the database")
     rest.add_argument("--jobs", type=int, default=None,
                       help="pg_restore -j for directory backups (default: CPUs, at most 8)")
+    pitr_cli.add_restore_flags(rest)
     rest.set_defaults(func=_restore)
 
 
@@ -165,7 +167,7 @@ def _handle(action: str, run: Callable[[], int]) -> int:
     """Run a command body, mapping errors to exit codes and one-line messages (no tracebacks, no secrets)."""
     try:
         return run()
-    except UsageError as exc:
+    except (UsageError, pitr_cli.PitrUsageError) as exc:
         print(f"tradesense-operator backup {action}: {exc}", file=sys.stderr)
         return 2
     except (BackupFailed, RestoreRefused, dump_pipeline.IntegrityError, ClientError, ValueError) as exc:
@@ -233,14 +235,21 @@ def _list(args: argparse.Namespace) -> int:
     def body() -> int:
         store = _store(args)
         backups = dump_pipeline.list_backups(store, label=args.label)
+        point_in_time = pitr_cli.list_entries(store, args.label)
         if args.json:
-            print(json.dumps([_summary(m, store) for m in backups], indent=1))
+            print(json.dumps([_summary(m, store) for m in backups] + point_in_time, indent=1))
             return 0
         print(f"{'ID':40} {'FINISHED (UTC)':20} {'FORMAT':11} {'SIZE':>12} {'VERIFIED':8} KIND")
         for m in backups:
             finished = m.finished_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
             print(f"{m.id:40} {finished:20} {m.format.value:11} {m.bytes:>12} {'yes' if m.verified else 'no':8} "
                   f"{m.kind}")
+        for row in point_in_time:
+            if row["kind"] == "base":
+                print(f"{row['id']:40} {str(row['finishedAt'])[:19].replace('T', ' '):20} {'basebackup':11} {'':>12} {'':8} base")
+            else:
+                print(f"{row['id']:40} {'window':20} {'wal':11} {row['earliest']} .. {row['latest']} "
+                      f"({row['segments']} segments, gaps: {', '.join(row['gaps']) or 'none'})")  # type: ignore[arg-type]
         return 0
 
     return _handle("list", body)
@@ -248,6 +257,8 @@ def _list(args: argparse.Namespace) -> int:
 
 def _restore(args: argparse.Namespace) -> int:
     def body() -> int:
+        if pitr_cli.wants_point_in_time(args):
+            return pitr_cli.restore_point(args, _store(args))
         if not args.yes:
             raise UsageError(f"--yes: restoring drops and recreates database {args.dbname}; confirm with --yes")
         store, target = _store(args), _target(args)

@@ -81,6 +81,18 @@ class OperatorMetrics:
         self.backup_runs = Counter(
             "tradesense_operator_backup_runs", "Backup runs by outcome.", ["namespace", "policy", "outcome"], registry=r
         )
+        self.wal_archiving = Gauge(
+            "tradesense_operator_wal_archiving", "1 while WAL streams into the archive (WALArchiving=True), else 0.",
+            ["namespace", "policy", "reason"], registry=r,
+        )
+        self.wal_lag_seconds = Gauge(
+            "tradesense_operator_wal_archive_lag_seconds", "Now minus the newest moment fully archived (the RPO).",
+            ["namespace", "policy"], registry=r,
+        )
+        self.wal_lag_bytes = Gauge(
+            "tradesense_operator_wal_archive_lag_bytes", "Server WAL position minus the archived position.",
+            ["namespace", "policy"], registry=r,
+        )
         self.scaling_desired = Gauge(
             "tradesense_operator_scaling_desired_replicas", "Replicas decided by a ScalingPolicy.",
             ["namespace", "policy"], registry=r,

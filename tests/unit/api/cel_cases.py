@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tradesense_operator.api.v1alpha1 import backup, common, incident, scaling
+from tradesense_operator.api.v1alpha1 import backup, common, incident, pitr, scaling
 
 
 def scaling_spec(**overrides: Any) -> dict[str, Any]:
@@ -76,4 +76,14 @@ CASES = [
     Case("steps-without-custom", incident.TradeSenseIncidentSpec,
         {"runbook": "site-down", "steps": [{"id": "a", "action": "smoke-test"}]}, "",
         incident.STEPS_IFF_CUSTOM, "TradeSenseIncident", ".spec"),
+    Case("pitr-lag-order", backup.BackupPolicySpec,
+        {**_backup_spec({"filesystem": {"path": "/b"}}),
+         "pointInTime": {"enabled": True, "lagWarningSeconds": 600, "lagCriticalSeconds": 60}},
+        "pointInTime", pitr.LAG_ORDER, "BackupPolicy", ".spec.pointInTime"),
+    Case("restore-backup-and-target-time", incident.TradeSenseIncidentSpec,
+        {"runbook": "restore-database", "parameters": {"backupId": "b1", "targetTime": "latest"}}, "parameters",
+        incident.PITR_ONE_SOURCE, "TradeSenseIncident", ".spec.parameters"),
+    Case("restore-target-time-and-lsn", incident.TradeSenseIncidentSpec,
+        {"runbook": "restore-database", "parameters": {"targetTime": "2026-01-10T12:00:00Z", "targetLSN": "0/1"}},
+        "parameters", incident.PITR_ONE_SOURCE, "TradeSenseIncident", ".spec.parameters"),
 ]

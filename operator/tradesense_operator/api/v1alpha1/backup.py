@@ -9,6 +9,7 @@ from typing import Self
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from tradesense_operator.api.v1alpha1.common import ApiModel, Condition, DatabaseConnection, list_map
+from tradesense_operator.api.v1alpha1.pitr import PointInTimeSpec, PointInTimeStatus
 
 KIND = "BackupPolicy"
 PLURAL = "backuppolicies"
@@ -140,6 +141,8 @@ class BackupPolicySpec(ApiModel):
         default=21600, ge=60, le=604800,
         description="A backup running longer than this is presumed dead: its lock is broken and the run reported failed.",
     )
+    point_in_time: PointInTimeSpec = Field(default_factory=PointInTimeSpec,
+                                           description="Continuous WAL archiving and base backups (PITR).")
 
     @field_validator("compression_level")
     @classmethod
@@ -190,6 +193,7 @@ class BackupPolicyStatus(ApiModel):
     observed_generation: int | None = Field(default=None, description="Spec generation last acted on.")
     conditions: list[Condition] = Field(default_factory=list, description="Ready, LastBackupSucceeded, BackupStale.",
                                         json_schema_extra=list_map("type"))
+    point_in_time: PointInTimeStatus | None = Field(default=None, description="Recoverable window and archiver lag.")
 
 
 class BackupPolicy(ApiModel):

@@ -156,8 +156,16 @@ class IncidentTarget(ApiModel):
     )
 
 
+PITR_ONE_SOURCE = "give at most one of backupId, targetTime and targetLSN"
+
+
 class IncidentParameters(ApiModel):
     """Per-runbook inputs; each runbook documents which it reads and their defaults."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": "(has(self.backupId) ? 1 : 0) + (has(self.targetTime) ? 1 : 0) + (has(self.targetLSN) ? 1 : 0) <= 1",
+         "message": PITR_ONE_SOURCE},
+    ]})
 
     user_id: str | None = Field(default=None, max_length=256, pattern=r"^[A-Za-z0-9_.@:-]+$",
                                 description="User whose session to reset (auth-failure).")
@@ -188,6 +196,20 @@ class IncidentParameters(ApiModel):
         default=None, ge=1, le=100,
         description="Storm guard: restarts of one Deployment allowed per hour; default: the operator's setting (3).",
     )
+    target_time: str | None = Field(
+        default=None, max_length=64,
+        pattern=r"^(latest|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:[0-9]{2}))$",
+        description="Point-in-time restore target (RFC 3339 with zone, or latest) from the policy's WAL archive.",
+    )
+    target_lsn: str | None = Field(default=None, alias="targetLSN", max_length=17,
+                                   pattern=r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$",
+                                   description="Point-in-time restore target as a WAL position, e.g. 0/3000060.")
+
+    @model_validator(mode="after")
+    def _one_restore_source(self) -> Self:
+        if sum(v is not None for v in (self.backup_id, self.target_time, self.target_lsn)) > 1:
+            raise ValueError(PITR_ONE_SOURCE)
+        return self
 
 
 class CustomStep(ApiModel):

@@ -133,8 +133,10 @@ ACTION_SPECS: Mapping[StepAction, ActionSpec] = {
     StepAction.PG_DAMAGE_ASSESSMENT: ActionSpec(TargetKind.POSTGRES, False, {"windowSeconds": Param(_INT)}),
     StepAction.PG_DISK_USAGE: ActionSpec(TargetKind.POSTGRES, False, {"limit": Param(_INT)}),
     StepAction.PG_TERMINATE_CONNECTIONS: ActionSpec(TargetKind.POSTGRES, True, {"database": Param(_STR)}),
-    StepAction.BACKUP_SAFETY: ActionSpec(TargetKind.BACKUP_POLICY, False, {"backupId": Param(_STR)}),
-    StepAction.BACKUP_RESTORE: ActionSpec(TargetKind.BACKUP_POLICY, True, {"backupId": Param(_STR)}),
+    StepAction.BACKUP_SAFETY: ActionSpec(TargetKind.BACKUP_POLICY, False, {
+        "backupId": Param(_STR), "targetTime": Param(_STR), "targetLSN": Param(_STR)}),
+    StepAction.BACKUP_RESTORE: ActionSpec(TargetKind.BACKUP_POLICY, True, {
+        "backupId": Param(_STR), "targetTime": Param(_STR), "targetLSN": Param(_STR)}),
     StepAction.LOG_SCAN: ActionSpec(TargetKind.PODS, False, {
         "include": Param(_STR, required=True, help="regular expression a line must match (grep -E)"),
         "exclude": Param(_STR, help="regular expression that drops a line (grep -v)"),

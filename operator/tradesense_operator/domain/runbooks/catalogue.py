@@ -273,6 +273,10 @@ COMPLETE_FAILURE: tuple[StepTemplate, ...] = (
     _SMOKE,
 )
 
+_PITR_PARAMS = {"targetTime": FromParam("target_time"), "targetLSN": FromParam("target_lsn")}
+"""parameters.targetTime / targetLSN turn the restore into a point-in-time restore from the WAL archive."""
+
+
 def _restore_procedure(gate: str) -> tuple[StepTemplate, ...]:
     """The BackupPolicy restore procedure after the backup is chosen and a safety copy taken.
 
@@ -296,7 +300,7 @@ def _restore_procedure(gate: str) -> tuple[StepTemplate, ...]:
         StepTemplate("restore", StepAction.BACKUP_RESTORE, "policy",
                      "Restore database: terminate connections; DROP DATABASE; CREATE DATABASE; psql < backup; "
                      "ANALYZE (./scripts/restore-database.sh <backup>) — destructive, runs only when approved",
-                     {"backupId": FromParam("backup_id")}, timeout_seconds=3600, retries=0),
+                     {"backupId": FromParam("backup_id"), **_PITR_PARAMS}, timeout_seconds=3600, retries=0),
         StepTemplate("start-traffic", StepAction.SCALE, "backend",
                      "Restart application: kubectl scale deployment/backend back to the remembered replica count "
                      "(runbook: --replicas=3, used when nothing was remembered)",
@@ -323,7 +327,7 @@ DATA_CORRUPTION: tuple[StepTemplate, ...] = (
     StepTemplate("find-clean-backup", StepAction.BACKUP_SAFETY, "policy",
                  "3. Find clean backup: ./scripts/find-clean-backup.sh (newest verified backup of the policy, "
                  "sha256 re-checked) and take a safety backup of the current database",
-                 {"backupId": FromParam("backup_id")}),
+                 {"backupId": FromParam("backup_id"), **_PITR_PARAMS}),
     *_restore_procedure(gate="stop-traffic"),
 )
 
@@ -331,7 +335,7 @@ RESTORE_DATABASE: tuple[StepTemplate, ...] = (
     StepTemplate("find-clean-backup", StepAction.BACKUP_SAFETY, "policy",
                  "Pick the backup to restore (parameters.backupId or the newest verified one), check its sha256 "
                  "and take a safety backup of the current database",
-                 {"backupId": FromParam("backup_id")}),
+                 {"backupId": FromParam("backup_id"), **_PITR_PARAMS}),
     *_restore_procedure(gate="read-only"),
 )
 

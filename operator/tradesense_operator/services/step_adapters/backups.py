@@ -12,9 +12,12 @@ timed-out or cancelled attempt returns only once its pg_dump/psql and their serv
 
 from __future__ import annotations
 
+import asyncio
+
 from tradesense_operator.api.v1alpha1.incident import StepAction
-from tradesense_operator.clients.errors import NotFound
+from tradesense_operator.clients.errors import ClientError, NotFound
 from tradesense_operator.domain.backups.manifest import BackupManifest
+from tradesense_operator.services.backups import pitr_materialize
 from tradesense_operator.services.backups.owned_work import run_owned
 from tradesense_operator.services.backups.policy import PolicyContext, PolicyInvalid, load_policy
 from tradesense_operator.services.backups.restore import (
@@ -44,6 +47,8 @@ async def _policy(ctx: StepContext) -> PolicyContext:
 
 async def _clean_backup(ctx: StepContext, policy: PolicyContext) -> BackupManifest:
     wanted = ctx.checkpoint.get("backupId") or param_str(ctx.step, "backupId")
+    if not wanted and _point_in_time(ctx):
+        return await _point_in_time_backup(ctx, policy)
     try:
         return await find_clean_backup(policy.store, label=policy.label, backup_id=wanted)
     except RestoreRefused as exc:
@@ -63,6 +68,39 @@ async def _chosen_and_safety(ctx: StepContext, policy: PolicyContext) -> tuple[B
     return manifest, safety
 
 
+def _point_in_time(ctx: StepContext) -> tuple[str | None, str | None] | None:
+    """(targetTime, targetLSN) when the incident asks for a point-in-time restore."""
+    when, lsn = param_str(ctx.step, "targetTime"), param_str(ctx.step, "targetLSN")
+    return (when, lsn) if when or lsn else None
+
+
+async def _point_in_time_backup(ctx: StepContext, policy: PolicyContext) -> BackupManifest:
+    """Replay the archive to the target in a scratch instance and dump it (once per incident, see pitr_materialize)."""
+    target = _point_in_time(ctx)
+    assert target is not None
+    try:
+        manifest, _ = await asyncio.to_thread(
+            pitr_materialize.materialize_sync, policy.store, policy.label, policy.target,
+            stamp=f"{safety_stamp(ctx)}/point-in-time", clock=ctx.runtime.clock, target_time=target[0],
+            target_lsn=target[1])
+    except (RestoreRefused, ClientError) as exc:
+        raise StepFailed(f"backuppolicy/{policy.name}: point-in-time restore refused: {exc}") from exc
+    return manifest
+
+
+async def _describe_point_in_time(ctx: StepContext, policy: PolicyContext) -> str | None:
+    """The plan text for a dry run: base backup, WAL range, expected loss (no data moves)."""
+    target = _point_in_time(ctx)
+    if target is None or ctx.checkpoint.get("backupId"):
+        return None
+    try:
+        plan = await asyncio.to_thread(pitr_materialize.plan_sync, policy.store, policy.label,
+                                       now=ctx.runtime.clock.now(), target_time=target[0], target_lsn=target[1])
+    except RestoreRefused as exc:
+        raise StepFailed(f"backuppolicy/{policy.name}: point-in-time restore refused: {exc}") from exc
+    return f"point-in-time restore of {policy.target.dbname}: {plan.describe()}"
+
+
 def _summary(manifest: BackupManifest) -> str:
     return f"backup {manifest.id} of {manifest.database} (finished {manifest.finished_at:%Y-%m-%dT%H:%M:%SZ}, verified)"
 
@@ -75,6 +113,8 @@ class BackupSafety:
 
     async def describe(self, ctx: StepContext) -> str:
         policy = await _policy(ctx)
+        if (pitr_text := await _describe_point_in_time(ctx, policy)) is not None:
+            return f"would replay to the target ({pitr_text}); first back up the current data as a safety copy"
         manifest = await _clean_backup(ctx, policy)
         return f"would restore {_summary(manifest)}; first back up the current {policy.target.dbname} as a safety copy"
 
@@ -94,6 +134,8 @@ class BackupRestore:
 
     async def describe(self, ctx: StepContext) -> str:
         policy = await _policy(ctx)
+        if (pitr_text := await _describe_point_in_time(ctx, policy)) is not None:
+            return f"DROP and recreate database {policy.target.dbname}, then load the {pitr_text}"
         manifest = await _clean_backup(ctx, policy)
         return (f"DROP and recreate database {policy.target.dbname}, then restore {_summary(manifest)} "
                 "(after a safety backup of the current data)")

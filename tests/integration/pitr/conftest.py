@@ -1,0 +1,114 @@
+"""Point-in-time recovery fixtures: a throwaway PostgreSQL streaming into a filesystem archive.
+
+The throwaway server has PostgreSQL's defaults that PITR needs (wal_level replica, max_wal_senders,
+pg_hba admitting replication from loopback); restores run in a fresh directory the server's OS user owns.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tradesense_operator.clients.pgdump import PgTarget
+from tradesense_operator.clients.storage import FilesystemStore
+from tradesense_operator.domain.clock import SystemClock
+from tradesense_operator.services.backups.wal_archiver import ArchiverReport, WalArchiver
+from tradesense_sandbox.servers.postgres import ThrowawayPostgres
+
+LABEL = "pol"
+SLOT = "tso_archiver"
+RUN_AS = "postgres" if os.geteuid() == 0 else None
+
+
+@pytest.fixture
+def source(throwaway_pg_factory: Callable[..., ThrowawayPostgres]) -> ThrowawayPostgres:
+    server = throwaway_pg_factory(settings={"wal_level": "replica", "max_wal_senders": "5"})
+    with server.connect() as conn:
+        conn.execute("CREATE TABLE trades (id bigserial PRIMARY KEY, note text NOT NULL, "
+                     "at timestamptz NOT NULL DEFAULT clock_timestamp())")
+    return server
+
+
+def target_of(server: ThrowawayPostgres) -> PgTarget:
+    return PgTarget(host=server.host, port=server.port, dbname="postgres", user=server.user)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FilesystemStore:
+    return FilesystemStore(tmp_path / "store")
+
+
+@pytest.fixture
+def archiver(source: ThrowawayPostgres, store: FilesystemStore, tmp_path: Path) -> Iterator[WalArchiver]:
+    arch = WalArchiver(target=target_of(source), store=store, label=LABEL, staging=tmp_path / "staging",
+                       slot=SLOT, clock=SystemClock())
+    yield arch
+    arch.stop()
+
+
+@pytest.fixture
+def restore_dir() -> Iterator[Path]:
+    """Outside pytest's root-only tmp tree: the restored server's OS user must reach it."""
+    path = Path(tempfile.mkdtemp(prefix="tso-pitr-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def tick_until(arch: WalArchiver, done: Callable[[ArchiverReport], bool], timeout: float = 30.0) -> ArchiverReport:
+    deadline = time.monotonic() + timeout
+    while True:
+        report = arch.tick()
+        if done(report) or time.monotonic() > deadline:
+            return report
+        time.sleep(0.2)
+
+
+@dataclass
+class Writer:
+    """Commits one row at a time; remembers, per row, when the INSERT started and when its commit returned."""
+
+    server: ThrowawayPostgres
+    rows: list[tuple[int, datetime, datetime]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    server_db: str = "postgres"
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def finish(self) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=10)
+
+    def run(self) -> None:
+        with self.server.connect(self.server_db) as conn:
+            while not self.stop.is_set():
+                began = datetime.now(UTC)
+                row = conn.execute("INSERT INTO trades (note) VALUES ('ok') RETURNING id").fetchone()
+                assert row is not None
+                self.rows.append((int(row[0]), began, datetime.now(UTC)))
+                time.sleep(0.005)
+
+
+@pytest.fixture
+def writer(source: ThrowawayPostgres) -> Iterator[Writer]:
+    w = Writer(source)
+    yield w
+    w.finish()
+
+
+def ids(server_dsn: str) -> set[int]:
+    with psycopg.connect(server_dsn) as conn:
+        return {int(r[0]) for r in conn.execute("SELECT id FROM trades WHERE note = 'ok'").fetchall()}  # type: ignore[arg-type]
