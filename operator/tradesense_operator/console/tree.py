@@ -49,7 +49,7 @@ def _attempts(step: StepView) -> str:
     return f"{step.status.attempts}/{step.planned.retries + 1} attempts"
 
 
-def _step_line(step: StepView, *, last: bool, now: datetime, colour: bool, width: int) -> list[str]:
+def _step_line(step: StepView, incident: str, *, last: bool, now: datetime, colour: bool, width: int) -> list[str]:
     branch = "└──" if last else "├──"
     cont = "   " if last else "│  "
     state = step.state
@@ -62,7 +62,7 @@ def _step_line(step: StepView, *, last: bool, now: datetime, colour: bool, width
         short_evidence(step.status.evidence),
     ]
     lines = [f"{branch} " + "  ".join(cells).rstrip()]
-    waits = step.waits_for(now)
+    waits = step.waits_for(now, incident)
     if waits:
         lines.append(f"{cont}    waits for: {waits}")
     elif state is StepState.FAILED and step.status.message:
@@ -85,7 +85,7 @@ def render_incident(view: IncidentView, *, now: datetime, colour: bool = False) 
         return "\n".join(lines)
     width = max(len(s.id) for s in view.steps)
     for index, step in enumerate(view.steps):
-        lines.extend(_step_line(step, last=index == len(view.steps) - 1, now=now, colour=colour, width=width))
+        lines.extend(_step_line(step, view.name, last=index == len(view.steps) - 1, now=now, colour=colour, width=width))
     return "\n".join(lines)
 
 

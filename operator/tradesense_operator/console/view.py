@@ -47,10 +47,10 @@ class StepView:
             return None
         return (self.status.finished_at or now) - self.status.started_at
 
-    def waits_for(self, now: datetime) -> str:
+    def waits_for(self, now: datetime, incident: str = "<incident>") -> str:
         """What the step is waiting for, in a few words ('' when it is not waiting)."""
         if self.state is StepState.AWAITING_APPROVAL:
-            return f"approval: kubectl tradesense approve <incident> {self.id}"
+            return f"approval: kubectl tradesense approve {incident} {self.id}"
         if self.state is not StepState.RUNNING:
             return ""
         retry_at = self.status.next_attempt_at

@@ -15,6 +15,7 @@ import contextlib
 import io
 import os
 import secrets
+import struct
 import sys
 import time
 from collections.abc import Callable
@@ -47,6 +48,13 @@ APPROVAL_SPEC: dict[str, Any] = {
         {"id": "backend-rollout", "action": "rollout-status", "target": "backend"},
     ],
 }
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) of a PNG, failing when the bytes are not one."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    width, height = struct.unpack(">II", data[16:24])
+    return int(width), int(height)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ async def test_get_approve_and_refusals_through_the_operator(console_env: Consol
     assert "left" in lines[0]
     assert any(line.startswith("├── ✔ check-pods") and "Succeeded" in line for line in lines), tree.out
     assert any(line.startswith("├── ⏸ scale-backend") and "AwaitingApproval" in line for line in lines), tree.out
-    assert "waits for: approval: kubectl tradesense approve <incident> scale-backend" in tree.out
+    assert "waits for: approval: kubectl tradesense approve db-slow scale-backend" in tree.out
     assert "\x1b[" not in tree.out  # not a terminal: no colour
 
     overview = await env.run("get")

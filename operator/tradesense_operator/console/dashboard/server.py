@@ -54,7 +54,7 @@ def incident_json(view: IncidentView, now: datetime) -> dict[str, Any]:
             "allowedAttempts": s.planned.retries + 1,
             "duration": format_duration(d) if (d := s.duration(now)) is not None else "",
             "message": s.status.message,
-            "waitsFor": s.waits_for(now),
+            "waitsFor": s.waits_for(now, view.name),
             "evidence": dict(sorted(s.status.evidence.items())),
             "evidenceShort": short_evidence(s.status.evidence),
             "destructive": s.planned.destructive,
