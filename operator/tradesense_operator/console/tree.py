@@ -118,7 +118,7 @@ def render_overview(
     if views:
         rows = [("NAME", "RUNBOOK", "SEVERITY", "PHASE", "STEPS", "CURRENT", "RESPOND-BY", "AGE")]
         for v in views:
-            done = sum(s.state in (StepState.SUCCEEDED, StepState.SKIPPED) for s in v.steps)
+            done = sum(s.state in (StepState.SUCCEEDED, StepState.SKIPPED, StepState.WOULD_RUN) for s in v.steps)
             rows.append((f"tsi/{v.name}", v.spec.runbook.value, v.spec.severity.value, v.phase.value,
                          f"{done}/{len(v.steps)}", v.status.current_step or "-", v.respond_by_text(now),
                          _age(v.created, now)))

@@ -22,7 +22,6 @@ from tradesense_sandbox.runner import OperatorHandle
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-SCREENSHOT = Path(__file__).resolve().parents[3] / "docs" / "images" / "dashboard.png"
 FORBIDDEN = ('tradesenseincidents.ops.tradesense.io "db-slow" is forbidden: User "alice" cannot patch resource '
              '"tradesenseincidents" in API group "ops.tradesense.io"')
 
@@ -93,9 +92,6 @@ async def test_dashboard_renders_refuses_and_approves_live(
         width, height = png_size(screenshot)
         assert width >= 1000
         assert height >= 600
-        if os.environ.get("TSO_UPDATE_SCREENSHOT"):
-            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            SCREENSHOT.write_bytes(screenshot)
 
         # RBAC says no: the page shows the API server's own message, and nothing changed
         env.cluster.faults.add("PATCH", r"/tradesenseincidents/db-slow\?.*fieldManager=kubectl-tradesense",
