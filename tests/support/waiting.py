@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 
 def wait_until(check: Callable[[], bool], timeout: float = 30.0, *, what: str = "condition") -> None:
@@ -14,3 +16,20 @@ def wait_until(check: Callable[[], bool], timeout: float = 30.0, *, what: str = 
             return
         time.sleep(0.1)
     raise AssertionError(f"{what} not reached within {timeout:.0f} s")
+
+
+async def wait_for_phase(
+    read: Callable[[], dict[str, Any]], *phases: str, timeout: float = 30.0, what: str = "object"
+) -> dict[str, Any]:
+    """Poll `read()` every 50 ms without blocking the loop until its status.phase is one of `phases`; return it.
+
+    AssertionError with the last status when the phase is still another after `timeout` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        obj = read()
+        if (obj.get("status") or {}).get("phase") in phases:
+            return obj
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not in {phases} after {timeout}s: {obj.get('status')}")
+        await asyncio.sleep(0.05)

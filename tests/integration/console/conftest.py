@@ -17,7 +17,6 @@ import os
 import secrets
 import struct
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ import kopf
 import pytest
 
 from tests.support.secrets import SecretGuard
+from tests.support.waiting import wait_for_phase
 from tradesense_operator.cli.console import kubectl_main
 from tradesense_operator.config import Settings
 from tradesense_sandbox.demo import operator_registry
@@ -83,14 +83,7 @@ class ConsoleEnv:
         return self.cluster.get(API_VERSION, KIND, name, self.namespace)
 
     async def wait_phase(self, name: str, *phases: str, timeout: float = 30.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            obj = self.incident(name)
-            if (obj.get("status") or {}).get("phase") in phases:
-                return obj
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{name} not in {phases} within {timeout}s: {obj.get('status')}")
-            await asyncio.sleep(0.05)
+        return await wait_for_phase(lambda: self.incident(name), *phases, timeout=timeout, what=f"incident {name}")
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "KUBECONFIG": str(self.kubeconfig), "NO_COLOR": ""}
