@@ -8,7 +8,6 @@ fallback) and must not decide anything: refusals live in `console.actions`.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -144,16 +143,21 @@ class ConsoleCluster:
                 auth_settings=["BearerToken"], _preload_content=False, _request_timeout=WATCH_SECONDS + 30,
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
-            await asyncio.sleep(1.0)
             raise Unavailable(f"watch {path}: {type(exc).__name__}: {exc}") from exc
         async with response:
+            if response.status == 410:  # the version is too old: the same as a 410 ERROR event in the stream
+                yield "ERROR", {}
+                return
             if response.status != 200:
                 raise translate_status(response.status, await response.read(), f"watch {path}")
-            async for line in response.content:
-                if not line.strip():
-                    continue
-                event = json.loads(line)
-                yield str(event.get("type", "")), cast(JsonDict, event.get("object") or {})
+            try:
+                async for line in response.content:
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    yield str(event.get("type", "")), cast(JsonDict, event.get("object") or {})
+            except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError):
+                return  # the stream broke mid-way: the caller resumes from the last resourceVersion it saw
 
 
 __all__ = ["ClientError", "ConsoleCluster", "KubeconfigError", "context_namespace", "kubeconfig_path"]
