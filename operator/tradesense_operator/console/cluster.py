@@ -47,6 +47,8 @@ def kubeconfig_path(explicit: str | None) -> str:
 
 def context_namespace(path: str, context: str | None) -> str:
     """The namespace the chosen context names (kubectl's default for -n), or `default`."""
+    if not Path(path).is_file():
+        raise KubeconfigError(f"kubeconfig {path}: no such file (set --kubeconfig or KUBECONFIG)")
     try:
         contexts, active = k8s_config.list_kube_config_contexts(config_file=path)
     except (OSError, k8s_config.ConfigException) as exc:
