@@ -36,7 +36,7 @@ def render_png(panels: Sequence[PanelData], *, window: tuple[datetime, datetime]
         import matplotlib.dates as mdates  # noqa: PLC0415
         import matplotlib.pyplot as plt  # noqa: PLC0415
     except ImportError as exc:
-        raise ChartUnavailable("matplotlib is not installed: pip install 'tradesense-operator[console]'") from exc
+        raise ChartUnavailable(f"matplotlib cannot be imported ({exc}): pip install 'tradesense-operator[console]'") from exc
     figure, axes = plt.subplots(len(panels), 1, figsize=(11, 2.1 * len(panels) + 0.8), sharex=True, squeeze=False)
     try:
         for ax, data in zip(axes[:, 0], panels, strict=True):
