@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 IMAGE ?= tradesense-operator:dev
 # The default tier mostly waits on real servers and the emulated API, so 4 workers fit 2 cores (one file per worker).
 TEST_WORKERS ?= 4
-DEBIAN_PKGS := postgresql redis-server prometheus prometheus-alertmanager
+DEBIAN_PKGS := postgresql redis-server prometheus prometheus-alertmanager chromium chromium-driver
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help deps test test-slow lint crds crds-check run demo image e2e bench bench-scale clean

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -29,4 +29,21 @@ async def eventually(check: Callable[[], T | None], timeout: float = 30.0, *, wh
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached within {timeout:.0f} s")
+        await asyncio.sleep(0.05)
+
+
+async def wait_for_phase(
+    read: Callable[[], dict[str, Any]], *phases: str, timeout: float = 30.0, what: str = "object"
+) -> dict[str, Any]:
+    """Poll `read()` every 50 ms without blocking the loop until its status.phase is one of `phases`; return it.
+
+    AssertionError with the last status when the phase is still another after `timeout` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        obj = read()
+        if (obj.get("status") or {}).get("phase") in phases:
+            return obj
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not in {phases} after {timeout}s: {obj.get('status')}")
         await asyncio.sleep(0.05)

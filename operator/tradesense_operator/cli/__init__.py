@@ -1,4 +1,4 @@
-"""Command line: `tradesense-operator run|plan|backup …`.
+"""Command line: `tradesense-operator run|plan|backup|console …`.
 
 Each sub-command lives in its own module and registers itself through `register(subparsers)`;
 this module only assembles them, so adding a command never touches the others.
@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, cast
 
 # Sub-command modules, each exposing `register(subparsers) -> None` that sets `func` on its parser.
-COMMAND_MODULES = ("run", "backup", "plan")
+COMMAND_MODULES = ("run", "backup", "plan", "console")
 
 
 class _Registrar(Protocol):

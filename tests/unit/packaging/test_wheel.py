@@ -66,3 +66,12 @@ def test_sandbox_is_its_own_distribution_that_depends_on_the_operator(tmp_path: 
     names = {r.split(">")[0].split("<")[0].split("[")[0].split("=")[0].strip().lower() for r in _metadata(wheel)}
     assert {"tradesense-operator", "jsonschema", "jsonpatch"} <= names
     assert "tradesense_sandbox/schema.sql" in wheel.namelist()
+
+
+def test_operator_wheel_ships_the_kubectl_plugin_and_the_dashboard_page(operator_wheel: zipfile.ZipFile) -> None:
+    names = operator_wheel.namelist()
+    for page in ("index.html", "app.js", "app.css"):
+        assert f"tradesense_operator/console/dashboard/static/{page}" in names
+    (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+    scripts = operator_wheel.read(entry_points).decode()
+    assert "kubectl-tradesense = tradesense_operator.cli.console:kubectl_main" in scripts
