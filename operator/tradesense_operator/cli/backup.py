@@ -246,7 +246,8 @@ def _list(args: argparse.Namespace) -> int:
                   f"{m.kind}")
         for row in point_in_time:
             if row["kind"] == "base":
-                print(f"{row['id']:40} {str(row['finishedAt'])[:19].replace('T', ' '):20} {'basebackup':11} {'':>12} {'':8} base")
+                finished_at = str(row["finishedAt"])[:19].replace("T", " ")
+                print(f"{row['id']:40} {finished_at:20} {'basebackup':11} {'':>12} {'':8} base")
             else:
                 print(f"{row['id']:40} {'window':20} {'wal':11} {row['earliest']} .. {row['latest']} "
                       f"({row['segments']} segments, gaps: {', '.join(row['gaps']) or 'none'})")  # type: ignore[arg-type]
