@@ -419,16 +419,6 @@ def terminate_application(target: PgTarget, application_name: str) -> int:
     return sum(1 for (ok,) in rows if ok)
 
 
-def allow_connections(target: PgTarget, name: str, allow: bool) -> None:
-    """ALTER DATABASE … ALLOW_CONNECTIONS, so nothing reconnects between terminate and drop."""
-    with target.admin().connect() as conn:
-        try:
-            conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS {}").format(
-                sql.Identifier(name), sql.SQL("true" if allow else "false")))
-        except psycopg.Error as exc:
-            raise _sql_error(exc, f"alter database {name}") from exc
-
-
 _TABLES = """
 SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'

@@ -24,8 +24,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from tradesense_operator.api.v1alpha1.incident import TradeSenseIncidentSpec
+from tradesense_operator.api.v1alpha1.kinds import INCIDENT
 
-MUTABLE_FIELDS = frozenset({"approvals", "cancel"})
+# One list of what may change, shared with the CRD's generated CEL transition rules.
+MUTABLE_FIELDS: frozenset[str] = INCIDENT.mutable_spec_fields or frozenset()
 
 
 def normalized_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
