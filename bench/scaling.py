@@ -189,25 +189,11 @@ def trading_day() -> None:
 
 def _scaling_registry(kubeconfig: Path) -> Any:
     """A kopf registry with the real scaling handlers and a Runtime built inside the operator's loop."""
-    import kopf
-
-    from tradesense_operator.clients.kube import KubeClient
     from tradesense_operator.domain.clock import SystemClock
     from tradesense_operator.handlers import scaling as scaling_handlers
-    from tradesense_operator.handlers import startup as startup_handlers
-    from tradesense_operator.services.runtime import Runtime
+    from tradesense_sandbox.runner import handlers_registry
 
-    registry = kopf.OperatorRegistry()
-
-    async def inject_runtime(memo: kopf.Memo, **_: Any) -> None:
-        memo.runtime = Runtime(kube=await KubeClient.from_kubeconfig(str(kubeconfig)), clock=SystemClock())
-        memo.runtime_owned = True
-
-    kopf.on.startup(registry=registry)(inject_runtime)
-    kopf.on.startup(registry=registry)(startup_handlers.configure)
-    kopf.on.cleanup(registry=registry)(startup_handlers.close)
-    scaling_handlers.register(registry)
-    return registry
+    return handlers_registry(kubeconfig, SystemClock(), scaling_handlers.register)
 
 
 async def _live(trials: int) -> list[float]:

@@ -16,7 +16,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,10 @@ import kopf
 import yaml
 from kopf._cogs.structs.credentials import Vault  # kopf exports no public Vault; a pre-filled one replaces login
 
+from tradesense_operator.clients.kube import KubeClient
+from tradesense_operator.domain.clock import Clock
+from tradesense_operator.handlers import startup as startup_handlers
+from tradesense_operator.services.runtime import Runtime
 from tradesense_sandbox.kubeapi.cluster import EmulatedCluster
 
 logger = logging.getLogger(__name__)
@@ -239,3 +243,24 @@ def run_operator(
     finally:
         if not handle.killed:
             handle.stop()
+
+
+def handlers_registry(
+    kubeconfig: Path, clock: Clock, register: Callable[[kopf.OperatorRegistry], None]
+) -> kopf.OperatorRegistry:
+    """A registry with one kind's handlers (`register`), the production start-up/cleanup, and a Runtime on `clock`.
+
+    The kube client's HTTP session belongs to the loop that creates it, so the Runtime cannot be built in the
+    caller's loop and injected; this start-up handler builds it in the operator's own loop.
+    """
+    registry = kopf.OperatorRegistry()
+
+    async def inject_runtime(memo: kopf.Memo, **_: Any) -> None:
+        memo.runtime = Runtime(kube=await KubeClient.from_kubeconfig(str(kubeconfig)), clock=clock)
+        memo.runtime_owned = True
+
+    kopf.on.startup(registry=registry)(inject_runtime)
+    kopf.on.startup(registry=registry)(startup_handlers.configure)
+    kopf.on.cleanup(registry=registry)(startup_handlers.close)
+    register(registry)
+    return registry

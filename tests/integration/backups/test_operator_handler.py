@@ -15,33 +15,21 @@ import kopf
 
 from tests.support.kube import OperatorFactory
 from tests.support.waiting import wait_until
-from tradesense_operator.clients.kube import KubeClient
 from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import FilesystemStore
 from tradesense_operator.domain.clock import ManualClock
 from tradesense_operator.handlers import backup as backup_handlers
-from tradesense_operator.handlers import startup as startup_handlers
 from tradesense_operator.services.backups import dump_pipeline
 from tradesense_operator.services.backups.reconcile import RUN_NOW_ANNOTATION
-from tradesense_operator.services.runtime import Runtime
 from tradesense_sandbox.kubeapi.cluster import EmulatedCluster
+from tradesense_sandbox.runner import handlers_registry
 
 API = "ops.tradesense.io/v1alpha1"
 
 
 def backup_registry(kubeconfig: Path, clock: ManualClock) -> kopf.OperatorRegistry:
     """The backup handlers, and a Runtime with the test's clock built in the operator's own loop."""
-    registry = kopf.OperatorRegistry()
-
-    async def inject_runtime(memo: kopf.Memo, **_: Any) -> None:
-        memo.runtime = Runtime(kube=await KubeClient.from_kubeconfig(str(kubeconfig)), clock=clock)
-        memo.runtime_owned = True
-
-    kopf.on.startup(registry=registry)(inject_runtime)
-    kopf.on.startup(registry=registry)(startup_handlers.configure)
-    kopf.on.cleanup(registry=registry)(startup_handlers.close)
-    backup_handlers.register(registry)
-    return registry
+    return handlers_registry(kubeconfig, clock, backup_handlers.register)
 
 
 def test_operator_runs_run_now_and_scheduled_backups(

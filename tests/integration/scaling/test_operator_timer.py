@@ -6,20 +6,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import kopf
 import pytest
 
 from tests.integration.scaling.conftest import NAMESPACE, deployment, policy
 from tests.support.waiting import wait_until
-from tradesense_operator.clients.kube import KubeClient
 from tradesense_operator.domain.clock import ManualClock
 from tradesense_operator.handlers import scaling as scaling_handlers
-from tradesense_operator.handlers import startup as startup_handlers
-from tradesense_operator.services.runtime import Runtime
 from tradesense_sandbox.kubeapi.cluster import EmulatedCluster
-from tradesense_sandbox.runner import run_operator
+from tradesense_sandbox.runner import handlers_registry, run_operator
 from tradesense_sandbox.servers.prometheus import PrometheusServer
 
 pytestmark = pytest.mark.prometheus
@@ -31,17 +27,7 @@ def scaling_registry(kubeconfig: Path, clock: ManualClock) -> kopf.OperatorRegis
     The kube client's HTTP session belongs to the loop that creates it, so the test cannot build it in its
     own loop and inject it; this startup handler builds it in the operator's loop, with the test's clock.
     """
-    registry = kopf.OperatorRegistry()
-
-    async def inject_runtime(memo: kopf.Memo, **_: Any) -> None:
-        memo.runtime = Runtime(kube=await KubeClient.from_kubeconfig(str(kubeconfig)), clock=clock)
-        memo.runtime_owned = True
-
-    kopf.on.startup(registry=registry)(inject_runtime)
-    kopf.on.startup(registry=registry)(startup_handlers.configure)
-    kopf.on.cleanup(registry=registry)(startup_handlers.close)
-    scaling_handlers.register(registry)
-    return registry
+    return handlers_registry(kubeconfig, clock, scaling_handlers.register)
 
 
 def test_operator_evaluates_when_due_on_the_injected_clock(
