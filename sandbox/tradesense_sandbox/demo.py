@@ -320,8 +320,12 @@ def check_effects(cluster: EmulatedCluster, result: DemoResult) -> list[str]:
 
 
 def run_demo(*, timeout: float = 90.0, stream: TextIO = sys.stdout, tty: bool | None = None,
-             services: Services = Services()) -> DemoResult:
-    """Set everything up, run the operator through the sample incidents, tear everything down."""
+             services: Services = Services(), rbac: Sequence[Mapping[str, Any]] = ()) -> DemoResult:
+    """Set everything up, run the operator through the sample incidents, tear everything down.
+
+    With `rbac` (the Roles, ClusterRoles and bindings of deploy/rbac), the emulated API enforces them and the
+    operator's runbook actions authenticate as its ServiceAccount, so a missing rule fails the demo.
+    """
     started = time.monotonic()
     out = stream
     with contextlib.ExitStack() as stack:
@@ -344,6 +348,13 @@ def run_demo(*, timeout: float = 90.0, stream: TextIO = sys.stdout, tty: bool | 
         out.write(f"• stand-in TradeSense API at {app.base_url}\n")
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tso-demo-")))
         kubeconfig = cluster.write_kubeconfig(workdir / "kubeconfig", namespace=NAMESPACE)
+        if rbac:
+            cluster.apply_manifests([dict(document) for document in rbac])
+            cluster.enable_rbac()
+            token = cluster.service_account_token(OPERATOR_NAMESPACE, "tradesense-operator")
+            kubeconfig.write_text(yaml.safe_dump(cluster.token_kubeconfig(token, NAMESPACE)), encoding="utf-8")
+            out.write("• RBAC enforced: the operator acts as ServiceAccount "
+                      f"{OPERATOR_NAMESPACE}/tradesense-operator with deploy/rbac's rules\n")
         stack.enter_context(run_operator(cluster, registry=operator_registry(kubeconfig), memo=kopf.Memo()))
         out.write("• operator running (kopf, incident handlers, engine, runbook actions); applying 4 incidents\n\n")
         out.flush()
