@@ -14,7 +14,6 @@ import yaml
 
 from tradesense_sandbox.demo import REDIS_DB, ProgressView, render_table, run_demo
 
-
 RBAC = Path(__file__).resolve().parents[2] / "deploy" / "rbac"
 
 
