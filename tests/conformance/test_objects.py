@@ -167,7 +167,7 @@ async def test_hpas_and_jobs_are_stored(api: Api, ns: str) -> None:
 
 
 async def test_events_expire_after_the_event_ttl(emulator: EmulatedCluster, api: Api, ns: str) -> None:
-    """kube-apiserver --event-ttl (1 h by default); the emulator measures it on its controllable clock."""
+    """kube-apiserver's --event-ttl flag (1 h by default); the emulator measures it on its controllable clock."""
     path = f"/api/v1/namespaces/{ns}/events"
     involved = {"kind": "ConfigMap", "name": "cm", "namespace": ns, "apiVersion": "v1"}
     body = {"metadata": {"name": "old"}, "involvedObject": involved, "reason": "Tested", "message": "m",

@@ -65,7 +65,7 @@ class EmulatedCluster:
         event_ttl: float = 3600.0,
     ) -> None:
         self.store = Store(history_size=history_size)
-        self.event_ttl = event_ttl  # like kube-apiserver --event-ttl: Events vanish this long after their last write
+        self.event_ttl = event_ttl  # like kube-apiserver's --event-ttl flag: Events vanish this long after their last write
         crds.install(self.store)
         self.store.seed()
         self.token = secrets.token_urlsafe(24)

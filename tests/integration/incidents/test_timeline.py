@@ -1,6 +1,6 @@
 """The incident's own timeline in status: the story of `kubectl describe` still readable after the Events expired.
 
-A real cluster drops Events after about an hour (kube-apiserver --event-ttl); the emulator does the same on
+A real cluster drops Events after about an hour (kube-apiserver's --event-ttl flag); the emulator does the same on
 its controllable clock. The incident runs a step, waits for an approval, runs the approved step and succeeds;
 then the clock jumps past the TTL: the Events are gone and status.timeline still tells it, in order.
 """
