@@ -12,16 +12,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from tradesense_sandbox.servers.probes import http_json, http_ok
-from tradesense_sandbox.servers.process import ServerProcess, require_binary
+from tradesense_sandbox.servers.probes import http_json
+from tradesense_sandbox.servers.prometheus_project import PrometheusProjectServer
 
 
-class AlertmanagerServer(ServerProcess):
+class AlertmanagerServer(PrometheusProjectServer):
     """`prometheus-alertmanager` with a generated config (one route to one webhook receiver) or a given one."""
 
     name = "alertmanager"
+    storage_flag = "--storage.path"
+    extra_flags = ("--cluster.listen-address=",)
 
     def __init__(
         self,
@@ -39,7 +39,6 @@ class AlertmanagerServer(ServerProcess):
         port: int | None = None,
         startup_timeout: float = 30.0,
     ) -> None:
-        self.binary = require_binary(binary, "Debian package prometheus-alertmanager (make deps)")
         self.webhook_url = webhook_url
         self._bearer_token = bearer_token
         self.group_by = list(group_by)
@@ -49,22 +48,7 @@ class AlertmanagerServer(ServerProcess):
         self.resolve_timeout = resolve_timeout
         self.send_resolved = send_resolved
         self._config = dict(config) if config is not None else None
-        super().__init__(port=port, startup_timeout=startup_timeout)
-
-    @property
-    def url(self) -> str:
-        """Base URL of the HTTP API."""
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def target(self) -> str:
-        """`host:port`, the form Prometheus' alerting config wants."""
-        return f"{self.host}:{self.port}"
-
-    @property
-    def config_path(self) -> Path:
-        """The generated alertmanager.yml."""
-        return self.workdir / "alertmanager.yml"
+        super().__init__(binary, "prometheus-alertmanager", port=port, startup_timeout=startup_timeout)
 
     def config(self) -> dict[str, Any]:
         """The configuration as data; the bearer token is referenced by file, never inlined.
@@ -96,25 +80,11 @@ class AlertmanagerServer(ServerProcess):
         return self.workdir / "webhook-token"
 
     def prepare(self) -> None:
-        (self.workdir / "data").mkdir()
         if self._bearer_token is not None:
             fd = os.open(self._token_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(self._bearer_token)
-        self.config_path.write_text(yaml.safe_dump(self.config(), sort_keys=False))
-
-    def command(self) -> list[str]:
-        return [
-            self.binary,
-            f"--config.file={self.config_path}",
-            f"--storage.path={self.workdir / 'data'}",
-            f"--web.listen-address={self.host}:{self.port}",
-            "--cluster.listen-address=",
-            "--log.level=warn",
-        ]
-
-    def probe(self) -> bool:
-        return http_ok(f"{self.url}/-/ready")
+        super().prepare()
 
     # -- API helpers for tests -----------------------------------------------------------------
 

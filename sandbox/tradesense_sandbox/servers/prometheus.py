@@ -19,16 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import yaml
 
-from tradesense_sandbox.servers.probes import http_json, http_ok
-from tradesense_sandbox.servers.process import ServerProcess, require_binary
+from tradesense_sandbox.servers.probes import http_json
+from tradesense_sandbox.servers.prometheus_project import PrometheusProjectServer
 
 
-class PrometheusServer(ServerProcess):
+class PrometheusServer(PrometheusProjectServer):
     """`prometheus` with a generated config: static scrape targets, optional rules and Alertmanagers."""
 
     name = "prometheus"
+    storage_flag = "--storage.tsdb.path"
+    extra_flags = ("--web.enable-lifecycle", "--storage.tsdb.retention.time=1d")
 
     def __init__(
         self,
@@ -47,7 +48,6 @@ class PrometheusServer(ServerProcess):
         startup_timeout: float = 30.0,
         query_log: bool = False,
     ) -> None:
-        self.binary = require_binary(binary, "Debian package prometheus (make deps)")
         self.query_log = query_log
         self.targets = list(targets)
         self.scrape_interval = scrape_interval
@@ -59,17 +59,7 @@ class PrometheusServer(ServerProcess):
         self.target_labels = {target: dict(labels) for target, labels in (target_labels or {}).items()}
         self.metrics_path = metrics_path
         self.external_labels = dict(external_labels or {})
-        super().__init__(port=port, startup_timeout=startup_timeout)
-
-    @property
-    def url(self) -> str:
-        """Base URL of the HTTP API."""
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def config_path(self) -> Path:
-        """The generated prometheus.yml."""
-        return self.workdir / "prometheus.yml"
+        super().__init__(binary, "prometheus", port=port, startup_timeout=startup_timeout)
 
     @property
     def query_log_path(self) -> Path:
@@ -116,37 +106,19 @@ class PrometheusServer(ServerProcess):
                 configs.append({"targets": [target], "labels": self.target_labels[target]})
         return configs
 
-    def _write_config(self) -> None:
+    def write_config(self) -> None:
         # Rule files are copied in, so a test may delete or rewrite its originals while Prometheus runs.
         rules_dir = self.workdir / "rules"
         rules_dir.mkdir(exist_ok=True)
         for i, path in enumerate(self.rule_files):
             shutil.copyfile(path, rules_dir / f"{i:02d}-{path.name}")
-        self.config_path.write_text(yaml.safe_dump(self.config(), sort_keys=False))
-
-    def prepare(self) -> None:
-        (self.workdir / "data").mkdir()
-        self._write_config()
-
-    def command(self) -> list[str]:
-        return [
-            self.binary,
-            f"--config.file={self.config_path}",
-            f"--storage.tsdb.path={self.workdir / 'data'}",
-            f"--web.listen-address={self.host}:{self.port}",
-            "--web.enable-lifecycle",
-            "--storage.tsdb.retention.time=1d",
-            "--log.level=warn",
-        ]
-
-    def probe(self) -> bool:
-        return http_ok(f"{self.url}/-/ready")
+        super().write_config()
 
     # -- reconfiguration -----------------------------------------------------------------------
 
     def reload(self) -> None:
         """Rewrite the config from the current attributes and make the running server load it."""
-        self._write_config()
+        self.write_config()
         if self.running:
             http_json(f"{self.url}/-/reload", method="POST", timeout=10)
 
