@@ -25,10 +25,10 @@ import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import Any, TextIO
 
 import kopf
 import psycopg
@@ -38,17 +38,13 @@ from psycopg import sql
 
 from tradesense_operator.api.crdgen.files import render_files
 from tradesense_operator.api.v1alpha1.incident import StepAction
-from tradesense_operator.clients.kube import KubeClient
 from tradesense_operator.config import Settings
-from tradesense_operator.domain.runbooks import resolve_plan
+from tradesense_operator.domain.clock import SystemClock
 from tradesense_operator.handlers import incident as incident_handlers
-from tradesense_operator.handlers.startup import close, configure
-from tradesense_operator.services.incidents import IncidentEngine
-from tradesense_operator.services.runtime import Runtime
 from tradesense_operator.services.step_adapters.base import Action
 from tradesense_sandbox.app import StandinApp
 from tradesense_sandbox.kubeapi import EmulatedCluster
-from tradesense_sandbox.runner import run_operator
+from tradesense_sandbox.runner import handlers_registry, incident_engine, run_operator
 from tradesense_sandbox.schema import load_schema, populate
 from tradesense_sandbox.tradesense_namespace import install_tradesense
 
@@ -147,25 +143,12 @@ DEMO_SETTINGS = Settings(step_poll_seconds=0.2, http_port=0, lock_lease_seconds=
 def operator_registry(
     kubeconfig: Path, operator_settings: Settings = DEMO_SETTINGS, actions: Mapping[StepAction, Action] | None = None
 ) -> kopf.OperatorRegistry:
-    """The incident handlers, plus a start-up handler that builds the Runtime in the operator's own loop.
+    """The incident handlers, with the Runtime built in the operator's own loop (`handlers_registry`).
 
     `actions` replaces the registry of runbook actions (tests wrap them to stop the operator mid-step).
     """
-    registry = kopf.OperatorRegistry()
-
-    @kopf.on.startup(registry=registry)
-    async def build_runtime(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-        runtime = Runtime(kube=await KubeClient.from_kubeconfig(str(kubeconfig)), settings=operator_settings)
-        memo.runtime = runtime
-        memo.runtime_owned = True
-        if actions is not None:
-            memo.incident_engine = IncidentEngine(runtime, actions=actions, planner=resolve_plan)
-        # the production start-up handler (kopf's decorator types it as an activity, hence the cast)
-        await cast(Callable[..., Awaitable[None]], configure)(settings=settings, memo=memo)
-
-    kopf.on.cleanup(registry=registry)(close)
-    incident_handlers.register(registry)
-    return registry
+    engine = () if actions is None else (incident_engine(actions),)
+    return handlers_registry(kubeconfig, SystemClock(), *engine, incident_handlers.register, settings=operator_settings)
 
 
 # -- the incidents ------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,10 +25,16 @@ import kopf
 import yaml
 from kopf._cogs.structs.credentials import Vault  # kopf exports no public Vault; a pre-filled one replaces login
 
+from tradesense_operator.api.v1alpha1.incident import PlannedStep, StepAction, TradeSenseIncidentSpec
 from tradesense_operator.clients.kube import KubeClient
+from tradesense_operator.config import Settings
 from tradesense_operator.domain.clock import Clock
+from tradesense_operator.domain.runbooks import resolve_plan
 from tradesense_operator.handlers import startup as startup_handlers
+from tradesense_operator.observability.metrics import OperatorMetrics
+from tradesense_operator.services.incidents import IncidentEngine
 from tradesense_operator.services.runtime import Runtime
+from tradesense_operator.services.step_adapters.base import Action
 from tradesense_sandbox.kubeapi.cluster import EmulatedCluster
 
 logger = logging.getLogger(__name__)
@@ -245,22 +251,53 @@ def run_operator(
             handle.stop()
 
 
-def handlers_registry(
-    kubeconfig: Path, clock: Clock, register: Callable[[kopf.OperatorRegistry], None]
-) -> kopf.OperatorRegistry:
-    """A registry with one kind's handlers (`register`), the production start-up/cleanup, and a Runtime on `clock`.
+Register = Callable[[kopf.OperatorRegistry], None]
+"""Adds handlers to a registry: a kind's `register` (e.g. `handlers.backup.register`), or a start-up addition."""
+Planner = Callable[[TradeSenseIncidentSpec], list[PlannedStep]]
 
-    The kube client's HTTP session belongs to the loop that creates it, so the Runtime cannot be built in the
-    caller's loop and injected; this start-up handler builds it in the operator's own loop.
+
+def handlers_registry(
+    kubeconfig: Path,
+    clock: Clock,
+    *registers: Register,
+    settings: Settings | None = None,
+    metrics: OperatorMetrics | None = None,
+) -> kopf.OperatorRegistry:
+    """A registry with the production start-up/cleanup, a Runtime on `clock`, then `registers` in order.
+
+    The Runtime gets `settings` and `metrics` when given (the Runtime's defaults otherwise). The kube client's HTTP
+    session belongs to the loop that creates it, so the Runtime cannot be built in the caller's loop and injected;
+    this start-up handler builds it in the operator's own loop, before any start-up handler of `registers` runs.
     """
     registry = kopf.OperatorRegistry()
 
     async def inject_runtime(memo: kopf.Memo, **_: Any) -> None:
-        memo.runtime = Runtime(kube=await KubeClient.from_kubeconfig(str(kubeconfig)), clock=clock)
+        runtime = Runtime(kube=await KubeClient.from_kubeconfig(str(kubeconfig)), clock=clock)
+        if settings is not None:
+            runtime.settings = settings
+        if metrics is not None:
+            runtime.metrics = metrics
+        memo.runtime = runtime
         memo.runtime_owned = True
 
     kopf.on.startup(registry=registry)(inject_runtime)
     kopf.on.startup(registry=registry)(startup_handlers.configure)
     kopf.on.cleanup(registry=registry)(startup_handlers.close)
-    register(registry)
+    for register in registers:
+        register(registry)
     return registry
+
+
+def incident_engine(actions: Mapping[StepAction, Action], planner: Planner = resolve_plan) -> Register:
+    """For `handlers_registry`: the incident handlers' engine runs `actions` (test doubles, or wrapped real ones).
+
+    Register it before `handlers.incident.register`; the engine is built on the injected Runtime at start-up.
+    """
+
+    def register(registry: kopf.OperatorRegistry) -> None:
+        async def inject_engine(memo: kopf.Memo, **_: Any) -> None:
+            memo.incident_engine = IncidentEngine(memo.runtime, actions=actions, planner=planner)
+
+        kopf.on.startup(registry=registry)(inject_engine)
+
+    return register

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.request
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from tests.support.waiting import wait_until
 from tradesense_operator.clients.errors import ClientError, NotFound, Unavailable
 from tradesense_operator.clients.kube import CONFIGMAPS, DEPLOYMENTS, EVENTS, NAMESPACES, KubeClient, ResourceKind
 
@@ -451,15 +451,11 @@ class Kubectl:
 
 
 def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.2) -> Any:
-    """Poll until `predicate()` is truthy; TimeoutError names what was awaited."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
+    """`wait_until`, raising TimeoutError (the scenarios turn a cluster that is too slow into a named problem)."""
+    try:
+        return wait_until(predicate, timeout, what=what, interval=interval)
+    except AssertionError as exc:
+        raise TimeoutError(str(exc)) from None
 
 
 def condition(obj: Obj, type_: str) -> Obj | None:

@@ -29,18 +29,16 @@ from pydantic import ValidationError
 from tradesense_operator.api.v1alpha1.common import GROUP, VERSION
 from tradesense_operator.api.v1alpha1.incident import TradeSenseIncidentSpec
 from tradesense_operator.api.v1alpha1.scaling import ScalingPolicy
-from tradesense_operator.clients.kube import KubeClient
 from tradesense_operator.config import Settings
+from tradesense_operator.domain.clock import SystemClock
 from tradesense_operator.domain.runbooks import PlanError, resolve_plan
 from tradesense_operator.handlers import backup as backup_handlers
 from tradesense_operator.handlers import incident as incident_handlers
 from tradesense_operator.handlers import scaling as scaling_handlers
-from tradesense_operator.handlers import startup as startup_handlers
-from tradesense_operator.services.runtime import Runtime
 from tradesense_operator.services.scaling.evaluation import validate_spec as validate_scaling
 from tradesense_sandbox.kubeapi import EmulatedCluster
 from tradesense_sandbox.kubeapi.errors import ApiError
-from tradesense_sandbox.runner import OperatorHandle
+from tradesense_sandbox.runner import OperatorHandle, handlers_registry
 
 API = f"{GROUP}/{VERSION}"
 CLOSED = "127.0.0.1"  # port 1: every data-plane call is refused at once (nothing real is touched)
@@ -166,20 +164,8 @@ def mutations(fields: dict[str, list[Any]]) -> st.SearchStrategy[tuple[str, Any]
 
 def full_registry(kubeconfig: Path) -> kopf.OperatorRegistry:
     """Incident engine, backup and scaling daemons, like handlers/registry.py, in a private registry."""
-    registry = kopf.OperatorRegistry()
-
-    async def inject_runtime(memo: kopf.Memo, **_: Any) -> None:
-        memo.runtime = Runtime(kube=await KubeClient.from_kubeconfig(str(kubeconfig)),
-                               settings=Settings(step_poll_seconds=0.05, http_port=0))
-        memo.runtime_owned = True
-
-    kopf.on.startup(registry=registry)(inject_runtime)
-    kopf.on.startup(registry=registry)(startup_handlers.configure)
-    kopf.on.cleanup(registry=registry)(startup_handlers.close)
-    backup_handlers.register(registry)
-    scaling_handlers.register(registry)
-    incident_handlers.register(registry)
-    return registry
+    return handlers_registry(kubeconfig, SystemClock(), backup_handlers.register, scaling_handlers.register,
+                             incident_handlers.register, settings=Settings(step_poll_seconds=0.05, http_port=0))
 
 
 @pytest.fixture

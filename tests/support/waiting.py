@@ -10,18 +10,21 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def wait_until(check: Callable[[], bool], timeout: float = 30.0, *, what: str = "condition") -> None:
-    """Poll `check` every 0.1 s; AssertionError naming `what` when it is still false after `timeout` seconds."""
+def wait_until(check: Callable[[], T | None], timeout: float = 30.0, *, what: str = "condition",
+               interval: float = 0.1) -> T:
+    """Poll `check` every `interval` s and return its first truthy value; AssertionError naming `what` when it is
+    still false after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
+        if value := check():
+            return value
+        time.sleep(interval)
     raise AssertionError(f"{what} not reached within {timeout:.0f} s")
 
 
-async def eventually(check: Callable[[], T | None], timeout: float = 30.0, *, what: str = "condition") -> T:
-    """`wait_until` for async tests: poll `check` every 0.05 s without blocking the loop; return its truthy value."""
+async def eventually(check: Callable[[], T | None], timeout: float = 30.0, *, what: str = "condition",
+                     interval: float = 0.05) -> T:
+    """`wait_until` for async tests: poll `check` without blocking the loop; return its truthy value."""
     deadline = time.monotonic() + timeout
     while True:
         value = check()
@@ -29,7 +32,7 @@ async def eventually(check: Callable[[], T | None], timeout: float = 30.0, *, wh
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached within {timeout:.0f} s")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(interval)
 
 
 async def wait_for_phase(

@@ -1,10 +1,9 @@
 """The real operator process in-process, serving its HTTP endpoint (bridge, /metrics, health) beside kopf.
 
-The registry holds what an alert-driven incident needs: the incident handlers and the HTTP server. A
-startup handler builds the Runtime inside kopf's own event loop (aiohttp sessions are loop-bound) with
-`settings.http_port` set to a free loopback port, then runs the lead's `configure` and `start_http` exactly
-as the registered startup handlers do in production; the bridge token lives in a Secret in the emulated
-cluster (a planted value, so any leak into logs, Events or status fails the test).
+The registry holds what an alert-driven incident needs: the incident handlers and the HTTP server, assembled by
+the sandbox's `handlers_registry` (the Runtime is built inside kopf's own event loop, with `settings.http_port`
+set to a free loopback port; then the production `configure` and `start_http` run). The bridge token lives in a
+Secret in the emulated cluster (a planted value, so any leak into logs, Events or status fails the test).
 
 `operator_with_bridge(**settings)` (fixture) starts it and returns a `RunningOperator`; the simulated
 `tradesense` Deployments are installed in the same namespace by `install_app_namespace`, with the backend
@@ -13,11 +12,9 @@ at revision 2 so that "rollback recent deployment" has a previous revision to re
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import secrets
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,15 +26,15 @@ import kopf
 import pytest
 
 from tests.support.secrets import SecretGuard
+from tests.support.waiting import eventually
 from tradesense_operator.bridge.server import TOKEN_KEY
-from tradesense_operator.clients.kube import KubeClient
 from tradesense_operator.config import Settings
+from tradesense_operator.domain.clock import SystemClock
 from tradesense_operator.handlers import incident as incident_handlers
 from tradesense_operator.handlers.http import start_http, stop_http
-from tradesense_operator.handlers.startup import configure
-from tradesense_operator.services.runtime import Runtime
 from tradesense_sandbox.kubeapi import EmulatedCluster
-from tradesense_sandbox.runner import OperatorHandle
+from tradesense_sandbox.runner import OperatorHandle, handlers_registry
+from tradesense_sandbox.servers import free_port
 from tradesense_sandbox.tradesense_namespace import install_tradesense, wait_workloads_ready
 
 INCIDENT_API = "ops.tradesense.io/v1alpha1"
@@ -46,31 +43,15 @@ GOOD_IMAGE = "tradesense/backend:v2.0.0"
 BAD_IMAGE = "tradesense/backend:v2.0.1"
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on right now (the operator binds it a moment later)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def serve_http(registry: kopf.OperatorRegistry) -> None:
+    """The operator's HTTP server (bridge, /metrics, health), as handlers/http.py registers it in production."""
+    kopf.on.startup(registry=registry)(start_http)
+    kopf.on.cleanup(registry=registry)(stop_http)
 
 
 def build_registry(kubeconfig: Path, settings: Settings) -> kopf.OperatorRegistry:
     """Incident handlers + the HTTP server, with a Runtime built in the operator's loop."""
-    registry = kopf.OperatorRegistry()
-
-    @kopf.on.startup(registry=registry)
-    async def inject(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-        memo.runtime = Runtime(kube=await KubeClient.from_kubeconfig(str(kubeconfig)), settings=operator_settings)
-        await configure(settings=settings, memo=memo)
-        await start_http(memo=memo)
-
-    @kopf.on.cleanup(registry=registry)
-    async def close(memo: kopf.Memo, **_: Any) -> None:
-        await stop_http(memo=memo)
-        await memo.runtime.aclose()
-
-    operator_settings = settings
-    incident_handlers.register(registry)
-    return registry
+    return handlers_registry(kubeconfig, SystemClock(), incident_handlers.register, serve_http, settings=settings)
 
 
 @dataclass
@@ -92,11 +73,6 @@ class RunningOperator:
     def alerts_url(self) -> str:
         return f"{self.url}/alerts"
 
-    @property
-    def runtime(self) -> Runtime:
-        runtime: Runtime = self.memo.runtime
-        return runtime
-
     def incidents(self) -> list[dict[str, Any]]:
         return self.cluster.list(INCIDENT_API, INCIDENT_KIND, self.namespace)
 
@@ -106,11 +82,7 @@ class RunningOperator:
 
     async def wait_for(self, what: str, predicate: Callable[[], bool], timeout: float = 30.0) -> None:
         """Poll (without blocking the loop) until predicate() holds."""
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-            await asyncio.sleep(0.05)
+        await eventually(predicate, timeout, what=what)
 
 
 def install_app_namespace(cluster: EmulatedCluster, namespace: str, signing_key: str) -> None:

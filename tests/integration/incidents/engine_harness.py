@@ -10,9 +10,9 @@ the steps are `custom` steps run by small actions that leave countable traces on
 - `FlakyAction` fails its first N calls.
 A `Gate` makes an action block at a chosen point so a test can kill the operator exactly there.
 
-The operator is assembled in its own registry: a startup handler builds the Runtime inside the
-operator's event loop (aiohttp sessions are loop-bound) with a ManualClock and small poll intervals,
-then applies the lead's kopf settings; only the incident handlers are registered.
+The operator is assembled in its own registry by the sandbox's `handlers_registry`: the Runtime is built inside the
+operator's event loop (aiohttp sessions are loop-bound) with a ManualClock and small poll intervals, the
+production kopf settings apply, and only the incident handlers are registered, their engine running these actions.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,23 +28,21 @@ from typing import Any
 
 import kopf
 
+from tests.support.waiting import eventually
 from tradesense_operator.api.v1alpha1.incident import (
     PlannedStep,
     StepAction,
     TradeSenseIncidentSpec,
 )
 from tradesense_operator.clients.errors import Conflict
-from tradesense_operator.clients.kube import DEPLOYMENTS, KubeClient
+from tradesense_operator.clients.kube import DEPLOYMENTS
 from tradesense_operator.config import Settings
 from tradesense_operator.domain.clock import ManualClock
 from tradesense_operator.handlers import incident as incident_handlers
-from tradesense_operator.handlers.startup import configure
 from tradesense_operator.observability.metrics import OperatorMetrics
-from tradesense_operator.services.incidents import IncidentEngine
-from tradesense_operator.services.runtime import Runtime
 from tradesense_operator.services.step_adapters.base import Action, Outcome, StepContext, StepFailed, StepResult
 from tradesense_sandbox.kubeapi import EmulatedCluster
-from tradesense_sandbox.runner import OperatorHandle
+from tradesense_sandbox.runner import OperatorHandle, Planner, handlers_registry, incident_engine
 
 API_VERSION = "ops.tradesense.io/v1alpha1"
 KIND = "TradeSenseIncident"
@@ -53,9 +50,6 @@ EFFECTS = "test.tradesense.io/effects"
 CALLS = "test.tradesense.io/calls"
 READY = "test.tradesense.io/ready"
 WAIT_TIMEOUT = 20.0
-
-Planner = Callable[[TradeSenseIncidentSpec], list[PlannedStep]]
-
 
 def custom_planner(spec: TradeSenseIncidentSpec) -> list[PlannedStep]:
     """Custom steps one to one, each aimed at deployment/<target> (the engine tests' own catalogue)."""
@@ -203,24 +197,9 @@ def build_registry(
     kubeconfig: Path, *, clock: ManualClock, settings: Settings, actions: Mapping[StepAction, Action],
     planner: Planner, metrics: OperatorMetrics | None = None,
 ) -> kopf.OperatorRegistry:
-    """A registry with the incident handlers and a startup that injects Runtime and engine."""
-    registry = kopf.OperatorRegistry()
-
-    @kopf.on.startup(registry=registry)
-    async def inject(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-        runtime = Runtime(kube=await KubeClient.from_kubeconfig(str(kubeconfig)), settings=operator_settings,
-                          clock=clock, metrics=metrics or OperatorMetrics())
-        memo.runtime = runtime
-        memo.incident_engine = IncidentEngine(runtime, actions=actions, planner=planner)
-        await configure(settings=settings, memo=memo)
-
-    @kopf.on.cleanup(registry=registry)
-    async def close(memo: kopf.Memo, **_: Any) -> None:
-        await memo.runtime.aclose()
-
-    operator_settings = settings
-    incident_handlers.register(registry)
-    return registry
+    """The incident handlers with an engine running `actions`, on a Runtime with `clock`, `settings` and `metrics`."""
+    return handlers_registry(kubeconfig, clock, incident_engine(actions, planner), incident_handlers.register,
+                             settings=settings, metrics=metrics or OperatorMetrics())
 
 
 @dataclass
@@ -309,11 +288,7 @@ class EngineEnv:
 
     async def wait_for(self, what: str, predicate: Callable[[], bool], timeout: float = WAIT_TIMEOUT) -> None:
         """Poll the cluster until `predicate` holds (the operator runs in another thread)."""
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
-            await asyncio.sleep(0.02)
+        await eventually(predicate, timeout, what=what, interval=0.02)
 
     async def wait_event(self, name: str, reason: str, timeout: float = WAIT_TIMEOUT) -> None:
         """Events are posted after the status write they describe: wait for them explicitly."""
