@@ -4,6 +4,9 @@ The engine calls `next_decision` on every iteration with freshly read status, so
 operator takes exactly the decision the crashed one would have taken: a step found Running is
 continued (its action is idempotent), a step between attempts waits for its persisted backoff time,
 a destructive step waits for its approval.
+
+Pure: `now` and the status are passed in; must not read a clock or the cluster, nor change a status
+(transitions.py computes the changes, the engine persists them).
 """
 
 from __future__ import annotations
@@ -70,39 +73,37 @@ class Complete:
 
 
 @dataclass(frozen=True)
-class StepHasFailed:
+class StepDecision:
+    """A decision about one step: the one at `index` in the plan."""
+
+    index: int
+
+
+@dataclass(frozen=True)
+class StepHasFailed(StepDecision):
     """A step ended Failed (its retries exhausted); the incident fails with its message."""
 
-    index: int
-
 
 @dataclass(frozen=True)
-class AwaitApproval:
+class AwaitApproval(StepDecision):
     """The next step is destructive and its id is not in spec.approvals."""
 
-    index: int
-
 
 @dataclass(frozen=True)
-class Backoff:
+class Backoff(StepDecision):
     """The step's last attempt failed; the next one starts at `until`."""
 
-    index: int
     until: datetime
 
 
 @dataclass(frozen=True)
-class StartAttempt:
+class StartAttempt(StepDecision):
     """Start a new attempt of the step (first one, or a retry whose backoff has passed)."""
-
-    index: int
 
 
 @dataclass(frozen=True)
-class ContinueAttempt:
+class ContinueAttempt(StepDecision):
     """The step is Running: re-invoke its action (poll a waiting step, or resume after a crash)."""
-
-    index: int
 
 
 Decision = Complete | StepHasFailed | AwaitApproval | Backoff | StartAttempt | ContinueAttempt
