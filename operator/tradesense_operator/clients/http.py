@@ -17,12 +17,12 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import aiohttp
 
+from tradesense_operator.clients.closing import AsyncClosing
 from tradesense_operator.clients.errors import Forbidden, Invalid, NotFound, Timeout, Unavailable
 
 SMOKE_ENDPOINTS = ("health", "trades", "analytics", "auth")
@@ -79,7 +79,7 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
     return sorted_values[rank - 1]
 
 
-class HttpClient:
+class HttpClient(AsyncClosing):
     """Probes and webhook delivery over one reused aiohttp session."""
 
     def __init__(self, default_timeout: float = 5.0, *, monotonic: Callable[[], float] = time.perf_counter) -> None:
@@ -88,14 +88,6 @@ class HttpClient:
         self.default_timeout = default_timeout
         self._monotonic = monotonic
         self._session: aiohttp.ClientSession | None = None
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the session (safe to call more than once)."""

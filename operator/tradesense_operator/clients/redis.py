@@ -16,14 +16,14 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 from redis.asyncio.retry import Retry
 from redis.backoff import ConstantBackoff
 
+from tradesense_operator.clients.closing import AsyncClosing
 from tradesense_operator.clients.errors import ClientError, Forbidden, Invalid, Timeout, Unavailable
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class BigKey:
     memory_bytes: int
 
 
-class RedisClient:
+class RedisClient(AsyncClosing):
     """Runbook operations on one Redis database."""
 
     def __init__(
@@ -85,14 +85,6 @@ class RedisClient:
 
     def __repr__(self) -> str:
         return f"RedisClient({self.host}:{self.port}/{self.db}, password={'***' if self._password else None})"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the connection pool."""
