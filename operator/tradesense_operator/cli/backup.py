@@ -55,6 +55,14 @@ def _storage_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--s3-region", default="us-east-1", help="region")
 
 
+def _one_backup_flags(parser: argparse.ArgumentParser, *, default: str) -> None:
+    """A command on one stored backup of a database: where it is, and which (`--id`, else `default` of --label)."""
+    _connection_flags(parser)
+    _storage_flags(parser)
+    parser.add_argument("--id", help=f"backup id (default: {default} of --label)")
+    parser.add_argument("--label", help="only backups with this label")
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `backup` and its sub-commands."""
     parser = subparsers.add_parser("backup", help="run, verify, list and restore PostgreSQL backups")
@@ -77,10 +85,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.set_defaults(func=_run)
 
     verify = commands.add_parser("verify", help="check a stored backup (default: the newest)")
-    _connection_flags(verify)
-    _storage_flags(verify)
-    verify.add_argument("--id", help="backup id (default: newest of --label)")
-    verify.add_argument("--label", help="only backups with this label")
+    _one_backup_flags(verify, default="newest")
     verify.add_argument("--test-restore", action="store_true", help="also restore into a scratch database")
     verify.set_defaults(func=_verify)
 
@@ -91,10 +96,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     listing.set_defaults(func=_list)
 
     rest = commands.add_parser("restore", help="replace the database with a verified backup (destructive)")
-    _connection_flags(rest)
-    _storage_flags(rest)
-    rest.add_argument("--id", help="backup id (default: newest verified of --label)")
-    rest.add_argument("--label", help="only backups with this label")
+    _one_backup_flags(rest, default="newest verified")
     rest.add_argument("--stamp", help="idempotency stamp; re-running with the same stamp resumes")
     rest.add_argument("--yes", action="store_true", help="confirm dropping and recreating the database")
     rest.add_argument("--jobs", type=int, default=None,
