@@ -186,8 +186,8 @@ def build_app(
             return web.json_response({"status": "ready"})
         return web.json_response({"status": "not-ready", "reasons": http_state.reasons}, status=503)
 
-    app.router.add_post("/alerts", alerts)
-    app.router.add_post("/api/v1/alerts", alerts)
+    for path in ("/alerts", "/api/v1/alerts"):  # one receiver, two URLs (the shipped routing uses /alerts)
+        app.router.add_post(path, alerts)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
