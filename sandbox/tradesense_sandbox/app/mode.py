@@ -2,6 +2,9 @@
 
 A mode is an immutable value; the app swaps the whole value atomically, so a request always sees one
 consistent mode even while another thread (a test, the admin endpoint) changes it.
+
+Owns the mode values and their exact counters; must not delay or fail requests itself (the server applies the
+mode).
 """
 
 from __future__ import annotations
@@ -68,6 +71,21 @@ class FailureMode:
         return replace(self, **dict(changes))
 
 
+class _FractionCounter:
+    """Turns a fraction into exact counts without randomness: with 0.25, exactly every 4th `next` says yes."""
+
+    def __init__(self) -> None:
+        self._debt = 0.0
+
+    def next(self, fraction: float) -> bool:
+        """Whether this event is one of the `fraction` (an accumulator: each call adds the fraction, 1.0 is a yes)."""
+        self._debt += fraction
+        if self._debt >= 1.0 - 1e-9:
+            self._debt -= 1.0
+            return True
+        return False
+
+
 class ModeSwitch:
     """Holds the current mode and the deterministic counters that turn fractions into exact request counts."""
 
@@ -76,8 +94,8 @@ class ModeSwitch:
         self._mode = FailureMode()
         self.before_change = before_change
         """Called (outside the lock) just before every change, e.g. to settle the simulated CPU up to now."""
-        self._error_debt = 0.0
-        self._miss_debt = 0.0
+        self._errors = _FractionCounter()
+        self._misses = _FractionCounter()
 
     @property
     def current(self) -> FailureMode:
@@ -91,35 +109,20 @@ class ModeSwitch:
             self.before_change()
         with self._lock:
             self._mode = mode
-            self._error_debt = 0.0
-            self._miss_debt = 0.0
+            self._errors = _FractionCounter()
+            self._misses = _FractionCounter()
             return mode
 
     def update(self, **changes: Any) -> FailureMode:
         """Change some fields, keep the others."""
-        updated = self.current.updated(changes)  # validate before settling anything
-        if self.before_change is not None:
-            self.before_change()
-        with self._lock:
-            self._mode = updated
-            self._error_debt = 0.0
-            self._miss_debt = 0.0
-            return self._mode
+        return self.set(self.current.updated(changes))  # validated before anything is settled
 
     def next_request_fails(self) -> bool:
-        """Whether this request gets a 500: an accumulator, so errors=0.25 fails exactly 1 request in 4."""
+        """Whether this request gets a 500: errors=0.25 fails exactly 1 request in 4."""
         with self._lock:
-            self._error_debt += self._mode.errors
-            if self._error_debt >= 1.0 - 1e-9:
-                self._error_debt -= 1.0
-                return True
-            return False
+            return self._errors.next(self._mode.errors)
 
     def next_lookup_misses(self) -> bool:
-        """Whether this cache lookup is forced to miss (same accumulator scheme as errors)."""
+        """Whether this cache lookup is forced to miss (the same exact counting as errors)."""
         with self._lock:
-            self._miss_debt += self._mode.cache_miss
-            if self._miss_debt >= 1.0 - 1e-9:
-                self._miss_debt -= 1.0
-                return True
-            return False
+            return self._misses.next(self._mode.cache_miss)
