@@ -3,6 +3,8 @@
 Tests and `make demo` start one, point kopf / kubernetes_asyncio / kubectl at `cluster.url` (or the
 kubeconfig from `write_kubeconfig`), and use the thread-safe methods here to arrange and inspect
 state, steer the simulated kubelet (pod readiness, logs) and inject faults.
+
+A facade: must not hold API semantics of its own (the store, the routes and the controllers do).
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import asyncio
 import builtins
 import contextlib
 import secrets
-import socket
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,6 +31,7 @@ from tradesense_sandbox.kubeapi.selectors import parse_label_selector
 from tradesense_sandbox.kubeapi.server import Routes, ServerState
 from tradesense_sandbox.kubeapi.store import Obj, Store, parse_timestamp
 from tradesense_sandbox.kubeapi.workloads import WorkloadController
+from tradesense_sandbox.servers.process import free_port
 
 
 def _event_age(event: Obj) -> float:
@@ -42,13 +44,6 @@ def _event_age(event: Obj) -> float:
     ]
     newest = max(parse_timestamp(str(s)) for s in stamps if s)
     return (clock.now() - newest).total_seconds()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class EmulatedCluster:
@@ -122,7 +117,7 @@ class EmulatedCluster:
         self._controller.start()
         self._runner = web.AppRunner(Routes(self.state).app(), handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        port = self._port or _free_port()
+        port = self._port or free_port()
         site = web.TCPSite(self._runner, "127.0.0.1", port, shutdown_timeout=1.0)
         await site.start()
         self.url = f"http://127.0.0.1:{port}"

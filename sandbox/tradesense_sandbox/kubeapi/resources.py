@@ -2,6 +2,8 @@
 
 A `ResourceType` carries what discovery publishes (names, scope, verbs, subresources) and the
 behaviour switches the store needs (generation tracking, status/scale subresources, schema).
+
+Descriptions only; must not store objects (store.py does).
 """
 
 from __future__ import annotations
@@ -102,7 +104,12 @@ class ResourceType:
 
 def builtin_resources() -> list[ResourceType]:
     """The built-in kinds the operator, kopf and the tests use."""
-    deployment_scale = ScaleSpec()
+
+    def scalable_workload(kind: str, short_name: str) -> ResourceType:
+        """An apps/v1 workload: in category `all`, with status and scale subresources and a tracked generation."""
+        return ResourceType("apps", "v1", kind, f"{kind.lower()}s", kind.lower(), True, (short_name,), ("all",),
+                            status_subresource=True, scale=ScaleSpec(), tracks_generation=True)
+
     return [
         ResourceType("", "v1", "Namespace", "namespaces", "namespace", False, ("ns",), status_subresource=True),
         ResourceType("", "v1", "Node", "nodes", "node", False, ("no",), status_subresource=True),
@@ -128,45 +135,9 @@ def builtin_resources() -> list[ResourceType]:
             ("pvc",),
             status_subresource=True,
         ),
-        ResourceType(
-            "apps",
-            "v1",
-            "Deployment",
-            "deployments",
-            "deployment",
-            True,
-            ("deploy",),
-            ("all",),
-            status_subresource=True,
-            scale=deployment_scale,
-            tracks_generation=True,
-        ),
-        ResourceType(
-            "apps",
-            "v1",
-            "ReplicaSet",
-            "replicasets",
-            "replicaset",
-            True,
-            ("rs",),
-            ("all",),
-            status_subresource=True,
-            scale=deployment_scale,
-            tracks_generation=True,
-        ),
-        ResourceType(
-            "apps",
-            "v1",
-            "StatefulSet",
-            "statefulsets",
-            "statefulset",
-            True,
-            ("sts",),
-            ("all",),
-            status_subresource=True,
-            scale=deployment_scale,
-            tracks_generation=True,
-        ),
+        scalable_workload("Deployment", "deploy"),
+        scalable_workload("ReplicaSet", "rs"),
+        scalable_workload("StatefulSet", "sts"),
         ResourceType(
             "batch", "v1", "Job", "jobs", "job", True, (), ("all",), status_subresource=True, tracks_generation=True
         ),

@@ -203,6 +203,18 @@ class Store:
             raise bad_request("the server could not find the requested resource: a namespace is required")
         return namespace
 
+    def _stored(self, rtype: ResourceType, namespace: str | None, name: str) -> tuple[_Table, str, Obj]:
+        """The stored object itself (not a copy), with its table and namespace key; NotFound when there is none.
+
+        The caller holds the lock.
+        """
+        table = self._table(rtype)
+        ns = self._check_namespace(rtype, namespace)
+        obj = table.objects.get((ns, name))
+        if obj is None:
+            raise not_found(rtype.plural, rtype.group, name)
+        return table, ns, obj
+
     def _require_namespace_exists(self, rtype: ResourceType, namespace: str) -> None:
         if not rtype.namespaced:
             return
@@ -230,10 +242,7 @@ class Store:
 
     def get(self, rtype: ResourceType, namespace: str | None, name: str) -> Obj:
         with self.lock:
-            ns = self._check_namespace(rtype, namespace)
-            obj = self._table(rtype).objects.get((ns, name))
-            if obj is None:
-                raise not_found(rtype.plural, rtype.group, name)
+            _, _, obj = self._stored(rtype, namespace, name)
             return _served(rtype, copy.deepcopy(obj))
 
     def list(
@@ -369,11 +378,7 @@ class Store:
     ) -> Obj:
         """Read-modify-write under the lock; the core of PUT and PATCH (and controller writes)."""
         with self.lock:
-            table = self._table(rtype)
-            ns = self._check_namespace(rtype, namespace)
-            stored = table.objects.get((ns, name))
-            if stored is None:
-                raise not_found(rtype.plural, rtype.group, name)
+            table, ns, stored = self._stored(rtype, namespace, name)
             old = _served(rtype, copy.deepcopy(stored))  # writes start from what a read returns (defaulted)
             if precondition_rv is not None and precondition_rv != old["metadata"]["resourceVersion"]:
                 raise conflict(rtype.plural, rtype.group, name)
@@ -514,11 +519,7 @@ class Store:
         kubelet removes it (a second DELETE with gracePeriodSeconds=0) when its containers have stopped.
         """
         with self.lock:
-            table = self._table(rtype)
-            ns = self._check_namespace(rtype, namespace)
-            old = table.objects.get((ns, name))
-            if old is None:
-                raise not_found(rtype.plural, rtype.group, name)
+            table, ns, old = self._stored(rtype, namespace, name)
             meta = old["metadata"]
             if precondition_uid is not None and precondition_uid != meta["uid"]:
                 raise ApiError(

@@ -272,6 +272,14 @@ class WorkloadController:
     def _rtype(self, key: tuple[str, str, str]) -> ResourceType:
         return self.store.resource_type(*key)
 
+    def _live(self, rtype: ResourceType, namespace: str, name: str) -> Obj | None:
+        """The object to reconcile; None when it is gone or being deleted (its controller then does nothing)."""
+        try:
+            obj = self.store.get(rtype, namespace, name)
+        except ApiError:
+            return None
+        return None if obj["metadata"].get("deletionTimestamp") else obj
+
     # ----------------------------------------------------------------- replicasets
 
     def _pods_of(self, owner_uid: str, *, active: bool = True) -> list[Obj]:
@@ -281,11 +289,8 @@ class WorkloadController:
 
     def _reconcile_replicaset(self, namespace: str, name: str) -> None:
         rs_type = self._rtype(REPLICASETS)
-        try:
-            rs = self.store.get(rs_type, namespace, name)
-        except ApiError:
-            return
-        if rs["metadata"].get("deletionTimestamp"):
+        rs = self._live(rs_type, namespace, name)
+        if rs is None:
             return
         uid = rs["metadata"]["uid"]
         pods = self._pods_of(uid)
@@ -346,11 +351,8 @@ class WorkloadController:
 
     def _reconcile_deployment(self, namespace: str, name: str) -> None:
         dep_type, rs_type = self._rtype(DEPLOYMENTS), self._rtype(REPLICASETS)
-        try:
-            dep = self.store.get(dep_type, namespace, name)
-        except ApiError:
-            return
-        if dep["metadata"].get("deletionTimestamp"):
+        dep = self._live(dep_type, namespace, name)
+        if dep is None:
             return
         uid = dep["metadata"]["uid"]
         spec = dep["spec"]
