@@ -3,6 +3,8 @@
 Tests load small data sets; bench/backup.py loads a few hundred MB. Rows stream to PostgreSQL through
 COPY in chunks, so memory stays flat whatever the size, and the same seed always yields the same rows
 (backup/restore tests compare `fingerprint()`s before and after).
+
+Test, demo and benchmark data: the operator must never import it.
 """
 
 from __future__ import annotations
@@ -166,12 +168,6 @@ def load_schema(conn: psycopg.Connection[Any]) -> None:
         conn.execute(schema_sql().encode())
 
 
-async def load_schema_async(conn: psycopg.AsyncConnection[Any]) -> None:
-    """Async twin of `load_schema`."""
-    async with conn.transaction():
-        await conn.execute(schema_sql().encode())
-
-
 def populate(
     conn: psycopg.Connection[Any],
     *,
@@ -203,37 +199,6 @@ def populate(
     return PopulateResult(users=users, trades=counts[0], deleted_trades=counts[1])
 
 
-async def populate_async(
-    conn: psycopg.AsyncConnection[Any],
-    *,
-    users: int = 50,
-    trades: int = 1_000,
-    seed: int = 0,
-    deleted_fraction: float = 0.02,
-    base_time: datetime = BASE_TIME,
-) -> PopulateResult:
-    """Async twin of `populate`."""
-    _validate(users, trades, deleted_fraction)
-    counts = [0, 0]
-    async with conn.transaction(), conn.cursor() as cur:
-        await cur.execute("SELECT EXISTS (SELECT 1 FROM users) OR EXISTS (SELECT 1 FROM trades)")
-        row = await cur.fetchone()
-        if row is not None and row[0]:
-            raise ValueError(_NOT_EMPTY)
-        async with cur.copy(_COPY_USERS) as copy:
-            for chunk in user_rows(users, seed, base_time):
-                await copy.write(chunk)
-        async with cur.copy(_COPY_TRADES) as copy:
-            for chunk in trade_rows(
-                users, trades, seed, deleted_fraction=deleted_fraction, base_time=base_time, counts=counts
-            ):
-                await copy.write(chunk)
-        for statement in _RESYNC_IDS:
-            await cur.execute(statement)
-        await cur.execute("ANALYZE users, trades")
-    return PopulateResult(users=users, trades=counts[0], deleted_trades=counts[1])
-
-
 def _fingerprint_query(table: str) -> sql.Composed:
     # hashtext over the row's text form, summed: streaming and independent of physical row order.
     return sql.SQL("SELECT count(*), coalesce(sum(hashtext(t::text)::bigint), 0) FROM {} AS t").format(sql.Identifier(table))
@@ -244,19 +209,6 @@ def fingerprint(conn: psycopg.Connection[Any], tables: tuple[str, ...] = TABLES)
     result: dict[str, TableFingerprint] = {}
     for table in tables:
         row = conn.execute(_fingerprint_query(table)).fetchone()
-        assert row is not None
-        result[table] = TableFingerprint(rows=int(row[0]), checksum=int(row[1]))
-    return result
-
-
-async def fingerprint_async(
-    conn: psycopg.AsyncConnection[Any], tables: tuple[str, ...] = TABLES
-) -> dict[str, TableFingerprint]:
-    """Async twin of `fingerprint`."""
-    result: dict[str, TableFingerprint] = {}
-    for table in tables:
-        cur = await conn.execute(_fingerprint_query(table))
-        row = await cur.fetchone()
         assert row is not None
         result[table] = TableFingerprint(rows=int(row[0]), checksum=int(row[1]))
     return result

@@ -2,13 +2,12 @@
 
 Covers: the `pg_database` fixture's contents (tables, counts, the test user, referential integrity,
 identity sequences usable afterwards), same seed → same fingerprint and different seed → different,
-fingerprints noticing a deleted or changed row, refusal to populate non-empty tables, the async twin,
+fingerprints noticing a deleted or changed row, refusal to populate non-empty tables,
 the runbook's index statement and the runbook's integrity queries, and parameter validation.
 """
 
 from __future__ import annotations
 
-import psycopg
 import pytest
 
 from tradesense_sandbox.app.auth import verify_password
@@ -18,11 +17,8 @@ from tradesense_sandbox.schema import (
     TEST_USER_EMAIL,
     TEST_USER_PASSWORD,
     fingerprint,
-    fingerprint_async,
     load_schema,
-    load_schema_async,
     populate,
-    populate_async,
     trades_for_size,
 )
 
@@ -79,18 +75,6 @@ def test_fingerprint_notices_a_deleted_and_a_changed_row(pg_database):
 def test_populate_refuses_tables_that_already_hold_rows(pg_database):
     with pg_database.connect(autocommit=False) as conn, pytest.raises(ValueError, match="empty users and trades"):
         populate(conn, users=2, trades=2)
-
-
-async def test_async_twins_load_and_populate_identically_to_the_sync_ones(pg_database_factory):
-    empty = pg_database_factory(schema=False)
-    reference = pg_database_factory(users=5, trades=50, seed=3)
-    async with await psycopg.AsyncConnection.connect(empty.dsn) as conn:
-        await load_schema_async(conn)
-        result = await populate_async(conn, users=5, trades=50, seed=3)
-        ours = await fingerprint_async(conn)
-    assert (result.users, result.trades) == (5, 50)
-    with reference.connect() as conn:
-        assert fingerprint(conn) == ours
 
 
 def test_runbook_index_and_integrity_queries_run_against_the_schema(pg_database):
