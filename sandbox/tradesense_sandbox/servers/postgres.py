@@ -3,6 +3,8 @@
 initdb and postgres refuse to run as root, so when we are root the cluster runs as the `postgres` OS user
 in a temporary directory it owns. Durability is switched off (fsync, full-page writes): these clusters
 exist for seconds and must start fast on a 2-core machine.
+
+Must not touch the shared PostgreSQL (127.0.0.1:5432): every cluster has its own port and directory.
 """
 
 from __future__ import annotations
@@ -107,14 +109,10 @@ class ThrowawayPostgres(ServerProcess):
         result = subprocess.run(  # noqa: S603 - fixed binary, our own arguments
             [
                 self.initdb_bin,
-                "-D",
-                str(self.data_dir),
-                "-U",
-                self.user,
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
+                "-D", str(self.data_dir),
+                "-U", self.user,
+                "-A", "trust",
+                "-E", "UTF8",
                 "--locale=C",
                 "--no-sync",
                 "--no-instructions",
@@ -134,14 +132,10 @@ class ThrowawayPostgres(ServerProcess):
     def command(self) -> list[str]:
         argv = [
             self.postgres_bin,
-            "-D",
-            str(self.data_dir),
-            "-p",
-            str(self.port),
-            "-k",
-            str(self.socket_dir),
-            "-c",
-            f"listen_addresses={self.host}",
+            "-D", str(self.data_dir),
+            "-p", str(self.port),
+            "-k", str(self.socket_dir),
+            "-c", f"listen_addresses={self.host}",
         ]
         for key, value in self.settings.items():
             argv += ["-c", f"{key}={value}"]

@@ -41,22 +41,14 @@ class ThrowawayRedis(ServerProcess):
     def command(self) -> list[str]:
         argv = [
             self.binary,
-            "--port",
-            str(self.port),
-            "--bind",
-            self.host,
-            "--dir",
-            str(self.workdir),
-            "--save",
-            "",
-            "--appendonly",
-            "yes" if self.appendonly else "no",
-            "--daemonize",
-            "no",
-            "--protected-mode",
-            "yes",
-            "--loglevel",
-            "warning",
+            "--port", str(self.port),
+            "--bind", self.host,
+            "--dir", str(self.workdir),
+            "--save", "",
+            "--appendonly", "yes" if self.appendonly else "no",
+            "--daemonize", "no",
+            "--protected-mode", "yes",
+            "--loglevel", "warning",
         ]
         if self.maxmemory is not None:
             argv += ["--maxmemory", self.maxmemory, "--maxmemory-policy", self.maxmemory_policy]
