@@ -93,25 +93,18 @@ async def test_missing_token_secret_fails_closed_with_503(bridge_factory: Bridge
     assert bridge.incidents() == []
 
 
-async def test_secret_without_a_token_key_fails_closed(bridge_factory: BridgeFactory) -> None:
-    bridge = await bridge_factory(bridge_token_secret="bridge-empty")
-    bridge.cluster.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bridge-empty",
-                                                                             "namespace": bridge.namespace},
-                           "data": {"other": base64.b64encode(b"value-1234").decode()}})
+@pytest.mark.parametrize(("data", "token"), [
+    pytest.param({"other": b"value-1234"}, "", id="secret-without-a-token-key"),
+    pytest.param({"token": b"\xff\xfe\x00\x81binary"}, "\ufffd\ufffd", id="token-that-is-not-text"),
+])
+async def test_unusable_token_secret_fails_closed(bridge_factory: BridgeFactory, data: dict[str, bytes],
+                                                  token: str) -> None:
+    bridge = await bridge_factory(bridge_token_secret="bridge-unusable")
+    bridge.cluster.create({"apiVersion": "v1", "kind": "Secret",
+                           "metadata": {"name": "bridge-unusable", "namespace": bridge.namespace},
+                           "data": {key: base64.b64encode(value).decode() for key, value in data.items()}})
 
-    reply = await bridge.post(notification(alert()), token="")
-
-    assert reply.status == 503
-    assert bridge.incidents() == []
-
-
-async def test_token_that_is_not_text_fails_closed(bridge_factory: BridgeFactory) -> None:
-    bridge = await bridge_factory(bridge_token_secret="bridge-binary")
-    bridge.cluster.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bridge-binary",
-                                                                             "namespace": bridge.namespace},
-                           "data": {"token": base64.b64encode(b"\xff\xfe\x00\x81binary").decode()}})
-
-    reply = await bridge.post(notification(alert()), token="\ufffd\ufffd")
+    reply = await bridge.post(notification(alert()), token=token)
 
     assert (reply.status, reply.body["reason"]) == (503, "not-configured")
     assert bridge.incidents() == []
