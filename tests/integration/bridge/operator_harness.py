@@ -67,11 +67,8 @@ class RunningOperator:
 
     @property
     def url(self) -> str:
+        """The operator's HTTP server: the bridge at /alerts, /metrics, /healthz, /readyz."""
         return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def alerts_url(self) -> str:
-        return f"{self.url}/alerts"
 
     def incidents(self) -> list[dict[str, Any]]:
         return self.cluster.list(INCIDENT_API, INCIDENT_KIND, self.namespace)
@@ -163,7 +160,7 @@ async def run_alert_incident(
     operator: RunningOperator, session: aiohttp.ClientSession, payload: dict[str, Any]
 ) -> dict[str, Any]:
     """POST `payload` to the operator's own bridge and wait until the incident it creates is terminal."""
-    async with session.post(operator.alerts_url, json=payload,
+    async with session.post(f"{operator.url}/alerts", json=payload,
                             headers={"Authorization": f"Bearer {operator.token}"}) as response:
         assert response.status == 200, await response.text()
         body = await response.json()

@@ -103,7 +103,7 @@ async def test_high_error_rate_alert_runs_one_incident_that_rolls_back_and_recor
     await asyncio.to_thread(install_app_namespace, kube_cluster, operator.namespace, secret_guard.plant())
     assert operator.backend_image() == BAD_IMAGE
     alertmanager = alertmanager_factory(
-        operator.alerts_url, bearer_token=operator.token,
+        f"{operator.url}/alerts", bearer_token=operator.token,
         group_wait="1s", group_interval="1s", repeat_interval="2s",
     )
     operator_target = f"127.0.0.1:{operator.port}"  # Prometheus scrapes the operator's /metrics too

@@ -8,6 +8,7 @@ first step — a deterministic "not yet started" — until the test lifts the fr
 from __future__ import annotations
 
 import aiohttp
+import pytest
 
 from tests.integration.bridge.conftest import alert, notification
 from tests.integration.bridge.operator_harness import (
@@ -25,7 +26,7 @@ from tradesense_sandbox.kubeapi import EmulatedCluster
 
 
 async def _post(session: aiohttp.ClientSession, operator: RunningOperator, payload: dict[str, object]) -> list[str]:
-    async with session.post(operator.alerts_url, json=payload,
+    async with session.post(f"{operator.url}/alerts", json=payload,
                             headers={"Authorization": f"Bearer {operator.token}"}) as response:
         assert response.status == 200, await response.text()
         return [a["outcome"] for a in (await response.json())["alerts"]]
@@ -51,13 +52,19 @@ async def _held_by_the_freeze(operator: RunningOperator) -> None:
     await operator.wait_for("the incident held by the freeze", lambda: _status(operator).get("phase") == "Blocked")
 
 
-async def test_resolution_cancels_steps_not_started_when_the_spec_allows_it(
+@pytest.fixture
+def operator(
     kube_cluster: EmulatedCluster, operator_with_bridge: OperatorWithBridge, secret_guard: SecretGuard
-) -> None:
-    operator = operator_with_bridge()
+) -> RunningOperator:
+    """The operator with its bridge, the app installed in its namespace, and that namespace frozen."""
+    running = operator_with_bridge()
     kube_cluster.pod_ready_delay = 0.05
-    install_app_namespace(kube_cluster, operator.namespace, secret_guard.plant())
-    _freeze(kube_cluster, operator.namespace, True)
+    install_app_namespace(kube_cluster, running.namespace, secret_guard.plant())
+    _freeze(kube_cluster, running.namespace, True)
+    return running
+
+
+async def test_resolution_cancels_steps_not_started_when_the_spec_allows_it(operator: RunningOperator) -> None:
     cancellable = alert(annotations={"cancel_on_resolve": "true"})
     async with aiohttp.ClientSession() as session:
         assert await _post(session, operator, notification(cancellable)) == ["created"]
@@ -75,19 +82,13 @@ async def test_resolution_cancels_steps_not_started_when_the_spec_allows_it(
     await operator.wait_for("AlertResolved=True", lambda: _alert_condition(operator).get("status") == "True")
 
 
-async def test_resolution_without_cancel_on_resolve_lets_the_incident_finish(
-    kube_cluster: EmulatedCluster, operator_with_bridge: OperatorWithBridge, secret_guard: SecretGuard
-) -> None:
-    operator = operator_with_bridge()
-    kube_cluster.pod_ready_delay = 0.05
-    install_app_namespace(kube_cluster, operator.namespace, secret_guard.plant())
-    _freeze(kube_cluster, operator.namespace, True)
+async def test_resolution_without_cancel_on_resolve_lets_the_incident_finish(operator: RunningOperator) -> None:
     async with aiohttp.ClientSession() as session:
         assert await _post(session, operator, notification(alert())) == ["created"]
         await _held_by_the_freeze(operator)
         assert await _post(session, operator, notification(alert(status="resolved"))) == ["resolved"]
 
-    _freeze(kube_cluster, operator.namespace, False)
+    _freeze(operator.cluster, operator.namespace, False)
 
     await operator.wait_for("the incident to finish", lambda: _status(operator).get("phase") == "Succeeded")
     [incident] = operator.incidents()

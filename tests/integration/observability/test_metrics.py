@@ -40,13 +40,13 @@ async def after_a_run(
     async with aiohttp.ClientSession() as session:
         before = await _scrape(session, operator)
         assert sample_value(before, "tradesense_operator_bridge_requests_total", outcome="accepted") == 0
-        async with session.post(operator.alerts_url, json=notification(alert()),
+        async with session.post(f"{operator.url}/alerts", json=notification(alert()),
                                 headers={"Authorization": f"Bearer {secrets.token_hex(8)}"}) as response:
             assert response.status == 401
-        async with session.post(operator.alerts_url, data=b"{not json",
+        async with session.post(f"{operator.url}/alerts", data=b"{not json",
                                 headers={"Authorization": f"Bearer {operator.token}"}) as response:
             assert response.status == 400
-        async with session.post(operator.alerts_url, json=notification(alert("NoSuchAlert", fingerprint="00ff")),
+        async with session.post(f"{operator.url}/alerts", json=notification(alert("NoSuchAlert", fingerprint="00ff")),
                                 headers={"Authorization": f"Bearer {operator.token}"}) as response:
             assert response.status == 200
         await run_alert_incident(operator, session, notification(alert()))
