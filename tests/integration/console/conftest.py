@@ -2,8 +2,9 @@
 and the `kubectl-tradesense` script run as the user would run it (a subprocess with the user's kubeconfig).
 
 - `console_env`: a `ConsoleEnv` on the test namespace (four Deployments Ready, a planted signing key) with
-  `create(name, spec)`, `incident(name)`, `wait_phase(name, *phases)`, `cli(*args)` (the installed
-  script in a subprocess) and `run(*args)` (the same entry point in-process, for the many small calls).
+  `create(name, spec)`, `incident(name)`, `wait_phase(name, *phases)`, `awaiting_approval(name)`,
+  `cli(*args)` (the installed script in a subprocess) and `run(*args)` (the same entry point in-process, for the
+  many small calls).
 - `console_operator`: the real kopf operator (incident handlers, engine, production actions) on that namespace.
 - `APPROVAL_SPEC`: a custom incident whose second step (scale the backend to 5) waits for approval.
 """
@@ -84,6 +85,11 @@ class ConsoleEnv:
 
     async def wait_phase(self, name: str, *phases: str, timeout: float = 30.0) -> dict[str, Any]:
         return await wait_for_phase(lambda: self.incident(name), *phases, timeout=timeout, what=f"incident {name}")
+
+    async def awaiting_approval(self, name: str, **metadata: Any) -> dict[str, Any]:
+        """An incident of APPROVAL_SPEC, returned once the operator holds it at the step that needs approval."""
+        self.create(name, APPROVAL_SPEC, **metadata)
+        return await self.wait_phase(name, "AwaitingApproval")
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "KUBECONFIG": str(self.kubeconfig), "NO_COLOR": ""}

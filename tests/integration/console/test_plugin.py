@@ -9,15 +9,14 @@ import json
 
 import yaml
 
-from tests.integration.console.conftest import APPROVAL_SPEC, PLUGIN, ConsoleEnv
+from tests.integration.console.conftest import PLUGIN, ConsoleEnv
 from tradesense_sandbox.runner import OperatorHandle
 
 
 async def test_get_approve_and_refusals_through_the_operator(console_env: ConsoleEnv,
                                                              console_operator: OperatorHandle) -> None:
     env = console_env
-    env.create("db-slow", APPROVAL_SPEC)
-    await env.wait_phase("db-slow", "AwaitingApproval")
+    await env.awaiting_approval("db-slow")
 
     tree = await env.cli("get", "db-slow")
     assert tree.code == 0, tree.err
@@ -78,8 +77,7 @@ async def test_get_approve_and_refusals_through_the_operator(console_env: Consol
 async def test_cancel_stops_an_incident_waiting_for_approval(console_env: ConsoleEnv,
                                                              console_operator: OperatorHandle) -> None:
     env = console_env
-    env.create("stop-me", APPROVAL_SPEC)
-    await env.wait_phase("stop-me", "AwaitingApproval")
+    await env.awaiting_approval("stop-me")
 
     result = await env.run("cancel", "stop-me")
 
@@ -96,8 +94,7 @@ async def test_watch_redraws_on_events_and_exits_when_the_incident_succeeds(
     console_env: ConsoleEnv, console_operator: OperatorHandle
 ) -> None:
     env = console_env
-    env.create("watched", APPROVAL_SPEC)
-    await env.wait_phase("watched", "AwaitingApproval")
+    await env.awaiting_approval("watched")
     process = await asyncio.create_subprocess_exec(
         PLUGIN, "get", "watched", "--watch", env=env.env(),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)

@@ -12,7 +12,7 @@ import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from tests.integration.console.conftest import APPROVAL_SPEC, ConsoleEnv, png_size
+from tests.integration.console.conftest import ConsoleEnv, png_size
 from tests.integration.scaling.prometheus_support import require_prometheus
 from tradesense_operator.console.view import format_duration
 from tradesense_sandbox.runner import OperatorHandle
@@ -71,8 +71,7 @@ async def test_report_from_status_with_a_metrics_chart(console_env: ConsoleEnv, 
                                                       tmp_path: Path) -> None:
     require_prometheus()
     env = console_env
-    env.create("db-slow", APPROVAL_SPEC, labels={"argocd.argoproj.io/instance": "tradesense-incidents"})
-    await env.wait_phase("db-slow", "AwaitingApproval")
+    await env.awaiting_approval("db-slow", labels={"argocd.argoproj.io/instance": "tradesense-incidents"})
     await asyncio.sleep(1.2)  # the approval waits a measurable time
     assert (await env.run("approve", "db-slow", "scale-backend")).code == 0
     incident = await env.wait_phase("db-slow", "Succeeded", "Failed")
