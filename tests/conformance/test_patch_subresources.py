@@ -146,32 +146,23 @@ async def test_server_side_apply_creates_then_updates_and_is_idempotent(api: Api
     apply = "application/apply-patch+yaml"
     missing_manager = await api.request("PATCH", path, content_type=apply, body=None)
     assert missing_manager.status in (400, 422)
-    created = await api.session.patch(
-        f"{api.host}{path}",
-        data=applied,
-        params={"fieldManager": "conformance"},
-        headers={**api.headers, "Content-Type": apply},
-        ssl=api.ssl,
-    )
-    async with created:
-        assert created.status == 201
-        first = await created.json()
-    async with api.session.patch(
-        f"{api.host}{path}",
-        data=applied,
-        params={"fieldManager": "conformance"},
-        headers={**api.headers, "Content-Type": apply},
-        ssl=api.ssl,
-    ) as again:
-        assert again.status == 200
-        assert (await again.json())["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
-    changed = applied.replace("'1'", "'2'")
-    async with api.session.patch(
-        f"{api.host}{path}",
-        data=changed,
-        params={"fieldManager": "conformance"},
-        headers={**api.headers, "Content-Type": apply},
-        ssl=api.ssl,
-    ) as updated:
-        assert updated.status == 200
-        assert (await updated.json())["data"] == {"a": "2"}
+
+    async def server_side_apply(manifest: str) -> tuple[int, Any]:
+        """The manifest as YAML on the wire (kubectl apply --server-side), as field manager `conformance`."""
+        async with api.session.patch(
+            f"{api.host}{path}",
+            data=manifest,
+            params={"fieldManager": "conformance"},
+            headers={**api.headers, "Content-Type": apply},
+            ssl=api.ssl,
+        ) as response:
+            return response.status, await response.json()
+
+    status, first = await server_side_apply(applied)
+    assert status == 201
+    status, again = await server_side_apply(applied)
+    assert status == 200
+    assert again["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
+    status, updated = await server_side_apply(applied.replace("'1'", "'2'"))
+    assert status == 200
+    assert updated["data"] == {"a": "2"}
