@@ -171,8 +171,7 @@ async def _complete_failure(env: TradesenseEnv, start_operator: StartOperator, s
 async def _data_corruption(
     env: TradesenseEnv, start_operator: StartOperator, backup_policy: str, step_id: str, point: str
 ) -> None:
-    clean = env.snapshot()
-    env.corrupt_data()
+    clean = env.corrupt_data()
     seen = listen_pods_and_secret_writes(env.cluster, env.namespace)
     spec = env.spec("data-corruption", parameters={"backupPolicy": backup_policy}, approvals=["stop-traffic", "restore"])
     try:

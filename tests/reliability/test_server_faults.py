@@ -22,13 +22,13 @@ import pytest
 
 from tests.integration.backups.conftest import table_checksums
 from tests.integration.incidents.conftest import StartOperator, TradesenseEnv
+from tests.support.services import runbook_database
 from tradesense_operator.clients import pgdump
 from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import FilesystemStore
 from tradesense_operator.domain.clock import ManualClock
 from tradesense_operator.services.backups import dump_pipeline, restore
 from tradesense_operator.services.backups.dump_pipeline import BackupRequest
-from tradesense_sandbox import schema
 from tradesense_sandbox.servers import ThrowawayPostgres, ThrowawayRedis
 
 
@@ -37,10 +37,7 @@ def test_postgres_killed_mid_restore_leaves_a_resumable_marker_and_the_rerun_res
     throwaway_pg: ThrowawayPostgres, tmp_path: Path
 ) -> None:
     clock = ManualClock()
-    throwaway_pg.create_database("tradesense")
-    with throwaway_pg.connect("tradesense") as conn:
-        schema.load_schema(conn)
-        schema.populate(conn, users=500, trades=150_000, seed=7)
+    runbook_database(throwaway_pg, users=500, trades=150_000, seed=7)
     target = PgTarget(host=throwaway_pg.host, port=throwaway_pg.port, user="postgres", dbname="tradesense")
     store = FilesystemStore(tmp_path / "bk")
     dumped = dump_pipeline.run_backup(store, BackupRequest(target, "tradesense"), clock=clock)

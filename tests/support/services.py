@@ -7,21 +7,22 @@
   prefix; keys under the prefix are deleted afterwards. Nothing else in the shared Redis is touched.
 - Throwaway servers (for tests that stop, kill, fill or reconfigure): `throwaway_pg`, `throwaway_redis`
   and their `*_factory` forms taking options, `prometheus_factory`, `alertmanager_factory`. A missing
-  binary skips the test with the binary's name.
+  binary skips the test with the binary's name. `runbook_database(server)` loads the runbook schema and data.
 - `webhook_recorder`: a loopback HTTP receiver that records what Alertmanager (or anything) POSTs to it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
@@ -139,22 +140,42 @@ def redis_url(redis_prefix: str) -> Iterator[str]:
         client.close()
 
 
-def _started(server_type: Callable[..., ServerProcess], owned: list[ServerProcess], *args: Any, **kwargs: Any) -> Any:
+S = TypeVar("S", bound=ServerProcess)
+
+
+@contextlib.contextmanager
+def _started_servers(server_type: Callable[..., S]) -> Iterator[Callable[..., S]]:
+    """`make(*args, **kwargs)`: a started `server_type` (a skip when its binary is missing); all closed at exit."""
+    owned: list[ServerProcess] = []
+
+    def make(*args: Any, **kwargs: Any) -> S:
+        try:
+            server = server_type(*args, **kwargs)
+        except BinaryMissing as exc:
+            pytest.skip(str(exc))
+        owned.append(server)
+        return server.start()
+
     try:
-        server = server_type(*args, **kwargs)
-    except BinaryMissing as exc:
-        pytest.skip(str(exc))
-    owned.append(server)
-    return server.start()
+        yield make
+    finally:
+        for server in owned:
+            server.close()
+
+
+def runbook_database(server: ThrowawayPostgres, name: str = "tradesense", **populate_options: Any) -> PopulateResult:
+    """Database `name` on a throwaway server, with the runbook schema and `populate`d rows (options as `populate`)."""
+    server.create_database(name)
+    with server.connect(name) as conn:
+        load_schema(conn)
+        return populate(conn, **populate_options)
 
 
 @pytest.fixture
 def throwaway_pg_factory() -> Iterator[Callable[..., ThrowawayPostgres]]:
     """`make(pg_stat_statements=False, settings=None)`: a started private PostgreSQL, removed at teardown."""
-    owned: list[ServerProcess] = []
-    yield lambda **kwargs: _started(ThrowawayPostgres, owned, **kwargs)
-    for server in owned:
-        server.close()
+    with _started_servers(ThrowawayPostgres) as make:
+        yield make
 
 
 @pytest.fixture
@@ -166,10 +187,8 @@ def throwaway_pg(throwaway_pg_factory: Callable[..., ThrowawayPostgres]) -> Thro
 @pytest.fixture
 def throwaway_redis_factory() -> Iterator[Callable[..., ThrowawayRedis]]:
     """`make(maxmemory=None, maxmemory_policy="noeviction", appendonly=False)`: a started private Redis."""
-    owned: list[ServerProcess] = []
-    yield lambda **kwargs: _started(ThrowawayRedis, owned, **kwargs)
-    for server in owned:
-        server.close()
+    with _started_servers(ThrowawayRedis) as make:
+        yield make
 
 
 @pytest.fixture
@@ -181,29 +200,15 @@ def throwaway_redis(throwaway_redis_factory: Callable[..., ThrowawayRedis]) -> T
 @pytest.fixture
 def prometheus_factory() -> Iterator[Callable[..., PrometheusServer]]:
     """`make(targets, scrape_interval="1s", rule_files=(), alertmanagers=())`: a started real Prometheus."""
-    owned: list[ServerProcess] = []
-
-    def make(targets: Sequence[str] = (), **kwargs: Any) -> PrometheusServer:
-        server: PrometheusServer = _started(PrometheusServer, owned, targets, **kwargs)
-        return server
-
-    yield make
-    for server in owned:
-        server.close()
+    with _started_servers(PrometheusServer) as make:
+        yield make
 
 
 @pytest.fixture
 def alertmanager_factory() -> Iterator[Callable[..., AlertmanagerServer]]:
     """`make(webhook_url, bearer_token=None, group_wait="1s", ...)`: a started real Alertmanager."""
-    owned: list[ServerProcess] = []
-
-    def make(webhook_url: str | None = None, **kwargs: Any) -> AlertmanagerServer:
-        server: AlertmanagerServer = _started(AlertmanagerServer, owned, webhook_url, **kwargs)
-        return server
-
-    yield make
-    for server in owned:
-        server.close()
+    with _started_servers(AlertmanagerServer) as make:
+        yield make
 
 
 @dataclass

@@ -28,7 +28,7 @@ import redis
 
 from tests.integration.incidents.engine_harness import EngineEnv
 from tests.support.secrets import SecretGuard
-from tests.support.services import SHARED_REDIS_HOST, SHARED_REDIS_PORT, TEST_REDIS_DB, PgDatabase
+from tests.support.services import SHARED_REDIS_HOST, SHARED_REDIS_PORT, TEST_REDIS_DB, PgDatabase, runbook_database
 from tradesense_operator.api.v1alpha1.backup import BackupFormat
 from tradesense_operator.api.v1alpha1.incident import PlannedStep, StepAction, TradeSenseIncidentSpec
 from tradesense_operator.clients.kube import KubeClient, ObjectRef
@@ -47,6 +47,7 @@ from tradesense_sandbox.demo import operator_registry
 from tradesense_sandbox.kubeapi import EmulatedCluster
 from tradesense_sandbox.runner import OperatorHandle
 from tradesense_sandbox.schema import TableFingerprint, fingerprint
+from tradesense_sandbox.servers import ThrowawayPostgres
 from tradesense_sandbox.tradesense_namespace import install_tradesense
 
 STEP_DEADLINE = 20.0
@@ -146,12 +147,15 @@ class TradesenseEnv:
         with self.pg.connect() as conn:
             return fingerprint(conn)
 
-    def corrupt_data(self) -> None:
-        """Damage rows and add 4 new (bad) trades, as a faulty release would."""
+    def corrupt_data(self) -> dict[str, TableFingerprint]:
+        """Damage rows and add 4 new (bad) trades, as a faulty release would; returns the `snapshot()` from before,
+        what a restore must bring back."""
+        clean = self.snapshot()
         with self.pg.connect() as conn:
             conn.execute("UPDATE trades SET quantity = 999999 WHERE id % 3 = 0")
             conn.execute("INSERT INTO trades (user_id, symbol, side, quantity, price, entry_date)"
                          " SELECT user_id, 'BAD', 'buy', 1, 1, now() FROM trades LIMIT 4")
+        return clean
 
     # -- through the real operator (kopf + engine), see `operator` ---------------------------------
 
@@ -203,6 +207,15 @@ def backup_policy(tradesense: TradesenseEnv, tmp_path: Path, request: pytest.Fix
                  "storage": {"filesystem": {"path": str(root)}}, "format": fmt.value},
     })
     return BACKUP_POLICY
+
+
+def stat_statements_database(server: ThrowawayPostgres, *, users: int, trades: int) -> dict[str, Any]:
+    """Database `tradesense` on `server` (started with pg_stat_statements): the extension, the runbook schema and
+    generated rows; returns the `spec.target.database` that reaches it."""
+    runbook_database(server, users=users, trades=trades)
+    with server.connect("tradesense") as conn:
+        conn.execute("CREATE EXTENSION pg_stat_statements")
+    return {"host": server.host, "port": server.port, "database": "tradesense", "user": "postgres", "sslmode": "disable"}
 
 
 OPERATOR_SETTINGS = Settings(step_poll_seconds=0.05, http_port=0, lock_lease_seconds=15)

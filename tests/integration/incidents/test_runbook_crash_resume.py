@@ -112,8 +112,7 @@ async def test_data_corruption_killed_after_each_effect_finishes_with_every_effe
     step_id: str,
 ) -> None:
     env = tradesense
-    clean = env.snapshot()
-    env.corrupt_data()
+    clean = env.corrupt_data()
     spec = env.spec("data-corruption", parameters={"backupPolicy": backup_policy}, approvals=["stop-traffic", "restore"])
     obj = await crash_and_resume(env, start_operator, "corruption", spec, step_id)
 

@@ -19,8 +19,7 @@ async def test_data_corruption_stops_writes_assesses_and_restores_only_when_appr
     tradesense: TradesenseEnv, backup_policy: str
 ) -> None:
     env = tradesense
-    clean = env.snapshot()
-    env.corrupt_data()
+    clean = env.corrupt_data()
     assert env.snapshot() != clean
     spec = env.spec("data-corruption", severity="P1", parameters={"backupPolicy": backup_policy})
 
@@ -75,8 +74,7 @@ async def test_data_corruption_through_the_operator_restores_after_approval(
     tradesense: TradesenseEnv, backup_policy: str, operator: OperatorHandle
 ) -> None:
     env = tradesense
-    clean = env.snapshot()
-    env.corrupt_data()
+    clean = env.corrupt_data()
     env.apply("corruption", env.spec("data-corruption", severity="P1", parameters={"backupPolicy": backup_policy}))
 
     waiting = await env.wait_phase("corruption", "AwaitingApproval", "Failed", timeout=60)

@@ -14,8 +14,7 @@ async def test_restore_database_stops_traffic_restores_and_restarts(
     tradesense: TradesenseEnv, backup_policy: str
 ) -> None:
     env = tradesense
-    clean = env.snapshot()
-    env.corrupt_data()
+    clean = env.corrupt_data()
     spec = env.spec("restore-database", parameters={"backupPolicy": backup_policy})
     plan_results = await env.run_plan(spec, skip=("start-traffic", "backend-rollout"))
     assert env.deployment("backend")["spec"]["replicas"] == 0

@@ -22,8 +22,7 @@ FORMATS = [BackupFormat.PLAIN_ZSTD, BackupFormat.DIRECTORY]
 async def test_data_corruption_restores_from_the_policys_format(tradesense: TradesenseEnv, backup_policy: str,
                                                                 tmp_path: Path, request: pytest.FixtureRequest) -> None:
     env = tradesense
-    clean = env.snapshot()
-    env.corrupt_data()
+    clean = env.corrupt_data()
     spec = env.spec("data-corruption", severity="P1", parameters={"backupPolicy": backup_policy})
     results = await env.run_plan(spec, skip=("start-traffic", "writable", "backend-rollout", "smoke-test"))
     assert env.env_of("backend")["READ_ONLY"] == "true"
@@ -47,8 +46,7 @@ async def test_data_corruption_restores_from_the_policys_format(tradesense: Trad
 async def test_restore_database_restores_from_the_policys_format(tradesense: TradesenseEnv,
                                                                  backup_policy: str) -> None:
     env = tradesense
-    clean = env.snapshot()
-    env.corrupt_data()
+    clean = env.corrupt_data()
     spec = env.spec("restore-database", parameters={"backupPolicy": backup_policy})
     await env.run_plan(spec, skip=("start-traffic", "backend-rollout"))
     assert env.deployment("backend")["spec"]["replicas"] == 0

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import psycopg
-
-from tests.integration.incidents.conftest import TradesenseEnv
+from tests.integration.incidents.conftest import TradesenseEnv, stat_statements_database
 from tradesense_operator.services.step_adapters.base import Outcome
-from tradesense_sandbox.schema import load_schema, populate
 from tradesense_sandbox.servers import ThrowawayPostgres
 
 
@@ -25,15 +22,11 @@ async def test_slow_query_runbook_indexes_only_when_approved(
 ) -> None:
     env = tradesense
     server = throwaway_pg_factory(pg_stat_statements=True)
-    server.create_database("tradesense")
-    with psycopg.connect(server.dsn("tradesense"), autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION pg_stat_statements")
-        load_schema(conn)
-        populate(conn, users=50, trades=2000)
+    database = stat_statements_database(server, users=50, trades=2000)
+    with server.connect("tradesense") as conn:
         for _ in range(2):
             conn.execute("SELECT pg_sleep(0.15), count(*) FROM trades")
-    spec = env.spec("slow-queries", target={"database": {
-        "host": server.host, "port": server.port, "database": "tradesense", "user": "postgres", "sslmode": "disable"}})
+    spec = env.spec("slow-queries", target={"database": database})
 
     results = await env.run_plan(spec)  # create-index is destructive: not approved, not run
 

@@ -9,12 +9,9 @@ import base64
 import json
 from collections.abc import Callable
 
-import psycopg
-
-from tests.integration.incidents.conftest import TradesenseEnv
+from tests.integration.incidents.conftest import TradesenseEnv, stat_statements_database
 from tradesense_operator.domain.runbooks import resolve_plan
 from tradesense_sandbox.runner import OperatorHandle
-from tradesense_sandbox.schema import load_schema, populate
 from tradesense_sandbox.servers import ThrowawayPostgres
 
 DONE = ("Succeeded", "Skipped")
@@ -53,13 +50,8 @@ async def test_index_creation_waits_for_approval_through_the_operator(
 ) -> None:
     env = tradesense
     server = throwaway_pg_factory(pg_stat_statements=True)
-    server.create_database("tradesense")
-    with psycopg.connect(server.dsn("tradesense"), autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION pg_stat_statements")
-        load_schema(conn)
-        populate(conn, users=20, trades=500)
-    spec = env.spec("slow-queries", target={"database": {
-        "host": server.host, "port": server.port, "database": "tradesense", "user": "postgres", "sslmode": "disable"}})
+    database = stat_statements_database(server, users=20, trades=500)
+    spec = env.spec("slow-queries", target={"database": database})
     env.apply("slow", spec)
 
     waiting = await env.wait_phase("slow", "AwaitingApproval", "Failed", timeout=30)
