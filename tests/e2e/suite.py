@@ -6,7 +6,10 @@ methods there. This module itself holds no test_* module name, so it is never co
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from tests.e2e import scenarios
 from tests.e2e.scenarios import E2EEnv
@@ -25,23 +28,16 @@ class E2ESuite:
     def test_kubectl_apply_twice_is_unchanged(self, env: E2EEnv, tmp_path: Path) -> None:
         scenarios.kubectl_apply_twice_is_unchanged(env, tmp_path)
 
-    def test_high_cpu_scales_out(self, env: E2EEnv) -> None:
-        scenarios.high_cpu_scale_out(env)
-
-    def test_custom_rollout_restart(self, env: E2EEnv) -> None:
-        scenarios.custom_rollout_restart(env)
-
-    def test_evicted_pod_ignored_and_terminating_pod_reported(self, env: E2EEnv) -> None:
-        scenarios.evicted_and_terminating_pods(env)
-
-    def test_backup_policy_backs_up_a_reachable_postgres(self, env: E2EEnv) -> None:
-        scenarios.backup_policy(env)
-
-    def test_scaling_policy_fallback_pause_and_hpa_conflict(self, env: E2EEnv) -> None:
-        scenarios.scaling_policy(env)
-
-    def test_operator_token_is_least_privilege(self, env: E2EEnv) -> None:
-        scenarios.rbac_is_enforced(env)
+    @pytest.mark.parametrize("scenario", [
+        pytest.param(scenarios.high_cpu_scale_out, id="high-cpu-scales-out"),
+        pytest.param(scenarios.custom_rollout_restart, id="custom-rollout-restart"),
+        pytest.param(scenarios.evicted_and_terminating_pods, id="evicted-pod-ignored-and-terminating-pod-reported"),
+        pytest.param(scenarios.backup_policy, id="backup-policy-backs-up-a-reachable-postgres"),
+        pytest.param(scenarios.scaling_policy, id="scaling-policy-fallback-pause-and-hpa-conflict"),
+        pytest.param(scenarios.rbac_is_enforced, id="operator-token-is-least-privilege"),
+    ])
+    def test_scenario(self, env: E2EEnv, scenario: Callable[[E2EEnv], object]) -> None:
+        scenario(env)
 
     def test_samples_apply_server_side(self, env: E2EEnv) -> None:
         scenarios.server_side_apply_samples(env)
