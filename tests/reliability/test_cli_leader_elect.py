@@ -19,17 +19,10 @@ import pytest
 
 from tradesense_operator.domain.incident.lease import format_micro_time
 from tradesense_sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.servers import free_port
 
 pytestmark = pytest.mark.slow
 LEASE = "tradesense-operator-leader"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _lease_spec(cluster: EmulatedCluster, namespace: str) -> dict[str, object]:
@@ -64,7 +57,7 @@ def replica(
                          "spec": {"holderIdentity": "other-replica", "leaseDurationSeconds": 3,
                                   "acquireTime": now, "renewTime": now, "leaseTransitions": 0}})
     kubeconfig = kube_cluster.write_kubeconfig(tmp_path / "kubeconfig", namespace=test_namespace)
-    port, http_port = _free_port(), _free_port()
+    port, http_port = free_port(), free_port()
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "TSO_OPERATOR_NAMESPACE": test_namespace,
            "TSO_HTTP_PORT": str(http_port), "POD_NAME": "cli-replica"}
     process = subprocess.Popen(

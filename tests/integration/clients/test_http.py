@@ -8,7 +8,6 @@ monotonic clock, so no wall-clock assertions), and post_json's raising contract 
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -16,14 +15,9 @@ from aiohttp import web
 
 from tradesense_operator.clients.errors import Forbidden, Invalid, NotFound, Timeout, Unavailable
 from tradesense_operator.clients.http import HttpClient, percentile
+from tradesense_sandbox.servers import free_port
 
 from .conftest import ServeApp
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _app(release: asyncio.Event) -> web.Application:
@@ -100,7 +94,7 @@ async def test_probe_times_out_and_reports_it(http: HttpClient, base: str) -> No
 
 
 async def test_probe_reports_connection_refused(http: HttpClient) -> None:
-    result = await http.probe(f"http://127.0.0.1:{_free_port()}/api/v1/health")
+    result = await http.probe(f"http://127.0.0.1:{free_port()}/api/v1/health")
     assert result.status is None
     assert not result.ok
     assert result.error is not None
@@ -148,7 +142,7 @@ async def test_latency_sample_computes_nearest_rank_percentiles(base: str) -> No
 
 
 async def test_latency_sample_with_no_answers_has_no_percentiles(http: HttpClient) -> None:
-    summary = await http.latency_sample(f"http://127.0.0.1:{_free_port()}/", n=2)
+    summary = await http.latency_sample(f"http://127.0.0.1:{free_port()}/", n=2)
     assert (summary.count, summary.errors, summary.p50, summary.max) == (2, 2, None, None)
 
 
@@ -178,6 +172,6 @@ async def test_post_json_timeouts_and_refusals_are_transient(http: HttpClient, b
     with pytest.raises(Timeout):
         await http.post_json(f"{base}/hang", {}, timeout=0.2)
     with pytest.raises(Unavailable) as caught:
-        await http.post_json(f"http://127.0.0.1:{_free_port()}/hook/secret-path", {})
+        await http.post_json(f"http://127.0.0.1:{free_port()}/hook/secret-path", {})
     assert "secret-path" not in str(caught.value)
     assert caught.value.__cause__ is None

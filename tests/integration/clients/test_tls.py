@@ -8,7 +8,6 @@ plain-HTTP port (Invalid: no TLS), a closed port (Unavailable) and a silent peer
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -23,16 +22,11 @@ from cryptography.x509.oid import NameOID
 
 from tradesense_operator.clients.errors import Invalid, Timeout, Unavailable
 from tradesense_operator.clients.tls import certificate_not_after
+from tradesense_sandbox.servers import free_port
 
 from .conftest import ServeApp
 
 HttpsServer = Callable[[datetime], Awaitable[int]]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _self_signed(directory: Path, not_after: datetime) -> ssl.SSLContext:
@@ -105,7 +99,7 @@ async def test_plain_http_port_is_invalid(serve_app: ServeApp) -> None:
 
 async def test_closed_port_is_unavailable() -> None:
     with pytest.raises(Unavailable, match="cannot connect"):
-        await certificate_not_after("127.0.0.1", _free_port(), timeout=5)
+        await certificate_not_after("127.0.0.1", free_port(), timeout=5)
 
 
 async def test_silent_peer_times_out() -> None:
