@@ -12,15 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.incidents.engine_harness import (
-    CALLS,
-    EFFECTS,
-    READY,
-    EngineEnv,
-    FlakyAction,
-    default_actions,
-    step,
-)
+from tests.integration.incidents.engine_harness import CALLS, EFFECTS, READY, EngineEnv, FlakyAction, default_actions, step
 from tradesense_operator.api.v1alpha1.incident import PlannedStep, StepAction, TradeSenseIncidentSpec
 from tradesense_operator.cli import main
 from tradesense_operator.domain.alerts import ALERT_LAST_SEEN_ANNOTATION, ALERT_STATUS_ANNOTATION

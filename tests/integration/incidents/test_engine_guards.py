@@ -9,14 +9,7 @@ import base64
 import json
 from datetime import timedelta
 
-from tests.integration.incidents.engine_harness import (
-    EFFECTS,
-    READY,
-    EngineEnv,
-    FlakyAction,
-    default_actions,
-    step,
-)
+from tests.integration.incidents.engine_harness import EFFECTS, READY, EngineEnv, FlakyAction, default_actions, step
 from tests.support.secrets import SecretGuard
 from tests.support.services import WebhookRecorder
 from tradesense_operator.api.v1alpha1.incident import StepAction

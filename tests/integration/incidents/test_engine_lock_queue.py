@@ -11,14 +11,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from tests.integration.incidents.engine_harness import (
-    EFFECTS,
-    READY,
-    EngineEnv,
-    FlakyAction,
-    default_actions,
-    step,
-)
+from tests.integration.incidents.engine_harness import EFFECTS, READY, EngineEnv, FlakyAction, default_actions, step
 from tradesense_operator.api.v1alpha1.incident import StepAction
 from tradesense_operator.domain.incident.lock_queue import WAITERS_ANNOTATION
 

@@ -9,13 +9,7 @@ import pytest
 from tradesense_operator.api.v1alpha1.backup import BackupFormat, BackupRecord
 from tradesense_operator.domain.backups.formats import effective_level
 from tradesense_operator.domain.backups.inventory import LockState, bound_inventory, lock_state
-from tradesense_operator.domain.backups.manifest import (
-    BackupManifest,
-    ManifestError,
-    StoredFile,
-    Verification,
-    files_digest,
-)
+from tradesense_operator.domain.backups.manifest import BackupManifest, ManifestError, StoredFile, Verification, files_digest
 from tradesense_operator.domain.backups.naming import backup_id, file_name, is_temporary, scratch_database
 
 T = datetime(2024, 1, 16, 2, 0, tzinfo=UTC)
