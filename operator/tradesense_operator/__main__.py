@@ -1,4 +1,7 @@
-"""`python -m tradesense_operator` is the CLI."""
+"""`python -m tradesense_operator` is the CLI.
+
+Holds no logic of its own: everything is in `cli`.
+"""
 
 import sys
 

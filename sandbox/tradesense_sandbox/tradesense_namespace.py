@@ -4,6 +4,8 @@
 The demo and the runbook integration tests install the same objects into the emulated cluster, so the
 names (`app=<name>` labels, container names, the JWT key in `tradesense-secrets`) are the ones the
 catalogue's defaults expect — exactly as in the runbook.
+
+Manifests and their installation into an emulated cluster; must not touch a real cluster.
 """
 
 from __future__ import annotations

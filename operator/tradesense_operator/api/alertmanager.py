@@ -1,4 +1,7 @@
-"""Alertmanager webhook payload, version 4 (https://prometheus.io/docs/alerting/latest/configuration/#webhook_config)."""
+"""Alertmanager webhook payload, version 4 (https://prometheus.io/docs/alerting/latest/configuration/#webhook_config).
+
+Owns the payload's shape only; must not decide anything about an alert (domain/alerts does).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Per-source token buckets: a misbehaving sender cannot flood the API server with incidents."""
+"""Per-source token buckets: a misbehaving sender cannot flood the API server with incidents.
+
+Bookkeeping on an injectable monotonic clock; must not sleep: a request over the limit is refused with a
+Retry-After, never delayed.
+"""
 
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 
 Duplicate keys (PyYAML silently keeps the last one, kubectl rejects them), undecodable bytes and
 pathological nesting become `YamlInputError`s instead of tracebacks or silently different input.
+
+Parsing only; must not validate against the models (the commands do).
 """
 
 from __future__ import annotations

@@ -26,15 +26,7 @@ import aiohttp
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
 
-from tradesense_operator.clients.errors import (
-    ClientError,
-    Conflict,
-    Forbidden,
-    Invalid,
-    NotFound,
-    Timeout,
-    Unavailable,
-)
+from tradesense_operator.clients.errors import ClientError, Conflict, Forbidden, Invalid, NotFound, Timeout, Unavailable
 
 log = logging.getLogger(__name__)
 

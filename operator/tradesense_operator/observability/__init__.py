@@ -1,1 +1,4 @@
-"""The operator's own observability: structured logs with incident/step context, secret redaction, metrics."""
+"""The operator's own observability: structured logs with incident/step context, secret redaction, metrics.
+
+It observes and must not change what the operator decides or does.
+"""

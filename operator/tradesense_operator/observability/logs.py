@@ -1,4 +1,8 @@
-"""Log configuration: JSON lines in the cluster (one object per line with incident and step), text locally."""
+"""Log configuration: JSON lines in the cluster (one object per line with incident and step), text locally.
+
+Owns formatting and handler set-up; must not let a secret through: every handler it installs carries the
+RedactingFilter.
+"""
 
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 
 Tests and the demo run it in-process (`StandinApp`, sync or async) or as `python -m
 tradesense_sandbox.app --port N`; `generate_load` / `BackgroundLoad` give Prometheus traffic to see.
+
+Test, demo and benchmark infrastructure: the operator must never import it (a packaging fact, see README).
 """
 
 from tradesense_sandbox.app.auth import TokenSigner, hash_password, verify_password

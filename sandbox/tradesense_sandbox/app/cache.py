@@ -3,6 +3,8 @@
 Keys follow the runbook (`cache:analytics:*`, `session:<user>`) behind an optional prefix, so the runbook's
 FLUSHALL / pattern-delete remediations have the effect they have in production: the hit rate drops and
 users are logged out. Tests on the shared Redis pass a unique prefix and a test db index.
+
+Must not touch keys outside its prefix: tests share one Redis.
 """
 
 from __future__ import annotations

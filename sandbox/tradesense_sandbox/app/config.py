@@ -1,4 +1,7 @@
-"""Start-up settings of the stand-in app."""
+"""Start-up settings of the stand-in app.
+
+Plain values; must not read the environment (`__main__` maps flags and environment onto it).
+"""
 
 from __future__ import annotations
 

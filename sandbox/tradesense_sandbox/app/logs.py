@@ -3,6 +3,8 @@
 Lines look like a real backend's: `2026-01-05T14:30:00.123Z ERROR access method=GET path=/api/v1/trades
 status=500 ...`, so the runbook's `grep ERROR` and `grep -E "(auth|login|token)" | grep -v 200` work on them.
 Every entry carries a sequence number, so a reader can follow the ring incrementally (like `kubectl logs -f`).
+
+In memory only; must not write files or the process's stdout.
 """
 
 from __future__ import annotations

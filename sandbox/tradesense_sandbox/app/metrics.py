@@ -2,6 +2,8 @@
 
 Each app instance owns its registry: several apps run in one test process, and prometheus_client's
 global registry would refuse the second set of metrics (and mix their values).
+
+Must not use prometheus_client's global registry.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Async tests use `async with StandinApp(...) as app`; synchronous code (the demo, thread-based fixtures)
 uses `with StandinApp(...) as app`, which runs the app's own loop in a daemon thread. Either way the
 mode, log ring and metrics are plain thread-safe objects on the instance.
+
+Owns the lifecycle only; must not handle requests (server.py does).
 """
 
 from __future__ import annotations

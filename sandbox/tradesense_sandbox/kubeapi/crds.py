@@ -3,6 +3,8 @@
 The admission hook validates the CRD (names, versions, schemas, CEL rules — an unsupported rule is
 a 422 at install time) and marks it Established; the store listener registers or drops the served
 versions, which makes them appear in discovery immediately.
+
+Must not validate custom objects (validation.py does, with the schema registered here).
 """
 
 from __future__ import annotations

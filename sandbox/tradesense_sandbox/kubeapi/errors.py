@@ -2,6 +2,8 @@
 
 Every failure path in the emulator raises `ApiError`, so clients (kopf, kubernetes_asyncio, kubectl)
 see the same `Status` objects and codes a real server sends, and tests can assert on `reason`.
+
+Shapes failures only; must not decide when a request fails.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ A `FaultRule` makes the next N requests matching (method, path regex) fail with 
 (409/429/500/…, with `Retry-After` for 429), or just answer late. Rules are consumed in order of
 registration; `RequestStats` counts every request by (verb, resource) so benchmarks can report
 API calls per reconciliation.
+
+Must not inject anything a test did not ask for: with no rule, every request is served normally.
 """
 
 from __future__ import annotations

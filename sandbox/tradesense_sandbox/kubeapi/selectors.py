@@ -3,6 +3,8 @@
 Label selectors support `=`, `==`, `!=`, `in (…)`, `notin (…)`, `key` (exists) and `!key`;
 field selectors support `=`, `==`, `!=` on `metadata.name`, `metadata.namespace` and a few
 kind-specific fields kubectl and controllers use. A malformed selector is a 400, as on a real server.
+
+Pure parsing and matching; must not read the store.
 """
 
 from __future__ import annotations

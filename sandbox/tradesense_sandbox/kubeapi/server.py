@@ -3,6 +3,8 @@
 Paths are parsed the way the API server does it (`/api/v1/...` for the core group,
 `/apis/{group}/{version}/...` for the rest, `namespaces/{ns}/` before namespaced resources), so any
 client built for Kubernetes — kopf, kubernetes_asyncio, kubectl — reaches the same handlers.
+
+HTTP translation only; must not hold object state (store.py) or run controllers (workloads.py, kubelet.py).
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ and nulls of non-nullable fields, apply defaults, validate the schema (jsonschem
 schema: `nullable`, `x-kubernetes-int-or-string`, OpenAPI 3.0 boolean exclusive bounds), then run
 the `x-kubernetes-validations` CEL rules. Failures become one 422 with Kubernetes-worded causes
 (`spec.maxReplicas: Invalid value: 0: spec.maxReplicas in body should be greater than or equal to 1`).
+
+Returns the admitted object or raises; must not write the store.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 The store offers events under its lock from whichever thread wrote; the HTTP handler drains the
 mailbox on the server loop. Selector transitions are translated the way the API server's watch
 cache does: an object that stops matching arrives as DELETED, one that starts matching as ADDED.
+
+Must not block the writer: offering an event only queues it and wakes the server loop.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Scrape and evaluation intervals default to 1 s so a rate() or an alert rule turns over within seconds.
 The scrape targets can change while it runs (`set_targets` rewrites the config and reloads it), which is
 how a test points Prometheus at an app it started afterwards.
+
+Must not talk to the shared services or to a Prometheus it did not start.
 """
 
 from __future__ import annotations

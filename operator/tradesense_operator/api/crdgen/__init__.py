@@ -2,6 +2,8 @@
 
 `python -m tradesense_operator.api.crdgen --out crds` writes the files; `--check crds` fails with a
 diff when they drift from the models (`make crds` / `make crds-check`).
+
+Reads only `api`: must not import the rest of the operator, so the CRDs depend on the models alone.
 """
 
 from __future__ import annotations

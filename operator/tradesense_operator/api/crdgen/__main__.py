@@ -1,4 +1,7 @@
-"""`python -m tradesense_operator.api.crdgen --out DIR | --check DIR`."""
+"""`python -m tradesense_operator.api.crdgen --out DIR | --check DIR`.
+
+The command line only; building and rendering live in crd.py and files.py.
+"""
 
 from __future__ import annotations
 

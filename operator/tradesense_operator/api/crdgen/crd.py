@@ -1,4 +1,7 @@
-"""Assemble one CustomResourceDefinition from a kind's table entry and its pydantic models."""
+"""Assemble one CustomResourceDefinition from a kind's table entry and its pydantic models.
+
+Pure: builds the document as data; must not read or write files (files.py does).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Render the CRDs to stable YAML text, write them, and compare a directory against them."""
+"""Render the CRDs to stable YAML text, write them, and compare a directory against them.
+
+Owns the YAML text and the files; must not change what a CRD says (crd.py builds it).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""BackupPolicy (short name `bp`): scheduled, checksummed, verified pg_dump backups with retention."""
+"""BackupPolicy (short name `bp`): scheduled, checksummed, verified pg_dump backups with retention.
+
+Owns the wire format and its field-level validation; must not do I/O or hold backup logic (domain/backups and
+services/backups do).
+"""
 
 from __future__ import annotations
 

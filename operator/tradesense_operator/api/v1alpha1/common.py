@@ -2,6 +2,8 @@
 
 Fields are snake_case in Python and camelCase on the wire (Kubernetes convention); every field has a
 description because it becomes `kubectl explain` text in the generated CRD.
+
+No I/O; must not import from outside `api`.
 """
 
 from __future__ import annotations

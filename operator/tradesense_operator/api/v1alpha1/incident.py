@@ -2,6 +2,9 @@
 
 The spec says what happened and what is allowed (runbook, target, approvals, dry run); the status
 records the frozen plan and every step's progress so `kubectl describe tsi` reads like the runbook.
+
+Owns the wire format and its field-level validation; must not hold engine logic (domain/incident,
+services/incidents) or do I/O.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Response deadlines from the runbook's severity table (P1 15 min, P2 1 h, P3 4 h, P4 24 h), and approval deadlines."""
+"""Response deadlines from the runbook's severity table (P1 15 min, P2 1 h, P3 4 h, P4 24 h), and approval deadlines.
+
+Pure arithmetic on the times it is given; must not read a clock.
+"""
 
 from __future__ import annotations
 

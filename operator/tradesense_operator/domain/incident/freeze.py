@@ -1,4 +1,7 @@
-"""The namespace freeze: an annotation that pauses new remediation in a namespace (change freezes)."""
+"""The namespace freeze: an annotation that pauses new remediation in a namespace (change freezes).
+
+Reads the annotations it is given; must not read or write the cluster.
+"""
 
 from __future__ import annotations
 

@@ -3,6 +3,9 @@
 One incident at a time may change a target namespace. The holder is identified by the incident's
 namespace, name and uid (a re-created incident with the same name is a different holder); a Lease
 whose holder stopped renewing for longer than its duration is free to take over.
+
+Pure: Lease bodies and verdicts from what it is given; must not call the API server or read a clock (the
+lock service does both).
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 `kubectl wait --for=condition=Ready tsi/x` works because Ready is True exactly when the incident
 Succeeded; Progressing says whether the engine is actively working or waiting on something outside
 it (approval, lock, freeze, storm guard), with the reason naming what.
+
+Pure: returns the new status; must not persist it (the engine does).
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ The history lives in an annotation on the Deployment itself (see the service), s
 operator restarts and is shared by every incident that touches that Deployment. Each record carries
 the restarting step's idempotency stamp: a step resumed after a crash finds its own record and is
 neither counted twice nor blocked by itself.
+
+Pure: the verdict and the annotation format; must not read or write the Deployment (the service does).
 """
 
 from __future__ import annotations

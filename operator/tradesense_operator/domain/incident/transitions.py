@@ -2,6 +2,8 @@
 
 Each function returns a new StepStatus (models are treated as values), which keeps the engine's
 "persist before, persist after" checkpoints easy to read and these rules table-testable.
+
+Must not persist anything or read a clock: `now` comes in, the engine writes what comes out.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ This table is the contract between the catalogue (which writes plans) and the ac
 read them): a plan that passes `check_step` carries exactly the parameters its action understands, so a
 typo in a GitOps `custom` step is rejected at planning time, naming the field, instead of half-way
 through an incident.
+
+A table and its checks; must not execute anything (services/step_adapters carry the actions out).
 """
 
 from __future__ import annotations

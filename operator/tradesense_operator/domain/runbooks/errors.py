@@ -1,4 +1,7 @@
-"""The one error a plan can raise: an incident spec the catalogue cannot turn into steps."""
+"""The one error a plan can raise: an incident spec the catalogue cannot turn into steps.
+
+Must not carry I/O failures: those are `clients.errors`.
+"""
 
 from __future__ import annotations
 
