@@ -5,7 +5,9 @@ Used by the integration tests and `make demo`: `run_operator(cluster)` starts `k
 login handler is added to a (possibly global) registry and no kubeconfig on the machine is read —
 waits until the startup handlers ran, and on exit raises the stop flag and re-raises any crash.
 `handle.kill()` instead simulates a crashed pod: the loop stops mid-step, no cleanup handlers run,
-sockets are dropped; a new `run_operator` may then start on the same cluster.
+sockets are dropped; a new `run_operator` may then start on the same cluster. `handlers_registry` assembles the
+private registry such a run uses: the production start-up/cleanup, a Runtime built in the operator's loop, and the
+real handlers of the kinds asked for (with `incident_engine` for test actions). It never changes a handler.
 """
 
 from __future__ import annotations
