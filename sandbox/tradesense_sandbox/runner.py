@@ -267,19 +267,19 @@ def handlers_registry(
 ) -> kopf.OperatorRegistry:
     """A registry with the production start-up/cleanup, a Runtime on `clock`, then `registers` in order.
 
-    The Runtime gets `settings` and `metrics` when given (the Runtime's defaults otherwise). The kube client's HTTP
+    The Runtime gets `settings` and `metrics` when given (defaults otherwise, as `Runtime` has them). The kube client's HTTP
     session belongs to the loop that creates it, so the Runtime cannot be built in the caller's loop and injected;
     this start-up handler builds it in the operator's own loop, before any start-up handler of `registers` runs.
     """
     registry = kopf.OperatorRegistry()
 
     async def inject_runtime(memo: kopf.Memo, **_: Any) -> None:
-        runtime = Runtime(kube=await KubeClient.from_kubeconfig(str(kubeconfig)), clock=clock)
-        if settings is not None:
-            runtime.settings = settings
-        if metrics is not None:
-            runtime.metrics = metrics
-        memo.runtime = runtime
+        memo.runtime = Runtime(
+            kube=await KubeClient.from_kubeconfig(str(kubeconfig)),
+            clock=clock,
+            settings=settings if settings is not None else Settings(),
+            metrics=metrics if metrics is not None else OperatorMetrics(),
+        )
         memo.runtime_owned = True
 
     kopf.on.startup(registry=registry)(inject_runtime)
