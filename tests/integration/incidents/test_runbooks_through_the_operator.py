@@ -12,6 +12,7 @@ from collections.abc import Callable
 import psycopg
 
 from tests.integration.incidents.conftest import TradesenseEnv
+from tests.support.rbac import with_and_without_rbac
 from tradesense_operator.domain.runbooks import resolve_plan
 from tradesense_sandbox.runner import OperatorHandle
 from tradesense_sandbox.schema import load_schema, populate
@@ -24,6 +25,7 @@ def step_states(obj: dict[str, object]) -> dict[str, str]:
     return {s["id"]: s["state"] for s in obj["status"]["steps"]}  # type: ignore[index]
 
 
+@with_and_without_rbac
 async def test_complete_failure_through_the_operator(tradesense: TradesenseEnv, operator: OperatorHandle) -> None:
     env = tradesense
     before = {app: {p["metadata"]["uid"] for p in env.pods(app)} for app in ("postgres", "redis", "backend", "frontend")}

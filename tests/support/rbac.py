@@ -1,0 +1,75 @@
+"""The identity the operator under test runs as: the emulator's admin (default) or its own ServiceAccount with
+only deploy/rbac's rules in force (`tradesense_sandbox.operator_rbac`).
+
+- `with_and_without_rbac`: parametrize an operator-level test to run both ways (ids `admin`, `deploy-rbac`);
+  the same assertions then hold with kopf's watches, patches and Events and every action authorized by
+  deploy/rbac alone, so a missing rule fails the test.
+- `operator_identity`: None for the admin; in `deploy-rbac` mode the `OperatorIdentity` whose kubeconfig
+  `kubeconfig_path` returns and whose token `operator_factory` gives kopf. deploy/rbac is placed on
+  `rbac_cluster` (default `kube_cluster`) with the application and operator Roles in `rbac_namespace` (default
+  `test_namespace`); a test directory with its own cluster overrides those two fixtures.
+- With `TSO_RBAC_USAGE_DIR` set, each deploy-rbac test writes the grants its run used there (one JSON file per
+  test) for the excess-rule audit (tests/integration/rbac/test_deploy_rbac_audit.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from tradesense_sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.operator_rbac import OperatorIdentity, grant
+
+ADMIN = "admin"
+DEPLOY_RBAC = "deploy-rbac"
+USAGE_DIR_VARIABLE = "TSO_RBAC_USAGE_DIR"
+
+with_and_without_rbac = pytest.mark.parametrize("operator_rbac", [ADMIN, DEPLOY_RBAC], indirect=True)
+
+
+@pytest.fixture
+def operator_rbac(request: pytest.FixtureRequest) -> str:
+    """`admin` unless a test is parametrized (indirectly) with `deploy-rbac`."""
+    return str(getattr(request, "param", ADMIN))
+
+
+@pytest.fixture
+def rbac_cluster(kube_cluster: EmulatedCluster) -> EmulatedCluster:
+    return kube_cluster
+
+
+@pytest.fixture
+def rbac_namespace(test_namespace: str) -> str:
+    return test_namespace
+
+
+def record_usage(identity: OperatorIdentity, test_id: str) -> None:
+    """Write the grants this run used where the audit collects them (only when it asked, by the variable)."""
+    directory = os.environ.get(USAGE_DIR_VARIABLE)
+    if not directory:
+        return
+    used = [asdict(g) for g in sorted(identity.used_grants())]
+    path = Path(directory) / f"{secrets.token_hex(8)}.json"
+    path.write_text(json.dumps({"test": test_id, "used": used}), encoding="utf-8")
+
+
+@pytest.fixture
+def operator_identity(
+    operator_rbac: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[OperatorIdentity | None]:
+    if operator_rbac == ADMIN:
+        yield None
+        return
+    if operator_rbac != DEPLOY_RBAC:
+        raise ValueError(f"unknown operator_rbac mode {operator_rbac!r}")
+    cluster: EmulatedCluster = request.getfixturevalue("rbac_cluster")
+    namespace: str = request.getfixturevalue("rbac_namespace")
+    identity = grant(cluster, tmp_path / "operator.kubeconfig", app_namespace=namespace, operator_namespace=namespace)
+    yield identity
+    record_usage(identity, request.node.nodeid)
