@@ -87,17 +87,19 @@ class OperatorIdentity:
         return used_grants(roles(self.documents), self.cluster.authorized_requests(self.token))
 
 
-def _create_or_replace(cluster: EmulatedCluster, document: Obj) -> None:
-    try:
-        cluster.create(copy.deepcopy(document))
-    except ApiError as exc:
-        if exc.code != 409:
-            raise
-        meta = document["metadata"]
-        current = cluster.get(document["apiVersion"], document["kind"], meta["name"], meta.get("namespace"))
-        replacement = copy.deepcopy(document)
-        replacement["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-        cluster.replace(replacement)
+def apply(cluster: EmulatedCluster, documents: Iterable[Obj]) -> None:
+    """Create each document, or replace the object already there (like `kubectl apply` of a whole object)."""
+    for document in documents:
+        try:
+            cluster.create(copy.deepcopy(document))
+        except ApiError as exc:
+            if exc.code != 409:
+                raise
+            meta = document["metadata"]
+            current = cluster.get(document["apiVersion"], document["kind"], meta["name"], meta.get("namespace"))
+            replacement = copy.deepcopy(document)
+            replacement["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            cluster.replace(replacement)
 
 
 def grant(cluster: EmulatedCluster, kubeconfig: Path, *, app_namespace: str = APP_NAMESPACE,
@@ -114,8 +116,7 @@ def grant(cluster: EmulatedCluster, kubeconfig: Path, *, app_namespace: str = AP
     for namespace in sorted({OPERATOR_NAMESPACE, operator_namespace, app_namespace}):
         if cluster.find("v1", "Namespace", namespace) is None:
             cluster.create_namespace(namespace)
-    for document in applied:
-        _create_or_replace(cluster, document)
+    apply(cluster, applied)
     cluster.enable_rbac()
     token = cluster.service_account_token(OPERATOR_NAMESPACE, SERVICE_ACCOUNT)
     namespace = context_namespace or app_namespace

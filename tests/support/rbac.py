@@ -5,9 +5,10 @@ only deploy/rbac's rules in force (`tradesense_sandbox.operator_rbac`).
   the same assertions then hold with kopf's watches, patches and Events and every action authorized by
   deploy/rbac alone, so a missing rule fails the test.
 - `operator_identity`: None for the admin; in `deploy-rbac` mode the `OperatorIdentity` whose kubeconfig
-  `kubeconfig_path` returns and whose token `operator_factory` gives kopf. deploy/rbac is placed on
-  `rbac_cluster` (default `kube_cluster`) with the application and operator Roles in `rbac_namespace` (default
-  `test_namespace`); a test directory with its own cluster overrides those two fixtures.
+  `kubeconfig_path` returns and whose token `operator_factory` gives kopf. `rbac_documents` (default: deploy/rbac
+  as shipped; a test may override it, e.g. with a rule removed) are placed on the cluster of `rbac_target`
+  (default `kube_cluster`, `test_namespace`) with the application and operator Roles in its namespace; a test
+  directory with its own cluster overrides `rbac_target`.
 - With `TSO_RBAC_USAGE_DIR` set, each deploy-rbac test writes the grants its run used there (one JSON file per
   test) for the excess-rule audit (tests/integration/rbac/test_deploy_rbac_audit.py).
 """
@@ -20,11 +21,12 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tradesense_sandbox.kubeapi import EmulatedCluster
-from tradesense_sandbox.operator_rbac import OperatorIdentity, grant
+from tradesense_sandbox.operator_rbac import OperatorIdentity, deploy_rbac, grant
 
 ADMIN = "admin"
 DEPLOY_RBAC = "deploy-rbac"
@@ -40,13 +42,14 @@ def operator_rbac(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def rbac_cluster(kube_cluster: EmulatedCluster) -> EmulatedCluster:
-    return kube_cluster
+def rbac_documents() -> list[dict[str, Any]]:
+    return deploy_rbac()
 
 
 @pytest.fixture
-def rbac_namespace(test_namespace: str) -> str:
-    return test_namespace
+def rbac_target(request: pytest.FixtureRequest) -> tuple[EmulatedCluster, str]:
+    """(cluster, namespace) that deploy-rbac mode places deploy/rbac on; looked up only in that mode."""
+    return request.getfixturevalue("kube_cluster"), request.getfixturevalue("test_namespace")
 
 
 def record_usage(identity: OperatorIdentity, test_id: str) -> None:
@@ -68,8 +71,10 @@ def operator_identity(
         return
     if operator_rbac != DEPLOY_RBAC:
         raise ValueError(f"unknown operator_rbac mode {operator_rbac!r}")
-    cluster: EmulatedCluster = request.getfixturevalue("rbac_cluster")
-    namespace: str = request.getfixturevalue("rbac_namespace")
-    identity = grant(cluster, tmp_path / "operator.kubeconfig", app_namespace=namespace, operator_namespace=namespace)
+    cluster, namespace = request.getfixturevalue("rbac_target")
+    documents: list[dict[str, Any]] = request.getfixturevalue("rbac_documents")
+    identity = grant(cluster, tmp_path / "operator.kubeconfig", app_namespace=namespace, operator_namespace=namespace,
+                     documents=documents)
     yield identity
-    record_usage(identity, request.node.nodeid)
+    if documents == deploy_rbac():  # a run with rules removed says nothing about what the shipped ones need
+        record_usage(identity, request.node.nodeid)

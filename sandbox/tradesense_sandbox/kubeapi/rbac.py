@@ -128,33 +128,34 @@ class Authorizer:
 
 @dataclass(frozen=True, order=True)
 class Grant:
-    """One verb on one resource of one role, as a role's rules grant it (resourceNames kept as listed)."""
+    """One verb on one resource (and, for a rule with resourceNames, one name) as a role's rules grant it."""
 
     role: str  # "ClusterRole name" or "Role name" (a Role's namespace is where it is placed, not part of it)
     verb: str
     group: str
     resource: str  # "resource" or "resource/subresource"
-    names: tuple[str, ...] = ()
+    name: str = ""  # one of the rule's resourceNames; "" when the rule names none (any object)
 
     def describe(self) -> str:
         on = f"{self.resource}{f'.{self.group}' if self.group else ''}"
-        return f"{self.role}: {self.verb} {on}" + (f" {list(self.names)}" if self.names else "")
+        return f"{self.role}: {self.verb} {on}" + (f' "{self.name}"' if self.name else "")
 
     def allows(self, request: Request) -> bool:
         rule = {"verbs": [self.verb], "apiGroups": [self.group], "resources": [self.resource],
-                "resourceNames": list(self.names)}
+                "resourceNames": [self.name] if self.name else []}
         return _rule_allows(rule, request)
 
 
 def grants(role: Obj) -> list[Grant]:
-    """The single grants of a Role or ClusterRole, one per (rule, verb, apiGroup, resource)."""
+    """The single grants of a Role or ClusterRole, one per (rule, verb, apiGroup, resource, resourceName)."""
     label = f"{role['kind']} {role['metadata']['name']}"
     return [
-        Grant(label, verb, group, resource, tuple(rule.get("resourceNames") or ()))
+        Grant(label, verb, group, resource, name)
         for rule in role.get("rules") or []
         for verb in rule.get("verbs") or []
         for group in rule.get("apiGroups") or []
         for resource in rule.get("resources") or []
+        for name in (rule.get("resourceNames") or [""])
     ]
 
 

@@ -79,6 +79,7 @@ async def test_index_creation_waits_for_approval_through_the_operator(
     assert index_exists()
 
 
+@with_and_without_rbac
 async def test_security_breach_through_the_operator_keeps_secrets_out_of_status_and_events(
     tradesense: TradesenseEnv, operator: OperatorHandle
 ) -> None:
