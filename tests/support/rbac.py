@@ -9,8 +9,8 @@ only deploy/rbac's rules in force (`tradesense_sandbox.operator_rbac`).
   as shipped; a test may override it, e.g. with a rule removed) are placed on the cluster of `rbac_target`
   (default `kube_cluster`, `test_namespace`) with the application and operator Roles in its namespace; a test
   directory with its own cluster overrides `rbac_target`.
-- With `TSO_RBAC_USAGE_DIR` set, each deploy-rbac test writes the grants its run used there (one JSON file per
-  test) for the excess-rule audit (tests/integration/rbac/test_deploy_rbac_audit.py).
+- With `TSO_RBAC_USAGE_DIR` set, each deploy-rbac test (and the e2e suite on the emulator) writes the grants its
+  run used there (one JSON file per run) for the excess-rule audit (tests/integration/rbac/test_deploy_rbac_audit.py).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from tradesense_sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.kubeapi.rbac import Grant
 from tradesense_sandbox.operator_rbac import OperatorIdentity, deploy_rbac, grant
 
 ADMIN = "admin"
@@ -52,12 +53,12 @@ def rbac_target(request: pytest.FixtureRequest) -> tuple[EmulatedCluster, str]:
     return request.getfixturevalue("kube_cluster"), request.getfixturevalue("test_namespace")
 
 
-def record_usage(identity: OperatorIdentity, test_id: str) -> None:
-    """Write the grants this run used where the audit collects them (only when it asked, by the variable)."""
+def record_usage(used_grants: set[Grant], test_id: str) -> None:
+    """Write the grants a run used where the audit collects them (only when it asked, by the variable)."""
     directory = os.environ.get(USAGE_DIR_VARIABLE)
     if not directory:
         return
-    used = [asdict(g) for g in sorted(identity.used_grants())]
+    used = [asdict(g) for g in sorted(used_grants)]
     path = Path(directory) / f"{secrets.token_hex(8)}.json"
     path.write_text(json.dumps({"test": test_id, "used": used}), encoding="utf-8")
 
@@ -77,4 +78,4 @@ def operator_identity(
                      documents=documents)
     yield identity
     if documents == deploy_rbac():  # a run with rules removed says nothing about what the shipped ones need
-        record_usage(identity, request.node.nodeid)
+        record_usage(identity.used_grants(), request.node.nodeid)

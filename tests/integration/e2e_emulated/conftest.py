@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -30,8 +31,11 @@ from tests.e2e.harness import (
 )
 from tests.e2e.kubectl_front import KubectlFront
 from tests.e2e.scenarios import E2EEnv, PgTarget
+from tests.support.rbac import record_usage
 from tests.support.services import SHARED_PG_DSN
 from tradesense_sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.kubeapi.rbac import used_grants
+from tradesense_sandbox.operator_rbac import deploy_rbac, roles
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +73,9 @@ def emulated_env(tmp_path_factory: pytest.TempPathFactory, emulated_pg: PgTarget
                           kubectl_kubeconfig=front.kubeconfig(workdir / "kubectl.kubeconfig"))
         with e2e_environment(kubeconfig, options) as env:
             yield env
+            if env.operator_kubeconfig is not None:  # what the operator process used, for the RBAC audit
+                token = yaml.safe_load(env.operator_kubeconfig.read_text(encoding="utf-8"))["users"][0]["user"]["token"]
+                record_usage(used_grants(roles(deploy_rbac()), cluster.authorized_requests(token)), "e2e-emulated")
 
 
 @pytest.fixture

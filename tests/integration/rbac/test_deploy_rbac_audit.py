@@ -1,10 +1,12 @@
 """deploy/rbac grants nothing the operator does not use: every rule is exercised by a test run with RBAC in force.
 
 The audit runs every test parametrized `deploy-rbac` (tests/support/rbac.py: the whole operator as its
-ServiceAccount, deploy/rbac's rules enforced by the emulated API) in a child pytest, collects the grants each run
-used (the emulator records what RBAC let through, per token), and fails naming each grant of deploy/rbac that no
-run needed — a rule to remove, or a test to add. Grants only a real cluster exercises are allowed below, each with
-its reason; an allowed grant that a run did use is reported too, so the list cannot go stale.
+ServiceAccount, deploy/rbac's rules enforced by the emulated API) and the tests/e2e suite on the emulator (the
+`tradesense-operator run` process with its ServiceAccount's token, deploy/ installed as shipped) in a child pytest,
+collects the grants each run used (the emulator records what RBAC let through, per token), and fails naming
+each grant of deploy/rbac that no run needed — a rule to remove, or a test to add. Grants no such run can reach
+are allowed below, each with its reason; an allowed grant that a run did use is reported too, so the list cannot
+go stale.
 """
 
 from __future__ import annotations
@@ -22,13 +24,9 @@ from tradesense_sandbox.kubeapi.rbac import Grant
 from tradesense_sandbox.operator_rbac import all_grants, deploy_rbac
 
 REPO = Path(__file__).resolve().parents[3]
-CLUSTER_ROLE = "ClusterRole tradesense-operator"
 APP_ROLE = "Role tradesense-operator"
 
 ONLY_OUTSIDE_THE_RBAC_RUNS: dict[Grant, str] = {
-    Grant(CLUSTER_ROLE, "get", "apiextensions.k8s.io", "customresourcedefinitions"):
-        "`run` waits for the CRDs to be Established at start-up (services/crd_readiness.py); the RBAC runs start "
-        "kopf in-process without the CLI",
     Grant(APP_ROLE, "list", "apps", "deployments"):
         "the ScalingPolicy Deployment cache's watch (list, then watch) is being added on another branch; drop "
         "both entries once a deploy-rbac run exercises it (this test then says so)",
@@ -39,8 +37,9 @@ ONLY_OUTSIDE_THE_RBAC_RUNS: dict[Grant, str] = {
 
 def _used_in_child_run(directory: Path) -> set[Grant]:
     env = {**os.environ, USAGE_DIR_VARIABLE: str(directory)}
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not e2e", "-k", DEPLOY_RBAC,
-               "-n", "2", "--dist", "loadfile", "tests/integration", "tests/reliability"]
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not e2e",
+               "-k", f"{DEPLOY_RBAC} or TestOnEmulatedCluster", "-n", "2", "--dist", "loadfile",
+               "tests/integration", "tests/reliability"]
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=1200, check=False)
     assert done.returncode == 0, f"the deploy-rbac runs failed:\n{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
     runs = [json.loads(path.read_text(encoding="utf-8")) for path in directory.glob("*.json")]
