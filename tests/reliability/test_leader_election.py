@@ -33,6 +33,11 @@ async def kube(kubeconfig_path: Path) -> AsyncIterator[KubeClient]:
 
 
 @pytest.fixture
+def rbac_operator_namespace(test_namespace: str) -> str:
+    return test_namespace  # the Lease lives in the test namespace, so the operator's own Role goes there
+
+
+@pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
 

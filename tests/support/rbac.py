@@ -7,8 +7,9 @@ only deploy/rbac's rules in force (`tradesense_sandbox.operator_rbac`).
 - `operator_identity`: None for the admin; in `deploy-rbac` mode the `OperatorIdentity` whose kubeconfig
   `kubeconfig_path` returns and whose token `operator_factory` gives kopf. `rbac_documents` (default: deploy/rbac
   as shipped; a test may override it, e.g. with a rule removed) are placed on the cluster of `rbac_target`
-  (default `kube_cluster`, `test_namespace`) with the application and operator Roles in its namespace; a test
-  directory with its own cluster overrides `rbac_target`.
+  (default `kube_cluster`, `test_namespace`): the application Role in its namespace, the operator's own Role in
+  `rbac_operator_namespace` (tradesense-system as shipped; the bridge and leader-election tests, whose operator
+  namespace is the test namespace, override it). A test directory with its own cluster overrides `rbac_target`.
 - With `TSO_RBAC_USAGE_DIR` set, each deploy-rbac test (and the e2e suite on the emulator) writes the grants its
   run used there (one JSON file per run) for the excess-rule audit (tests/integration/rbac/test_deploy_rbac_audit.py).
 """
@@ -27,7 +28,7 @@ import pytest
 
 from tradesense_sandbox.kubeapi import EmulatedCluster
 from tradesense_sandbox.kubeapi.rbac import Grant
-from tradesense_sandbox.operator_rbac import OperatorIdentity, deploy_rbac, grant
+from tradesense_sandbox.operator_rbac import OPERATOR_NAMESPACE, OperatorIdentity, deploy_rbac, grant
 
 ADMIN = "admin"
 DEPLOY_RBAC = "deploy-rbac"
@@ -45,6 +46,11 @@ def operator_rbac(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def rbac_documents() -> list[dict[str, Any]]:
     return deploy_rbac()
+
+
+@pytest.fixture
+def rbac_operator_namespace() -> str:
+    return OPERATOR_NAMESPACE
 
 
 @pytest.fixture
@@ -74,8 +80,8 @@ def operator_identity(
         raise ValueError(f"unknown operator_rbac mode {operator_rbac!r}")
     cluster, namespace = request.getfixturevalue("rbac_target")
     documents: list[dict[str, Any]] = request.getfixturevalue("rbac_documents")
-    identity = grant(cluster, tmp_path / "operator.kubeconfig", app_namespace=namespace, operator_namespace=namespace,
-                     documents=documents)
+    identity = grant(cluster, tmp_path / "operator.kubeconfig", app_namespace=namespace,
+                     operator_namespace=request.getfixturevalue("rbac_operator_namespace"), documents=documents)
     yield identity
     if documents == deploy_rbac():  # a run with rules removed says nothing about what the shipped ones need
         record_usage(identity.used_grants(), request.node.nodeid)

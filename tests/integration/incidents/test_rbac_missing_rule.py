@@ -58,8 +58,7 @@ async def test_a_rule_missing_from_deploy_rbac_stalls_the_incident_naming_the_ve
     assert f"may not get leases.coordination.k8s.io tradesense-remediation in namespace {env.namespace}" in message
     assert env.annotation_list(EFFECTS) == []  # nothing was done without the lock
 
-    apply(env.cluster, [_app_role(placed(deploy_rbac(), app_namespace=env.namespace,
-                                         operator_namespace=env.namespace))])  # the rule is back
+    apply(env.cluster, [_app_role(placed(deploy_rbac(), app_namespace=env.namespace))])  # the rule is back
     status = await env.wait_phase("locked-out", "Succeeded", "Failed", timeout=30)
     assert status["phase"] == "Succeeded", status
     assert (_condition(env, "locked-out")["status"], _condition(env, "locked-out")["reason"]) == ("False", "Recovered")
