@@ -3,6 +3,7 @@
 pytest_plugins = [
     "tests.support.secrets",  # first: other fixture modules import its SecretGuard
     "tests.support.kube",
+    "tests.support.rbac",
     "tests.support.services",
     "tests.support.app",
 ]

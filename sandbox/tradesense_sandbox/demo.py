@@ -44,6 +44,7 @@ from tradesense_operator.handlers import incident as incident_handlers
 from tradesense_operator.services.step_adapters.base import Action
 from tradesense_sandbox.app import StandinApp
 from tradesense_sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.operator_rbac import grant
 from tradesense_sandbox.runner import handlers_registry, incident_engine, run_operator
 from tradesense_sandbox.schema import load_schema, populate
 from tradesense_sandbox.tradesense_namespace import install_tradesense
@@ -306,8 +307,9 @@ def run_demo(*, timeout: float = 90.0, stream: TextIO = sys.stdout, tty: bool | 
              services: Services = Services(), rbac: Sequence[Mapping[str, Any]] = ()) -> DemoResult:
     """Set everything up, run the operator through the sample incidents, tear everything down.
 
-    With `rbac` (the Roles, ClusterRoles and bindings of deploy/rbac), the emulated API enforces them and the
-    operator's runbook actions authenticate as its ServiceAccount, so a missing rule fails the demo.
+    With `rbac` (the documents of deploy/rbac, `operator_rbac.deploy_rbac()`), the emulated API enforces them and
+    the whole operator — kopf's watches, patches and Events, and the runbook actions — authenticates as its
+    ServiceAccount, so a missing rule fails the demo.
     """
     started = time.monotonic()
     out = stream
@@ -331,14 +333,15 @@ def run_demo(*, timeout: float = 90.0, stream: TextIO = sys.stdout, tty: bool | 
         out.write(f"• stand-in TradeSense API at {app.base_url}\n")
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tso-demo-")))
         kubeconfig = cluster.write_kubeconfig(workdir / "kubeconfig", namespace=NAMESPACE)
+        token = None
         if rbac:
-            cluster.apply_manifests([dict(document) for document in rbac])
-            cluster.enable_rbac()
-            token = cluster.service_account_token(OPERATOR_NAMESPACE, "tradesense-operator")
-            kubeconfig.write_text(yaml.safe_dump(cluster.token_kubeconfig(token, NAMESPACE)), encoding="utf-8")
-            out.write("• RBAC enforced: the operator acts as ServiceAccount "
+            identity = grant(cluster, kubeconfig, app_namespace=NAMESPACE, operator_namespace=OPERATOR_NAMESPACE,
+                             documents=[dict(document) for document in rbac])
+            token = identity.token
+            out.write("• RBAC enforced: the operator (kopf and its actions) runs as ServiceAccount "
                       f"{OPERATOR_NAMESPACE}/tradesense-operator with deploy/rbac's rules\n")
-        stack.enter_context(run_operator(cluster, registry=operator_registry(kubeconfig), memo=kopf.Memo()))
+        stack.enter_context(run_operator(cluster, token=token, registry=operator_registry(kubeconfig),
+                                         memo=kopf.Memo()))
         out.write("• operator running (kopf, incident handlers, engine, runbook actions); applying 4 incidents\n\n")
         out.flush()
         samples = sample_incidents(database=database, prefix=prefix, api_url=app.base_url, services=services)

@@ -54,8 +54,9 @@ class Endpoint:
 
     @classmethod
     def of(cls, target: EmulatedCluster | Path | str, token: str | None = None) -> Endpoint:
+        """The cluster's admin credentials unless `token` (e.g. the operator's ServiceAccount, operator_rbac.py)."""
         if isinstance(target, EmulatedCluster):
-            return cls(target.url, target.token)
+            return cls(target.url, token or target.token)
         if isinstance(target, Path):
             return cls.from_kubeconfig(target)
         return cls(target, token)
@@ -238,7 +239,8 @@ def run_operator(
 ) -> Iterator[OperatorHandle]:
     """Run the operator for the duration of the block; re-raise its crash on exit.
 
-    `target` is an `EmulatedCluster`, a kubeconfig path, or a server URL (with `token`).
+    `target` is an `EmulatedCluster` (with `token`: as that token's user instead of the admin), a kubeconfig
+    path, or a server URL (with `token`).
     `registry=None` uses kopf's default registry (where `tradesense_operator.handlers.registry`
     registers everything); `namespaces=None` means cluster-wide.
     """

@@ -53,7 +53,6 @@ class Options:
     in_cluster_timeout: float = 180.0
     pg: PgTarget | None = None
     pg_problem: str = ""
-    allow_admin_token: bool = False  # only the emulator, which has neither RBAC nor TokenRequest
     server_dry_run: bool = True
     operator_env: dict[str, str] = field(default_factory=dict)
     kubectl_kubeconfig: Path | None = None  # what kubectl uses, when it cannot use the cluster's own kubeconfig
@@ -99,15 +98,12 @@ def e2e_environment(kubeconfig: Path, options: Options) -> Iterator[E2EEnv]:
 
         # The ServiceAccount's own token: the out-of-cluster operator runs with it, and the RBAC scenario uses it
         # either way (an in-cluster operator has the same identity).
-        operator_kubeconfig: Path | None = None
         try:
             token = service_account_token(kube, OPERATOR_NAMESPACE, OPERATOR_SA)
-            operator_kubeconfig = token_kubeconfig(kubeconfig, token, options.workdir / "operator.kubeconfig")
         except ClientError as exc:
-            if not options.allow_admin_token:
-                raise RuntimeError(f"cannot create a token for ServiceAccount {OPERATOR_NAMESPACE}/{OPERATOR_SA} "
-                                   f"(TokenRequest API): {exc}; refusing to run the operator with admin rights") from exc
-            rbac_problem = (rbac_problem or "") + f"; no TokenRequest API ({exc}): the operator uses the admin token"
+            raise RuntimeError(f"cannot create a token for ServiceAccount {OPERATOR_NAMESPACE}/{OPERATOR_SA} "
+                               f"(TokenRequest API): {exc}; refusing to run the operator with admin rights") from exc
+        operator_kubeconfig = token_kubeconfig(kubeconfig, token, options.workdir / "operator.kubeconfig")
 
         in_cluster = options.image is not None and _in_cluster(kube, options.image, options.in_cluster_timeout,
                                                                  shipped_replicas)
@@ -115,8 +111,7 @@ def e2e_environment(kubeconfig: Path, options: Options) -> Iterator[E2EEnv]:
         if not in_cluster:
             backup_root = str(options.workdir / "backups")
             Path(backup_root).mkdir(parents=True, exist_ok=True)
-            process = OperatorProcess(operator_kubeconfig or kubeconfig, options.workdir,
-                                      dict(options.operator_env))
+            process = OperatorProcess(operator_kubeconfig, options.workdir, dict(options.operator_env))
             process.start(timeout=options.operator_timeout)
         kubectl_config = options.kubectl_kubeconfig or kubeconfig
         yield E2EEnv(

@@ -6,26 +6,20 @@ from __future__ import annotations
 
 import io
 import re
-from pathlib import Path
 
 import psycopg
 import redis
-import yaml
 
 from tradesense_sandbox.demo import REDIS_DB, ProgressView, render_table, run_demo
-
-RBAC = Path(__file__).resolve().parents[2] / "deploy" / "rbac"
+from tradesense_sandbox.operator_rbac import deploy_rbac
 
 
 def test_the_sample_incidents_succeed_with_only_the_operators_own_rbac() -> None:
-    """Every runbook action of the four incidents, authorized as the operator's ServiceAccount by deploy/rbac:
-    a rule missing from the shipped Roles fails here (as a 403 in status), not only in a static scan."""
-    manifests = [
-        document for path in sorted(RBAC.glob("*.yaml")) if path.name != "kustomization.yaml"
-        for document in yaml.safe_load_all(path.read_text(encoding="utf-8")) if document
-    ]
+    """The whole operator (kopf and every runbook action of the four incidents) authorized as its ServiceAccount
+    by deploy/rbac: a rule missing from the shipped Roles fails here (as a 403 in status), not only in a static
+    scan."""
     out = io.StringIO()
-    result = run_demo(timeout=60, stream=out, tty=False, rbac=manifests)
+    result = run_demo(timeout=60, stream=out, tty=False, rbac=deploy_rbac())
     text = out.getvalue()
     assert "RBAC enforced" in text
     assert result.ok, text

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.rbac import with_and_without_rbac
 from tradesense_operator.clients.kube import KubeClient
 from tradesense_operator.domain.clock import ManualClock, SystemClock
 from tradesense_operator.services.leadership import ElectionTiming, LeaderElector, lead
@@ -29,6 +30,11 @@ async def kube(kubeconfig_path: Path) -> AsyncIterator[KubeClient]:
     client = await KubeClient.from_kubeconfig(str(kubeconfig_path))
     yield client
     await client.close()
+
+
+@pytest.fixture
+def rbac_operator_namespace(test_namespace: str) -> str:
+    return test_namespace  # the Lease lives in the test namespace, so the operator's own Role goes there
 
 
 @pytest.fixture
@@ -50,6 +56,7 @@ def holder(cluster: EmulatedCluster, namespace: str) -> str:
     return str(lease["spec"].get("holderIdentity") or "")
 
 
+@with_and_without_rbac
 async def test_the_follower_takes_over_only_after_the_lease_duration_on_its_own_clock(
     kube: KubeClient, clock: ManualClock, kube_cluster: EmulatedCluster, test_namespace: str
 ) -> None:

@@ -6,10 +6,11 @@
   secret-leak guard for the values a test planted (tests/support/secrets.py).
 - `fresh_kube_cluster`: a private cluster for tests that must own the whole history (410s, restarts).
 - `test_namespace`: a unique namespace, deleted afterwards (isolation on the shared cluster).
-- `kubeconfig_path`: a kubeconfig for the shared cluster, context namespace = `test_namespace`.
+- `kubeconfig_path`: a kubeconfig for the shared cluster, context namespace = `test_namespace`; the operator's
+  ServiceAccount's when the test runs with deploy/rbac in force (tests/support/rbac.py).
 - `operator_factory(memo=…, registry=…, namespaces=…, settings=…, cluster=…)`: starts the real kopf
-  operator in-process and returns its `OperatorHandle`; all still running are stopped (and their
-  crashes re-raised) at teardown.
+  operator in-process and returns its `OperatorHandle` (as the ServiceAccount in deploy-rbac mode); all
+  still running are stopped (and their crashes re-raised) at teardown.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pytest
 
 from tests.support.secrets import SecretGuard
 from tradesense_sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.operator_rbac import OperatorIdentity
 from tradesense_sandbox.runner import Endpoint, OperatorHandle
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -100,12 +102,18 @@ def test_namespace(kube_cluster: EmulatedCluster, request: pytest.FixtureRequest
 
 
 @pytest.fixture
-def kubeconfig_path(kube_cluster: EmulatedCluster, test_namespace: str, tmp_path: Path) -> Path:
+def kubeconfig_path(
+    kube_cluster: EmulatedCluster, test_namespace: str, tmp_path: Path, operator_identity: OperatorIdentity | None
+) -> Path:
+    if operator_identity is not None:
+        return operator_identity.kubeconfig
     return kube_cluster.write_kubeconfig(tmp_path / "kubeconfig", namespace=test_namespace)
 
 
 @pytest.fixture
-def operator_factory(kube_cluster: EmulatedCluster) -> Iterator[OperatorFactory]:
+def operator_factory(
+    kube_cluster: EmulatedCluster, operator_identity: OperatorIdentity | None
+) -> Iterator[OperatorFactory]:
     handles: list[OperatorHandle] = []
 
     def start(
@@ -117,9 +125,10 @@ def operator_factory(kube_cluster: EmulatedCluster) -> Iterator[OperatorFactory]
         cluster: EmulatedCluster | None = None,
         timeout: float = 30.0,
     ) -> OperatorHandle:
-        handle = OperatorHandle(
-            Endpoint.of(cluster or kube_cluster), registry=registry, memo=memo, namespaces=namespaces, settings=settings
-        )
+        target = cluster or kube_cluster
+        identity = operator_identity if operator_identity and operator_identity.cluster is target else None
+        endpoint = identity.endpoint if identity else Endpoint.of(target)
+        handle = OperatorHandle(endpoint, registry=registry, memo=memo, namespaces=namespaces, settings=settings)
         handles.append(handle)
         return handle.start(timeout=timeout)
 

@@ -22,10 +22,11 @@ import yaml
 from aiohttp import web
 
 from tradesense_sandbox.kubeapi import clock, crds
+from tradesense_sandbox.kubeapi.authn import Tokens
 from tradesense_sandbox.kubeapi.errors import ApiError
 from tradesense_sandbox.kubeapi.faults import FaultRule, Faults, RequestStats
 from tradesense_sandbox.kubeapi.kubelet import Kubelet, ReadinessRule, TerminationRule
-from tradesense_sandbox.kubeapi.rbac import User
+from tradesense_sandbox.kubeapi.rbac import Request, User
 from tradesense_sandbox.kubeapi.resources import ResourceType
 from tradesense_sandbox.kubeapi.selectors import parse_label_selector
 from tradesense_sandbox.kubeapi.server import Routes, ServerState
@@ -64,7 +65,7 @@ class EmulatedCluster:
         crds.install(self.store)
         self.store.seed()
         self.token = secrets.token_urlsafe(24)
-        self.state = ServerState(self.store, self.token, bookmark_interval=bookmark_interval)
+        self.state = ServerState(self.store, Tokens(self.token), bookmark_interval=bookmark_interval)
         self._pod_ready_delay = pod_ready_delay
         self._pod_stop_delay = pod_stop_delay
         self._port = port
@@ -355,10 +356,14 @@ class EmulatedCluster:
         self.state.rbac = enabled
 
     def service_account_token(self, namespace: str, name: str) -> str:
-        """A bearer token that authenticates as system:serviceaccount:<namespace>:<name>."""
-        token = secrets.token_urlsafe(24)
-        self.state.service_account_tokens[token] = User(namespace, name)
+        """A bearer token that authenticates as system:serviceaccount:<namespace>:<name> (no expiry; the API's
+        TokenRequest, `POST …/serviceaccounts/<name>/token`, mints expiring ones)."""
+        token, _ = self.state.tokens.issue(User(namespace, name))
         return token
+
+    def authorized_requests(self, token: str) -> set[Request]:
+        """What the ServiceAccount token was let do so far: (verb, group, resource, subresource, namespace, name)."""
+        return self.state.tokens.used(token)
 
     def token_kubeconfig(self, token: str, namespace: str = "default") -> dict[str, Any]:
         """`kubeconfig()` with another bearer token (a ServiceAccount's)."""

@@ -4,9 +4,11 @@ ServiceAccount's token the way kube-apiserver's RBAC authorizer does.
 Owns the decision (allow or a Forbidden Status worded like the real one) from the objects in the store:
 RoleBindings in the request's namespace and ClusterRoleBindings, rules matched on apiGroups, resources
 (`resource/subresource`, `*`), resourceNames and verbs. Authorization comes before existence, so a request
-into a namespace without a Role answers 403 even when the namespace does not exist. It does not
-authenticate (the server maps tokens to users) and knows no aggregation, impersonation or non-resource URLs
-beyond discovery (always allowed to an authenticated user, like system:discovery).
+into a namespace without a Role answers 403 even when the namespace does not exist. It also splits Roles into
+single grants (`grants`) and tells which of them a set of requests used (`used_grants`), so an audit can find
+rules nobody needs. It does not authenticate (authn.py maps tokens to users) and knows no aggregation,
+impersonation or non-resource URLs beyond discovery (always allowed to an authenticated user, like
+system:discovery).
 """
 
 from __future__ import annotations
@@ -111,7 +113,8 @@ class Authorizer:
         if self.allowed(user, request):
             return
         resource = f"{request.resource}/{request.subresource}" if request.subresource else request.resource
-        subject = f'{resource} "{request.name}"' if request.name else resource
+        qualified = f"{request.resource}.{request.group}" if request.group else request.resource
+        subject = f'{qualified} "{request.name}"' if request.name else qualified
         where = f'in the namespace "{request.namespace}"' if request.namespace else "at the cluster scope"
         message = (f'{subject} is forbidden: User "{user.username}" cannot {request.verb} resource "{resource}" '
                    f'in API group "{request.group}" {where}')
@@ -121,3 +124,49 @@ class Authorizer:
         if request.name:
             details["name"] = request.name
         raise ApiError(403, "Forbidden", message, details=details)
+
+
+@dataclass(frozen=True, order=True)
+class Grant:
+    """One verb on one resource (and, for a rule with resourceNames, one name) as a role's rules grant it."""
+
+    role: str  # "ClusterRole name" or "Role name" (a Role's namespace is where it is placed, not part of it)
+    verb: str
+    group: str
+    resource: str  # "resource" or "resource/subresource"
+    name: str = ""  # one of the rule's resourceNames; "" when the rule names none (any object)
+
+    def describe(self) -> str:
+        on = f"{self.resource}{f'.{self.group}' if self.group else ''}"
+        return f"{self.role}: {self.verb} {on}" + (f' "{self.name}"' if self.name else "")
+
+    def allows(self, request: Request) -> bool:
+        rule = {"verbs": [self.verb], "apiGroups": [self.group], "resources": [self.resource],
+                "resourceNames": [self.name] if self.name else []}
+        return _rule_allows(rule, request)
+
+
+def grants(role: Obj) -> list[Grant]:
+    """The single grants of a Role or ClusterRole, one per (rule, verb, apiGroup, resource, resourceName)."""
+    label = f"{role['kind']} {role['metadata']['name']}"
+    return [
+        Grant(label, verb, group, resource, name)
+        for rule in role.get("rules") or []
+        for verb in rule.get("verbs") or []
+        for group in rule.get("apiGroups") or []
+        for resource in rule.get("resources") or []
+        for name in (rule.get("resourceNames") or [""])
+    ]
+
+
+def used_grants(roles: list[Obj], requests: set[Request]) -> set[Grant]:
+    """The grants of `roles` that at least one of `requests` falls under (a Role only in its own namespace).
+
+    Where two roles both allow a request (overlapping rules placed in one namespace), both count as used.
+    """
+    used: set[Grant] = set()
+    for role in roles:
+        namespace = role["metadata"].get("namespace") if role["kind"] == "Role" else None
+        in_scope = [r for r in requests if namespace is None or r.namespace == namespace]
+        used.update(g for g in grants(role) if any(g.allows(r) for r in in_scope))
+    return used

@@ -21,11 +21,12 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from tradesense_sandbox.kubeapi import managed_fields
+from tradesense_sandbox.kubeapi import authn, managed_fields
+from tradesense_sandbox.kubeapi.authn import Caller, Tokens
 from tradesense_sandbox.kubeapi.errors import ApiError, bad_request, method_not_allowed, not_found
 from tradesense_sandbox.kubeapi.faults import Faults, RequestStats, reason_for
 from tradesense_sandbox.kubeapi.patching import APPLY_PATCH, apply_patch
-from tradesense_sandbox.kubeapi.rbac import Authorizer, User
+from tradesense_sandbox.kubeapi.rbac import Authorizer
 from tradesense_sandbox.kubeapi.rbac import Request as AccessRequest
 from tradesense_sandbox.kubeapi.resources import ResourceType
 from tradesense_sandbox.kubeapi.selectors import selector_from_label_selector
@@ -33,6 +34,8 @@ from tradesense_sandbox.kubeapi.store import Obj, Store
 from tradesense_sandbox.kubeapi.watch import Watcher
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_SELF_SUBJECT_REVIEW = ["apis", "authentication.k8s.io", "v1", "selfsubjectreviews"]
+_SELF_SUBJECT_ACCESS_REVIEW = ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"]
 SERVER_VERSION = {"major": "1", "minor": "30", "gitVersion": "v1.30.0-tradesense-emulated", "platform": "linux/amd64"}
 
 
@@ -41,7 +44,7 @@ class ServerState:
     """What the routes need besides the store: credentials, faults, accounting, pod logs."""
 
     store: Store
-    token: str
+    tokens: Tokens
     faults: Faults = field(default_factory=Faults)
     stats: RequestStats = field(default_factory=RequestStats)
     pod_logs: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -49,7 +52,6 @@ class ServerState:
     bookmark_interval: float = 1.0
     shutting_down: bool = False
     rbac: bool = False  # when on, ServiceAccount tokens are authorized by the Roles/bindings in the store
-    service_account_tokens: dict[str, User] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -105,17 +107,17 @@ class Routes:
             return _error(exc)
 
     def _authorized(self, request: web.Request) -> bool:
-        header = request.headers.get("Authorization", "")
-        return header == f"Bearer {self.state.token}" or self._service_account(request) is not None
+        return self._caller(request) is not None
 
-    def _service_account(self, request: web.Request) -> User | None:
-        header = request.headers.get("Authorization", "")
-        return self.state.service_account_tokens.get(header.removeprefix("Bearer ")) if header else None
+    def _caller(self, request: web.Request) -> Caller | None:
+        return self.state.tokens.caller(request.headers.get("Authorization", ""))
 
     def _authorize(self, request: web.Request, target: Target) -> None:
-        """RBAC mode: a ServiceAccount's request is checked before anything else (403 before 404)."""
-        user = self._service_account(request)
-        if not self.state.rbac or user is None:
+        """RBAC mode: a ServiceAccount's request is checked before anything else (403 before 404); what is let
+        through is recorded per token (with RBAC off too, so a run can be audited without being enforced)."""
+        caller = self._caller(request)
+        user = caller.service_account if caller else None
+        if caller is None or user is None:
             return
         method = request.method
         if method == "GET":
@@ -125,8 +127,10 @@ class Routes:
         else:
             verb = {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, method.lower())
         namespace = target.namespace if target.rtype.namespaced else None
-        Authorizer(self.store).check(user, AccessRequest(verb, target.rtype.group, target.rtype.plural,
-                                                         target.subresource, namespace, target.name))
+        asked = AccessRequest(verb, target.rtype.group, target.rtype.plural, target.subresource, namespace, target.name)
+        if self.state.rbac:
+            Authorizer(self.store).check(user, asked)
+        self.state.tokens.record(caller.token, asked)
 
     # ------------------------------------------------------------------ dispatch
 
@@ -162,6 +166,8 @@ class Routes:
             if not listing["resources"]:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
             return _json(listing)
+        if request.method == "POST" and parts in (_SELF_SUBJECT_REVIEW, _SELF_SUBJECT_ACCESS_REVIEW):
+            return await self._review(request, parts)
         if parts[:1] == ["api"] and len(parts) > 2 and parts[1] == "v1":
             target = self._target("", "v1", parts[2:])
         elif parts[:1] == ["apis"] and len(parts) > 3:
@@ -170,6 +176,16 @@ class Routes:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         self._authorize(request, target)
         return await self._serve(request, target)
+
+    async def _review(self, request: web.Request, parts: list[str]) -> web.Response:
+        """SelfSubjectReview and SelfSubjectAccessReview: any authenticated caller may ask about itself."""
+        caller = self._caller(request)
+        assert caller is not None  # the middleware answered 401 otherwise
+        self.state.stats.record("create", parts[-1])
+        if parts == _SELF_SUBJECT_REVIEW:
+            return _json(authn.self_subject_review(caller), 201)
+        body = await self._body(request)
+        return _json(authn.self_subject_access_review(Authorizer(self.store), caller, self.state.rbac, body), 201)
 
     def _target(self, group: str, version: str, rest: list[str]) -> Target:
         namespace: str | None = None
@@ -260,6 +276,8 @@ class Routes:
                 )
             raise method_not_allowed(f"{method} is not supported on a collection")
         name = target.name
+        if target.subresource == "token" and rtype.key == ("", "v1", "serviceaccounts") and method == "POST":
+            return await self._token_request(request, target, name)
         if target.subresource == "log":
             self.state.stats.record("get", resource_label)
             return self._log(target, query)
@@ -293,6 +311,13 @@ class Routes:
             self.state.stats.record("delete", resource_label)
             return await self._delete(request, target, name)
         raise method_not_allowed(f"{method} is not supported here")
+
+    async def _token_request(self, request: web.Request, target: Target, name: str) -> web.Response:
+        """TokenRequest: a token for an existing ServiceAccount (`kubectl create token`)."""
+        self.state.stats.record("create", "serviceaccounts/token")
+        service_account = _find(self.store, target.rtype, target.namespace, name)
+        body = await self._body(request, optional=True)
+        return _json(authn.token_request(self.state.tokens, service_account, target.namespace or "", name, body), 201)
 
     async def _delete(self, request: web.Request, target: Target, name: str) -> web.Response:
         """DELETE with DeleteOptions from the body or the query (propagation, preconditions, grace period)."""
@@ -505,6 +530,15 @@ class Routes:
                 rtype, target.namespace, name, set_replicas, precondition_rv=precondition or None
             )
         return _json(scale_of(rtype, updated))
+
+
+def _find(store: Store, rtype: ResourceType, namespace: str | None, name: str) -> Obj | None:
+    try:
+        return store.get(rtype, namespace, name)
+    except ApiError as exc:
+        if exc.code == 404:
+            return None
+        raise
 
 
 def _get_path(obj: Obj, path: str) -> Any:

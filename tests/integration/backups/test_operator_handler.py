@@ -14,6 +14,7 @@ from typing import Any
 import kopf
 
 from tests.support.kube import OperatorFactory
+from tests.support.rbac import with_and_without_rbac
 from tests.support.waiting import wait_until
 from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import FilesystemStore
@@ -32,6 +33,7 @@ def backup_registry(kubeconfig: Path, clock: ManualClock) -> kopf.OperatorRegist
     return handlers_registry(kubeconfig, clock, backup_handlers.register)
 
 
+@with_and_without_rbac
 def test_operator_runs_run_now_and_scheduled_backups(
     kube_cluster: EmulatedCluster, test_namespace: str, kubeconfig_path: Path, operator_factory: OperatorFactory,
     source_db: PgTarget,

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.support.rbac import with_and_without_rbac
 from tradesense_operator.api.crdgen.crd import build_crd
 from tradesense_operator.api.v1alpha1.kinds import KINDS
 from tradesense_operator.clients.errors import Conflict
@@ -29,6 +30,7 @@ from tradesense_operator.services.backups import dump_pipeline
 from tradesense_operator.services.backups.reconcile import RUN_NOW_ANNOTATION, reconcile
 from tradesense_operator.services.runtime import Runtime
 from tradesense_sandbox.kubeapi.cluster import EmulatedCluster
+from tradesense_sandbox.operator_rbac import OperatorIdentity
 
 from .conftest import KEY_ID, SECRET
 
@@ -38,6 +40,8 @@ NS = "tradesense"
 # tests run on "tomorrow" (UTC) with a ManualClock moved explicitly through it.
 DAY = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
 START = DAY + timedelta(hours=1, minutes=59)
+DB_SECRET = "tradesense-db-credentials"  # the Secret names deploy/rbac's Role grants (by resourceNames)
+S3_SECRET = "tradesense-backup-s3"
 
 
 def at(hour: int, minute: int = 0, second: int = 0) -> datetime:
@@ -62,8 +66,17 @@ def cluster() -> Iterator[EmulatedCluster]:
 
 
 @pytest.fixture
-async def runtime(cluster: EmulatedCluster, tmp_path: Path) -> AsyncIterator[Runtime]:
-    kube = await KubeClient.from_kubeconfig(str(cluster.write_kubeconfig(tmp_path / "kubeconfig", NS)))
+def rbac_target(cluster: EmulatedCluster) -> tuple[EmulatedCluster, str]:
+    return cluster, NS  # deploy-rbac mode (tests/support/rbac.py) places deploy/rbac here
+
+
+@pytest.fixture
+async def runtime(
+    cluster: EmulatedCluster, tmp_path: Path, operator_identity: OperatorIdentity | None
+) -> AsyncIterator[Runtime]:
+    """The operator's Runtime, as the admin or (deploy-rbac mode) as its ServiceAccount."""
+    kubeconfig = operator_identity.kubeconfig if operator_identity else cluster.write_kubeconfig(tmp_path / "k", NS)
+    kube = await KubeClient.from_kubeconfig(str(kubeconfig))
     rt = Runtime(kube=kube, clock=ManualClock(datetime.now(UTC)))
     yield rt
     await rt.aclose()
@@ -259,14 +272,18 @@ async def test_password_from_secret_is_used_and_never_leaks(
             conn.execute(f"DROP ROLE IF EXISTS {role}")
 
 
+@with_and_without_rbac
 async def test_executor_job_creates_the_job_and_harvests_it(
-    cluster: EmulatedCluster, runtime: Runtime, source_db: PgTarget, tmp_path: Path
+    cluster: EmulatedCluster, runtime: Runtime, source_db: PgTarget, tmp_path: Path, operator_rbac: str
 ) -> None:
-    body = policy("bigdb", source_db, tmp_path / "bk", executor="job", jobImage="tradesense-operator:dev",
+    name = f"bigdb-{operator_rbac}"  # both modes share the module's cluster
+    body = policy(name, source_db, tmp_path / "bk", executor="job", jobImage="tradesense-operator:dev",
                   jobVolumeClaimName="backups")
-    body["spec"]["database"]["passwordSecretRef"] = {"name": "pg", "key": "password"}
-    cluster.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pg", "namespace": NS},
-                    "stringData": {"password": "unused"}}) if cluster.list("v1", "Secret", NS) == [] else None
+    # the Secret name deploy/rbac's Role grants (by resourceNames) for database passwords
+    body["spec"]["database"]["passwordSecretRef"] = {"name": DB_SECRET, "key": "password"}
+    if cluster.find("v1", "Secret", DB_SECRET, NS) is None:
+        cluster.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": DB_SECRET, "namespace": NS},
+                        "stringData": {"password": "unused"}})
     h = make(cluster, runtime, body)
     h.clock.set(at(2, 0, 1))
     status = await h.tick()
@@ -275,11 +292,11 @@ async def test_executor_job_creates_the_job_and_harvests_it(
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["args"][:2] == ["backup", "run"]
     assert container["args"][container["args"].index("--storage-path") + 1] == str(tmp_path / "bk")
-    assert {"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {"name": "pg", "key": "password"}}} in container["env"]
+    assert {"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {"name": DB_SECRET, "key": "password"}}} in container["env"]
     assert job["metadata"]["ownerReferences"][0]["kind"] == "BackupPolicy"
     # the Job runs the same engine (here in-process) and completes
     store = FilesystemStore(tmp_path / "bk")
-    m = dump_pipeline.run_backup(store, dump_pipeline.BackupRequest(source_db, "bigdb"), clock=h.clock)
+    m = dump_pipeline.run_backup(store, dump_pipeline.BackupRequest(source_db, name), clock=h.clock)
     dump_pipeline.verify_backup(store, m, clock=h.clock)
     h.clock.advance(60)
     await h.tick()
@@ -290,6 +307,27 @@ async def test_executor_job_creates_the_job_and_harvests_it(
     assert "activeBackup" not in status
     assert [b["id"] for b in status["backups"]] == [m.id]
     assert h.condition("LastBackupSucceeded")["status"] == "True"
+
+
+@with_and_without_rbac
+async def test_a_job_that_outlives_the_backup_timeout_is_deleted_and_its_lock_broken(
+    cluster: EmulatedCluster, runtime: Runtime, source_db: PgTarget, tmp_path: Path, operator_rbac: str
+) -> None:
+    name = f"hung-{operator_rbac}"  # both modes share the module's cluster
+    h = make(cluster, runtime, policy(name, source_db, tmp_path / "bk", executor="job",
+                                      jobImage="tradesense-operator:dev", jobVolumeClaimName="backups",
+                                      backupTimeoutSeconds=600))
+    h.clock.set(at(2, 0, 1))
+    job_name = (await h.tick())["activeBackup"]
+    assert cluster.find("batch/v1", "Job", job_name, NS) is not None
+    h.clock.advance(599)
+    assert (await h.tick())["activeBackup"] == job_name  # still within the timeout: the Job keeps the lock
+    h.clock.advance(2)
+    status = await h.tick()
+    assert "activeBackup" not in status
+    assert cluster.find("batch/v1", "Job", job_name, NS) is None  # the hung Job is removed, not left running
+    assert h.condition("LastBackupSucceeded")["reason"] == "Abandoned"
+    assert "StaleLockBroken" in h.reasons()
 
 
 async def test_maintenance_tasks_run_on_their_crons(cluster: EmulatedCluster, runtime: Runtime, source_db: PgTarget,
@@ -366,22 +404,26 @@ async def test_a_tick_from_a_stale_body_conflicts_instead_of_overwriting(
     assert h.status()["lastRunNowToken"] == "written-meanwhile"
 
 
-async def test_s3_policy_reads_credentials_from_its_secret(
-    cluster: EmulatedCluster, runtime: Runtime, source_db: PgTarget, s3_endpoint: str, s3_client: Any
+@with_and_without_rbac
+async def test_s3_policy_reads_credentials_from_its_secret(  # noqa: PLR0917  (fixtures)
+    cluster: EmulatedCluster, runtime: Runtime, source_db: PgTarget, s3_endpoint: str, s3_client: Any,
+    operator_rbac: str,
 ) -> None:
-    s3_client.create_bucket(Bucket="policy-bucket")
-    cluster.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s3-creds", "namespace": NS},
-                    "stringData": {"AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET}})
-    body = policy("offsite", source_db, Path("/unused"), format="custom")
-    body["spec"]["storage"] = {"s3": {"endpoint": s3_endpoint, "bucket": "policy-bucket", "prefix": "ts/",
-                                      "credentialsSecretRef": "s3-creds"}}
+    bucket = f"policy-bucket-{operator_rbac}"  # both modes share the module's cluster and S3 server
+    s3_client.create_bucket(Bucket=bucket)
+    if cluster.find("v1", "Secret", S3_SECRET, NS) is None:
+        cluster.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": S3_SECRET, "namespace": NS},
+                        "stringData": {"AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET}})
+    body = policy(f"offsite-{operator_rbac}", source_db, Path("/unused"), format="custom")
+    body["spec"]["storage"] = {"s3": {"endpoint": s3_endpoint, "bucket": bucket, "prefix": "ts/",
+                                      "credentialsSecretRef": S3_SECRET}}
     h = make(cluster, runtime, body)
     h.clock.set(at(2, 0, 3))
     status = await h.tick()
     assert h.condition("LastBackupSucceeded")["status"] == "True"
     (record,) = status["backups"]
-    assert record["location"] == f"s3://policy-bucket/ts/{record['id']}.dump"
-    keys = sorted(o["Key"] for o in s3_client.list_objects_v2(Bucket="policy-bucket")["Contents"])
+    assert record["location"] == f"s3://{bucket}/ts/{record['id']}.dump"
+    keys = sorted(o["Key"] for o in s3_client.list_objects_v2(Bucket=bucket)["Contents"])
     assert keys == [f"ts/{record['id']}.dump", f"ts/{record['id']}.dump.manifest.json"]
 
 

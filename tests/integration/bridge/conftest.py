@@ -34,6 +34,12 @@ from tradesense_operator.config import Settings
 from tradesense_operator.services.runtime import Runtime
 from tradesense_sandbox.kubeapi import EmulatedCluster
 
+
+@pytest.fixture
+def rbac_operator_namespace(test_namespace: str) -> str:
+    return test_namespace  # the bridge's operator namespace (token Secret, routes) is the test's, in deploy-rbac mode too
+
+
 INCIDENT_API = "ops.tradesense.io/v1alpha1"
 INCIDENT_KIND = "TradeSenseIncident"
 TOKEN_SECRET = "tradesense-operator-bridge"

@@ -18,6 +18,7 @@ from tests.integration.bridge.operator_harness import (
     RunningOperator,
     install_app_namespace,
 )
+from tests.support.rbac import with_and_without_rbac
 from tests.support.secrets import SecretGuard
 from tradesense_operator.domain.alerts import ALERT_STATUS_ANNOTATION
 from tradesense_operator.domain.incident.alert_state import CONDITION as ALERT_CONDITION
@@ -82,6 +83,7 @@ async def test_resolution_cancels_steps_not_started_when_the_spec_allows_it(oper
     await operator.wait_for("AlertResolved=True", lambda: _alert_condition(operator).get("status") == "True")
 
 
+@with_and_without_rbac
 async def test_resolution_without_cancel_on_resolve_lets_the_incident_finish(operator: RunningOperator) -> None:
     async with aiohttp.ClientSession() as session:
         assert await _post(session, operator, notification(alert())) == ["created"]

@@ -7,12 +7,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from tests.support.rbac import with_and_without_rbac
 from tradesense_operator.clients.kube import KubeClient, ObjectRef
 from tradesense_sandbox.kubeapi.cluster import EmulatedCluster
 
 T0 = datetime(2026, 1, 5, 14, 30, tzinfo=UTC)
 
 
+@with_and_without_rbac
 async def test_repeats_bump_the_count_of_one_event(kube_cluster: EmulatedCluster, test_namespace: str,
                                                    kubeconfig_path: Path) -> None:
     cluster, ns = kube_cluster, test_namespace

@@ -2,8 +2,8 @@
 
 A fresh `EmulatedCluster` (nothing pre-installed: deploy/ and the CRDs go in through its API, as on a real cluster),
 the real `tradesense-operator run` in a subprocess with the emulator's kubeconfig, and the shared PostgreSQL for
-the BackupPolicy (its own database, dropped afterwards). The emulator has no RBAC and no TokenRequest API, so the
-operator runs with the admin token there and the RBAC scenario says so and skips.
+the BackupPolicy (its own database, dropped afterwards). The emulator enforces RBAC and serves the TokenRequest API,
+so, as on a real cluster, the operator process runs with its own ServiceAccount's token and only deploy/rbac's rules.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -30,8 +31,11 @@ from tests.e2e.harness import (
 )
 from tests.e2e.kubectl_front import KubectlFront
 from tests.e2e.scenarios import E2EEnv, PgTarget
+from tests.support.rbac import record_usage
 from tests.support.services import SHARED_PG_DSN
 from tradesense_sandbox.kubeapi import EmulatedCluster
+from tradesense_sandbox.kubeapi.rbac import used_grants
+from tradesense_sandbox.operator_rbac import deploy_rbac, roles
 
 
 @pytest.fixture(scope="module")
@@ -62,12 +66,16 @@ def emulated_env(tmp_path_factory: pytest.TempPathFactory, emulated_pg: PgTarget
     _require_kubectl()
     workdir = tmp_path_factory.mktemp("e2e-emulated")
     with EmulatedCluster(pod_ready_delay=0.2) as cluster, KubectlFront(cluster.url, cluster.token) as front:
+        cluster.enable_rbac()  # a real cluster always authorizes ServiceAccount tokens
         kubeconfig = cluster.write_kubeconfig(workdir / "kubeconfig")
         options = Options(workdir=workdir, readiness_timeout=30, operator_timeout=45, pg=emulated_pg,
-                          allow_admin_token=True, server_dry_run=False,
+                          server_dry_run=False,
                           kubectl_kubeconfig=front.kubeconfig(workdir / "kubectl.kubeconfig"))
         with e2e_environment(kubeconfig, options) as env:
             yield env
+            if env.operator_kubeconfig is not None:  # what the operator process used, for the RBAC audit
+                token = yaml.safe_load(env.operator_kubeconfig.read_text(encoding="utf-8"))["users"][0]["user"]["token"]
+                record_usage(used_grants(roles(deploy_rbac()), cluster.authorized_requests(token)), "e2e-emulated")
 
 
 @pytest.fixture
@@ -75,8 +83,9 @@ def pending_cluster_env(tmp_path: Path) -> Iterator[E2EEnv]:
     """Like a plain API server without kubelets: pods are created and never become Ready."""
     _require_kubectl()
     with EmulatedCluster(pod_ready_delay=None) as cluster:
+        cluster.enable_rbac()
         kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
-        options = Options(workdir=tmp_path, readiness_timeout=3, operator_timeout=45, allow_admin_token=True)
+        options = Options(workdir=tmp_path, readiness_timeout=3, operator_timeout=45)
         with e2e_environment(kubeconfig, options) as env:
             yield env
 

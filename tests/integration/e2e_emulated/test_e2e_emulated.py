@@ -1,7 +1,8 @@
 """tests/e2e's scenarios on the emulated cluster (default tier): the same functions, the real operator process.
 
 kubectl is the real binary, through tests/e2e/kubectl_front.py (TLS, server-side Tables). Scenarios the emulator
-cannot support skip with the reason: RBAC and TokenRequest, and server-side apply (requests-H1.md).
+cannot support skip with the reason (server-side dry run). The operator runs as its ServiceAccount with deploy/rbac
+enforced, as on a real cluster.
 """
 
 from __future__ import annotations

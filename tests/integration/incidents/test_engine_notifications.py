@@ -12,7 +12,10 @@ from datetime import timedelta
 from typing import Any
 
 from tests.integration.incidents.engine_harness import EngineEnv, step
+from tests.support.rbac import with_and_without_rbac
 from tests.support.services import WebhookRecorder
+
+NOTIFICATIONS_SECRET = "tradesense-notifications"  # the name deploy/rbac's Role grants (by resourceNames)
 
 
 def secret(env: EngineEnv, name: str, **values: str) -> None:
@@ -67,17 +70,18 @@ async def test_a_resend_after_a_lost_record_carries_the_same_key(
     assert len(webhook_recorder.received()) == 2  # confirmed: never sent again
 
 
+@with_and_without_rbac
 async def test_a_failing_incident_records_its_escalation_before_the_send(
     env: EngineEnv, webhook_recorder: WebhookRecorder
 ) -> None:
-    secret(env, "hook", url=webhook_recorder.url)
+    secret(env, NOTIFICATIONS_SECRET, url=webhook_recorder.url)
     seen_in_status: list[str] = []
     webhook_recorder.on_receive = lambda _: seen_in_status.append(
         str(escalation(env, "doomed").get("notificationKey", "")))
     env.start_operator()
     env.create_incident("doomed", env.spec(
         step("gate", "dr-failover", destructive=True), approvalTimeoutSeconds=60, failOnApprovalTimeout=True,
-        notification={"webhookSecretRef": {"name": "hook", "key": "url"}, "format": "generic"}))
+        notification={"webhookSecretRef": {"name": NOTIFICATIONS_SECRET, "key": "url"}, "format": "generic"}))
     await env.wait_phase("doomed", "AwaitingApproval")
 
     env.clock.advance(timedelta(seconds=61))

@@ -4,12 +4,18 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 
 import pytest
 
 from tests.integration.incidents.conftest import TradesenseEnv
+from tests.support.rbac import with_and_without_rbac
+from tests.support.secrets import SecretGuard
 from tradesense_operator.services.step_adapters.base import STAMP_ANNOTATION, Outcome, StepFailed
+from tradesense_sandbox.servers import ThrowawayRedis
 from tradesense_sandbox.tradesense_namespace import deployment, wait_workloads_ready
+
+REDIS_SECRET = "tradesense-redis-credentials"  # the name deploy/rbac's Role grants (by resourceNames)
 
 
 def green(env: TradesenseEnv) -> dict[str, object]:
@@ -20,6 +26,7 @@ def green(env: TradesenseEnv) -> dict[str, object]:
     return body
 
 
+@with_and_without_rbac
 async def test_blue_green_switch_moves_the_selector_only_onto_ready_green_pods(tradesense: TradesenseEnv) -> None:
     env = tradesense
     spec = env.spec("custom", steps=[
@@ -56,3 +63,26 @@ async def test_custom_scale_and_restart_of_one_deployment(tradesense: Tradesense
     assert len(pods) == 4
     assert {p["metadata"]["uid"] for p in pods}.isdisjoint(old)
     assert env.deployment("backend")["spec"]["replicas"] == 3  # nothing else touched
+
+
+@with_and_without_rbac
+async def test_a_redis_step_authenticates_with_the_password_from_its_secret(
+    tradesense: TradesenseEnv, throwaway_redis: ThrowawayRedis, secret_guard: SecretGuard
+) -> None:
+    env = tradesense
+    password = secret_guard.plant(prefix="redis-password")
+    with throwaway_redis.client() as admin:
+        admin.set("session:1", "a")
+        admin.set("session:2", "b")
+        admin.config_set("requirepass", password)
+    env.cluster.create({"apiVersion": "v1", "kind": "Secret",
+                        "metadata": {"name": REDIS_SECRET, "namespace": env.namespace},
+                        "data": {"password": base64.b64encode(password.encode()).decode()}})
+    spec = env.spec("custom", target={"redisConnection": {
+        "host": throwaway_redis.host, "port": throwaway_redis.port,
+        "passwordSecretRef": {"name": REDIS_SECRET, "key": "password"}}},
+        steps=[{"id": "sessions", "action": "redis-session-count", "params": {"pattern": "session:*"}}])
+    result = await env.run_step(spec, env.step(spec, "sessions"))
+    assert result.outcome is Outcome.DONE
+    assert result.evidence["sessions"] == "2"
+    assert password not in result.message + str(result.evidence)

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from tests.integration.incidents.conftest import TradesenseEnv
+from tests.support.rbac import with_and_without_rbac
 from tradesense_operator.services.step_adapters.base import Outcome, StepFailed
 from tradesense_sandbox.runner import OperatorHandle
 
@@ -70,6 +71,7 @@ async def test_restore_is_refused_without_a_verified_backup(tradesense: Tradesen
         assert conn.execute("SELECT count(*) FROM trades").fetchone() is not None
 
 
+@with_and_without_rbac
 async def test_data_corruption_through_the_operator_restores_after_approval(
     tradesense: TradesenseEnv, backup_policy: str, operator: OperatorHandle
 ) -> None:

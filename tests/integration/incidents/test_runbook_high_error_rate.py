@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from tests.integration.incidents.conftest import TradesenseEnv
+from tests.support.rbac import with_and_without_rbac
 from tradesense_operator.services.step_adapters.base import Outcome, StepFailed
 from tradesense_operator.services.step_adapters.registry import ACTIONS
 from tradesense_operator.services.step_adapters.workloads import REVISION
@@ -29,6 +30,7 @@ async def deploy_bad_release(env: TradesenseEnv) -> None:
     await asyncio.to_thread(wait_workloads_ready, env.cluster, env.namespace)
 
 
+@with_and_without_rbac
 async def test_rolls_back_to_the_previous_revision_after_counting_errors(tradesense: TradesenseEnv) -> None:
     env = tradesense
     await deploy_bad_release(env)

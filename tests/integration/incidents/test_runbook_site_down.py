@@ -4,10 +4,12 @@ Deployment with the step's stamp, rollouts awaited, and the DR failover recorded
 from __future__ import annotations
 
 from tests.integration.incidents.conftest import TradesenseEnv
+from tests.support.rbac import with_and_without_rbac
 from tradesense_operator.services.step_adapters.base import STAMP_ANNOTATION, Outcome
 from tradesense_operator.services.step_adapters.traffic import DR_ACTIVATED_AT
 
 
+@with_and_without_rbac
 async def test_site_down_records_evidence_restarts_everything_and_waits_for_approval_to_fail_over(
     tradesense: TradesenseEnv,
 ) -> None:

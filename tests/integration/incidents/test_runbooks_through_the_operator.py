@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable
 
 from tests.integration.incidents.conftest import TradesenseEnv, stat_statements_database
+from tests.support.rbac import with_and_without_rbac
 from tradesense_operator.domain.runbooks import resolve_plan
 from tradesense_sandbox.runner import OperatorHandle
 from tradesense_sandbox.servers import ThrowawayPostgres
@@ -21,6 +22,7 @@ def step_states(obj: dict[str, object]) -> dict[str, str]:
     return {s["id"]: s["state"] for s in obj["status"]["steps"]}  # type: ignore[index]
 
 
+@with_and_without_rbac
 async def test_complete_failure_through_the_operator(tradesense: TradesenseEnv, operator: OperatorHandle) -> None:
     env = tradesense
     before = {app: {p["metadata"]["uid"] for p in env.pods(app)} for app in ("postgres", "redis", "backend", "frontend")}
@@ -69,6 +71,7 @@ async def test_index_creation_waits_for_approval_through_the_operator(
     assert index_exists()
 
 
+@with_and_without_rbac
 async def test_security_breach_through_the_operator_keeps_secrets_out_of_status_and_events(
     tradesense: TradesenseEnv, operator: OperatorHandle
 ) -> None:

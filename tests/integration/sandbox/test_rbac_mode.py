@@ -56,7 +56,8 @@ async def test_what_the_roles_grant_works_and_the_rest_is_forbidden(
 
 
 async def test_authorization_comes_before_existence(operator_kube: KubeClient) -> None:
-    with pytest.raises(Forbidden, match=r'leases "x" is forbidden: .* in the namespace "no-such-namespace"'):
+    forbidden = r'leases.coordination.k8s.io "x" is forbidden: .* in the namespace "no-such-namespace"'
+    with pytest.raises(Forbidden, match=forbidden):
         await operator_kube.get(LEASES, "x", "no-such-namespace")
 
 

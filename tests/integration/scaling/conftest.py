@@ -17,6 +17,7 @@ from tradesense_operator.domain.clock import ManualClock
 from tradesense_operator.services.scaling.evaluation import ScalingService
 from tradesense_sandbox.app import StandinApp
 from tradesense_sandbox.kubeapi.cluster import EmulatedCluster
+from tradesense_sandbox.operator_rbac import OperatorIdentity
 from tradesense_sandbox.servers.prometheus import PrometheusServer
 
 REPO = Path(__file__).resolve().parents[3]
@@ -33,8 +34,21 @@ def cluster() -> Iterator[EmulatedCluster]:
 
 
 @pytest.fixture
-async def kube(cluster: EmulatedCluster, tmp_path: Path) -> AsyncIterator[KubeClient]:
-    client = await KubeClient.from_kubeconfig(str(cluster.write_kubeconfig(tmp_path / "kubeconfig", NAMESPACE)))
+def rbac_target(cluster: EmulatedCluster) -> tuple[EmulatedCluster, str]:
+    return cluster, NAMESPACE  # deploy-rbac mode (tests/support/rbac.py) places deploy/rbac here
+
+
+@pytest.fixture
+def scaling_kubeconfig(cluster: EmulatedCluster, tmp_path: Path, operator_identity: OperatorIdentity | None) -> Path:
+    """The admin's kubeconfig, or the operator's ServiceAccount's when the test runs with deploy/rbac in force."""
+    if operator_identity is not None:
+        return operator_identity.kubeconfig
+    return cluster.write_kubeconfig(tmp_path / "kubeconfig", NAMESPACE)
+
+
+@pytest.fixture
+async def kube(scaling_kubeconfig: Path) -> AsyncIterator[KubeClient]:
+    client = await KubeClient.from_kubeconfig(str(scaling_kubeconfig))
     yield client
     await client.close()
 

@@ -11,10 +11,12 @@ import kopf
 import pytest
 
 from tests.integration.scaling.conftest import NAMESPACE, deployment, policy
+from tests.support.rbac import with_and_without_rbac
 from tests.support.waiting import wait_until
 from tradesense_operator.domain.clock import ManualClock
 from tradesense_operator.handlers import scaling as scaling_handlers
 from tradesense_sandbox.kubeapi.cluster import EmulatedCluster
+from tradesense_sandbox.operator_rbac import OperatorIdentity
 from tradesense_sandbox.runner import handlers_registry, run_operator
 from tradesense_sandbox.servers.prometheus import PrometheusServer
 
@@ -30,26 +32,30 @@ def scaling_registry(kubeconfig: Path, clock: ManualClock) -> kopf.OperatorRegis
     return handlers_registry(kubeconfig, clock, scaling_handlers.register)
 
 
+@with_and_without_rbac
 def test_operator_evaluates_when_due_on_the_injected_clock(
-    cluster: EmulatedCluster, prometheus: PrometheusServer, tmp_path: Path
+    cluster: EmulatedCluster, prometheus: PrometheusServer, scaling_kubeconfig: Path,
+    operator_identity: OperatorIdentity | None, operator_rbac: str,
 ) -> None:
     clock = ManualClock()
-    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig", NAMESPACE)
-    cluster.create(deployment("timed", 2))
-    cluster.create(policy("timed", {
-        "targetRef": {"name": "timed"}, "minReplicas": 1, "maxReplicas": 10, "pollingIntervalSeconds": 30,
+    token = operator_identity.token if operator_identity else None
+    name = f"timed-{operator_rbac}"  # both modes share the module's cluster
+    cluster.create(deployment(name, 2))
+    cluster.create(policy(name, {
+        "targetRef": {"name": name}, "minReplicas": 1, "maxReplicas": 10, "pollingIntervalSeconds": 30,
         "prometheusUrl": prometheus.url,
         "metrics": [{"name": "load", "query": "vector(900)", "target": {"type": "AverageValue", "value": 100}}],
     }))
 
     def replicas() -> int:
-        return int(cluster.get("apps/v1", "Deployment", "timed", NAMESPACE)["spec"]["replicas"])
+        return int(cluster.get("apps/v1", "Deployment", name, NAMESPACE)["spec"]["replicas"])
 
     def last_evaluation() -> str | None:
-        body = cluster.get("ops.tradesense.io/v1alpha1", "ScalingPolicy", "timed", NAMESPACE)
+        body = cluster.get("ops.tradesense.io/v1alpha1", "ScalingPolicy", name, NAMESPACE)
         return (body.get("status") or {}).get("lastEvaluationTime")
 
-    with run_operator(cluster, registry=scaling_registry(kubeconfig, clock), namespaces=[NAMESPACE]):
+    with run_operator(cluster, token=token, registry=scaling_registry(scaling_kubeconfig, clock),
+                      namespaces=[NAMESPACE]):
         wait_until(lambda: replicas() == 6 and last_evaluation() is not None)   # wants 9; the up rate allows 2 → 6
         first = last_evaluation()
         time.sleep(2.5)                                     # ticks happen, but 30 s of clock time have not passed
@@ -57,5 +63,5 @@ def test_operator_evaluates_when_due_on_the_injected_clock(
         assert replicas() == 6
         clock.advance(30)
         wait_until(lambda: replicas() == 9)
-    events = [e for e in cluster.events(NAMESPACE, "timed") if e["reason"] == "SuccessfulRescale"]
+    events = [e for e in cluster.events(NAMESPACE, name) if e["reason"] == "SuccessfulRescale"]
     assert [e["message"].rsplit(": ", 1)[-1] for e in events] == ["2 → 6", "6 → 9"]

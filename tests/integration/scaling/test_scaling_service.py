@@ -20,6 +20,7 @@ import pytest
 
 from tests.integration.scaling.conftest import NAMESPACE, deployment, policy
 from tests.integration.scaling.prometheus_support import start_prometheus
+from tests.support.rbac import with_and_without_rbac
 from tradesense_operator.api.v1alpha1.scaling import MetricPreset
 from tradesense_operator.clients.kube import KubeClient
 from tradesense_operator.clients.prometheus import PrometheusClient, PrometheusPool
@@ -212,25 +213,27 @@ async def test_paused_policy_writes_nothing(
     assert replicas(cluster, "paused") == 6                  # resumed: wants 9, default rate allows max(2×2, 2+4)
 
 
+@with_and_without_rbac
 async def test_a_deployment_managed_by_an_hpa_is_left_alone(
-    cluster: EmulatedCluster, prometheus: PrometheusServer, service: ScalingService
+    cluster: EmulatedCluster, prometheus: PrometheusServer, service: ScalingService, operator_rbac: str
 ) -> None:
-    setup(cluster, "with-hpa", 3, {"minReplicas": 1, "maxReplicas": 10, "prometheusUrl": prometheus.url,
+    name, hpa = f"with-hpa-{operator_rbac}", f"backend-cpu-{operator_rbac}"  # both modes share the module's cluster
+    setup(cluster, name, 3, {"minReplicas": 1, "maxReplicas": 10, "prometheusUrl": prometheus.url,
                                    "metrics": [{"name": "load", "query": "vector(900)",
                                                 "target": {"type": "AverageValue", "value": 100}}]})
     cluster.create({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-                    "metadata": {"name": "backend-cpu", "namespace": NAMESPACE},
-                    "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "with-hpa"},
+                    "metadata": {"name": hpa, "namespace": NAMESPACE},
+                    "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
                              "minReplicas": 3, "maxReplicas": 10,
                              "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
                                  "type": "Utilization", "averageUtilization": 70}}}]}})
-    outcome = await evaluate(service, cluster, "with-hpa")
+    outcome = await evaluate(service, cluster, name)
     assert outcome.state == "Conflict"
-    assert replicas(cluster, "with-hpa") == 3
-    able = condition(cluster, "with-hpa", "AbleToScale")
+    assert replicas(cluster, name) == 3
+    able = condition(cluster, name, "AbleToScale")
     assert (able["status"], able["reason"]) == ("False", "ConflictingAutoscaler")
-    assert f"HorizontalPodAutoscaler {NAMESPACE}/backend-cpu" in able["message"]
-    assert event_messages(cluster, "with-hpa", "ConflictingAutoscaler")
+    assert f"HorizontalPodAutoscaler {NAMESPACE}/{hpa}" in able["message"]
+    assert event_messages(cluster, name, "ConflictingAutoscaler")
 
 
 async def test_the_older_of_two_policies_wins(
