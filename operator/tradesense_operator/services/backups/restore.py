@@ -118,8 +118,7 @@ def take_safety_backup_sync(
         newest = dump_pipeline.list_backups(store, label=label)
         fmt = newest[0].format if newest else BackupFormat.PLAIN_GZIP
     request = BackupRequest(target, label + SAFETY_LABEL_SUFFIX, fmt, kind=SAFETY_KIND, stamp=stamp)
-    manifest = dump_pipeline.run_backup(store, request, clock=clock)
-    return dump_pipeline.verify_backup(store, manifest, clock=clock)
+    return dump_pipeline.run_verified_backup(store, request, clock=clock, integrity=True)
 
 
 def restore_database_sync(
