@@ -18,7 +18,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -37,7 +37,7 @@ from tradesense_operator.domain.backups.manifest import (
 )
 from tradesense_operator.domain.backups.naming import backup_id, file_name, scratch_database
 from tradesense_operator.domain.clock import Clock
-from tradesense_operator.services.backups import directory_format
+from tradesense_operator.services.backups import directory_format, parallel_load
 from tradesense_operator.services.backups.content_check import StreamCheck, check_content, decoded_sql
 from tradesense_operator.services.backups.errors import IntegrityError
 from tradesense_operator.services.backups.gzip_codec import GzipMembers
@@ -280,20 +280,41 @@ def _verified_while_writing(store: BackupStore, manifest: BackupManifest, check:
                         detail="checksum and content intact (content checked while written, stored bytes re-read)")
 
 
+RESTORE_SESSION_OPTIONS = "-c maintenance_work_mem=256MB -c synchronous_commit=off"
+"""Settings of the restore's own sessions only (libpq options; never ALTER DATABASE/SYSTEM): index builds and
+the foreign-key checks of post-data sort in memory; commits do not wait for the WAL flush (a crash mid-restore
+is redone by the restore procedure, and the `restored` marker is committed synchronously after them)."""
+SPLIT_PLAIN_MIN_BYTES = 64 << 20
+"""A plain dump with at least this much SQL has its COPY rows split over the workers (parallel_load)."""
+
+
+def restore_session(target: PgTarget) -> PgTarget:
+    """`target` with the restore's session settings."""
+    return replace(target, options=RESTORE_SESSION_OPTIONS)
+
+
 def restore_into(
     target: PgTarget, store: BackupStore, manifest: BackupManifest, *, workers: int | None = None
 ) -> None:
     """Restore a backup into an existing (empty) database, checksum-checked on the way.
 
-    Plain and custom formats restore in one transaction (all or nothing); directory restores with
-    `pg_restore -j workers` after checking every file.
+    Custom and small plain backups restore in one transaction (all or nothing). Plain backups of at least
+    SPLIT_PLAIN_MIN_BYTES of SQL load their rows over `workers` sessions that commit together after the
+    whole stream passed its checksum, between the committed schema and the post-data script; directory
+    backups restore with `workers` sessions after every file was checked. Neither is one transaction:
+    a failure leaves a partly restored database for the caller to drop or redo.
     """
+    workers = workers or default_workers()
+    session = restore_session(target)
     if manifest.format is BackupFormat.DIRECTORY:
-        directory_format.restore_tree(target, store, manifest, workers=workers or default_workers())
+        directory_format.restore_tree(session, store, manifest, workers=workers)
     elif manifest.format in {BackupFormat.PLAIN_GZIP, BackupFormat.PLAIN_ZSTD}:
-        pgdump.restore_plain(target, sql_chunks(store, manifest))
+        if workers > 1 and manifest.raw_bytes >= SPLIT_PLAIN_MIN_BYTES:
+            parallel_load.restore_plain_split(session, sql_chunks(store, manifest), workers=workers)
+        else:
+            pgdump.restore_plain(session, sql_chunks(store, manifest))
     else:
-        pgdump.restore_custom(target, checked_chunks(store, manifest))
+        pgdump.restore_custom(session, checked_chunks(store, manifest))
 
 
 def scratch_restore(source: PgTarget, store: BackupStore, manifest: BackupManifest) -> str:
