@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from tradesense_operator.domain.backups.plain_sql import (
     Piece,
+    TruncatedDump,
     psql_restrict_lines,
     session_settings,
     split_plain_sql,
@@ -73,5 +74,5 @@ def test_header_settings_and_restrict_key_for_other_sessions() -> None:
 
 def test_a_dump_ending_inside_copy_is_refused() -> None:
     cut = DUMP[: DUMP.index(b"3\t\\N")]
-    with pytest.raises(ValueError, match="inside a COPY block"):
+    with pytest.raises(TruncatedDump, match="inside a COPY block"):
         list(split_plain_sql([cut]))

@@ -15,6 +15,10 @@ END_OF_DATA = b"\\.\n"
 SESSION_SETTING_PREFIXES = (b"SET ", b"SELECT pg_catalog.set_config(")
 
 
+class TruncatedDump(ValueError):
+    """The SQL ended inside a COPY block."""
+
+
 @dataclass(frozen=True)
 class Piece:
     """Script text to run in order (whole lines; `copy` None), or whole rows of one COPY block, `copy` being
@@ -79,7 +83,7 @@ def split_plain_sql(chunks: Iterable[bytes]) -> Iterator[Piece]:
             text_start = pos
         buffer = buffer[text_start:] if statement is None else buffer[pos:]
     if statement is not None:
-        raise ValueError("the dump ends inside a COPY block")
+        raise TruncatedDump("the dump ends inside a COPY block")
     if buffer:
         yield Piece(buffer)
 

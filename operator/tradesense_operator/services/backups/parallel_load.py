@@ -29,10 +29,12 @@ from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.domain.backups.archive_toc import TableData, table_data_entries, without_entries
 from tradesense_operator.domain.backups.plain_sql import (
     Piece,
+    TruncatedDump,
     psql_restrict_lines,
     session_settings,
     split_plain_sql,
 )
+from tradesense_operator.services.backups.errors import IntegrityError
 
 SPLIT_MIN_BYTES = 8 << 20
 """A table whose data file is at least this big (as stored) is loaded by several sessions."""
@@ -199,6 +201,13 @@ def restore_plain_split(target: PgTarget, sql_chunks: Iterable[bytes], *, worker
     indexes, constraints) then runs through psql in one transaction.
     """
     pieces = split_plain_sql(sql_chunks)
+    try:
+        _restore_cut(target, pieces, workers=workers)
+    except TruncatedDump as exc:
+        raise IntegrityError(f"the SQL dump is incomplete: {exc}") from exc
+
+
+def _restore_cut(target: PgTarget, pieces: Iterator[Piece], *, workers: int) -> None:
     settings: list[str] = []
     restrict: list[bytes] = []
     first: list[Piece] = []
@@ -216,7 +225,8 @@ def restore_plain_split(target: PgTarget, sql_chunks: Iterable[bytes], *, worker
     if not first:
         return  # no table data: the whole script ran
     with tempfile.TemporaryFile(prefix="tso-post-data-") as rest:
-        rest.write(b"".join(restrict))
+        rest.write(b"".join(restrict))  # the rest of the script runs in a new psql session: same header
+        rest.write("".join(f"{setting}\n" for setting in settings).encode())
 
         def rows() -> Iterator[CopyBlock]:
             for piece in itertools.chain(first, pieces):
