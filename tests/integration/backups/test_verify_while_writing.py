@@ -9,7 +9,7 @@ keeps the integrity outcome beside its own.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -46,23 +46,32 @@ def test_verified_while_writing_and_restores(source_db: PgTarget, store: Filesys
     assert table_checksums(copy) == table_checksums(source_db)
 
 
-def flip_one_byte(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    for number, chunk in enumerate(chunks):
-        if number == 0 and len(chunk) > 100:
-            damaged = bytearray(chunk)
-            damaged[len(damaged) // 2] ^= 0xFF
-            yield bytes(damaged)
-        else:
-            yield chunk
+def flip_first_output(encoder: type, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The encoder's first sizeable output gets one byte flipped, before it is hashed and written."""
+    flipped: list[bool] = []
+
+    def damaging(produce: Callable[..., Iterator[bytes]]) -> Callable[..., Iterator[bytes]]:
+        def wrapper(*args: object) -> Iterator[bytes]:
+            for chunk in produce(*args):
+                if not flipped and len(chunk) > 100:
+                    flipped.append(True)
+                    damaged = bytearray(chunk)
+                    damaged[len(damaged) // 2] ^= 0xFF
+                    chunk = bytes(damaged)  # noqa: PLW2901
+                yield chunk
+
+        return wrapper
+
+    monkeypatch.setattr(encoder, "feed", damaging(encoder.feed))  # type: ignore[attr-defined]
+    monkeypatch.setattr(encoder, "finish", damaging(encoder.finish))  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("fmt", [BackupFormat.PLAIN_GZIP, BackupFormat.PLAIN_ZSTD])
 def test_bytes_damaged_before_hashing_fail_the_content_check(source_db: PgTarget, store: FilesystemStore,
                                                              clock: ManualClock, monkeypatch: pytest.MonkeyPatch,
                                                              fmt: BackupFormat) -> None:
-    encoder = gzip_codec.GzipMembers if fmt is BackupFormat.PLAIN_GZIP else zstd_codec.ZstdStream
-    original = encoder.finish
-    monkeypatch.setattr(encoder, "finish", lambda self: flip_one_byte(original(self)))
+    flip_first_output(gzip_codec.GzipMembers if fmt is BackupFormat.PLAIN_GZIP else zstd_codec.ZstdStream,
+                      monkeypatch)
     manifest = dump_pipeline.run_verified_backup(store, BackupRequest(source_db, "tradesense", fmt), clock=clock,
                                                  integrity=True, workers=2)
     assert not manifest.verified
