@@ -23,9 +23,10 @@ compression ratio (plain SQL bytes / stored bytes, the same yardstick for every 
 restore time with its ratio to the runbook's restore (goal <= 0.5 for the fastest).
 
 Run: `.venv/bin/python bench/backup.py [--size-mb 100] [--rounds 3] [--workers N] [--formats a,b]`.
-Duration on the 2-core development VM: about 3 minutes at 100 MB (3 rounds) on a quiet machine; at 1 GB
-with `--rounds 1` about 12 minutes (5 of them generating the data) and ~4 GB of disk at peak (the source,
-one restored copy, one backup per format).
+Duration on the 2-core development VM at load average 7-12 (other test suites running): 7 minutes at
+100 MB (3 rounds); 26 minutes at 1 GB with `--rounds 1` (4.6 of them generating the data, 3 for each
+gzip-6 backup), ~4 GB of disk at peak (the source, one restored copy, one backup per format). Skip the
+slow gzip formats with `--formats plain-zstd,directory` (the runbook pipeline is always measured).
 """
 
 from __future__ import annotations
