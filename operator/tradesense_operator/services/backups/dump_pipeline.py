@@ -282,8 +282,9 @@ def _verified_while_writing(store: BackupStore, manifest: BackupManifest, check:
 
 RESTORE_SESSION_OPTIONS = "-c maintenance_work_mem=256MB -c synchronous_commit=off"
 """Settings of the restore's own sessions only (libpq options; never ALTER DATABASE/SYSTEM): index builds and
-the foreign-key checks of post-data get 4× the default sort memory; commits do not wait for the WAL flush (a crash mid-restore
-is redone by the restore procedure, and the `restored` marker is committed synchronously after them)."""
+the foreign-key checks of post-data get 4× the default sort memory; commits do not wait for the WAL flush
+(a crash mid-restore is redone by the restore procedure, and the `restored` marker is committed synchronously
+after them)."""
 SPLIT_PLAIN_MIN_BYTES = 64 << 20
 """A plain dump with at least this much SQL has its COPY rows split over the workers (parallel_load)."""
 
