@@ -194,12 +194,10 @@ def _run(args: argparse.Namespace) -> int:
             raise UsageError(f"--compression-level: {exc}") from exc
         jobs = _jobs(args)
         clock = SystemClock()
-        manifest = dump_pipeline.run_backup(store, BackupRequest(target, label, fmt, args.compression_level,
-                                                                 record_counts=args.test_restore),
-                                            clock=clock, workers=jobs)
-        if args.verify_integrity or args.test_restore:
-            manifest = dump_pipeline.verify_backup(store, manifest, clock=clock, integrity=args.verify_integrity,
-                                            test_restore_source=target if args.test_restore else None)
+        manifest = dump_pipeline.run_verified_backup(
+            store, BackupRequest(target, label, fmt, args.compression_level, record_counts=args.test_restore),
+            clock=clock, workers=jobs, integrity=args.verify_integrity,
+            test_restore_source=target if args.test_restore else None)
         print(json.dumps(_summary(manifest, store), indent=1))
         if manifest.verification is not None and not manifest.verified:
             print(f"verification failed: {manifest.verification.detail}", file=sys.stderr)

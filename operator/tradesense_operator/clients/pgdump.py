@@ -67,6 +67,9 @@ class PgTarget:
     # Every connection (psycopg and the tools' libpq) carries it: the handle by which one piece of work's
     # backends are found in pg_stat_activity and ended (`terminate_application`).
     application_name: str = "tradesense-operator-backup"
+    options: str = ""
+    """Session settings at connection start (libpq `options`, e.g. `-c maintenance_work_mem=256MB`): they apply
+    to this target's sessions only, never to the database or to other sessions."""
 
     def with_db(self, dbname: str) -> PgTarget:
         """The same server and login, another database."""
@@ -88,6 +91,8 @@ class PgTarget:
             PGCONNECT_TIMEOUT=str(self.connect_timeout),
             PGAPPNAME=self.application_name,
         )
+        if self.options:
+            env["PGOPTIONS"] = self.options
         if self.password is not None:
             env["PGPASSWORD"] = self.password
         return env
@@ -103,7 +108,7 @@ class PgTarget:
             conn = psycopg.connect(
                 host=self.host, port=self.port, dbname=self.dbname, user=self.user, password=self.password,
                 sslmode=self.sslmode, connect_timeout=self.connect_timeout, autocommit=autocommit,
-                application_name=self.application_name,
+                application_name=self.application_name, options=self.options or None,
             )
         except psycopg.OperationalError as exc:
             raise _translate_connect(exc, self) from exc
@@ -294,25 +299,42 @@ def copy_columns(target: PgTarget, schema: str, table: str) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-def copy_in(target: PgTarget, schema: str, table: str, columns: list[str], blocks: Iterable[bytes], *,
-            encoding: str, before_commit: Callable[[], object] | None = None) -> None:
-    """COPY text-format rows (whole lines) into `schema.table` in one transaction; ToolFailed on a server error.
-
-    `before_commit` runs after the server accepted every row, before COMMIT; if it raises, nothing is committed.
-    """
+def copy_statement(schema: str, table: str, columns: list[str]) -> str:
+    """`COPY schema.table (columns) FROM STDIN`, every name quoted."""
     statement = sql.SQL("COPY {}.{} ({}) FROM STDIN").format(
         sql.Identifier(schema), sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in columns))
+    return statement.as_string(None)
+
+
+def copy_in(target: PgTarget, blocks: Iterable[tuple[str, bytes]], *, encoding: str | None = None,
+            settings: Iterable[str] = (), before_commit: Callable[[], object] | None = None) -> None:
+    """Run COPY … FROM STDIN statements in one transaction; ToolFailed on a server error.
+
+    `blocks` are (statement, whole text-format rows); consecutive blocks of one statement are one COPY.
+    `encoding` (the client encoding of the rows) and `settings` (a dump's header) are set first. `before_commit` runs after
+    the server accepted every row, before COMMIT; if it raises, nothing is committed.
+    """
+    what = "COPY"
     with target.connect(autocommit=False) as conn:
         try:
-            conn.execute(sql.SQL("SET client_encoding = {}").format(sql.Literal(encoding)))
-            with conn.cursor() as cur, cur.copy(statement) as copy:
-                for block in blocks:
-                    copy.write(block)
+            if encoding is not None:
+                conn.execute(sql.SQL("SET client_encoding = {}").format(sql.Literal(encoding)))
+            for setting in settings:
+                conn.execute(setting.encode())
+            pending = iter(blocks)
+            item = next(pending, None)
+            with conn.cursor() as cur:
+                while item is not None:
+                    what = statement = item[0]
+                    with cur.copy(statement.encode()) as copy:
+                        while item is not None and item[0] == statement:
+                            copy.write(item[1])
+                            item = next(pending, None)
             if before_commit is not None:
                 before_commit()
             conn.commit()
         except psycopg.Error as exc:
-            raise ToolFailed("COPY", 1, f"{schema}.{table}: {str(exc).strip()[:500]}") from exc
+            raise ToolFailed("COPY", 1, f"{what[:200]}: {str(exc).strip()[:500]}") from exc
 
 
 def _feed(process: ToolProcess, chunks: Iterable[bytes]) -> None:

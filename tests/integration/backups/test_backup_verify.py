@@ -20,7 +20,7 @@ from tradesense_operator.clients import pgdump
 from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import FilesystemStore
 from tradesense_operator.domain.clock import ManualClock
-from tradesense_operator.services.backups import dump_pipeline
+from tradesense_operator.services.backups import dump_pipeline, gzip_codec
 from tradesense_operator.services.backups.dump_pipeline import BackupFailed, BackupRequest
 
 from .conftest import database_names, table_checksums
@@ -79,7 +79,7 @@ def test_truncated_gzip_detected_even_with_matching_checksum(source_db: PgTarget
     path = store.root / manifest.file_name
     path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(dump_pipeline.IntegrityError, match="truncated"):
-        list(dump_pipeline.gunzip_chunks(iter([path.read_bytes()])))
+        list(gzip_codec.gunzip_chunks(iter([path.read_bytes()])))
 
 
 def test_test_restore_compares_counts_and_drops_scratch(source_db: PgTarget, store: FilesystemStore,

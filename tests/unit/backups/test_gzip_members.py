@@ -10,7 +10,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from tradesense_operator.services.backups.dump_pipeline import IntegrityError, gunzip_chunks
+from tradesense_operator.services.backups.errors import IntegrityError
+from tradesense_operator.services.backups.gzip_codec import gunzip_chunks
 
 
 def members(blocks: list[bytes]) -> bytes:

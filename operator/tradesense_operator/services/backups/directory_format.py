@@ -52,11 +52,15 @@ class _Scan:
     raw_bytes: int
 
 
-def _scan(name: str, chunks: Iterable[bytes], sink: Callable[[bytes], object] | None = None) -> _Scan:
-    """sha256 and size of the bytes; for `.gz` files also the decompressed size (IntegrityError if broken)."""
+def _scan(name: str, chunks: Iterable[bytes], sink: Callable[[bytes], object] | None = None, *,
+          content: bool = True) -> _Scan:
+    """sha256 and size of the bytes; for `.gz` files also the decompressed size (IntegrityError if broken).
+
+    Without `content` only sha256 and size (raw_bytes is then the stored size).
+    """
     digest = hashlib.sha256()
     size = raw = 0
-    gunzip = zlib.decompressobj(31) if name.endswith(".gz") else None
+    gunzip = zlib.decompressobj(31) if content and name.endswith(".gz") else None
     try:
         for chunk in chunks:
             digest.update(chunk)
@@ -111,8 +115,8 @@ def _compare(manifest: BackupManifest, expected: StoredFile, found: _Scan) -> No
         raise IntegrityError(f"{manifest.id}: {expected.name}: sha256 mismatch (file was modified or corrupted)")
 
 
-def _check_one(store: BackupStore, manifest: BackupManifest, expected: StoredFile, local: Path | None,
-               into: Path | None) -> int:
+def _check_one(store: BackupStore, manifest: BackupManifest, expected: StoredFile, local: Path | None, *,
+               into: Path | None, content: bool) -> int:
     """Scan one file (from the local tree or the store, copied into `into` when given); returns its SQL size."""
     if local is not None:
         path = local / expected.name
@@ -122,16 +126,17 @@ def _check_one(store: BackupStore, manifest: BackupManifest, expected: StoredFil
     else:
         chunks = store.read_chunks(f"{manifest.file_name}/{expected.name}")
     if into is None:
-        found = _scan(expected.name, chunks)
+        found = _scan(expected.name, chunks, content=content)
     else:
         with (into / expected.name).open("wb") as out:
-            found = _scan(expected.name, chunks, out.write)
+            found = _scan(expected.name, chunks, out.write, content=content)
     _compare(manifest, expected, found)
     return found.raw_bytes
 
 
-def _check_files(store: BackupStore, manifest: BackupManifest, *, workers: int, into: Path | None) -> None:
-    """Every file against the manifest (copied into `into` when given), then the list and the SQL size."""
+def _check_files(store: BackupStore, manifest: BackupManifest, *, workers: int, into: Path | None,
+                 content: bool = True) -> None:
+    """Every file against the manifest (copied into `into` when given), then the list and (content) the SQL size."""
     if not manifest.files:
         raise IntegrityError(f"{manifest.id}: the manifest lists no files")
     if files_digest(manifest.files) != manifest.sha256:
@@ -139,16 +144,19 @@ def _check_files(store: BackupStore, manifest: BackupManifest, *, workers: int, 
     try:
         local = store.local_tree(manifest.file_name)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
-            raw = sum(pool.map(lambda f: _check_one(store, manifest, f, local, into), manifest.files))
+            raw = sum(pool.map(lambda f: _check_one(store, manifest, f, local, into=into, content=content), manifest.files))
     except NotFound as exc:
         raise IntegrityError(f"{manifest.id}: a file is missing: {exc}") from exc
-    if raw != manifest.raw_bytes:
+    if content and raw != manifest.raw_bytes:
         raise IntegrityError(f"{manifest.id}: decompressed to {raw} bytes, manifest says {manifest.raw_bytes}")
 
 
-def check_tree(store: BackupStore, manifest: BackupManifest, *, workers: int) -> None:
-    """Re-read every file: size, sha256 and complete gzip stream per file, the file list and the SQL size."""
-    _check_files(store, manifest, workers=workers, into=None)
+def check_tree(store: BackupStore, manifest: BackupManifest, *, workers: int, content: bool = True) -> None:
+    """Re-read every file: size, sha256 and (content) complete gzip stream per file, the file list and the SQL size.
+
+    `content=False` right after dump_tree, whose scan already decompressed every file.
+    """
+    _check_files(store, manifest, workers=workers, into=None, content=content)
 
 
 def restore_tree(target: PgTarget, store: BackupStore, manifest: BackupManifest, *, workers: int) -> None:

@@ -1,23 +1,24 @@
-"""Run and verify one backup: pg_dump → (parallel gzip) → sha256 → storage, then the manifest.
+"""Run and verify one backup: pg_dump → (parallel gzip | zstd) → sha256 → storage, then the manifest.
 
 Why compress ourselves instead of `pg_dump | gzip`: one pass computes the checksum while the bytes
-stream by, and compressing independent 1 MiB blocks on a thread pool (zlib releases the GIL) uses every
-core, like pigz. Each block is a complete gzip member; concatenated members are a valid .gz that
-`gunzip -c` (the runbook's restore) reads unchanged. plain-zstd streams the same way through libzstd's
-own threads (zstd_codec); the directory format is pg_dump's parallel dump into a tree (directory_format).
+stream by, and the codecs use every core: pigz-style gzip members on a thread pool (gzip_codec), whose
+concatenation `gunzip -c` (the runbook's restore) reads unchanged, or libzstd's own threads
+(zstd_codec). With integrity verification the same bytes also go to a content check on its own thread
+(content_check), so verifying costs no second decompression pass. The directory format is pg_dump's
+parallel dump into a tree (directory_format).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import logging
 import os
 import time
-import zlib
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -36,14 +37,16 @@ from tradesense_operator.domain.backups.manifest import (
 )
 from tradesense_operator.domain.backups.naming import backup_id, file_name, scratch_database
 from tradesense_operator.domain.clock import Clock
-from tradesense_operator.services.backups import directory_format
+from tradesense_operator.services.backups import directory_format, parallel_load
+from tradesense_operator.services.backups.content_check import StreamCheck, check_content, decoded_sql
 from tradesense_operator.services.backups.errors import IntegrityError
-from tradesense_operator.services.backups.zstd_codec import ZstdStream, unzstd_chunks
+from tradesense_operator.services.backups.gzip_codec import GzipMembers
+from tradesense_operator.services.backups.zstd_codec import ZstdStream
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
-PLAIN_DUMP_TRAILER = b"-- PostgreSQL database dump complete"
+PIPE_BYTES = 1 << 20
 ProgressCallback = Callable[[int, int], None]
 """Called after each block with (pg_dump pid, raw bytes so far)."""
 
@@ -80,34 +83,6 @@ class _Encoder(Protocol):
     def finish(self) -> Iterator[bytes]: ...
 
 
-def _gzip_member(block: bytes, level: int) -> bytes:
-    compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
-    return compressor.compress(block) + compressor.flush()
-
-
-class _GzipMembers:
-    """pigz-style: each block becomes an independent gzip member on the pool, emitted in order."""
-
-    def __init__(self, pool: ThreadPoolExecutor, level: int, workers: int) -> None:
-        self._pool = pool
-        self._level = level
-        self._workers = workers
-        self._pending: deque[Future[bytes]] = deque()
-
-    def feed(self, block: bytes) -> Iterator[bytes]:
-        self._pending.append(self._pool.submit(_gzip_member, block, self._level))
-        while len(self._pending) > 2 * self._workers or (self._pending and self._pending[0].done()):
-            yield self._pending.popleft().result()
-
-    def finish(self) -> Iterator[bytes]:
-        while self._pending:
-            yield self._pending.popleft().result()
-
-    def cancel(self) -> None:
-        for future in self._pending:
-            future.cancel()
-
-
 class _Identity:
     """custom: pg_dump compressed already."""
 
@@ -127,30 +102,46 @@ def _pump(
     workers: int,
     chunk_size: int,
     on_progress: ProgressCallback | None,
+    check: StreamCheck | None,
 ) -> tuple[int, int, str]:
-    """Stream the dump into storage; returns (raw bytes, stored bytes, sha256 of stored bytes)."""
+    """Stream the dump into storage; returns (raw bytes, stored bytes, sha256 of stored bytes).
+
+    Every stored chunk is hashed, written and (with `check`) handed to the content check's thread.
+    """
     digest = hashlib.sha256()
     raw = stored = 0
+
+    def store(data: bytes) -> None:
+        nonlocal stored
+        digest.update(data)
+        writer.write(data)
+        if check is not None:
+            check.feed(data)
+        stored += len(data)
+
+    _grow_pipe(dump.stdout.fileno())
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gzip") as pool:
-        gzip = _GzipMembers(pool, level, workers) if fmt is BackupFormat.PLAIN_GZIP else None
+        gzip = GzipMembers(pool, level, workers) if fmt is BackupFormat.PLAIN_GZIP else None
         encoder: _Encoder = gzip or (ZstdStream(level, workers) if fmt is BackupFormat.PLAIN_ZSTD else _Identity())
         try:
             while block := dump.stdout.read(chunk_size):
                 raw += len(block)
                 for data in encoder.feed(block):
-                    digest.update(data)
-                    writer.write(data)
-                    stored += len(data)
+                    store(data)
                 if on_progress is not None:
                     on_progress(dump.pid, raw)
             for data in encoder.finish():
-                digest.update(data)
-                writer.write(data)
-                stored += len(data)
+                store(data)
         finally:
             if gzip is not None:
                 gzip.cancel()
     return raw, stored, digest.hexdigest()
+
+
+def _grow_pipe(fd: int) -> None:
+    """Let pg_dump run up to 1 MiB ahead of us (Linux pipes hold 64 KiB): fewer stalls and wake-ups on both sides."""
+    with contextlib.suppress(OSError, AttributeError):  # not Linux, or above /proc/sys/fs/pipe-max-size
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
 
 def _free_id(store: BackupStore, label: str, fmt: BackupFormat, when: datetime) -> str:
@@ -170,10 +161,15 @@ def run_backup(
     workers: int | None = None,
     chunk_size: int = CHUNK,
     on_progress: ProgressCallback | None = None,
+    verify_integrity: bool = False,
 ) -> BackupManifest:
-    """Dump, compress, checksum and store one backup; returns its manifest (not yet verified).
+    """Dump, compress, checksum and store one backup; returns its manifest.
 
     On any failure the partial data is discarded and BackupFailed is raised: no manifest, no file.
+    `verify_integrity`: the content is checked while it is written (StreamCheck; directory: the scan
+    of every file), the stored object is re-read for its sha256 after the commit, and the manifest is
+    written once, with that verification's outcome (a failed check keeps the backup, marked unverified,
+    as `verify_backup` does).
     """
     started_at = clock.now()
     id_ = _free_id(store, request.label, request.format, started_at)
@@ -186,6 +182,7 @@ def run_backup(
     began = time.monotonic()
     writer: BackupWriter | None = None
     dump: ToolProcess | None = None
+    check: StreamCheck | None = None
     files: tuple[StoredFile, ...] = ()
     try:
         with pgdump.exported_snapshot(request.target, count_rows=request.record_counts) as (snapshot, counts):
@@ -195,10 +192,11 @@ def run_backup(
                 files, raw, stored, sha = tree.files, tree.raw_bytes, tree.stored_bytes, tree.sha256
             else:
                 writer = store.open_writer(name)
+                check = StreamCheck(request.format, id_) if verify_integrity else None
                 dump = pgdump.start_dump(request.target, custom=request.format is BackupFormat.CUSTOM,
                                          compression_level=level, snapshot=snapshot)
                 raw, stored, sha = _pump(dump, writer, fmt=request.format, level=level, workers=workers,
-                                         chunk_size=chunk_size, on_progress=on_progress)
+                                         chunk_size=chunk_size, on_progress=on_progress, check=check)
                 dump.wait()
                 dump = None
         if writer is not None:
@@ -208,6 +206,8 @@ def run_backup(
             dump.kill()
         if writer is not None:
             writer.abort()
+        if check is not None:
+            check.close()
         if isinstance(exc, ClientError | OSError | ValueError | IntegrityError):
             raise BackupFailed(f"backup {id_} of {request.target.describe()} failed: {exc}") from exc
         raise
@@ -217,6 +217,8 @@ def run_backup(
         duration_seconds=round(time.monotonic() - began, 3), compression_level=level,
         table_counts=counts, kind=request.kind, stamp=request.stamp, files=files,
     )
+    if verify_integrity:
+        manifest = manifest.with_verification(_verified_while_writing(store, manifest, check, clock, workers))
     try:
         store.put_text(manifest.manifest_name, manifest.to_json())
     except ClientError as exc:
@@ -243,37 +245,9 @@ def checked_chunks(store: BackupStore, manifest: BackupManifest) -> Iterator[byt
         raise IntegrityError(f"{manifest.id}: sha256 mismatch (file was modified or corrupted)")
 
 
-def gunzip_chunks(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """Decompress a (multi-member) gzip stream; IntegrityError on corrupt, truncated or empty data."""
-    decompressor = zlib.decompressobj(31)
-    fed = False  # the current member has consumed input but not reached its end
-    members = 0
-    try:
-        for chunk in chunks:
-            data = chunk
-            while data:
-                fed = True
-                out = decompressor.decompress(data)
-                if out:
-                    yield out
-                if decompressor.eof:
-                    members += 1
-                    data = decompressor.unused_data
-                    decompressor = zlib.decompressobj(31)
-                    fed = False
-                else:
-                    data = b""
-    except zlib.error as exc:
-        raise IntegrityError(f"gzip data is corrupt: {exc}") from exc
-    if fed or members == 0:
-        raise IntegrityError("gzip data is truncated")
-
-
 def sql_chunks(store: BackupStore, manifest: BackupManifest) -> Iterator[bytes]:
     """Plain SQL of a plain-gzip or plain-zstd backup, checksum-checked."""
-    if manifest.format is BackupFormat.PLAIN_ZSTD:
-        return unzstd_chunks(checked_chunks(store, manifest))
-    return gunzip_chunks(checked_chunks(store, manifest))
+    return decoded_sql(manifest.format, checked_chunks(store, manifest))
 
 
 def check_integrity(store: BackupStore, manifest: BackupManifest, *, workers: int | None = None) -> None:
@@ -281,21 +255,43 @@ def check_integrity(store: BackupStore, manifest: BackupManifest, *, workers: in
     if manifest.format is BackupFormat.DIRECTORY:
         directory_format.check_tree(store, manifest, workers=workers or default_workers())
         return
-    if manifest.format in {BackupFormat.PLAIN_GZIP, BackupFormat.PLAIN_ZSTD}:
-        raw = 0
-        tail = b""
-        for block in sql_chunks(store, manifest):
-            raw += len(block)
-            tail = (tail + block)[-256:]
-        if raw != manifest.raw_bytes:
-            raise IntegrityError(f"{manifest.id}: decompressed to {raw} bytes, manifest says {manifest.raw_bytes}")
-        if PLAIN_DUMP_TRAILER not in tail:
-            raise IntegrityError(f"{manifest.id}: the SQL dump is incomplete (no 'dump complete' trailer)")
+    check_content(manifest.format, checked_chunks(store, manifest), raw_bytes=manifest.raw_bytes, what=manifest.id)
+
+
+def _check_stored(store: BackupStore, manifest: BackupManifest, workers: int) -> None:
+    """Re-read the stored bytes for size and sha256 only (their content was checked while they were written)."""
+    if manifest.format is BackupFormat.DIRECTORY:
+        directory_format.check_tree(store, manifest, workers=workers, content=False)
         return
+    for _ in checked_chunks(store, manifest):
+        pass
+
+
+def _verified_while_writing(store: BackupStore, manifest: BackupManifest, check: StreamCheck | None, clock: Clock,
+                            workers: int) -> Verification:
+    """The integrity verification of a fresh backup: the content check's outcome, then the stored bytes' sha256."""
     try:
-        pgdump.check_custom_archive(checked_chunks(store, manifest))
-    except pgdump.ToolFailed as exc:
-        raise IntegrityError(f"{manifest.id}: pg_restore cannot read the archive: {exc}") from exc
+        if check is not None:
+            check.result(manifest.raw_bytes)
+        _check_stored(store, manifest, workers)
+    except (IntegrityError, NotFound) as exc:
+        return Verification(ok=False, integrity=False, verified_at=clock.now(), detail=str(exc)[:1000])
+    return Verification(ok=True, integrity=True, verified_at=clock.now(),
+                        detail="checksum and content intact (content checked while written, stored bytes re-read)")
+
+
+RESTORE_SESSION_OPTIONS = "-c maintenance_work_mem=256MB -c synchronous_commit=off"
+"""Settings of the restore's own sessions only (libpq options; never ALTER DATABASE/SYSTEM): index builds and
+the foreign-key checks of post-data get 4× the default sort memory; commits do not wait for the WAL flush
+(a crash mid-restore is redone by the restore procedure, and the `restored` marker is committed synchronously
+after them)."""
+SPLIT_PLAIN_MIN_BYTES = 64 << 20
+"""A plain dump with at least this much SQL has its COPY rows split over the workers (parallel_load)."""
+
+
+def restore_session(target: PgTarget) -> PgTarget:
+    """`target` with the restore's session settings."""
+    return replace(target, options=RESTORE_SESSION_OPTIONS)
 
 
 def restore_into(
@@ -303,15 +299,23 @@ def restore_into(
 ) -> None:
     """Restore a backup into an existing (empty) database, checksum-checked on the way.
 
-    Plain and custom formats restore in one transaction (all or nothing); directory restores with
-    `pg_restore -j workers` after checking every file.
+    Custom and small plain backups restore in one transaction (all or nothing). Plain backups of at least
+    SPLIT_PLAIN_MIN_BYTES of SQL load their rows over `workers` sessions that commit together after the
+    whole stream passed its checksum, between the committed schema and the post-data script; directory
+    backups restore with `workers` sessions after every file was checked. Neither is one transaction:
+    a failure leaves a partly restored database for the caller to drop or redo.
     """
+    workers = workers or default_workers()
+    session = restore_session(target)
     if manifest.format is BackupFormat.DIRECTORY:
-        directory_format.restore_tree(target, store, manifest, workers=workers or default_workers())
+        directory_format.restore_tree(session, store, manifest, workers=workers)
     elif manifest.format in {BackupFormat.PLAIN_GZIP, BackupFormat.PLAIN_ZSTD}:
-        pgdump.restore_plain(target, sql_chunks(store, manifest))
+        if workers > 1 and manifest.raw_bytes >= SPLIT_PLAIN_MIN_BYTES:
+            parallel_load.restore_plain_split(session, sql_chunks(store, manifest), workers=workers)
+        else:
+            pgdump.restore_plain(session, sql_chunks(store, manifest))
     else:
-        pgdump.restore_custom(target, checked_chunks(store, manifest))
+        pgdump.restore_custom(session, checked_chunks(store, manifest))
 
 
 def scratch_restore(source: PgTarget, store: BackupStore, manifest: BackupManifest) -> str:
@@ -348,9 +352,14 @@ def verify_backup(
     integrity: bool = True,
     test_restore_source: PgTarget | None = None,
 ) -> BackupManifest:
-    """Run the configured checks, record the outcome in the manifest (stored) and return it."""
-    details: list[str] = []
-    integrity_ok: bool | None = None
+    """Run the configured checks, record the outcome in the manifest (stored) and return it.
+
+    Without `integrity`, an integrity outcome already in the manifest (run_backup's check while writing)
+    is kept beside the test restore's.
+    """
+    prior = None if integrity else manifest.verification
+    details: list[str] = [prior.detail] if prior is not None and prior.detail else []
+    integrity_ok: bool | None = prior.integrity if prior is not None else None
     restore_ok: bool | None = None
     try:
         if integrity:
@@ -360,7 +369,7 @@ def verify_backup(
         if test_restore_source is not None:
             details.append(scratch_restore(test_restore_source, store, manifest))
             restore_ok = True
-        ok = True
+        ok = prior is None or prior.ok
     except (IntegrityError, NotFound) as exc:
         ok = False
         if integrity and integrity_ok is None:
@@ -373,6 +382,18 @@ def verify_backup(
     updated = manifest.with_verification(verification)
     store.put_text(updated.manifest_name, updated.to_json())
     return updated
+
+
+def run_verified_backup(store: BackupStore, request: BackupRequest, *, clock: Clock, integrity: bool,
+                        test_restore_source: PgTarget | None = None, workers: int | None = None) -> BackupManifest:
+    """A backup with the verification a policy asks for: integrity while writing, then the test restore.
+
+    The manifest's `verified` says whether it passed (as after `verify_backup`); BackupFailed as run_backup.
+    """
+    manifest = run_backup(store, request, clock=clock, workers=workers, verify_integrity=integrity)
+    if test_restore_source is None or (manifest.verification is not None and not manifest.verified):
+        return manifest
+    return verify_backup(store, manifest, clock=clock, integrity=False, test_restore_source=test_restore_source)
 
 
 # -- inventory ----------------------------------------------------------------------------------

@@ -366,19 +366,17 @@ async def _run_inline(tick: PolicyPass, valid: ValidPolicy, ctx: PolicyContext, 
     request = BackupRequest(ctx.target, ctx.label, spec.format, spec.compression_level,
                             kind="manual" if manual else "scheduled", record_counts=spec.verify.test_restore)
     try:
-        manifest = await asyncio.to_thread(dump_pipeline.run_backup, ctx.store, request, clock=tick.runtime.clock)
+        manifest = await asyncio.to_thread(
+            dump_pipeline.run_verified_backup, ctx.store, request, clock=tick.runtime.clock,
+            integrity=spec.verify.integrity, test_restore_source=ctx.target if spec.verify.test_restore else None,
+        )
     except (BackupFailed, ClientError) as exc:
         _record_failure(tick, str(exc))
         return
-    if spec.verify.integrity or spec.verify.test_restore:
-        manifest = await asyncio.to_thread(
-            dump_pipeline.verify_backup, ctx.store, manifest, clock=tick.runtime.clock, integrity=spec.verify.integrity,
-            test_restore_source=ctx.target if spec.verify.test_restore else None,
-        )
-        if not manifest.verified:
-            detail = manifest.verification.detail if manifest.verification else ""
-            _record_failure(tick, f"backup {manifest.id} failed verification: {detail}", reason="VerificationFailed")
-            return
+    if manifest.verification is not None and not manifest.verified:
+        _record_failure(tick, f"backup {manifest.id} failed verification: {manifest.verification.detail}",
+                        reason="VerificationFailed")
+        return
     metrics.backup_runs.labels(tick.namespace, tick.name, "succeeded").inc()
     metrics.backup_last_success.labels(tick.namespace, tick.name).set(manifest.finished_at.timestamp())
     metrics.backup_size.labels(tick.namespace, tick.name).set(manifest.bytes)

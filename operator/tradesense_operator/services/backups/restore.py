@@ -7,7 +7,8 @@ the steps between, each idempotent and safe to re-run after a crash:
    mismatched backups are refused with the reason.
 2. `take_safety_backup` – a backup of the current database, found again by its stamp on a re-run.
 3. `terminate_connections` – end remaining sessions.
-4. `restore_database` – drop, recreate, restore (one transaction), ANALYZE. Progress is a marker in
+4. `restore_database` – drop, recreate, restore (dump_pipeline.restore_into: one transaction, or N sessions
+   for directory and large plain backups), ANALYZE. Progress is a marker in
    `COMMENT ON DATABASE` on the target server ("restoring"/"restored" + stamp), so a re-run after a
    crash recognises its own half-restored database (or its absence after the drop) and finishes the job
    instead of failing or dropping a database it has already restored.
@@ -118,8 +119,7 @@ def take_safety_backup_sync(
         newest = dump_pipeline.list_backups(store, label=label)
         fmt = newest[0].format if newest else BackupFormat.PLAIN_GZIP
     request = BackupRequest(target, label + SAFETY_LABEL_SUFFIX, fmt, kind=SAFETY_KIND, stamp=stamp)
-    manifest = dump_pipeline.run_backup(store, request, clock=clock)
-    return dump_pipeline.verify_backup(store, manifest, clock=clock)
+    return dump_pipeline.run_verified_backup(store, request, clock=clock, integrity=True)
 
 
 def restore_database_sync(
@@ -155,7 +155,7 @@ def restore_database_sync(
     pgdump.create_database(target, name, comment=in_progress)
     try:
         dump_pipeline.restore_into(target, store, manifest, workers=workers)
-    except IntegrityError as exc:  # the file changed since it was checked; the transaction was rolled back
+    except IntegrityError as exc:  # the file changed since it was checked; no row was committed
         raise RestoreRefused(f"backup {manifest.id} failed its checksum during the restore: {exc}") from exc
     pgdump.analyze(target)
     pgdump.set_database_comment(target, name, done)
