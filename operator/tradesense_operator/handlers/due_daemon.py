@@ -18,7 +18,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import kopf
 
@@ -36,6 +36,14 @@ class Acted:
     retry_in: float | None = None
     """Real seconds before the next pass unless someone else changes the object (a transient failure, or a
     state whose end is not a watch event of this object); None: only `due_at` decides."""
+
+
+class Stopped(Protocol):
+    """Truthy once stopping; `wait()` returns then (kopf.DaemonStopped, or the scaling loop's stop flag)."""
+
+    def __bool__(self) -> bool: ...
+
+    def wait(self) -> Awaitable[object]: ...
 
 
 DueAt = Callable[[Mapping[str, Any], datetime], datetime | None]
@@ -81,7 +89,7 @@ def _caught_up(body: Mapping[str, Any], written: Mapping[str, Any]) -> bool | No
     return True if live == ours else None
 
 
-async def sleep_until(clock: Clock, due: datetime | None, wake: asyncio.Event, stopped: kopf.DaemonStopped, *,
+async def sleep_until(clock: Clock, due: datetime | None, wake: asyncio.Event, stopped: Stopped, *,
                       timeout: float | None = None) -> None:
     """Return when `clock` reaches `due` (None: never), `wake` is set, the daemon stops, or `timeout` real
     seconds pass. Clears `wake`."""
