@@ -104,6 +104,8 @@ class WatchCache:
 
     async def _ready(self, namespace: str) -> _Namespace:
         entry = self._namespaces.get(namespace)
+        if entry is not None and entry.synced is not None and entry.synced.done() and not entry.synced.exception():
+            return entry  # the common case: listed and watching, no await
         if entry is None or entry.synced is None or (entry.synced.done() and entry.synced.exception() is not None):
             entry = self._namespaces[namespace] = _Namespace(synced=asyncio.get_running_loop().create_future())
             entry.task = asyncio.ensure_future(self._run(namespace, entry))
