@@ -89,6 +89,9 @@ class WatchCache:
         meta = body.get("metadata") or {}
         key = (str(meta.get("namespace")), str(meta.get("name")))
         seen = (self._namespaces.get(key[0]) or _Namespace()).objects.get(key[1])
+        prior = self._remembered.get(key)
+        if prior is not None and version_at_least(prior, body):
+            return  # an answer at least as new is already remembered
         if seen is None or not version_at_least(seen, body):
             self._remembered[key] = dict(body)
 
