@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from tradesense_operator.api.v1alpha1.scaling import ScalingPolicyStatus
@@ -25,6 +25,7 @@ from tradesense_operator.clients.watch_cache import version_at_least
 from tradesense_operator.services.scaling.evaluation import next_evaluation
 
 Key = tuple[str, str]
+AT_ONCE = datetime.min.replace(tzinfo=UTC)  # `next_evaluation` asked "as of the dawn of time": due at once
 
 
 def key_of(body: Mapping[str, Any]) -> Key:
@@ -48,6 +49,11 @@ class Entry:
     computed_at: str | None = None  # resourceVersion the computed status belongs to
     last_evaluated: datetime | None = None
     retry_at: float | None = None  # loop time
+    due_at: datetime | None = AT_ONCE
+    """When it is next due (None: not until edited); recomputed on change only (the loop asks every round)."""
+
+    def reschedule(self) -> None:
+        self.due_at = next_evaluation(self.view, AT_ONCE, self.last_evaluated)
 
 
 @dataclass(frozen=True)
@@ -73,7 +79,8 @@ class PolicyBook:
         key = key_of(body)
         entry = self._entries.get(key)
         if entry is None:
-            self._entries[key] = Entry(view=body)
+            self._entries[key] = entry = Entry(view=body)
+            entry.reschedule()
             return
         if entry.written is not None:
             if version_at_least(body, entry.written) is False:
@@ -81,6 +88,7 @@ class PolicyBook:
             entry.written = None
         entry.view = body
         entry.retry_at = None  # someone changed it: look again now rather than after the retry pause
+        entry.reschedule()
 
     def forget(self, key: Key) -> None:
         """The policy was deleted."""
@@ -93,19 +101,16 @@ class PolicyBook:
             if entry.retry_at is not None:
                 if loop_time < entry.retry_at:
                     continue
-            else:
-                at = next_evaluation(entry.view, now, entry.last_evaluated)
-                if at is None or at > now:
-                    continue
+            elif entry.due_at is None or entry.due_at > now:
+                continue
             previous = entry.computed if entry.computed_at == _version(entry.view) else None
             found.append(Due(key, entry.view, previous))
         return found
 
     def next_due(self, now: datetime) -> datetime | None:
         """The earliest time (injected clock) a policy becomes due; None: none until a watch event."""
-        times = [t for e in self._entries.values() if e.retry_at is None
-                 and (t := next_evaluation(e.view, now, e.last_evaluated)) is not None]
-        return min(times, default=None)
+        times = [e.due_at for e in self._entries.values() if e.retry_at is None and e.due_at is not None]
+        return max(min(times), now) if times else None
 
     def next_retry(self) -> float | None:
         """The earliest loop time a failed evaluation is retried."""
@@ -125,6 +130,7 @@ class PolicyBook:
             entry.view = decided_from  # re-read after a Conflict: newer than what the watch showed yet
         basis = written if written is not None else decided_from
         entry.computed, entry.computed_at = computed, _version(basis)
+        entry.reschedule()
 
     def failed(self, key: Key, *, retry_at: float) -> None:
         """A transient failure: evaluate again at `retry_at` (loop time) unless the policy changes first."""

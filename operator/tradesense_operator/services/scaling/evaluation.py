@@ -512,14 +512,14 @@ class ScalingService:
         )
 
 
-def _story(status: ScalingPolicyStatus) -> dict[str, Any]:
+def _story(status: ScalingPolicyStatus) -> tuple[Any, ...]:
     """What a reader of the status learns from it, without what moves every round anyway (the evaluation time,
-    the metric values, the timestamps of recommendations that repeat the same replica counts)."""
-    wire: dict[str, Any] = status.to_api()
-    wire.pop("lastEvaluationTime", None)
-    wire["currentMetrics"] = [{k: v for k, v in m.items() if k != "value"} for m in wire.get("currentMetrics") or []]
-    wire["recommendations"] = [r.replicas for r in status.recommendations]
-    return wire
+    the metric values, the timestamps of recommendations that repeat the same replica counts). Compared as
+    models, not serialised: this runs for every policy every round."""
+    return (status.current_replicas, status.desired_replicas, status.last_scale_time,
+            [(m.name, m.target, m.recommendation, m.error) for m in status.current_metrics],
+            [r.replicas for r in status.recommendations], status.scale_events, status.consecutive_failures,
+            status.observed_generation, status.conditions)
 
 
 def _worth_writing(stored: ScalingPolicyStatus, status: ScalingPolicyStatus, now: datetime) -> bool:
