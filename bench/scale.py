@@ -313,7 +313,8 @@ def run_idle(name: str, command: list[str], env: dict[str, str], args: argparse.
                 last_total = total
             settled = time.monotonic() - started
             before, cpu_before = cluster.stats.snapshot(), sampler.cpu
-            time.sleep(args.idle_window)
+            with _sampling_profile(process.pid, args.idle_window, args.idle_profile if name != "floor" else None):
+                time.sleep(args.idle_window)
             after, cpu_after = cluster.stats.snapshot(), sampler.cpu
         delta = {f"{verb} {resource}": n - before.get((verb, resource), 0) for (verb, resource), n in after.items()
                  if n != before.get((verb, resource), 0)}
@@ -323,6 +324,21 @@ def run_idle(name: str, command: list[str], env: dict[str, str], args: argparse.
                           requests_by_verb=delta)
     finally:
         cluster.stop()
+
+
+@contextmanager
+def _sampling_profile(pid: int, seconds: float, out: Path | None) -> Iterator[None]:
+    """py-spy (a sampling profiler, installed separately) on the operator for exactly the idle window: what runs
+    when nothing is due. Raw collapsed stacks, one line per stack with its sample count."""
+    if out is None:
+        yield
+        return
+    spy = subprocess.Popen(["py-spy", "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "100", "--format",
+                            "raw", "--nonblocking", "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        spy.wait(timeout=seconds + 30)
 
 
 # -- active scaling ----------------------------------------------------------------------------
@@ -527,6 +543,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["tradesense", "floor"], default=None)
     parser.add_argument("--idle-policies", type=int, default=1000, help="paused + suspended policies, each; 0 skips")
     parser.add_argument("--idle-window", type=float, default=30.0, help="seconds over which idle requests are counted")
+    parser.add_argument("--idle-profile", type=Path, default=None,
+                        help="py-spy the operator during the idle window, raw collapsed stacks here (needs py-spy)")
     parser.add_argument("--active-policies", type=int, default=1000, help="active ScalingPolicies; 0 skips")
     parser.add_argument("--active-interval", type=int, default=1, help="their pollingIntervalSeconds")
     parser.add_argument("--json", type=Path, default=None)
