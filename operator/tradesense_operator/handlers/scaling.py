@@ -83,9 +83,13 @@ class Rounds:
             log.info("ScalingPolicy %s: evaluation interrupted, retrying: %s", where, exc)
             self.book.failed(item.key, retry_at=loop.time() + RETRY_SECONDS)
             return
-        except ClientError as exc:
-            # Not transient (e.g. Forbidden): say so and try again a polling interval later, like a timer would.
-            log.warning("ScalingPolicy %s: evaluation failed: %s", where, exc)
+        except Exception as exc:  # one policy's failure must not end the loop for all of them
+            # Not transient (e.g. Forbidden, or a bug): say so and try again a polling interval later, like a
+            # per-policy timer would.
+            if isinstance(exc, ClientError):
+                log.warning("ScalingPolicy %s: evaluation failed: %s", where, exc)
+            else:
+                log.exception("ScalingPolicy %s: evaluation failed", where)
             interval = float((item.body.get("spec") or {}).get("pollingIntervalSeconds", 30))
             self.book.failed(item.key, retry_at=loop.time() + interval)
             return
