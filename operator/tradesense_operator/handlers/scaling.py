@@ -4,11 +4,12 @@ Why one loop and not a daemon (or timer) per policy: a thousand per-object daemo
 Deployment and wrote its status every polling interval, and kopf kept a task, a finalizer and a watch-event
 round trip per policy. Here an `on.event` handler only records the policy in the book (services.scaling.book)
 and wakes the loop; the loop sleeps until the earliest policy is due on the injected clock (never for a paused
-or invalid policy whose status already says so), evaluates every due policy of that moment together — their
-identical PromQL is asked once (clients.prometheus), their Deployments, HPAs and sibling policies are read from
-watch caches (clients.watch_cache: one LIST + WATCH per namespace in use) — and sleeps again. An edit, a pause
-or a resume is a watch event, so it is acted on at once. No handler changes the object, so kopf keeps no
-finalizer or diff base on ScalingPolicies.
+or invalid policy whose status already says so) and starts every policy due at that moment together, so their
+identical PromQL is asked once (clients.prometheus). Each evaluation runs as its own task: the loop never waits
+for a whole round, so a policy due again never waits for the slowest write of the previous one. Deployments,
+HPAs and sibling policies are read from watch caches (clients.watch_cache: one LIST + WATCH per namespace in
+use). An edit, a pause or a resume is a watch event, so it is acted on at once. No handler changes the object,
+so kopf keeps no finalizer or diff base on ScalingPolicies.
 """
 
 from __future__ import annotations
@@ -58,17 +59,24 @@ class Rounds:
         self.service = ScalingService(runtime.kube, self.pool, runtime.clock, runtime.settings.prometheus_url,
                                       metrics=runtime.metrics, caches=self.caches)
         self.task: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self.wake.set()  # its policy is no longer busy: the loop looks at its next due time
 
     async def run(self) -> None:
         """Evaluate due policies until stopped."""
         loop = asyncio.get_running_loop()
         clock = self.runtime.clock
         while not self.stop.is_set():
-            self.wake.clear()  # watch events from here on are seen by the next look at the book
-            due = self.book.due(clock.now(), loop.time())
-            if due:
-                await asyncio.gather(*(self._evaluate(item) for item in due))
-                continue
+            self.wake.clear()  # watch events and finished evaluations from here on are seen by the next look
+            for item in self.book.due(clock.now(), loop.time()):
+                # started together (their identical queries are asked once), not awaited together: a policy due
+                # again, or newly due, never waits for the slowest write of the previous round
+                task = asyncio.create_task(self._evaluate(item), name=f"scaling {item.key[0]}/{item.key[1]}")
+                self._running.add(task)
+                task.add_done_callback(self._finished)
             retry = self.book.next_retry()
             await sleep_until(clock, self.book.next_due(clock.now()), self.wake, self.stop,
                               timeout=None if retry is None else max(0.0, retry - loop.time()))
@@ -105,10 +113,11 @@ class Rounds:
     async def close(self) -> None:
         """Stop the loop, the watches and the Prometheus sessions."""
         self.stop.set()
-        if self.task is not None:
-            self.task.cancel()
+        for task in [*self._running, *([self.task] if self.task is not None else [])]:
+            task.cancel()
+        for task in [*self._running, *([self.task] if self.task is not None else [])]:
             with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+                await task
         for cache in self.caches.values():
             await cache.close()
         self.pool.close()

@@ -1,8 +1,10 @@
 """Every ScalingPolicy the operator watches, with what it needs to evaluate them in rounds.
 
 Why a book and not one task per policy: a thousand per-object daemons each woke, read and wrote on their own
-timer; here one loop asks the book which policies are due and evaluates them together, so their Prometheus
-queries are shared and nothing at all runs for a paused policy. For each policy the book keeps:
+timer; here one loop asks the book which policies are due and starts them together, so their Prometheus
+queries are shared and nothing at all runs for a paused policy. A policy handed out is busy until its
+outcome is recorded, so the loop never waits for a whole round (one slow write must not hold back others).
+For each policy the book keeps:
 - the freshest view: the watched body, or the body our own last status write returned until the watch has
   caught up with it (deciding from the older watched body would act twice);
 - the status the last evaluation computed (it is not written every round, see services.scaling.evaluation),
@@ -49,6 +51,7 @@ class Entry:
     computed_at: str | None = None  # resourceVersion the computed status belongs to
     last_evaluated: datetime | None = None
     retry_at: float | None = None  # loop time
+    busy: bool = False  # being evaluated: not due again until that evaluation is recorded
     due_at: datetime | None = AT_ONCE
     """When it is next due (None: not until edited); recomputed on change only (the loop asks every round)."""
 
@@ -95,9 +98,11 @@ class PolicyBook:
         self._entries.pop(key, None)
 
     def due(self, now: datetime, loop_time: float) -> list[Due]:
-        """The policies to evaluate now."""
+        """The policies to evaluate now; each is marked busy until `evaluated` or `failed` records the outcome."""
         found = []
         for key, entry in self._entries.items():
+            if entry.busy:
+                continue
             if entry.retry_at is not None:
                 if loop_time < entry.retry_at:
                     continue
@@ -105,16 +110,19 @@ class PolicyBook:
                 continue
             previous = entry.computed if entry.computed_at == _version(entry.view) else None
             found.append(Due(key, entry.view, previous))
+            entry.busy = True
         return found
 
     def next_due(self, now: datetime) -> datetime | None:
         """The earliest time (injected clock) a policy becomes due; None: none until a watch event."""
-        times = [e.due_at for e in self._entries.values() if e.retry_at is None and e.due_at is not None]
+        times = [e.due_at for e in self._entries.values()
+                 if not e.busy and e.retry_at is None and e.due_at is not None]
         return max(min(times), now) if times else None
 
     def next_retry(self) -> float | None:
         """The earliest loop time a failed evaluation is retried."""
-        return min((e.retry_at for e in self._entries.values() if e.retry_at is not None), default=None)
+        return min((e.retry_at for e in self._entries.values() if not e.busy and e.retry_at is not None),
+                   default=None)
 
     def evaluated(self, key: Key, *, now: datetime, decided_from: Mapping[str, Any],
                   written: Mapping[str, Any] | None, computed: ScalingPolicyStatus | None) -> None:
@@ -122,7 +130,7 @@ class PolicyBook:
         entry = self._entries.get(key)
         if entry is None:
             return  # deleted meanwhile
-        entry.last_evaluated, entry.retry_at = now, None
+        entry.last_evaluated, entry.retry_at, entry.busy = now, None, False
         if written is not None:
             if version_at_least(entry.view, written) is not True:  # the watch has not shown our write yet
                 entry.view, entry.written = written, written
@@ -136,4 +144,4 @@ class PolicyBook:
         """A transient failure: evaluate again at `retry_at` (loop time) unless the policy changes first."""
         entry = self._entries.get(key)
         if entry is not None:
-            entry.retry_at = retry_at
+            entry.retry_at, entry.busy = retry_at, False
