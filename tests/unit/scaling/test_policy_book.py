@@ -1,5 +1,5 @@
-"""PolicyBook: which policies are due, which view of each is the freshest, and when the computed status
-(not written every round) may be built on."""
+"""PolicyBook: which policies are due (a policy handed out is busy until its outcome is recorded), which view
+of each is the freshest, and when the computed status (not written every round) may be built on."""
 
 from __future__ import annotations
 
@@ -56,6 +56,9 @@ def test_our_write_is_the_view_until_the_watch_catches_up_and_someone_elses_writ
     [due] = book.due(NOW + timedelta(seconds=15), 0.0)
     assert due.body["metadata"]["resourceVersion"] == "5"
     assert due.previous == computed
+    assert book.due(NOW + timedelta(seconds=15), 0.0) == []        # busy until its outcome is recorded
+    assert book.next_due(NOW) is None
+    book.failed(due.key, retry_at=0.0)
     book.observe(body("p", 6, evaluated=NOW))                      # someone else wrote after us
     [due] = book.due(NOW + timedelta(seconds=15), 0.0)
     assert due.body["metadata"]["resourceVersion"] == "6"
