@@ -354,6 +354,8 @@ class ActiveResult:
     queries_per_round: float
     requests_per_second: float
     cpu_percent: float
+    requests_by_verb: dict[str, int] = field(default_factory=dict)
+    """Requests in the steady window (before the crossing), by verb and resource."""
 
 
 class Gauge:
@@ -467,7 +469,8 @@ def run_active(command: list[str], env: dict[str, str], args: argparse.Namespace
             p50_latency=round(_quantile(latencies, 0.5), 2), p90_latency=round(_quantile(latencies, 0.9), 2),
             max_latency=round(max(latencies, default=float("nan")), 2),
             queries_per_round=round(queries / max(rounds, 1e-9), 2),
-            requests_per_second=round(sum(requests.values()) / window, 1), cpu_percent=round(100 * cpu / window, 1))
+            requests_per_second=round(sum(requests.values()) / window, 1), cpu_percent=round(100 * cpu / window, 1),
+            requests_by_verb={f"{verb} {resource}": n for (verb, resource), n in requests.items() if n})
     finally:
         prometheus.stop()
         gauge.close()
@@ -587,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"active {a.policies} policies (interval {a.interval_seconds} s): {a.scaled} scaled; latency "
                   f"p50 {a.p50_latency} s, p90 {a.p90_latency} s, max {a.max_latency} s; "
                   f"{a.queries_per_round} Prometheus queries per round; {a.requests_per_second} requests/s; "
-                  f"CPU {a.cpu_percent} %")
+                  f"CPU {a.cpu_percent} %; steady-window requests {a.requests_by_verb}")
     print()
     print_table(results, idle, active)
     if args.json:
