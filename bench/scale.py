@@ -28,7 +28,7 @@ Two more measurements, each on a fresh emulated cluster:
               this script serves every second). The gauge steps from below to above the target; latency is
               from the moment Prometheus first answers the policies' query with the new value to each
               Deployment's replicas changing (median, p90, all scaled). Prometheus queries per evaluation round
-              are counted in Prometheus' own query log: queries / (status writes / policies). Baseline: the
+              are counted in Prometheus' own query log: queries / (window / pollingIntervalSeconds). Baseline: the
               same with one policy, in the same run.
 
 Run: `.venv/bin/python bench/scale.py [--incidents 1000] [--namespaces 50] [--policies 100] [--json out.json]`.
@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -312,7 +313,8 @@ def run_idle(name: str, command: list[str], env: dict[str, str], args: argparse.
                 last_total = total
             settled = time.monotonic() - started
             before, cpu_before = cluster.stats.snapshot(), sampler.cpu
-            time.sleep(args.idle_window)
+            with _sampling_profile(process.pid, args.idle_window, args.idle_profile if name != "floor" else None):
+                time.sleep(args.idle_window)
             after, cpu_after = cluster.stats.snapshot(), sampler.cpu
         delta = {f"{verb} {resource}": n - before.get((verb, resource), 0) for (verb, resource), n in after.items()
                  if n != before.get((verb, resource), 0)}
@@ -322,6 +324,21 @@ def run_idle(name: str, command: list[str], env: dict[str, str], args: argparse.
                           requests_by_verb=delta)
     finally:
         cluster.stop()
+
+
+@contextmanager
+def _sampling_profile(pid: int, seconds: float, out: Path | None) -> Iterator[None]:
+    """py-spy (a sampling profiler, installed separately) on the operator for exactly the idle window: what runs
+    when nothing is due. Raw collapsed stacks, one line per stack with its sample count."""
+    if out is None:
+        yield
+        return
+    spy = subprocess.Popen(["py-spy", "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "100", "--format",
+                            "raw", "--nonblocking", "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        spy.wait(timeout=seconds + 30)
 
 
 # -- active scaling ----------------------------------------------------------------------------
@@ -337,6 +354,8 @@ class ActiveResult:
     queries_per_round: float
     requests_per_second: float
     cpu_percent: float
+    requests_by_verb: dict[str, int] = field(default_factory=dict)
+    """Requests in the steady window (before the crossing), by verb and resource."""
 
 
 class Gauge:
@@ -441,18 +460,29 @@ def run_active(command: list[str], env: dict[str, str], args: argparse.Namespace
             crossed = _wait_for_value(prometheus.url, lambda v: v > ACTIVE_TARGET * 2, timeout=60)
             while len(scaled) < policies and time.monotonic() < crossed + args.timeout:
                 time.sleep(0.2)
-        evaluations = requests.get(("patch", "scalingpolicies/status"), 0) / policies
+        # every policy is due once per interval (the operator evaluates all due policies in one round), and a
+        # status is no longer written each round, so rounds are counted by the clock
+        rounds = window / args.active_interval
         latencies = sorted(max(0.0, t - crossed) for t in scaled.values())
         return ActiveResult(
             policies=policies, interval_seconds=args.active_interval, scaled=len(scaled),
             p50_latency=round(_quantile(latencies, 0.5), 2), p90_latency=round(_quantile(latencies, 0.9), 2),
             max_latency=round(max(latencies, default=float("nan")), 2),
-            queries_per_round=round(queries / max(evaluations, 1e-9), 2),
-            requests_per_second=round(sum(requests.values()) / window, 1), cpu_percent=round(100 * cpu / window, 1))
+            queries_per_round=round(queries / max(rounds, 1e-9), 2),
+            requests_per_second=round(sum(requests.values()) / window, 1), cpu_percent=round(100 * cpu / window, 1),
+            requests_by_verb={f"{verb} {resource}": n for (verb, resource), n in requests.items() if n})
     finally:
         prometheus.stop()
         gauge.close()
         cluster.stop()
+
+
+def _free_port() -> int:
+    """A free loopback port for the operator's liveness endpoint (kopf reads port 0 as 80, which collides with
+    any other operator on the machine)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -516,6 +546,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["tradesense", "floor"], default=None)
     parser.add_argument("--idle-policies", type=int, default=1000, help="paused + suspended policies, each; 0 skips")
     parser.add_argument("--idle-window", type=float, default=30.0, help="seconds over which idle requests are counted")
+    parser.add_argument("--idle-profile", type=Path, default=None,
+                        help="py-spy the operator during the idle window, raw collapsed stacks here (needs py-spy)")
     parser.add_argument("--active-policies", type=int, default=1000, help="active ScalingPolicies; 0 skips")
     parser.add_argument("--active-interval", type=int, default=1, help="their pollingIntervalSeconds")
     parser.add_argument("--json", type=Path, default=None)
@@ -524,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     profiler = ["-m", "cProfile", "-o", str(args.profile)] if args.profile else []
     ours_command = [sys.executable, *profiler, "-m", "tradesense_operator", "run", "--standalone",
-                    "--liveness=http://127.0.0.1:0/healthz"]
+                    f"--liveness=http://127.0.0.1:{_free_port()}/healthz"]
     ours_env = {"TSO_HTTP_PORT": "0", "TSO_STEP_POLL_SECONDS": str(args.step_poll), "TSO_LOG_LEVEL": "WARNING",
                 "TSO_LOCK_LEASE_SECONDS": "15"}
     floor_command = [sys.executable, str(REPO / "bench" / "floor" / "minimal_operator.py")]
@@ -558,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"active {a.policies} policies (interval {a.interval_seconds} s): {a.scaled} scaled; latency "
                   f"p50 {a.p50_latency} s, p90 {a.p90_latency} s, max {a.max_latency} s; "
                   f"{a.queries_per_round} Prometheus queries per round; {a.requests_per_second} requests/s; "
-                  f"CPU {a.cpu_percent} %")
+                  f"CPU {a.cpu_percent} %; steady-window requests {a.requests_by_verb}")
     print()
     print_table(results, idle, active)
     if args.json:

@@ -11,12 +11,13 @@ so managedFields (and GitOps tools that read them) tell the operator's changes f
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import logging
 import os
 import secrets
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
@@ -254,21 +255,24 @@ class KubeClient:
         field_selector: str | None = None,
     ) -> list[JsonDict]:
         """LIST objects (all pages)."""
+        selectors = [("labelSelector", label_selector or ""), ("fieldSelector", field_selector or "")]
+        items, _ = await self._pages(kind, namespace, [(key, value) for key, value in selectors if value])
+        return items
+
+    async def list_versioned(self, kind: ResourceKind, namespace: str | None) -> tuple[builtins.list[JsonDict], str]:
+        """LIST every object (all pages) and the list's resourceVersion, where a WATCH of the same objects starts."""
+        return await self._pages(kind, namespace, [])
+
+    async def _pages(self, kind: ResourceKind, namespace: str | None, query: builtins.list[tuple[str, str]]
+                     ) -> tuple[builtins.list[JsonDict], str]:
         items: list[JsonDict] = []
         cont: str | None = None
         while True:
-            query: list[tuple[str, str]] = []
-            if label_selector:
-                query.append(("labelSelector", label_selector))
-            if field_selector:
-                query.append(("fieldSelector", field_selector))
-            if cont:
-                query.append(("continue", cont))
-            data = await self.request("GET", kind.path(namespace), query=query)
+            data = await self.request("GET", kind.path(namespace), query=[*query, *([("continue", cont)] if cont else [])])
             items.extend(data.get("items") or [])
             cont = (data.get("metadata") or {}).get("continue")
             if not cont:
-                return items
+                return items, str((data.get("metadata") or {}).get("resourceVersion") or "")
 
     async def create(self, kind: ResourceKind, body: Mapping[str, Any], namespace: str | None = None) -> JsonDict:
         """POST a new object; Conflict when it already exists."""
@@ -323,6 +327,54 @@ class KubeClient:
         if grace_period_seconds is not None:
             body["gracePeriodSeconds"] = grace_period_seconds
         return cast(JsonDict, await self.request("DELETE", kind.path(namespace, name), body=body))
+
+    async def watch(
+        self, kind: ResourceKind, namespace: str | None, *, resource_version: str, timeout_seconds: int = 300
+    ) -> AsyncIterator[tuple[str, JsonDict]]:
+        """WATCH from `resource_version`: (type, object) pairs until the server ends the stream.
+
+        Types are ADDED, MODIFIED, DELETED and BOOKMARK (asked for: they move the resourceVersion on without
+        an object change). An ERROR event raises its translated status (410 Gone: NotFound's sibling
+        `Expired` is not in our hierarchy, so it is Unavailable with code 410 in the message; callers re-list
+        on any error). The stream holds one connection of the pool for its whole life, so the pool grows by
+        one while it is open instead of starving ordinary requests.
+        """
+        what = f"WATCH {kind.path(namespace)}"
+        query = [("watch", "1"), ("resourceVersion", resource_version), ("allowWatchBookmarks", "true"),
+                 ("timeoutSeconds", str(timeout_seconds))]
+        connector = getattr(getattr(getattr(self._api, "rest_client", None), "pool_manager", None), "connector", None)
+        grow = isinstance(connector, aiohttp.TCPConnector) and connector.limit > 0
+        if grow and isinstance(connector, aiohttp.TCPConnector):
+            connector._limit += 1
+        try:
+            try:
+                response = await self._api.call_api(
+                    kind.path(namespace), "GET", query_params=query, header_params={"Accept": "application/json"},
+                    auth_settings=["BearerToken"], _preload_content=False,
+                    _request_timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._timeout,
+                                                           sock_read=timeout_seconds + self._timeout),
+                )
+            except TimeoutError as exc:
+                raise Timeout(f"{what}: no answer within {self._timeout:.0f}s") from exc
+            except aiohttp.ClientError as exc:
+                raise Unavailable(f"{what}: {type(exc).__name__}: {exc}") from exc
+            async with response:
+                if response.status != 200:
+                    raise translate_status(response.status, await response.read(), what)
+                try:
+                    async for line in response.content:
+                        if not line.strip():
+                            continue
+                        event = json.loads(line)
+                        type_, obj = str(event.get("type")), event.get("object") or {}
+                        if type_ == "ERROR":
+                            raise translate_status(int(obj.get("code") or 500), json.dumps(obj).encode(), what)
+                        yield type_, obj
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    raise Unavailable(f"{what}: stream ended: {type(exc).__name__}: {exc}") from exc
+        finally:
+            if grow and isinstance(connector, aiohttp.TCPConnector):
+                connector._limit -= 1
 
     # -- conveniences used by several runbooks -------------------------------------------------
 

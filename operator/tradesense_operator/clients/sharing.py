@@ -1,8 +1,8 @@
 """Identical reads asked at about the same time share one request.
 
-Why: a thousand ScalingPolicies evaluated in the same round ask Prometheus the same PromQL and the API
-server for the same namespace's autoscalers. A read already in flight is awaited instead of repeated,
-and a good answer is reused for `share_seconds` after it arrived (e.g. half the shortest polling
+Why: a thousand ScalingPolicies evaluated in the same round ask Prometheus the same PromQL (the Kubernetes
+objects they read come from watch caches instead: clients.watch_cache). A read already in flight is
+awaited instead of repeated, and a good answer is reused for `share_seconds` after it arrived (e.g. half the shortest polling
 interval, so no evaluation acts on an answer older than that). Failures are shared only with callers
 already waiting, never kept: the next caller asks again.
 

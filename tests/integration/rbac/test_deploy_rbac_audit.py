@@ -24,15 +24,8 @@ from tradesense_sandbox.kubeapi.rbac import Grant
 from tradesense_sandbox.operator_rbac import all_grants, deploy_rbac
 
 REPO = Path(__file__).resolve().parents[3]
-APP_ROLE = "Role tradesense-operator"
 
-ONLY_OUTSIDE_THE_RBAC_RUNS: dict[Grant, str] = {
-    Grant(APP_ROLE, "list", "apps", "deployments"):
-        "the ScalingPolicy Deployment cache's watch (list, then watch) is being added on another branch; drop "
-        "both entries once a deploy-rbac run exercises it (this test then says so)",
-    Grant(APP_ROLE, "watch", "apps", "deployments"):
-        "see `list deployments` above",
-}
+ONLY_OUTSIDE_THE_RBAC_RUNS: dict[Grant, str] = {}
 
 
 def _used_in_child_run(directory: Path) -> set[Grant]:

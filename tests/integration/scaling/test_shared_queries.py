@@ -19,6 +19,7 @@ from tests.integration.scaling.test_operator_timer import scaling_registry
 from tests.support.waiting import wait_until
 from tradesense_operator.domain.clock import ManualClock
 from tradesense_operator.handlers.scaling import SHARE_QUERIES_SECONDS
+from tradesense_operator.services.scaling.evaluation import STATUS_REFRESH_SECONDS
 from tradesense_sandbox.kubeapi.cluster import EmulatedCluster
 from tradesense_sandbox.runner import run_operator
 from tradesense_sandbox.servers.prometheus import PrometheusServer
@@ -65,7 +66,9 @@ def test_policies_on_one_query_share_one_prometheus_query_per_round(
         first = evaluated()
         time.sleep(SHARE_QUERIES_SECONDS + 0.5)  # the first round's answers are no longer shared
         already = len(logged_prometheus.logged_queries())
-        clock.advance(30)
+        # one polling interval would evaluate without rewriting an unchanged status; past the refresh time the
+        # round's evaluations show in lastEvaluationTime
+        clock.advance(STATUS_REFRESH_SECONDS)
         # scale-down waits for its stabilization window, so only the second round can be compared exactly
         wait_until(lambda: all(evaluated()[n] != first[n] for n in first))
         per_round = Counter(logged_prometheus.logged_queries()[already:])

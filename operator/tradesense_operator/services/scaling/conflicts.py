@@ -4,8 +4,9 @@
 - any other ScalingPolicy on the same Deployment: the OLDEST (creationTimestamp, then name) keeps acting,
   the others stand down — deterministic, so two operator replicas or restarts always agree.
 
-Policies evaluated in the same round may share the namespace's LISTs (`SharedReads`): who scales a
-Deployment is configuration, and a list half a second old answers that as well as a new one.
+Who scales a Deployment is configuration: the operator answers from its watch caches (clients.watch_cache:
+one watch per namespace instead of two LISTs per evaluation); without caches (tests of one evaluation) it
+lists.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ from typing import Any
 
 from tradesense_operator.clients.errors import NotFound
 from tradesense_operator.clients.kube import HPAS, SCALING_POLICIES, JsonDict, KubeClient, ResourceKind
-from tradesense_operator.clients.sharing import SharedReads
-
-NamespaceLists = SharedReads[list[JsonDict]]
+from tradesense_operator.clients.watch_cache import WatchCache
 
 
 def _targets(ref: Mapping[str, Any] | None, deployment: str) -> bool:
@@ -42,12 +41,12 @@ def conflicting_policy(me: Mapping[str, Any], policies: Sequence[Mapping[str, An
 
 
 async def find_conflict(kube: KubeClient, me: Mapping[str, Any], namespace: str, deployment: str,
-                        lists: NamespaceLists | None = None) -> str | None:
+                        caches: Mapping[ResourceKind, WatchCache] | None = None) -> str | None:
     """A sentence naming the other autoscaler of `deployment`, or None when this policy may act."""
-    shared = lists if lists is not None else NamespaceLists(0.0)
 
     async def listed(kind: ResourceKind) -> list[JsonDict]:
-        return await shared.read((kind.plural, namespace), lambda: kube.list(kind, namespace))
+        cache = (caches or {}).get(kind)
+        return await (cache.list(namespace) if cache is not None else kube.list(kind, namespace))
 
     try:
         hpas = await listed(HPAS)

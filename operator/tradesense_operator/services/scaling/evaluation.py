@@ -2,14 +2,22 @@
 
 1. parse and check the spec (a bad field becomes a condition and a Warning Event, nothing else);
 2. paused (`ops.tradesense.io/paused: "true"` on the policy) → no reads of metrics, no writes, condition;
-3. read the Deployment (its spec.replicas is what the scale subresource reports);
+3. read the Deployment (its spec.replicas is what the scale subresource reports) — from the watch cache
+   when the operator runs one (clients.watch_cache), else with a GET;
 4. refuse when an HPA or an older ScalingPolicy scales the same Deployment;
 5. query every metric from Prometheus (concurrently); failures are readings with a reason;
 6. decide (pure, domain.scaling.decision) with the incident floors from the Deployment's annotation;
-7. write replicas through the scale subresource (`kubectl scale`), WORKERS env and the memory limit only
+7. a decision to change replicas is committed to the status first, guarded by the resourceVersion it was
+   decided from (clients.status_writer): a concurrent writer makes it a Conflict, and the evaluation re-reads
+   the policy and decides again from what that writer recorded — it never acts on a stale decision;
+8. write replicas through the scale subresource (`kubectl scale`), WORKERS env and the memory limit only
    when they change — WORKERS before adding replicas and after removing them, so replicas × WORKERS
    stays within the budget during the change;
-8. Event with the reason; status with the bounded histories and the HPA-style conditions.
+9. Event with the reason; status with the bounded histories and the HPA-style conditions — written only
+   when it says something new (`_worth_writing`): a decision, a condition, replicas, a scale event, an error.
+   What changes every round without changing the story (lastEvaluationTime, the metric values, the
+   timestamps of repeated recommendations) is refreshed at most every STATUS_REFRESH_SECONDS; until then the
+   caller keeps the computed status in memory and passes it back as `previous`.
 """
 
 from __future__ import annotations
@@ -30,9 +38,11 @@ from tradesense_operator.api.v1alpha1.scaling import (
     ScalingPolicySpec,
     ScalingPolicyStatus,
 )
-from tradesense_operator.clients.errors import ClientError, NotFound
-from tradesense_operator.clients.kube import DEPLOYMENTS, SCALING_POLICIES, KubeClient, ObjectRef
+from tradesense_operator.clients.errors import ClientError, Conflict, NotFound
+from tradesense_operator.clients.kube import DEPLOYMENTS, SCALING_POLICIES, JsonDict, KubeClient, ObjectRef, ResourceKind
 from tradesense_operator.clients.prometheus import PrometheusPool
+from tradesense_operator.clients.status_writer import write_status
+from tradesense_operator.clients.watch_cache import WatchCache
 from tradesense_operator.domain.clock import Clock
 from tradesense_operator.domain.conditions import get_condition, set_condition
 from tradesense_operator.domain.scaling.decision import ScalingDecision, ScalingInput, Verdict, decide
@@ -43,7 +53,7 @@ from tradesense_operator.domain.scaling.presets import metric_query
 from tradesense_operator.domain.scaling.validation import validate_spec
 from tradesense_operator.domain.scaling.vertical import parse_bytes, recommend_memory_limit
 from tradesense_operator.observability.metrics import OperatorMetrics
-from tradesense_operator.services.scaling.conflicts import NamespaceLists, find_conflict
+from tradesense_operator.services.scaling.conflicts import find_conflict
 from tradesense_operator.services.scaling.workload import (
     ContainerMissing,
     env_value,
@@ -57,6 +67,24 @@ log = logging.getLogger(__name__)
 
 PAUSED_ANNOTATION = "ops.tradesense.io/paused"
 CONDITION_TYPES = ("AbleToScale", "ScalingActive", "ScalingLimited", "FallbackActive")
+STATUS_REFRESH_SECONDS = 60.0  # lastEvaluationTime and metric values are at most this old when nothing else changed
+CONFLICT_ATTEMPTS = 3  # status writes refused with Conflict: re-read and decide again this many times
+
+
+PARSED_REMEMBERED = 10_000  # policies whose parsed spec/status are kept (forgotten all at once beyond)
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """A policy body's spec (or why it is invalid) and stored status, for one resourceVersion."""
+
+    version: str | None
+    spec: ScalingPolicySpec | ValidationError | InvalidScalingSpec
+    status: ScalingPolicyStatus
+
+
+class _Stale(Exception):
+    """The policy changed since the body this evaluation decided from (a status write got Conflict)."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +95,11 @@ class Outcome:
     message: str
     decision: ScalingDecision | None = None
     written: Mapping[str, Any] | None = None
-    """The policy as the API server returned it after this evaluation's status write."""
+    """The policy as the API server returned it after this evaluation's last status write (None: not written)."""
+    status: ScalingPolicyStatus | None = None
+    """The status this evaluation computed, written or not: the caller's `previous` for the next one."""
+    decided_from: Mapping[str, Any] | None = None
+    """The policy body the evaluation decided from (after a Conflict: the one it re-read)."""
 
 
 @dataclass
@@ -77,10 +109,15 @@ class _Context:
     body: Mapping[str, Any]
     namespace: str
     status: ScalingPolicyStatus
+    """What the previous evaluation computed (histories the decision builds on)."""
+    stored: ScalingPolicyStatus
+    """What the API server holds (the last status written): what a write would change."""
     now: datetime
     generation: int | None
     notes: list[str]
+    resource_version: str | None = None
     written: Mapping[str, Any] | None = None
+    computed: ScalingPolicyStatus | None = None
 
 
 def field_of(error: ValidationError) -> str:
@@ -98,13 +135,15 @@ def is_paused(body: Mapping[str, Any]) -> bool:
     return str(annotations.get(PAUSED_ANNOTATION, "")).lower() == "true"
 
 
-def next_evaluation(body: Mapping[str, Any], now: datetime) -> datetime | None:
+def next_evaluation(body: Mapping[str, Any], now: datetime, last_evaluated: datetime | None = None
+                    ) -> datetime | None:
     """When the policy is next due (a time <= now: at once; None: not until the policy is edited).
 
     Due at once: never evaluated, a spec change not yet observed (new generation), or a pause/resume the
     status does not show yet. Not due until edited: paused or invalid, and the status already says so
-    for this generation — nothing but an edit of the policy can change that, and an edit wakes its
-    daemon. Otherwise pollingIntervalSeconds after lastEvaluationTime.
+    for this generation — nothing but an edit of the policy can change that, and an edit is a watch
+    event. Otherwise pollingIntervalSeconds after the last evaluation: `last_evaluated` as the caller
+    remembers it (the status is not written every round), else the status' lastEvaluationTime.
     """
     spec = body.get("spec") or {}
     meta = body.get("metadata") or {}
@@ -120,9 +159,12 @@ def next_evaluation(body: Mapping[str, Any], now: datetime) -> datetime | None:
     if shown == "InvalidSpec":
         return None
     last_text = status.get("lastEvaluationTime")
-    if not isinstance(last_text, str):
+    if last_evaluated is not None:
+        last = last_evaluated
+    elif isinstance(last_text, str):
+        last = datetime.fromisoformat(last_text.replace("Z", "+00:00"))
+    else:
         return now
-    last = datetime.fromisoformat(last_text.replace("Z", "+00:00"))
     return last + timedelta(seconds=float(spec.get("pollingIntervalSeconds", 30)))
 
 
@@ -130,9 +172,11 @@ class ScalingService:
     """Evaluates ScalingPolicies against the Kubernetes API and Prometheus."""
 
     def __init__(self, kube: KubeClient, prometheus: PrometheusPool, clock: Clock, default_prometheus_url: str, *,
-                 metrics: OperatorMetrics | None = None, lists: NamespaceLists | None = None) -> None:
+                 metrics: OperatorMetrics | None = None, caches: Mapping[ResourceKind, WatchCache] | None = None
+                 ) -> None:
         self.kube = kube
-        self.lists = lists
+        self.caches = dict(caches or {})
+        self._parse_memo: dict[tuple[str, str], _Parsed] = {}
         self.prometheus = prometheus
         self.clock = clock
         self.default_prometheus_url = default_prometheus_url
@@ -140,14 +184,31 @@ class ScalingService:
 
     # -- entry point ---------------------------------------------------------------------------
 
-    async def evaluate(self, body: Mapping[str, Any]) -> Outcome:
-        """Evaluate one policy (the body as the API server returned it); counts the outcome in /metrics."""
+    async def evaluate(self, body: Mapping[str, Any], previous: ScalingPolicyStatus | None = None) -> Outcome:
+        """Evaluate one policy (the body as the API server returned it, and the status the previous evaluation
+        computed from that same body if the caller kept it); counts the outcome in /metrics.
+
+        A status write refused with Conflict means someone else wrote the policy since `body`: re-read it and
+        decide again from what they recorded (CONFLICT_ATTEMPTS times, then Conflict)."""
         meta = body.get("metadata") or {}
         labels = (str(meta.get("namespace")), str(meta.get("name")))
-        ctx = _Context(body=body, namespace=str(meta.get("namespace")), status=self._old_status(body),
-                       now=self.clock.now(), generation=meta.get("generation"), notes=[])
         try:
-            outcome = replace(await self._evaluate(ctx), written=ctx.written)
+            for _ in range(CONFLICT_ATTEMPTS):
+                stored = self._parsed(body).status
+                ctx = _Context(body=body, namespace=str(meta.get("namespace")), status=previous or stored,
+                               stored=stored, now=self.clock.now(), generation=(body.get("metadata") or {}).get(
+                                   "generation"), notes=[],
+                               resource_version=(body.get("metadata") or {}).get("resourceVersion"))
+                try:
+                    outcome = await self._evaluate(ctx)
+                except _Stale:
+                    log.info("ScalingPolicy %s/%s changed while it was evaluated; deciding again", *labels)
+                    body, previous = await self.kube.get(SCALING_POLICIES, labels[1], labels[0]), None
+                    continue
+                outcome = replace(outcome, written=ctx.written, status=ctx.computed, decided_from=body)
+                break
+            else:
+                raise Conflict(f"ScalingPolicy {labels[0]}/{labels[1]}: status kept changing while it was evaluated")
         except ClientError:
             if self.metrics is not None:
                 self.metrics.scaling_evaluations.labels(*labels, "Error").inc()
@@ -160,14 +221,12 @@ class ScalingService:
 
     async def _evaluate(self, ctx: _Context) -> Outcome:
         body = ctx.body
-        try:
-            policy = ScalingPolicy.model_validate({k: v for k, v in body.items() if k in ("apiVersion", "kind", "spec")})
-            validate_spec(policy.spec)
-        except ValidationError as exc:
-            return await self._invalid(ctx, field_of(exc), exc.errors()[0]["msg"])
-        except InvalidScalingSpec as exc:
-            return await self._invalid(ctx, exc.field, exc.message)
-        spec = policy.spec
+        parsed = self._parsed(body).spec
+        if isinstance(parsed, ValidationError):
+            return await self._invalid(ctx, field_of(parsed), parsed.errors()[0]["msg"])
+        if isinstance(parsed, InvalidScalingSpec):
+            return await self._invalid(ctx, parsed.field, parsed.message)
+        spec = parsed
         deployment_name = spec.target_ref.name
 
         if is_paused(body):
@@ -176,13 +235,13 @@ class ScalingService:
             return Outcome("Paused", message)
 
         try:
-            deployment = await self.kube.get(DEPLOYMENTS, deployment_name, ctx.namespace)
+            deployment = await self._read(DEPLOYMENTS, ctx.namespace, deployment_name)
         except NotFound:
             message = f"deployment {ctx.namespace}/{deployment_name} not found"
             await self._stand_down(ctx, "FailedGetScale", message, warn=True)
             return Outcome("TargetMissing", message)
 
-        conflict = await find_conflict(self.kube, body, ctx.namespace, deployment_name, self.lists)
+        conflict = await find_conflict(self.kube, body, ctx.namespace, deployment_name, self.caches)
         if conflict is not None:
             await self._stand_down(ctx, "ConflictingAutoscaler", conflict, warn=True)
             return Outcome("Conflict", conflict)
@@ -196,20 +255,48 @@ class ScalingService:
             recommendations=ctx.status.recommendations, scale_events=ctx.status.scale_events,
             consecutive_failures=ctx.status.consecutive_failures, floors=floors,
         ))
+        if decision.changed:  # commit the decision before acting on it (a Conflict: decide again)
+            await self._commit(ctx, self._decided_status(ctx, spec, decision), force=True)
         await self._apply(ctx, spec, deployment, decision)
         await self._write_status(ctx, spec, decision)
         return Outcome("Scaled" if decision.changed else "Unchanged", decision.reason, decision)
 
     # -- steps ---------------------------------------------------------------------------------
 
-    @staticmethod
-    def _old_status(body: Mapping[str, Any]) -> ScalingPolicyStatus:
-        raw = body.get("status") or {}
+    async def _read(self, kind: ResourceKind, namespace: str, name: str) -> JsonDict:
+        cache = self.caches.get(kind)
+        return await (cache.get(namespace, name) if cache is not None else self.kube.get(kind, name, namespace))
+
+    def _remember(self, body: Mapping[str, Any]) -> None:
+        cache = self.caches.get(DEPLOYMENTS)
+        if cache is not None and body:
+            cache.remember(body)
+
+    def _parsed(self, body: Mapping[str, Any]) -> _Parsed:
+        """The body's spec and status as models, parsed once per resourceVersion (a policy evaluated every
+        second is unchanged almost every time; parsing was a good part of an evaluation's CPU)."""
+        meta = body.get("metadata") or {}
+        key = (str(meta.get("namespace")), str(meta.get("name")))
+        version = meta.get("resourceVersion")
+        known = self._parse_memo.get(key)
+        if known is not None and version is not None and known.version == version:
+            return known
+        spec: ScalingPolicySpec | ValidationError | InvalidScalingSpec
         try:
-            return ScalingPolicyStatus.model_validate(raw)
+            spec = ScalingPolicy.model_validate({k: v for k, v in body.items() if k in ("apiVersion", "kind", "spec")}
+                                                ).spec
+            validate_spec(spec)
+        except (ValidationError, InvalidScalingSpec) as exc:
+            spec = exc
+        try:
+            status = ScalingPolicyStatus.model_validate(body.get("status") or {})
         except ValidationError:
             log.warning("ignoring an unreadable ScalingPolicy status; history starts afresh")
-            return ScalingPolicyStatus()
+            status = ScalingPolicyStatus()
+        if len(self._parse_memo) >= PARSED_REMEMBERED:
+            self._parse_memo.clear()
+        parsed = self._parse_memo[key] = _Parsed(None if version is None else str(version), spec, status)
+        return parsed
 
     @staticmethod
     def _floors(deployment: Mapping[str, Any], notes: list[str]) -> list[ScaleFloor]:
@@ -246,7 +333,15 @@ class ScalingService:
         if scaling_up:
             await self._secondary(ctx, "workers", self._apply_workers(ctx, spec, deployment, decision))
         if decision.changed:
-            await self.kube.set_replicas(ctx.namespace, spec.target_ref.name, decision.desired_replicas)
+            try:
+                scale = await self.kube.set_replicas(ctx.namespace, spec.target_ref.name, decision.desired_replicas)
+            except ClientError as exc:
+                await self._retract(ctx, exc)
+                raise
+            # the cache shows our write until the watch does (never decide again from the old count)
+            self._remember({**deployment, "metadata": {**(deployment.get("metadata") or {}), "resourceVersion":
+                            (scale.get("metadata") or {}).get("resourceVersion")},
+                            "spec": {**(deployment.get("spec") or {}), "replicas": decision.desired_replicas}})
             await self._event(ctx, "Normal", "SuccessfulRescale",
                               f"New size: {decision.desired_replicas}; reason: {decision.reason}")
         if not scaling_up:
@@ -271,7 +366,8 @@ class ScalingService:
             return
         wanted = str(decision.workers)
         if env_value(container, spec.workers.env_name) != wanted:
-            await set_env(self.kube, (ctx.namespace, spec.target_ref.name), container, spec.workers.env_name, wanted)
+            self._remember(await set_env(self.kube, (ctx.namespace, spec.target_ref.name), container,
+                                         spec.workers.env_name, wanted))
             ctx.notes.append(f"{spec.workers.env_name}={wanted} per pod for {decision.desired_replicas} replicas")
             await self._event(ctx, "Normal", "WorkersChanged",
                               f"{spec.workers.env_name}={wanted} per pod for {decision.desired_replicas} replicas "
@@ -304,8 +400,8 @@ class ScalingService:
         if recommendation.request is None and request is not None and parse_bytes(str(request)) > recommendation.limit_bytes:
             notes.append(f"vertical: memory request {request} exceeds the recommended limit; not changed")
             return
-        await set_memory_limit(self.kube, (ctx.namespace, spec.target_ref.name), container, recommendation.limit,
-                               recommendation.request)
+        self._remember(await set_memory_limit(self.kube, (ctx.namespace, spec.target_ref.name), container,
+                                              recommendation.limit, recommendation.request))
         await self._event(ctx, "Normal", "VerticalRescale", recommendation.reason)
         notes.append(recommendation.reason)
 
@@ -319,10 +415,20 @@ class ScalingService:
         except ClientError as exc:  # an Event is a courtesy; never fail the evaluation for it
             log.warning("could not record event %s: %s", reason, exc)
 
-    async def _patch_status(self, ctx: _Context, status: ScalingPolicyStatus) -> None:
+    async def _commit(self, ctx: _Context, status: ScalingPolicyStatus, *, force: bool = False) -> None:
+        """Keep `status` as the computed one; write it when it says something new, the stored one is older than
+        STATUS_REFRESH_SECONDS, or `force`. The write carries the resourceVersion decided from: _Stale on Conflict."""
+        ctx.computed = status
+        if not (force or _worth_writing(ctx.stored, status, ctx.now)):
+            return
         meta = ctx.body.get("metadata") or {}
-        ctx.written = await self.kube.patch(SCALING_POLICIES, str(meta.get("name")), {"status": status.to_api()},
-                                            str(meta.get("namespace")), subresource="status")
+        try:
+            written = await write_status(self.kube, SCALING_POLICIES, ctx.namespace, str(meta.get("name")), status,
+                                         resource_version=ctx.resource_version)
+        except Conflict as exc:
+            raise _Stale from exc
+        ctx.written, ctx.stored = written, status
+        ctx.resource_version = (written.get("metadata") or {}).get("resourceVersion")
 
     @staticmethod
     def _conditions(old: Sequence[Condition], verdicts: Mapping[str, Verdict], now: datetime,
@@ -333,6 +439,21 @@ class ScalingService:
                                        message=verdict.message, now=now, observed_generation=generation)
         return conditions
 
+    async def _retract(self, ctx: _Context, error: ClientError) -> None:
+        """The committed scale was not applied: say so, and drop its scale event (it would hold back the next
+        scale under the rate policies). Best effort: the evaluation fails with `error` either way."""
+        committed = ctx.stored
+        conditions = self._conditions(committed.conditions, {
+            "AbleToScale": Verdict(False, "FailedUpdateScale", f"the replica count could not be written: {error}"),
+        }, ctx.now, ctx.generation)
+        retracted = committed.model_copy(update={
+            "conditions": conditions, "desired_replicas": committed.current_replicas,
+            "scale_events": list(ctx.status.scale_events), "last_scale_time": ctx.status.last_scale_time})
+        try:
+            await self._commit(ctx, retracted, force=True)
+        except (_Stale, ClientError) as exc:
+            log.warning("could not record the failed rescale of %s: %s", ctx.body.get("metadata", {}).get("name"), exc)
+
     async def _stand_down(self, ctx: _Context, reason: str, message: str, *, warn: bool = False) -> None:
         """No scaling this time: AbleToScale and ScalingActive False with the reason; Event on the transition."""
         previous = get_condition(ctx.status.conditions, "AbleToScale")
@@ -342,7 +463,7 @@ class ScalingService:
         }, ctx.now, ctx.generation)
         updated = ctx.status.model_copy(update={"conditions": conditions, "last_evaluation_time": ctx.now,
                                                 "observed_generation": ctx.generation})
-        await self._patch_status(ctx, updated)
+        await self._commit(ctx, updated)
         if previous is None or previous.reason != reason or previous.message != message:
             await self._event(ctx, "Warning" if warn else "Normal", reason, message)
 
@@ -352,11 +473,20 @@ class ScalingService:
         return Outcome("Invalid", text)
 
     async def _write_status(self, ctx: _Context, spec: ScalingPolicySpec, decision: ScalingDecision) -> None:
+        previous_fallback = get_condition(ctx.status.conditions, "FallbackActive")
+        await self._commit(ctx, self._decided_status(ctx, spec, decision))
+        was_active = previous_fallback is not None and previous_fallback.status.value == "True"
+        if decision.fallback_active.status and not was_active:
+            await self._event(ctx, "Warning", "FallbackActive", decision.fallback_active.message)
+        elif not decision.fallback_active.status and was_active:
+            await self._event(ctx, "Normal", "MetricsRecovered", "metrics readable again; fallback ended")
+
+    def _decided_status(self, ctx: _Context, spec: ScalingPolicySpec, decision: ScalingDecision
+                        ) -> ScalingPolicyStatus:
         old = ctx.status
         limited = decision.scaling_limited
         if ctx.notes:
             limited = Verdict(limited.status, limited.reason, "; ".join([limited.message, *ctx.notes]))
-        previous_fallback = get_condition(old.conditions, "FallbackActive")
         conditions = self._conditions(old.conditions, {
             "AbleToScale": decision.able_to_scale,
             "ScalingActive": decision.scaling_active,
@@ -364,7 +494,7 @@ class ScalingService:
             "FallbackActive": decision.fallback_active,
         }, ctx.now, ctx.generation)
         by_name = {m.name: m for m in spec.metrics}
-        status = ScalingPolicyStatus(
+        return ScalingPolicyStatus(
             current_replicas=decision.current_replicas,
             desired_replicas=decision.desired_replicas,
             last_scale_time=ctx.now if decision.changed else old.last_scale_time,
@@ -380,9 +510,20 @@ class ScalingService:
             observed_generation=ctx.generation,
             conditions=conditions,
         )
-        await self._patch_status(ctx, status)
-        was_active = previous_fallback is not None and previous_fallback.status.value == "True"
-        if decision.fallback_active.status and not was_active:
-            await self._event(ctx, "Warning", "FallbackActive", decision.fallback_active.message)
-        elif not decision.fallback_active.status and was_active:
-            await self._event(ctx, "Normal", "MetricsRecovered", "metrics readable again; fallback ended")
+
+
+def _story(status: ScalingPolicyStatus) -> tuple[Any, ...]:
+    """What a reader of the status learns from it, without what moves every round anyway (the evaluation time,
+    the metric values, the timestamps of recommendations that repeat the same replica counts). Compared as
+    models, not serialised: this runs for every policy every round."""
+    return (status.current_replicas, status.desired_replicas, status.last_scale_time,
+            [(m.name, m.target, m.recommendation, m.error) for m in status.current_metrics],
+            [r.replicas for r in status.recommendations], status.scale_events, status.consecutive_failures,
+            status.observed_generation, status.conditions)
+
+
+def _worth_writing(stored: ScalingPolicyStatus, status: ScalingPolicyStatus, now: datetime) -> bool:
+    """Whether `status` tells a reader something `stored` does not, or `stored` is due for its refresh."""
+    if stored.last_evaluation_time is None or _story(stored) != _story(status):
+        return True
+    return (now - stored.last_evaluation_time).total_seconds() >= STATUS_REFRESH_SECONDS

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tradesense_operator.clients.kube import DEPLOYMENTS, KubeClient
+from tradesense_operator.clients.kube import DEPLOYMENTS, JsonDict, KubeClient
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,10 @@ def _base(container: ContainerRef) -> tuple[str, list[dict[str, Any]]]:
     return path, [{"op": "test", "path": f"{path}/name", "value": container.name}]
 
 
-async def set_env(kube: KubeClient, target: tuple[str, str], container: ContainerRef, name: str, value: str) -> None:
-    """Set one env var to a literal value (`kubectl set env deployment/x NAME=value`); target = (namespace, name)."""
+async def set_env(kube: KubeClient, target: tuple[str, str], container: ContainerRef, name: str, value: str
+                  ) -> JsonDict:
+    """Set one env var to a literal value (`kubectl set env deployment/x NAME=value`); target = (namespace, name).
+    Returns the Deployment as the API server stored it."""
     path, ops = _base(container)
     env = list(container.body.get("env") or [])
     index = next((i for i, item in enumerate(env) if item.get("name") == name), None)
@@ -67,13 +69,14 @@ async def set_env(kube: KubeClient, target: tuple[str, str], container: Containe
     else:
         ops.append({"op": "replace", "path": f"{path}/env/{index}", "value": {"name": name, "value": value}})
     namespace, deployment = target
-    await kube.patch(DEPLOYMENTS, deployment, ops, namespace, patch_type="json")
+    return await kube.patch(DEPLOYMENTS, deployment, ops, namespace, patch_type="json")
 
 
 async def set_memory_limit(
     kube: KubeClient, target: tuple[str, str], container: ContainerRef, limit: str, request: str | None = None
-) -> None:
-    """Set resources.limits.memory, and requests.memory when given (`kubectl set resources`), in one patch."""
+) -> JsonDict:
+    """Set resources.limits.memory, and requests.memory when given (`kubectl set resources`), in one patch.
+    Returns the Deployment as the API server stored it."""
     path, ops = _base(container)
     resources = container.body.get("resources")
     wanted = {"limits": limit, **({"requests": request} if request is not None else {})}
@@ -87,4 +90,4 @@ async def set_memory_limit(
             else:  # JSON-patch add replaces an existing key
                 ops.append({"op": "add", "path": f"{path}/resources/{section}/memory", "value": value})
     namespace, deployment = target
-    await kube.patch(DEPLOYMENTS, deployment, ops, namespace, patch_type="json")
+    return await kube.patch(DEPLOYMENTS, deployment, ops, namespace, patch_type="json")

@@ -1,0 +1,38 @@
+"""The one way the operator writes a custom resource's status: a merge patch of the status subresource that
+carries the resourceVersion the new status was computed from.
+
+Why resourceVersion: a writer that decided from an older object (a stale ex-leader, a second operator, a
+stale cached body) gets a Conflict instead of silently overwriting what another writer recorded; the caller
+re-reads and decides again. Why explicit nulls: under a merge patch an omitted field is kept, so a field that
+became empty (a released lock, a cleared lastScaleTime) must be sent as null to be cleared. Lists replace
+wholesale under a merge patch, so the whole operator-owned status is sent.
+
+Owns the wire form of the write; must not decide what the status says.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from tradesense_operator.clients.kube import JsonDict, KubeClient, ResourceKind
+
+
+def status_merge_patch(status: BaseModel) -> dict[str, Any]:
+    """The status as the API stores it (aliases, JSON values), with explicit nulls for empty top-level fields."""
+    wire: dict[str, Any] = status.model_dump(by_alias=True, exclude_none=True, mode="json")
+    for name, info in type(status).model_fields.items():
+        if getattr(status, name) is None:
+            wire[info.alias or name] = None
+    return wire
+
+
+async def write_status(kube: KubeClient, kind: ResourceKind, namespace: str, name: str, status: BaseModel, *,
+                       resource_version: str | None) -> JsonDict:
+    """Persist `status` if the object is still at `resource_version` (None: unconditionally); returns the object
+    as the API server stored it. Conflict when it moved on since that read."""
+    body: dict[str, Any] = {"status": status_merge_patch(status)}
+    if resource_version:
+        body["metadata"] = {"resourceVersion": resource_version}
+    return await kube.patch(kind, name, body, namespace, subresource="status")
