@@ -233,3 +233,13 @@ def test_archiving_condition(health: ArchiverHealth, status: bool, reason: str) 
     got = archiving_condition(health, warning_seconds=60, warning_bytes=10**6)
     assert got[:2] == (status, reason)
     assert got[2]
+
+
+def test_archiving_condition_names_the_policys_lag_limit() -> None:
+    behind = ArchiverHealth(True, True, lag_bytes=10, lag_seconds=1000.0)
+    ok, reason, message = archiving_condition(behind, warning_seconds=60, warning_bytes=10**6, limit_seconds=900)
+    assert (ok, reason) == (False, "FallingBehind")
+    assert "beyond the policy's limit of 900s" in message
+    _, _, warning = archiving_condition(ArchiverHealth(True, True, lag_bytes=10, lag_seconds=120.0),
+                                        warning_seconds=60, warning_bytes=10**6, limit_seconds=900)
+    assert "limit" not in warning

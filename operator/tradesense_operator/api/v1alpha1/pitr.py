@@ -42,8 +42,10 @@ class PointInTimeSpec(ApiModel):
                                    description="Base backups kept; WAL older than the oldest kept one is deleted.")
     lag_warning_seconds: int = Field(default=60, ge=1, le=86400,
                                      description="WALArchiving turns False (FallingBehind) beyond this lag.")
-    lag_critical_seconds: int = Field(default=900, ge=2, le=604800,
-                                      description="Lag the alert rule treats as critical.")
+    lag_critical_seconds: int = Field(
+        default=900, ge=2, le=604800,
+        description="The policy's RPO limit: beyond it WALArchiving says so and TradeSenseWALArchiveBehind fires "
+                    "(exported as tradesense_operator_wal_archive_max_lag_seconds, which the alert compares against).")
     lag_warning_bytes: int = Field(default=256 * 1024 * 1024, ge=1,
                                    description="WALArchiving turns False (FallingBehind) beyond this many bytes.")
     verify_schedule: str | None = Field(

@@ -312,9 +312,13 @@ class ArchiverHealth:
 
 
 def archiving_condition(
-    health: ArchiverHealth, *, warning_seconds: float, warning_bytes: int
+    health: ArchiverHealth, *, warning_seconds: float, warning_bytes: int, limit_seconds: float | None = None
 ) -> tuple[bool, str, str]:
-    """(status, reason, message) of WALArchiving; the most severe cause wins."""
+    """(status, reason, message) of WALArchiving; the most severe cause wins.
+
+    `limit_seconds` is the policy's RPO limit (lagCriticalSeconds): a lag beyond it is still FallingBehind,
+    but the message says the limit is exceeded, which is what the alert on the exported limit pages for.
+    """
     extra = f": {health.detail}" if health.detail else ""
     if health.storage_full:
         return False, "StorageFull", f"the archive storage is full; WAL accumulates on the server's slot{extra}"
@@ -327,8 +331,10 @@ def archiving_condition(
         return False, "Stopped", f"pg_receivewal is not running{extra}"
     if health.gaps:
         return False, "Gap", f"WAL missing from the archive: {', '.join(g.describe() for g in health.gaps)}"
+    behind = (f"archive is {health.lag_seconds or 0:.0f}s and {health.lag_bytes or 0} bytes behind the server")
+    if limit_seconds is not None and health.lag_seconds is not None and health.lag_seconds > limit_seconds:
+        return False, "FallingBehind", f"{behind}: beyond the policy's limit of {limit_seconds:.0f}s (lagCriticalSeconds)"
     if (health.lag_seconds is not None and health.lag_seconds > warning_seconds) or (
             health.lag_bytes is not None and health.lag_bytes > warning_bytes):
-        return False, "FallingBehind", (f"archive is {health.lag_seconds or 0:.0f}s and {health.lag_bytes or 0} bytes "
-                                        f"behind the server (thresholds {warning_seconds:.0f}s, {warning_bytes} bytes)")
+        return False, "FallingBehind", f"{behind} (thresholds {warning_seconds:.0f}s, {warning_bytes} bytes)"
     return True, "Streaming", "WAL is streaming into the archive"
