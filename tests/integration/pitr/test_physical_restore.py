@@ -1,0 +1,184 @@
+"""The physical point-in-time restore (`pointInTime.restore.mode: physical`) of the restore-database runbook's
+restore step, on the emulated API and a real PostgreSQL 15 archive.
+
+The step stops the database Deployment, creates the restore Job and waits; the test then runs the Job's own
+command line for real (the operator's CLI) against a directory that plays the database's PVC, marks the Job
+complete, and starts PostgreSQL on that directory where the step expects the database. The step brings the
+Deployment back and verifies; the rows committed before T are there, none begun after T, and the damaged
+data directory is kept aside. Kill point: an operator restarted while the Job runs (with or without the
+checkpoint saying it created the Job) adopts that Job and never creates a second one; re-running the Job's
+command after it finished changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.pitr.conftest import LABEL, RUN_AS, Writer, corrupted_after_target, ids
+from tradesense_operator.api.v1alpha1.incident import PlannedStep, TradeSenseIncidentSpec
+from tradesense_operator.clients.kube import KubeClient, ObjectRef
+from tradesense_operator.clients.pginstance import LocalServer, chown_tree, free_port
+from tradesense_operator.clients.storage import FilesystemStore
+from tradesense_operator.config import Settings
+from tradesense_operator.domain.runbooks import resolve_plan
+from tradesense_operator.services.backups import jobs, pitr_restore
+from tradesense_operator.services.backups.wal_archiver import WalArchiver
+from tradesense_operator.services.runtime import Runtime
+from tradesense_operator.services.step_adapters.base import Outcome, StepContext, StepResult
+from tradesense_operator.services.step_adapters.registry import ACTIONS
+from tradesense_sandbox.kubeapi.cluster import EmulatedCluster
+from tradesense_sandbox.servers.postgres import ThrowawayPostgres
+from tradesense_sandbox.tradesense_namespace import deployment
+
+pytestmark = pytest.mark.slow
+
+API = "ops.tradesense.io/v1alpha1"
+
+
+class Step:
+    """Invokes one planned step's action like the engine: the checkpoint survives, the Runtime may not."""
+
+    def __init__(self, runtime: Runtime, spec: TradeSenseIncidentSpec, step: PlannedStep) -> None:
+        self.runtime, self.spec, self.step = runtime, spec, step
+        self.checkpoint: dict[str, str] = {}
+        self.incident = ObjectRef(API, "TradeSenseIncident", "corruption", spec.target.namespace, uid="u-1")
+
+    def context(self) -> StepContext:
+        async def save(values: Mapping[str, str]) -> None:
+            self.checkpoint.update(values)
+
+        return StepContext(self.runtime, self.incident, self.spec, self.step, 1, dict(self.checkpoint), save)
+
+    async def once(self) -> StepResult:
+        return await ACTIONS[self.step.action].run(self.context())
+
+    async def until(self, done: Any, timeout: float = 30.0) -> StepResult:
+        deadline = time.monotonic() + timeout
+        while True:
+            result = await self.once()
+            if done(result) or time.monotonic() > deadline:
+                return result
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def runtime(kubeconfig_path: Path) -> AsyncIterator[Runtime]:
+    rt = Runtime(kube=await KubeClient.from_kubeconfig(str(kubeconfig_path)),
+                 settings=Settings(step_poll_seconds=0.05))
+    yield rt
+    await rt.aclose()
+
+
+def restore_jobs(cluster: EmulatedCluster, ns: str) -> list[dict[str, Any]]:
+    return [j for j in cluster.list("batch/v1", "Job", ns)
+            if j["metadata"]["labels"].get(jobs.RESTORE_LABEL) == "true"]
+
+
+def run_job_command(job: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """What the Job's container runs (`tradesense-operator <args>`), here as a local process."""
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    return subprocess.run([sys.executable, "-m", "tradesense_operator", *args], capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
+async def test_physical_restore_to_time_through_a_job(
+    kube_cluster: EmulatedCluster, test_namespace: str, kubeconfig_path: Path, runtime: Runtime, *,
+    source: ThrowawayPostgres, store: FilesystemStore, archiver: WalArchiver, writer: Writer, tmp_path: Path,
+    restore_dir: Path,
+) -> None:
+    cluster, ns = kube_cluster, test_namespace
+    cluster.pod_ready_delay = 0.05
+    cluster.create(deployment(ns, "postgres", 1))
+    volume = restore_dir / "volume"  # plays the database's PVC, mounted at the same path in the Job
+    data_dir = volume / "pgdata"
+    data_dir.mkdir(parents=True)
+    (data_dir / "PG_VERSION").write_text("15\n")  # the damaged database the restore replaces
+    workdir = restore_dir / "work"  # where the restored server's socket will be: the policy's host
+    workdir.mkdir()
+    port = free_port()
+    cluster.create({
+        "apiVersion": API, "kind": "BackupPolicy", "metadata": {"name": LABEL, "namespace": ns},
+        "spec": {"database": {"host": str(workdir / "sock"), "port": port, "database": "postgres",
+                              "user": "postgres", "sslmode": "disable"},
+                 "storage": {"filesystem": {"path": str(store.root)}},
+                 "jobImage": "tradesense-operator:dev", "jobVolumeClaimName": "backups",
+                 "pointInTime": {"restore": {"mode": "physical", "volumeClaimName": "pgdata",
+                                             "mountPath": str(volume), "dataDirectory": str(data_dir),
+                                             "workload": {"kind": "Deployment", "name": "postgres"}}}},
+    })
+
+    _, target = await asyncio.to_thread(corrupted_after_target, source, store, archiver, writer, tmp_path / "bb")
+
+    spec = TradeSenseIncidentSpec.model_validate({
+        "runbook": "restore-database", "target": {"namespace": ns},
+        "parameters": {"backupPolicy": LABEL, "targetTime": target.isoformat()}})
+    plan = {s.id: s for s in resolve_plan(spec)}
+    found = await Step(runtime, spec, plan["find-clean-backup"]).once()
+    assert found.outcome is Outcome.DONE
+    assert "WAL segments" in found.evidence["plan"]
+    assert restore_jobs(cluster, ns) == []  # planning moves nothing
+    step = Step(runtime, spec, plan["restore"])
+    assert "stop deployment/postgres" in await ACTIONS[step.step.action].describe(step.context())
+
+    waiting = await step.until(lambda r: bool(restore_jobs(cluster, ns)))
+    assert waiting.outcome is Outcome.WAITING
+    assert cluster.get("apps/v1", "Deployment", "postgres", ns)["spec"]["replicas"] == 0
+    assert cluster.list("v1", "Pod", ns, label_selector="app=postgres") == []  # stopped before the Job
+    assert step.checkpoint["dbReplicas"] == "1"
+    [job] = restore_jobs(cluster, ns)
+    pod = job["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsUser"] == 999
+    assert {"name": "pgdata", "persistentVolumeClaim": {"claimName": "pgdata"}} in pod["volumes"]
+    assert {"name": "pgdata", "mountPath": str(volume)} in pod["containers"][0]["volumeMounts"]
+
+    # kill point: the operator restarts while the Job runs — once with the checkpoint, once as if it had died
+    # between creating the Job and recording it; both times it adopts the Job and creates no other
+    restarted = Runtime(kube=await KubeClient.from_kubeconfig(str(kubeconfig_path)),
+                        settings=Settings(step_poll_seconds=0.05))
+    try:
+        step.runtime = restarted
+        assert (await step.once()).outcome is Outcome.WAITING
+        step.checkpoint.pop("jobCreated")
+        again = await step.once()
+        assert again.outcome is Outcome.WAITING
+        assert "running" in again.message
+        assert [j["metadata"]["uid"] for j in restore_jobs(cluster, ns)] == [job["metadata"]["uid"]]
+
+        done = run_job_command(job)  # the Job's pod, for real, against the "PVC"
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["plan"]["target"] == target.isoformat()
+        rerun = run_job_command(job)  # a re-run of the finished Job does nothing
+        assert rerun.returncode == 0, rerun.stderr
+        assert "alreadyPrepared" in json.loads(rerun.stdout)
+        aside = pitr_restore.set_aside_path(data_dir, step.incident.uid + "/restore")
+        assert (aside / "PG_VERSION").read_text() == "15\n"  # the damaged directory is kept, not deleted
+        cluster.patch("batch/v1", "Job", job["metadata"]["name"], {"status": {"succeeded": 1, "conditions": [
+            {"type": "Complete", "status": "True"}]}}, ns, subresource="status")
+
+        starting = await step.until(lambda r: "accept connections" in r.message)
+        assert starting.outcome is Outcome.WAITING
+        assert cluster.get("apps/v1", "Deployment", "postgres", ns)["spec"]["replicas"] == 1
+        if RUN_AS:  # the Job wrote as the database's uid; here the test ran it as root
+            chown_tree(restore_dir, RUN_AS)
+        server = LocalServer(data_dir, workdir, run_as=RUN_AS, port=port)  # the database pod starting
+        server.start()
+        try:
+            result = await step.until(lambda r: r.outcome is not Outcome.WAITING, timeout=120)
+            assert result.outcome is Outcome.DONE, f"{result.message}\n{server.log_text()[-2000:]}"
+            restored = ids(server.dsn())
+            assert result.evidence["rows.public.trades"] == str(len(restored))
+            writer.assert_restored_to(target, restored)
+        finally:
+            server.stop()
+    finally:
+        await restarted.aclose()
+    assert len(restore_jobs(cluster, ns)) == 1
