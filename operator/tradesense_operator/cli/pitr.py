@@ -34,6 +34,10 @@ def add_restore_flags(parser: argparse.ArgumentParser) -> None:
     target.add_argument("--target-time", help="restore to this moment (ISO 8601 with zone, e.g. 2024-01-16T14:03Z)")
     target.add_argument("--target-lsn", help="restore to this WAL position (e.g. 0/3000060)")
     target.add_argument("--latest", action="store_true", help="restore to the newest archived moment")
+    target.add_argument("--without-target", action="store_true",
+                        help="with --in-place: after PostgreSQL stopped with 'recovery ended before configured "
+                             "recovery target was reached', replay all fetched WAL instead (no archived commit "
+                             "follows the target, so that is the target's state)")
     group.add_argument("--data-dir", type=Path, help="fresh PostgreSQL data directory to restore into")
     group.add_argument("--wal-dir", type=Path, help="where fetched WAL is kept for replay (default: <data-dir>.wal)")
     group.add_argument("--dry-run", action="store_true", help="print the plan only")
@@ -45,7 +49,7 @@ def add_restore_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def wants_point_in_time(args: argparse.Namespace) -> bool:
-    return bool(args.target_time or args.target_lsn or args.latest)
+    return bool(args.target_time or args.target_lsn or args.latest or args.without_target)
 
 
 def _plan_json(plan: RestorePlan) -> dict[str, object]:
@@ -62,6 +66,8 @@ def _plan_json(plan: RestorePlan) -> dict[str, object]:
 
 def restore_point(args: argparse.Namespace, store: BackupStore) -> int:
     """Plan, and unless --dry-run prepare (and with --recover replay) a point-in-time restore."""
+    if args.without_target and not args.in_place:
+        raise PitrUsageError("--without-target: only with --in-place (the scratch restore handles it itself)")
     if not args.label:
         raise PitrUsageError("--label: the policy's label is required for a point-in-time restore")
     try:
@@ -72,6 +78,12 @@ def restore_point(args: argparse.Namespace, store: BackupStore) -> int:
     if args.in_place:
         if not args.stamp or args.data_dir is None or args.dry_run:
             raise PitrUsageError("--in-place: needs --stamp and --data-dir (and no --dry-run)")
+        if args.without_target:
+            data_dir = args.data_dir.resolve()
+            wal_dir = (args.wal_dir or data_dir.with_name(data_dir.name + ".wal")).resolve()
+            changed = pitr_restore.drop_target_in_place(data_dir, wal_dir, args.stamp)
+            print(json.dumps({"dataDir": str(data_dir), "targetDropped": changed}, indent=1))
+            return 0
         done = pitr_restore.prepared_by(args.data_dir.resolve())
         if done is not None and done.get("stamp") == args.stamp:
             print(json.dumps({"alreadyPrepared": done}, indent=1))

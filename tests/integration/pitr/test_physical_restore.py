@@ -17,20 +17,32 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.pitr.conftest import LABEL, RUN_AS, Writer, corrupted_after_target, ids
+from tests.integration.pitr.conftest import (
+    LABEL,
+    RUN_AS,
+    Writer,
+    corrupted_after_target,
+    ids,
+    target_of,
+    tick_until,
+)
 from tradesense_operator.api.v1alpha1.incident import PlannedStep, TradeSenseIncidentSpec
 from tradesense_operator.clients.kube import KubeClient, ObjectRef
 from tradesense_operator.clients.pginstance import LocalServer, chown_tree, free_port
 from tradesense_operator.clients.storage import FilesystemStore
 from tradesense_operator.config import Settings
+from tradesense_operator.domain.clock import SystemClock
 from tradesense_operator.domain.runbooks import resolve_plan
 from tradesense_operator.services.backups import jobs, pitr_restore
+from tradesense_operator.services.backups.base_backup import take_base_backup
 from tradesense_operator.services.backups.wal_archiver import WalArchiver
 from tradesense_operator.services.runtime import Runtime
 from tradesense_operator.services.step_adapters.base import Outcome, StepContext, StepResult
@@ -78,6 +90,77 @@ async def runtime(kubeconfig_path: Path) -> AsyncIterator[Runtime]:
     await rt.aclose()
 
 
+@dataclass
+class VolumeDatabase:
+    """The database Deployment, its "PVC" (a local directory mounted at the same path in the Job) and the
+    BackupPolicy naming both; `start()` starts PostgreSQL on the volume where the policy expects it."""
+
+    cluster: EmulatedCluster
+    namespace: str
+    volume: Path
+    workdir: Path
+    port: int
+    server: LocalServer | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        return self.volume / "pgdata"
+
+    def start(self) -> LocalServer:
+        if RUN_AS:  # the Job wrote as the database's uid; here the test ran it as root
+            chown_tree(self.volume.parent, RUN_AS)
+        self.server = LocalServer(self.data_dir, self.workdir, run_as=RUN_AS, port=self.port)
+        self.server.start()
+        return self.server
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+    def complete(self, job: dict[str, Any]) -> None:
+        """The Job's pod ran `job`'s command; mark the Job complete as the Job controller would."""
+        done = run_job_command(job)
+        assert done.returncode == 0, done.stderr
+        self.cluster.patch("batch/v1", "Job", job["metadata"]["name"], {"status": {"succeeded": 1, "conditions": [
+            {"type": "Complete", "status": "True"}]}}, self.namespace, subresource="status")
+
+    def replicas(self) -> int:
+        return int(self.cluster.get("apps/v1", "Deployment", "postgres", self.namespace)["spec"]["replicas"])
+
+
+@pytest.fixture
+def database(kube_cluster: EmulatedCluster, test_namespace: str, store: FilesystemStore,
+             restore_dir: Path) -> Iterator[VolumeDatabase]:
+    cluster, ns = kube_cluster, test_namespace
+    cluster.pod_ready_delay = 0.05
+    cluster.create(deployment(ns, "postgres", 1))
+    db = VolumeDatabase(cluster, ns, restore_dir / "volume", restore_dir / "work", free_port())
+    db.data_dir.mkdir(parents=True)
+    (db.data_dir / "PG_VERSION").write_text("15\n")  # the damaged database the restore replaces
+    db.workdir.mkdir()
+    cluster.create({
+        "apiVersion": API, "kind": "BackupPolicy", "metadata": {"name": LABEL, "namespace": ns},
+        "spec": {"database": {"host": str(db.workdir / "sock"), "port": db.port, "database": "postgres",
+                              "user": "postgres", "sslmode": "disable"},
+                 "storage": {"filesystem": {"path": str(store.root)}},
+                 "jobImage": "tradesense-operator:dev", "jobVolumeClaimName": "backups",
+                 "pointInTime": {"restore": {"mode": "physical", "volumeClaimName": "pgdata",
+                                             "mountPath": str(db.volume), "dataDirectory": str(db.data_dir),
+                                             "workload": {"kind": "Deployment", "name": "postgres"}}}},
+    })
+    yield db
+    db.stop()
+
+
+def restore_step(runtime: Runtime, ns: str, target: str) -> tuple[Step, Step]:
+    """(find-clean-backup, restore) of the restore-database runbook aimed at `target`."""
+    spec = TradeSenseIncidentSpec.model_validate({
+        "runbook": "restore-database", "target": {"namespace": ns},
+        "parameters": {"backupPolicy": LABEL, "targetTime": target}})
+    plan = {s.id: s for s in resolve_plan(spec)}
+    return Step(runtime, spec, plan["find-clean-backup"]), Step(runtime, spec, plan["restore"])
+
+
 def restore_jobs(cluster: EmulatedCluster, ns: str) -> list[dict[str, Any]]:
     return [j for j in cluster.list("batch/v1", "Job", ns)
             if j["metadata"]["labels"].get(jobs.RESTORE_LABEL) == "true"]
@@ -93,52 +176,28 @@ def run_job_command(job: dict[str, Any]) -> subprocess.CompletedProcess[str]:
 async def test_physical_restore_to_time_through_a_job(
     kube_cluster: EmulatedCluster, test_namespace: str, kubeconfig_path: Path, runtime: Runtime, *,
     source: ThrowawayPostgres, store: FilesystemStore, archiver: WalArchiver, writer: Writer, tmp_path: Path,
-    restore_dir: Path,
+    database: VolumeDatabase,
 ) -> None:
-    cluster, ns = kube_cluster, test_namespace
-    cluster.pod_ready_delay = 0.05
-    cluster.create(deployment(ns, "postgres", 1))
-    volume = restore_dir / "volume"  # plays the database's PVC, mounted at the same path in the Job
-    data_dir = volume / "pgdata"
-    data_dir.mkdir(parents=True)
-    (data_dir / "PG_VERSION").write_text("15\n")  # the damaged database the restore replaces
-    workdir = restore_dir / "work"  # where the restored server's socket will be: the policy's host
-    workdir.mkdir()
-    port = free_port()
-    cluster.create({
-        "apiVersion": API, "kind": "BackupPolicy", "metadata": {"name": LABEL, "namespace": ns},
-        "spec": {"database": {"host": str(workdir / "sock"), "port": port, "database": "postgres",
-                              "user": "postgres", "sslmode": "disable"},
-                 "storage": {"filesystem": {"path": str(store.root)}},
-                 "jobImage": "tradesense-operator:dev", "jobVolumeClaimName": "backups",
-                 "pointInTime": {"restore": {"mode": "physical", "volumeClaimName": "pgdata",
-                                             "mountPath": str(volume), "dataDirectory": str(data_dir),
-                                             "workload": {"kind": "Deployment", "name": "postgres"}}}},
-    })
-
+    cluster, ns, db = kube_cluster, test_namespace, database
     _, target = await asyncio.to_thread(corrupted_after_target, source, store, archiver, writer, tmp_path / "bb")
 
-    spec = TradeSenseIncidentSpec.model_validate({
-        "runbook": "restore-database", "target": {"namespace": ns},
-        "parameters": {"backupPolicy": LABEL, "targetTime": target.isoformat()}})
-    plan = {s.id: s for s in resolve_plan(spec)}
-    found = await Step(runtime, spec, plan["find-clean-backup"]).once()
+    find, step = restore_step(runtime, ns, target.isoformat())
+    found = await find.once()
     assert found.outcome is Outcome.DONE
     assert "WAL segments" in found.evidence["plan"]
     assert restore_jobs(cluster, ns) == []  # planning moves nothing
-    step = Step(runtime, spec, plan["restore"])
     assert "stop deployment/postgres" in await ACTIONS[step.step.action].describe(step.context())
 
     waiting = await step.until(lambda r: bool(restore_jobs(cluster, ns)))
     assert waiting.outcome is Outcome.WAITING
-    assert cluster.get("apps/v1", "Deployment", "postgres", ns)["spec"]["replicas"] == 0
+    assert db.replicas() == 0
     assert cluster.list("v1", "Pod", ns, label_selector="app=postgres") == []  # stopped before the Job
     assert step.checkpoint["dbReplicas"] == "1"
     [job] = restore_jobs(cluster, ns)
     pod = job["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsUser"] == 999
     assert {"name": "pgdata", "persistentVolumeClaim": {"claimName": "pgdata"}} in pod["volumes"]
-    assert {"name": "pgdata", "mountPath": str(volume)} in pod["containers"][0]["volumeMounts"]
+    assert {"name": "pgdata", "mountPath": str(db.volume)} in pod["containers"][0]["volumeMounts"]
 
     # kill point: the operator restarts while the Job runs — once with the checkpoint, once as if it had died
     # between creating the Job and recording it; both times it adopts the Job and creates no other
@@ -153,32 +212,70 @@ async def test_physical_restore_to_time_through_a_job(
         assert "running" in again.message
         assert [j["metadata"]["uid"] for j in restore_jobs(cluster, ns)] == [job["metadata"]["uid"]]
 
-        done = run_job_command(job)  # the Job's pod, for real, against the "PVC"
-        assert done.returncode == 0, done.stderr
-        assert json.loads(done.stdout)["plan"]["target"] == target.isoformat()
+        db.complete(job)  # the Job's pod, for real, against the "PVC"
         rerun = run_job_command(job)  # a re-run of the finished Job does nothing
         assert rerun.returncode == 0, rerun.stderr
         assert "alreadyPrepared" in json.loads(rerun.stdout)
-        aside = pitr_restore.set_aside_path(data_dir, step.incident.uid + "/restore")
+        aside = pitr_restore.set_aside_path(db.data_dir, f"{step.incident.uid}/restore")
         assert (aside / "PG_VERSION").read_text() == "15\n"  # the damaged directory is kept, not deleted
-        cluster.patch("batch/v1", "Job", job["metadata"]["name"], {"status": {"succeeded": 1, "conditions": [
-            {"type": "Complete", "status": "True"}]}}, ns, subresource="status")
 
         starting = await step.until(lambda r: "accept connections" in r.message)
         assert starting.outcome is Outcome.WAITING
-        assert cluster.get("apps/v1", "Deployment", "postgres", ns)["spec"]["replicas"] == 1
-        if RUN_AS:  # the Job wrote as the database's uid; here the test ran it as root
-            chown_tree(restore_dir, RUN_AS)
-        server = LocalServer(data_dir, workdir, run_as=RUN_AS, port=port)  # the database pod starting
-        server.start()
-        try:
-            result = await step.until(lambda r: r.outcome is not Outcome.WAITING, timeout=120)
-            assert result.outcome is Outcome.DONE, f"{result.message}\n{server.log_text()[-2000:]}"
-            restored = ids(server.dsn())
-            assert result.evidence["rows.public.trades"] == str(len(restored))
-            writer.assert_restored_to(target, restored)
-        finally:
-            server.stop()
+        assert db.replicas() == 1
+        server = db.start()  # the database pod starting on the restored volume
+        result = await step.until(lambda r: r.outcome is not Outcome.WAITING, timeout=120)
+        assert result.outcome is Outcome.DONE, f"{result.message}\n{server.log_text()[-2000:]}"
+        restored = ids(server.dsn())
+        assert result.evidence["rows.public.trades"] == str(len(restored))
+        writer.assert_restored_to(target, restored)
     finally:
         await restarted.aclose()
     assert len(restore_jobs(cluster, ns)) == 1
+
+
+async def test_no_commit_after_the_target_replays_all_wal_with_a_second_job(
+    kube_cluster: EmulatedCluster, test_namespace: str, runtime: Runtime, *, source: ThrowawayPostgres,
+    store: FilesystemStore, archiver: WalArchiver, tmp_path: Path, database: VolumeDatabase,
+) -> None:
+    """An idle server: nothing was committed after T, so PostgreSQL stops with TARGET_NOT_REACHED; the step
+    reads that in the database pod's log, restores once more without the target, and the database opens."""
+    cluster, ns, db = kube_cluster, test_namespace, database
+    await asyncio.to_thread(archiver.tick)
+    await asyncio.to_thread(take_base_backup, target_of(source), store, LABEL, staging=tmp_path / "bb",
+                            clock=SystemClock())
+    with source.connect() as conn:
+        conn.execute("INSERT INTO trades (note) SELECT 'ok' FROM generate_series(1, 50)")
+    await asyncio.to_thread(tick_until, archiver, lambda r: r.health.lag_bytes == 0 and r.window is not None)
+    target = datetime.now(UTC)
+    await asyncio.to_thread(tick_until, archiver, lambda r: r.window is not None and r.window.latest > target)
+
+    _, step = restore_step(runtime, ns, target.isoformat())
+    await step.until(lambda r: bool(restore_jobs(cluster, ns)))
+    [first] = restore_jobs(cluster, ns)
+    db.complete(first)
+    await step.until(lambda r: "accept connections" in r.message)
+    server = db.start()
+    await asyncio.to_thread(wait_exited, server)
+    assert pitr_restore.TARGET_NOT_REACHED in server.log_text()
+    [pod] = cluster.list("v1", "Pod", ns, label_selector="app=postgres")
+    cluster.set_pod_log(ns, pod["metadata"]["name"], server.log_text())  # what `kubectl logs` would show
+
+    retarget = await step.until(lambda r: len(restore_jobs(cluster, ns)) == 2)
+    assert step.checkpoint["retarget"] == "true", retarget.message
+    assert db.replicas() == 0
+    second = next(j for j in restore_jobs(cluster, ns) if j["metadata"]["uid"] != first["metadata"]["uid"])
+    assert "--without-target" in second["spec"]["template"]["spec"]["containers"][0]["args"]
+    db.complete(second)
+    await step.until(lambda r: "accept connections" in r.message)
+    assert db.replicas() == 1
+    server = db.start()
+    result = await step.until(lambda r: r.outcome is not Outcome.WAITING, timeout=120)
+    assert result.outcome is Outcome.DONE, f"{result.message}\n{server.log_text()[-2000:]}"
+    assert ids(server.dsn()) == set(range(1, 51))
+    assert len(restore_jobs(cluster, ns)) == 2
+
+
+def wait_exited(server: LocalServer, timeout: float = 60.0) -> None:
+    """Until the server process has exited (it stops by itself when recovery cannot reach the target)."""
+    assert server.proc is not None
+    server.proc.wait(timeout=timeout)

@@ -140,16 +140,21 @@ def target_flags(target_time: str | None, target_lsn: str | None) -> list[str]:
 
 def build_restore_job(
     *, policy: str, namespace: str, uid: str | None, spec: BackupPolicySpec, name: str, stamp: str,
-    target_time: str | None, target_lsn: str | None,
+    target_time: str | None, target_lsn: str | None, without_target: bool = False,
 ) -> dict[str, Any]:
     """The physical point-in-time restore Job: the database's PVC mounted where its pod mounts it, the store,
-    and `backup restore --in-place` writing the data directory as the database's uid."""
+    and `backup restore --in-place` writing the data directory as the database's uid.
+
+    `without_target`: the follow-up Job that drops the target from a directory the first one prepared
+    (PostgreSQL found no archived commit after it); `stamp` stays the first Job's.
+    """
     restore: PointInTimeRestoreSpec = spec.point_in_time.restore
     if not spec.job_image:
         raise PolicyInvalid("spec.jobImage: required for pointInTime.restore.mode physical")
     if not restore.volume_claim_name:
         raise PolicyInvalid("spec.pointInTime.restore.volumeClaimName: required for mode physical")
-    pod = _Pod(["backup", "restore", "--label", policy, *target_flags(target_time, target_lsn),
+    target = ["--without-target"] if without_target else target_flags(target_time, target_lsn)
+    pod = _Pod(["backup", "restore", "--label", policy, *target,
                 "--data-dir", restore.pgdata, "--wal-dir", restore.wal_directory, "--in-place", "--stamp", stamp,
                 "--yes"])
     _add_storage(pod, spec, why="pointInTime.restore.mode physical")

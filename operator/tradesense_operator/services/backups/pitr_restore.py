@@ -137,6 +137,22 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def drop_target_in_place(data_dir: Path, wal_dir: Path, stamp: str) -> bool:
+    """After PostgreSQL stopped with TARGET_NOT_REACHED: replay all fetched WAL instead (see `recover`).
+
+    Only on a directory this restore (`stamp`) prepared; False when it already was rewritten. RestoreRefused
+    for any other directory.
+    """
+    marker = prepared_by(data_dir)
+    if marker is None or marker.get("stamp") != stamp:
+        raise RestoreRefused(f"{data_dir} was not prepared by the restore {stamp}; not changing its settings")
+    if marker.get("untargeted"):
+        return False
+    write_recovery_settings(data_dir, wal_dir, None)
+    (data_dir / RESTORE_MARKER).write_text(json.dumps({**marker, "untargeted": True}, sort_keys=True))
+    return True
+
+
 def prepare_in_place(
     store: BackupStore, chosen: RestorePlan, inv: Inventory, *, data_dir: Path, wal_dir: Path, stamp: str,
     segment_size: int = DEFAULT_SEGMENT_SIZE,
@@ -166,15 +182,19 @@ def prepare_in_place(
     return prepared
 
 
-def write_recovery_settings(data_dir: Path, wal_dir: Path, chosen: RestorePlan, *, with_target: bool = True) -> None:
-    """Append restore_command and the target to postgresql.auto.conf (replacing an earlier block); recovery.signal."""
+def write_recovery_settings(data_dir: Path, wal_dir: Path, chosen: RestorePlan | None, *,
+                            with_target: bool = True) -> None:
+    """Append restore_command and the target to postgresql.auto.conf (replacing an earlier block); recovery.signal.
+
+    `chosen` None (or with_target False): replay every fetched segment, then promote.
+    """
     conf = data_dir / "postgresql.auto.conf"
     text = conf.read_text() if conf.exists() else ""
     text = text.split(SETTINGS_MARK)[0]
     lines = [SETTINGS_MARK, f"restore_command = 'cp \"{wal_dir}/%f\" \"%p\"'", "recovery_target_action = 'promote'"]
-    if with_target and chosen.target_time is not None:
+    if with_target and chosen is not None and chosen.target_time is not None:
         lines.append(f"recovery_target_time = '{chosen.target_time.isoformat()}'")
-    if with_target and chosen.target_lsn is not None:
+    if with_target and chosen is not None and chosen.target_lsn is not None:
         lines.append(f"recovery_target_lsn = '{chosen.target_lsn}'")
     conf.write_text(text + "\n".join(lines) + "\n")
     (data_dir / "recovery.signal").write_text("")
