@@ -18,22 +18,15 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.pitr.conftest import (
-    LABEL,
-    RUN_AS,
-    Writer,
-    corrupted_after_target,
-    ids,
-    target_of,
-    tick_until,
-)
+from tests.integration.pitr import conftest as pitr_env
+from tests.integration.pitr.conftest import LABEL, RUN_AS, Writer, corrupted_after_target, ids
 from tradesense_operator.api.v1alpha1.incident import PlannedStep, TradeSenseIncidentSpec
 from tradesense_operator.clients.kube import KubeClient, ObjectRef
 from tradesense_operator.clients.pginstance import LocalServer, chown_tree, free_port
@@ -101,10 +94,10 @@ class VolumeDatabase:
     workdir: Path
     port: int
     server: LocalServer | None = None
+    data_dir: Path = field(init=False)
 
-    @property
-    def data_dir(self) -> Path:
-        return self.volume / "pgdata"
+    def __post_init__(self) -> None:
+        self.data_dir = self.volume / "pgdata"
 
     def start(self) -> LocalServer:
         if RUN_AS:  # the Job wrote as the database's uid; here the test ran it as root
@@ -241,13 +234,13 @@ async def test_no_commit_after_the_target_replays_all_wal_with_a_second_job(
     reads that in the database pod's log, restores once more without the target, and the database opens."""
     cluster, ns, db = kube_cluster, test_namespace, database
     await asyncio.to_thread(archiver.tick)
-    await asyncio.to_thread(take_base_backup, target_of(source), store, LABEL, staging=tmp_path / "bb",
+    await asyncio.to_thread(take_base_backup, pitr_env.target_of(source), store, LABEL, staging=tmp_path / "bb",
                             clock=SystemClock())
     with source.connect() as conn:
         conn.execute("INSERT INTO trades (note) SELECT 'ok' FROM generate_series(1, 50)")
-    await asyncio.to_thread(tick_until, archiver, lambda r: r.health.lag_bytes == 0 and r.window is not None)
+    await asyncio.to_thread(pitr_env.tick_until, archiver, lambda r: r.health.lag_bytes == 0 and r.window is not None)
     target = datetime.now(UTC)
-    await asyncio.to_thread(tick_until, archiver, lambda r: r.window is not None and r.window.latest > target)
+    await asyncio.to_thread(pitr_env.tick_until, archiver, lambda r: r.window is not None and r.window.latest > target)
 
     _, step = restore_step(runtime, ns, target.isoformat())
     await step.until(lambda r: bool(restore_jobs(cluster, ns)))
