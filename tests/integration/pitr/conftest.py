@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from tradesense_operator.clients.pgdump import PgTarget
-from tradesense_operator.clients.storage import FilesystemStore
+from tradesense_operator.clients.storage import BackupStore, FilesystemStore
 from tradesense_operator.domain.backups.pitr import BaseBackupInfo
 from tradesense_operator.domain.clock import SystemClock
 from tradesense_operator.services.backups.base_backup import take_base_backup
@@ -125,8 +125,25 @@ def ids(server_dsn: str) -> set[int]:
         return {int(r[0]) for r in conn.execute("SELECT id FROM trades WHERE note = 'ok'").fetchall()}  # type: ignore[arg-type]
 
 
+def write_and_switch(server: ThrowawayPostgres, rows: int = 50, switches: int = 1) -> None:
+    """Commit rows and finish the current segment(s), as a busy server would."""
+    with server.connect() as conn:
+        for _ in range(switches):
+            conn.execute("INSERT INTO trades (note) SELECT 'ok' FROM generate_series(1, %s)", (rows,))
+            conn.execute("SELECT pg_switch_wal()")
+
+
+def archive_with_base(source: ThrowawayPostgres, store: BackupStore, archiver: WalArchiver, tmp_path: Path,
+                      *, switches: int) -> BaseBackupInfo:
+    """Start streaming, take a base backup, fill `switches` segments after it."""
+    archiver.tick()
+    base = take_base_backup(target_of(source), store, LABEL, staging=tmp_path / "bb", clock=SystemClock())
+    write_and_switch(source, switches=switches)
+    return base
+
+
 def corrupted_after_target(
-    source: ThrowawayPostgres, store: FilesystemStore, archiver: WalArchiver, writer: Writer, staging: Path,
+    source: ThrowawayPostgres, store: BackupStore, archiver: WalArchiver, writer: Writer, staging: Path,
 ) -> tuple[BaseBackupInfo, datetime]:
     """Base backup, rows written continuously around a noted time T, then every row corrupted; (base, T)
     once the archive's window reaches past T."""
