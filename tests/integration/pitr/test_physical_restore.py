@@ -38,7 +38,7 @@ from tradesense_operator.services.backups import jobs, pitr_restore
 from tradesense_operator.services.backups.base_backup import take_base_backup
 from tradesense_operator.services.backups.wal_archiver import WalArchiver
 from tradesense_operator.services.runtime import Runtime
-from tradesense_operator.services.step_adapters.base import Outcome, StepContext, StepResult
+from tradesense_operator.services.step_adapters.base import Outcome, StepContext, StepFailed, StepResult
 from tradesense_operator.services.step_adapters.registry import ACTIONS
 from tradesense_sandbox.kubeapi.cluster import EmulatedCluster
 from tradesense_sandbox.servers.postgres import ThrowawayPostgres
@@ -266,6 +266,19 @@ async def test_no_commit_after_the_target_replays_all_wal_with_a_second_job(
     assert result.outcome is Outcome.DONE, f"{result.message}\n{server.log_text()[-2000:]}"
     assert ids(server.dsn()) == set(range(1, 51))
     assert len(restore_jobs(cluster, ns)) == 2
+
+
+async def test_unrestorable_target_is_refused_before_the_database_is_stopped(
+    kube_cluster: EmulatedCluster, test_namespace: str, runtime: Runtime, database: VolumeDatabase,
+) -> None:
+    """An empty archive: the approved restore step refuses with the reason; the database keeps running."""
+    _, step = restore_step(runtime, test_namespace, "2026-01-16T14:03:00+00:00")
+    with pytest.raises(StepFailed, match="no recoverable window"):
+        await step.once()
+    assert database.replicas() == 1
+    assert restore_jobs(kube_cluster, test_namespace) == []
+    assert step.checkpoint == {}
+    assert (database.data_dir / "PG_VERSION").read_text() == "15\n"
 
 
 def wait_exited(server: LocalServer, timeout: float = 60.0) -> None:

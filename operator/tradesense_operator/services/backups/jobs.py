@@ -163,7 +163,9 @@ def build_restore_job(
     uid_ = restore.run_as_user
     return _manifest(name=name, namespace=namespace, policy=policy, uid=uid, image=spec.job_image, pod=pod,
                      deadline=restore.timeout_seconds, labels={RESTORE_LABEL: "true"},
-                     pod_security={"runAsUser": uid_, "runAsGroup": uid_, "fsGroup": uid_})
+                     pod_security={"runAsUser": uid_, "runAsGroup": uid_, "fsGroup": uid_,
+                                   # a large data volume is not re-chowned file by file on every mount
+                                   "fsGroupChangePolicy": "OnRootMismatch"})
 
 
 def job_outcome(job: dict[str, Any]) -> str | None:

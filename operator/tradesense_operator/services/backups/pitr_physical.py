@@ -131,8 +131,8 @@ class PhysicalRestore:
             return Progress(False, f"restore Job {phase.name} running", evidence)
         if outcome == "Failed":
             raise PhysicalRestoreFailed(
-                f"restore Job {phase.name} failed (see its pod's log); {name} stays stopped: its data directory "
-                f"is half-restored; the previous one is kept beside {self.spec.pgdata}")
+                f"restore Job {phase.name} failed (see its pod's log); {name} stays stopped: {self.spec.pgdata} may "
+                "be half-restored; the directory it replaced is kept beside it (.before-restore-…)")
         await save({f"{phase.key}Succeeded": "true"})
         return Progress(False, f"restore Job {phase.name} succeeded; starting {name}", evidence)
 

@@ -192,7 +192,13 @@ class BackupRestore:
 
 
 async def _run_physical(ctx: StepContext, physical: PhysicalRestore) -> StepResult:
-    """One move of the in-place restore; WAITING until the database is back and verified."""
+    """One move of the in-place restore; WAITING until the database is back and verified.
+
+    Before anything is stopped the target is planned again: the archive may have changed since the plan was
+    shown, and a refusal now leaves the database running and untouched.
+    """
+    if "dbReplicas" not in ctx.checkpoint:
+        await _describe_point_in_time(ctx, physical.policy)
     try:
         progress = await physical.advance(ctx.checkpoint, ctx.save_checkpoint)
     except PhysicalRestoreFailed as exc:
