@@ -127,6 +127,13 @@ def database(kube_cluster: EmulatedCluster, test_namespace: str, store: Filesyst
     cluster, ns = kube_cluster, test_namespace
     cluster.pod_ready_delay = 0.05
     cluster.create(deployment(ns, "postgres", 1))
+    db = volume_database(cluster, ns, store, restore_dir)
+    yield db
+    db.stop()
+
+
+def volume_database(cluster: EmulatedCluster, ns: str, store: FilesystemStore, restore_dir: Path) -> VolumeDatabase:
+    """The volume (holding a damaged data directory) and BackupPolicy `pol` in physical mode for Deployment postgres."""
     db = VolumeDatabase(cluster, ns, restore_dir / "volume", restore_dir / "work", free_port())
     db.data_dir.mkdir(parents=True)
     (db.data_dir / "PG_VERSION").write_text("15\n")  # the damaged database the restore replaces
@@ -141,8 +148,7 @@ def database(kube_cluster: EmulatedCluster, test_namespace: str, store: Filesyst
                                              "mountPath": str(db.volume), "dataDirectory": str(db.data_dir),
                                              "workload": {"kind": "Deployment", "name": "postgres"}}}},
     })
-    yield db
-    db.stop()
+    return db
 
 
 def restore_step(runtime: Runtime, ns: str, target: str) -> tuple[Step, Step]:
