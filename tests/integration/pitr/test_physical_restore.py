@@ -23,12 +23,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.integration.pitr import conftest as pitr_env
-from tests.integration.pitr.conftest import LABEL, RUN_AS, Writer, corrupted_after_target, ids
+from tests.integration.pitr.conftest import LABEL, RUN_AS, SLOT, Writer, corrupted_after_target, ids
 from tradesense_operator.api.v1alpha1.incident import PlannedStep, TradeSenseIncidentSpec
 from tradesense_operator.clients.kube import KubeClient, ObjectRef
+from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.pginstance import LocalServer, chown_tree, free_port
 from tradesense_operator.clients.storage import FilesystemStore
 from tradesense_operator.config import Settings
@@ -179,6 +181,9 @@ async def test_physical_restore_to_time_through_a_job(
 ) -> None:
     cluster, ns, db = kube_cluster, test_namespace, database
     _, target = await asyncio.to_thread(corrupted_after_target, source, store, archiver, writer, tmp_path / "bb")
+    # the server moves on two more segments: the restore branches off well before the archiver's position
+    await asyncio.to_thread(pitr_env.write_and_switch, source, switches=2)
+    await asyncio.to_thread(pitr_env.tick_until, archiver, lambda r: r.health.lag_bytes == 0)
 
     find, step = restore_step(runtime, ns, target.isoformat())
     found = await find.once()
@@ -230,6 +235,27 @@ async def test_physical_restore_to_time_through_a_job(
     finally:
         await restarted.aclose()
     assert len(restore_jobs(cluster, ns)) == 1
+
+    # the archiver goes on against the restored server (same address for the daemon): a new timeline, no slot,
+    # and the old stream's partial segment still in its staging directory
+    with source.connect() as conn:  # a segment being written: pg_receivewal holds it as .partial
+        conn.execute("INSERT INTO trades (note) VALUES ('late')")
+    await asyncio.to_thread(pitr_env.tick_until, archiver, lambda r: r.health.lag_bytes == 0)
+    await asyncio.to_thread(archiver.stop)
+    assert any(archiver.staging.glob("*.partial")), sorted(p.name for p in archiver.staging.iterdir())
+    again = WalArchiver(target=PgTarget(host=str(db.workdir / "sock"), port=db.port, dbname="postgres",
+                                        user="postgres"),
+                        store=store, label=LABEL, staging=archiver.staging, slot=SLOT, clock=SystemClock())
+    try:
+        with psycopg.connect(server.dsn(), autocommit=True) as conn:
+            conn.execute("INSERT INTO trades (note) SELECT 'after' FROM generate_series(1, 100)")
+        report = await asyncio.to_thread(
+            pitr_env.tick_until, again, lambda r: any(".walpartial.00000002" in n or ".wal.00000002" in n
+                                                      for n in r.uploaded))
+        assert again.restarts == 0, report.health.detail
+        assert report.health.receiver_running, report.health.detail
+    finally:
+        await asyncio.to_thread(again.stop)
 
 
 async def test_no_commit_after_the_target_replays_all_wal_with_a_second_job(
