@@ -254,6 +254,19 @@ async def test_physical_restore_to_time_through_a_job(
                                                       for n in r.uploaded))
         assert again.restarts == 0, report.health.detail
         assert report.health.receiver_running, report.health.detail
+        # the new timeline becomes restorable with its first base backup; timeline 1's WAL is never mixed in
+        fresh = await asyncio.to_thread(take_base_backup, again.target, store, LABEL, staging=tmp_path / "bb2",
+                                        clock=SystemClock())
+        assert fresh.timeline == 2
+        report = await asyncio.to_thread(
+            pitr_env.tick_until, again, lambda r: r.window is not None and r.window.base_backup_id == fresh.id)
+        assert report.gaps == [], report.gaps
+        trial = await asyncio.to_thread(pitr_restore.trial_restore_latest, store, LABEL, now=datetime.now(UTC),
+                                        workdir=db.volume.parent / "trial", dbname="postgres", run_as=RUN_AS, timeout=120)
+        assert trial.ok, trial.detail
+        assert trial.plan is not None
+        assert trial.plan.window.run.timeline == 2
+        assert trial.table_counts == {"public.trades": len(restored) + 100}
     finally:
         await asyncio.to_thread(again.stop)
 

@@ -74,7 +74,7 @@ def plan(
 
 def _segments_for(inv: Inventory, chosen: RestorePlan) -> list[ArchivedSegment]:
     best = {s.segno: s for s in pitr.best_copies(inv.segments)
-            if chosen.first_segno <= s.segno <= chosen.last_segno}
+            if s.timeline == chosen.window.run.timeline and chosen.first_segno <= s.segno <= chosen.last_segno}
     missing = [n for n in range(chosen.first_segno, chosen.last_segno + 1) if n not in best]
     if missing:
         raise RestoreRefused(f"WAL segments {missing[0]}..{missing[-1]} vanished from the archive since planning")
