@@ -4,7 +4,9 @@
 point: it plans (refusing gaps and targets outside the window), extracts the base backup into the
 fresh data directory D, fetches and checksums the WAL range and writes the recovery settings; with
 `--recover` it also starts PostgreSQL on D, waits for the promotion and prints row counts. `--dry-run`
-prints the plan only: base backup, WAL range, expected data loss.
+prints the plan only: base backup, WAL range, expected data loss. `--in-place --stamp S` is the physical
+restore Job's form: D is the stopped database's data directory, moved aside (not deleted) before the
+restore; a re-run with the same S after the restore finished exits 0 without touching anything.
 """
 
 from __future__ import annotations
@@ -32,15 +34,22 @@ def add_restore_flags(parser: argparse.ArgumentParser) -> None:
     target.add_argument("--target-time", help="restore to this moment (ISO 8601 with zone, e.g. 2024-01-16T14:03Z)")
     target.add_argument("--target-lsn", help="restore to this WAL position (e.g. 0/3000060)")
     target.add_argument("--latest", action="store_true", help="restore to the newest archived moment")
+    target.add_argument("--without-target", action="store_true",
+                        help="with --in-place: after PostgreSQL stopped with 'recovery ended before configured "
+                             "recovery target was reached', replay all fetched WAL instead (no archived commit "
+                             "follows the target, so that is the target's state)")
     group.add_argument("--data-dir", type=Path, help="fresh PostgreSQL data directory to restore into")
     group.add_argument("--wal-dir", type=Path, help="where fetched WAL is kept for replay (default: <data-dir>.wal)")
     group.add_argument("--dry-run", action="store_true", help="print the plan only")
     group.add_argument("--recover", action="store_true", help="start PostgreSQL on the data directory and replay")
     group.add_argument("--run-as", help="OS user PostgreSQL runs as (when invoked as root)")
+    group.add_argument("--in-place", action="store_true",
+                       help="--data-dir is the stopped database's own directory: move it aside, restore in its "
+                            "place (needs --stamp; a re-run with the same stamp resumes or does nothing)")
 
 
 def wants_point_in_time(args: argparse.Namespace) -> bool:
-    return bool(args.target_time or args.target_lsn or args.latest)
+    return bool(args.target_time or args.target_lsn or args.latest or args.without_target)
 
 
 def _plan_json(plan: RestorePlan) -> dict[str, object]:
@@ -57,6 +66,8 @@ def _plan_json(plan: RestorePlan) -> dict[str, object]:
 
 def restore_point(args: argparse.Namespace, store: BackupStore) -> int:
     """Plan, and unless --dry-run prepare (and with --recover replay) a point-in-time restore."""
+    if args.without_target and not args.in_place:
+        raise PitrUsageError("--without-target: only with --in-place (the scratch restore handles it itself)")
     if not args.label:
         raise PitrUsageError("--label: the policy's label is required for a point-in-time restore")
     try:
@@ -64,6 +75,19 @@ def restore_point(args: argparse.Namespace, store: BackupStore) -> int:
         target_lsn = Lsn.parse(args.target_lsn) if args.target_lsn else None
     except (ValueError, WalError) as exc:
         raise PitrUsageError(f"--target-time/--target-lsn: {exc}") from exc
+    if args.in_place:
+        if not args.stamp or args.data_dir is None or args.dry_run:
+            raise PitrUsageError("--in-place: needs --stamp and --data-dir (and no --dry-run)")
+        if args.without_target:
+            data_dir = args.data_dir.resolve()
+            wal_dir = (args.wal_dir or data_dir.with_name(data_dir.name + ".wal")).resolve()
+            changed = pitr_restore.drop_target_in_place(data_dir, wal_dir, args.stamp)
+            print(json.dumps({"dataDir": str(data_dir), "targetDropped": changed}, indent=1))
+            return 0
+        done = pitr_restore.prepared_by(args.data_dir.resolve())
+        if done is not None and done.get("stamp") == args.stamp:
+            print(json.dumps({"alreadyPrepared": done}, indent=1))
+            return 0
     plan, inv = pitr_restore.plan(store, args.label, now=datetime.now(UTC), target_time=target_time,
                                   target_lsn=target_lsn)
     if args.dry_run:
@@ -75,7 +99,11 @@ def restore_point(args: argparse.Namespace, store: BackupStore) -> int:
         raise PitrUsageError(f"--yes: confirm restoring into {args.data_dir}")
     data_dir = args.data_dir.resolve()
     wal_dir = (args.wal_dir or data_dir.with_name(data_dir.name + ".wal")).resolve()
-    prepared = pitr_restore.prepare_data_directory(store, plan, inv, data_dir=data_dir, wal_dir=wal_dir)
+    if args.in_place:
+        prepared = pitr_restore.prepare_in_place(store, plan, inv, data_dir=data_dir, wal_dir=wal_dir,
+                                                 stamp=args.stamp)
+    else:
+        prepared = pitr_restore.prepare_data_directory(store, plan, inv, data_dir=data_dir, wal_dir=wal_dir)
     result: dict[str, object] = {"plan": _plan_json(plan), "dataDir": str(data_dir), "walFiles": len(prepared.segments)}
     if args.recover:
         server = pitr_restore.recover(prepared, data_dir.parent, run_as=args.run_as, scratch=False)

@@ -89,6 +89,11 @@ class OperatorMetrics:
             "tradesense_operator_wal_archive_lag_seconds", "Now minus the newest moment fully archived (the RPO).",
             ["namespace", "policy"], registry=r,
         )
+        self.wal_max_lag_seconds = Gauge(
+            "tradesense_operator_wal_archive_max_lag_seconds",
+            "The policy's RPO limit (spec.pointInTime.lagCriticalSeconds) the lag alert compares against.",
+            ["namespace", "policy"], registry=r,
+        )
         self.wal_lag_bytes = Gauge(
             "tradesense_operator_wal_archive_lag_bytes", "Server WAL position minus the archived position.",
             ["namespace", "policy"], registry=r,

@@ -20,8 +20,10 @@ import psycopg
 import pytest
 
 from tradesense_operator.clients.pgdump import PgTarget
-from tradesense_operator.clients.storage import FilesystemStore
+from tradesense_operator.clients.storage import BackupStore, FilesystemStore
+from tradesense_operator.domain.backups.pitr import BaseBackupInfo
 from tradesense_operator.domain.clock import SystemClock
+from tradesense_operator.services.backups.base_backup import take_base_backup
 from tradesense_operator.services.backups.wal_archiver import ArchiverReport, WalArchiver
 from tradesense_sandbox.servers.postgres import ThrowawayPostgres
 
@@ -92,6 +94,15 @@ class Writer:
         if self.thread is not None:
             self.thread.join(timeout=10)
 
+    def assert_restored_to(self, target: datetime, restored: set[int]) -> None:
+        """Every row committed before `target` is in `restored`, none begun after it (both sides non-empty)."""
+        committed_before = {i for i, _, done in self.rows if done < target}
+        begun_after = {i for i, began, _ in self.rows if began > target}
+        assert committed_before
+        assert begun_after
+        assert committed_before <= restored
+        assert not (begun_after & restored)
+
     def run(self) -> None:
         with self.server.connect(self.server_db) as conn:
             while not self.stop.is_set():
@@ -112,3 +123,38 @@ def writer(source: ThrowawayPostgres) -> Iterator[Writer]:
 def ids(server_dsn: str) -> set[int]:
     with psycopg.connect(server_dsn) as conn:
         return {int(r[0]) for r in conn.execute("SELECT id FROM trades WHERE note = 'ok'").fetchall()}  # type: ignore[arg-type]
+
+
+def write_and_switch(server: ThrowawayPostgres, rows: int = 50, switches: int = 1) -> None:
+    """Commit rows and finish the current segment(s), as a busy server would."""
+    with server.connect() as conn:
+        for _ in range(switches):
+            conn.execute("INSERT INTO trades (note) SELECT 'ok' FROM generate_series(1, %s)", (rows,))
+            conn.execute("SELECT pg_switch_wal()")
+
+
+def archive_with_base(source: ThrowawayPostgres, store: BackupStore, archiver: WalArchiver, tmp_path: Path,
+                      *, switches: int) -> BaseBackupInfo:
+    """Start streaming, take a base backup, fill `switches` segments after it."""
+    archiver.tick()
+    base = take_base_backup(target_of(source), store, LABEL, staging=tmp_path / "bb", clock=SystemClock())
+    write_and_switch(source, switches=switches)
+    return base
+
+
+def corrupted_after_target(
+    source: ThrowawayPostgres, store: BackupStore, archiver: WalArchiver, writer: Writer, staging: Path,
+) -> tuple[BaseBackupInfo, datetime]:
+    """Base backup, rows written continuously around a noted time T, then every row corrupted; (base, T)
+    once the archive's window reaches past T."""
+    archiver.tick()
+    base = take_base_backup(target_of(source), store, LABEL, staging=staging, clock=SystemClock())
+    writer.start()
+    time.sleep(1.0)
+    target = datetime.now(UTC)
+    time.sleep(1.0)
+    writer.finish()
+    with source.connect(writer.server_db) as conn:
+        conn.execute("UPDATE trades SET note = 'corrupt'")  # the incident: every row damaged
+    tick_until(archiver, lambda r: r.window is not None and r.window.latest > target)
+    return base, target

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.pitr.conftest import LABEL, RUN_AS, target_of, tick_until
+from tests.integration.pitr.conftest import LABEL, RUN_AS, archive_with_base, target_of, tick_until, write_and_switch
 from tradesense_operator.clients.errors import Unavailable
 from tradesense_operator.clients.storage import BackupWriter, FilesystemStore
 from tradesense_operator.domain.backups import pitr
-from tradesense_operator.domain.backups.pitr import BaseBackupInfo
 from tradesense_operator.domain.backups.wal import segment_of
 from tradesense_operator.domain.clock import SystemClock
 from tradesense_operator.services.backups import pitr_restore, wal_archive
@@ -28,23 +27,6 @@ from tradesense_operator.services.backups.wal_archiver import ArchiverReport, Wa
 from tradesense_sandbox.servers.postgres import ThrowawayPostgres
 
 pytestmark = pytest.mark.slow
-
-
-def write_and_switch(server: ThrowawayPostgres, rows: int = 50, switches: int = 1) -> None:
-    """Commit rows and finish the current segment(s), as a busy server would."""
-    with server.connect() as conn:
-        for _ in range(switches):
-            conn.execute("INSERT INTO trades (note) SELECT 'ok' FROM generate_series(1, %s)", (rows,))
-            conn.execute("SELECT pg_switch_wal()")
-
-
-def archive_with_base(source: ThrowawayPostgres, store: FilesystemStore, archiver: WalArchiver, tmp_path: Path,
-                      *, switches: int) -> BaseBackupInfo:
-    """Start streaming, take a base backup, fill `switches` segments after it."""
-    archiver.tick()
-    base = take_base_backup(target_of(source), store, LABEL, staging=tmp_path / "bb", clock=SystemClock())
-    write_and_switch(source, switches=switches)
-    return base
 
 
 def condition(report: ArchiverReport) -> tuple[bool, str, str]:

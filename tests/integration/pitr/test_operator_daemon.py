@@ -25,12 +25,14 @@ from tradesense_sandbox.servers.postgres import ThrowawayPostgres
 API = "ops.tradesense.io/v1alpha1"
 
 
-def pitr_registry(kubeconfig: Path) -> kopf.OperatorRegistry:
+def pitr_registry(kubeconfig: Path, runtimes: list[Runtime]) -> kopf.OperatorRegistry:
+    """The PITR daemon alone; the operator's Runtime is appended to `runtimes` (its metrics are asserted)."""
     registry = kopf.OperatorRegistry()
 
     async def inject_runtime(memo: kopf.Memo, **_: Any) -> None:
         memo.runtime = Runtime(kube=await KubeClient.from_kubeconfig(str(kubeconfig)))
         memo.runtime_owned = True
+        runtimes.append(memo.runtime)
 
     kopf.on.startup(registry=registry)(inject_runtime)
     kopf.on.startup(registry=registry)(startup_handlers.configure)
@@ -55,7 +57,7 @@ def test_daemon_archives_and_reports_window(
 ) -> None:
     cluster, ns = kube_cluster, test_namespace
     monkeypatch.setenv("TRADESENSE_WAL_STAGING", str(kubeconfig_path.parent / "staging"))
-    cluster.create(policy("pg", ns, source, kubeconfig_path.parent / "store"))
+    cluster.create(policy("pg", ns, source, kubeconfig_path.parent / "store", lagCriticalSeconds=120))
 
     def status() -> dict[str, Any]:
         return dict(cluster.get(API, "BackupPolicy", "pg", ns).get("status") or {})
@@ -63,7 +65,8 @@ def test_daemon_archives_and_reports_window(
     def archiving() -> dict[str, Any]:
         return next((c for c in status().get("conditions") or [] if c["type"] == "WALArchiving"), {})
 
-    handle = operator_factory(registry=pitr_registry(kubeconfig_path), namespaces=[ns])
+    runtimes: list[Runtime] = []
+    handle = operator_factory(registry=pitr_registry(kubeconfig_path, runtimes), namespaces=[ns])
     try:
         with source.connect() as conn:
             conn.execute("INSERT INTO trades (note) SELECT 'ok' FROM generate_series(1, 100)")
@@ -74,6 +77,11 @@ def test_daemon_archives_and_reports_window(
         assert len(pit["baseBackups"]) == 1
         assert archiving()["reason"] == "Streaming"
         assert pit["lagBytes"] == 0
+        series = {"namespace": ns, "policy": "pg"}
+        registry = runtimes[0].metrics.registry
+        # the policy's own limit, beside the lag: what TradeSenseWALArchiveBehind compares
+        assert registry.get_sample_value("tradesense_operator_wal_archive_max_lag_seconds", series) == 120
+        assert registry.get_sample_value("tradesense_operator_wal_archive_lag_seconds", series) is not None
     finally:
         handle.stop()
 

@@ -7,13 +7,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from tests.integration.pitr.conftest import LABEL, RUN_AS, Writer, ids, target_of, tick_until
+from tests.integration.pitr.conftest import (
+    LABEL,
+    RUN_AS,
+    Writer,
+    corrupted_after_target,
+    ids,
+    target_of,
+    tick_until,
+)
 from tradesense_operator.clients.storage import FilesystemStore
 from tradesense_operator.domain.clock import SystemClock
 from tradesense_operator.services.backups import pitr_restore
@@ -25,16 +32,8 @@ from tradesense_sandbox.servers.postgres import ThrowawayPostgres
 
 def test_restore_to_time_before_corruption(source: ThrowawayPostgres, store: FilesystemStore, archiver: WalArchiver,
                                            writer: Writer, tmp_path: Path, *, restore_dir: Path) -> None:
-    archiver.tick()
-    base = take_base_backup(target_of(source), store, LABEL, staging=tmp_path / "bb", clock=SystemClock())
-    writer.start()
-    time.sleep(1.0)
-    target = datetime.now(UTC)
-    time.sleep(1.0)
-    writer.finish()
-    with source.connect() as conn:
-        conn.execute("UPDATE trades SET note = 'corrupt'")  # the incident: every row damaged
-    report = tick_until(archiver, lambda r: r.window is not None and r.window.latest > target)
+    base, target = corrupted_after_target(source, store, archiver, writer, tmp_path / "bb")
+    report = archiver.tick()
     assert report.window is not None
     assert report.window.earliest == base.finished_at
     assert report.health.gaps == ()
@@ -47,12 +46,7 @@ def test_restore_to_time_before_corruption(source: ThrowawayPostgres, store: Fil
     server = pitr_restore.recover(prepared, restore_dir, run_as=RUN_AS, timeout=120)
     try:
         restored = ids(server.dsn())
-        committed_before = {i for i, _, done in writer.rows if done < target}
-        begun_after = {i for i, began, _ in writer.rows if began > target}
-        assert committed_before
-        assert begun_after
-        assert committed_before <= restored
-        assert not (begun_after & restored)
+        writer.assert_restored_to(target, restored)
         assert pitr_restore.verify(server, "postgres")["public.trades"] == len(restored)
     finally:
         server.stop()

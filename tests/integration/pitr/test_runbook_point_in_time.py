@@ -5,18 +5,16 @@ database: every row committed before T is back, the corruption and everything be
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from tests.integration.pitr.conftest import LABEL, RUN_AS, Writer, ids, target_of, tick_until
+from tests.integration.pitr.conftest import LABEL, RUN_AS, Writer, corrupted_after_target, ids
 from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import FilesystemStore
 from tradesense_operator.domain.clock import SystemClock
 from tradesense_operator.services.backups import pitr_materialize
-from tradesense_operator.services.backups.base_backup import take_base_backup
 from tradesense_operator.services.backups.restore import RestoreRefused, restore_database_sync
 from tradesense_operator.services.backups.wal_archiver import WalArchiver
 from tradesense_sandbox.servers.postgres import ThrowawayPostgres
@@ -35,17 +33,8 @@ def test_point_in_time_backup_loaded_by_the_runbook_restore(
     with source.connect("app") as conn:
         conn.execute("CREATE TABLE trades (id bigserial PRIMARY KEY, note text NOT NULL, "
                      "at timestamptz NOT NULL DEFAULT clock_timestamp())")
-    archiver.tick()
-    take_base_backup(target_of(source), store, LABEL, staging=tmp_path / "bb", clock=SystemClock())
     writer.server_db = "app"
-    writer.start()
-    time.sleep(1.0)
-    target = datetime.now(UTC)
-    time.sleep(0.5)
-    writer.finish()
-    with source.connect("app") as conn:
-        conn.execute("UPDATE trades SET note = 'corrupt'")
-    tick_until(archiver, lambda r: r.window is not None and r.window.latest > target)
+    _, target = corrupted_after_target(source, store, archiver, writer, tmp_path / "bb")
 
     with pytest.raises(RestoreRefused, match="invalid restore target"):
         pitr_materialize.plan_sync(store, LABEL, now=datetime.now(UTC), target_time="yesterday", target_lsn=None)
@@ -65,5 +54,4 @@ def test_point_in_time_backup_loaded_by_the_runbook_restore(
     report = restore_database_sync(store, app, manifest, stamp="incident-1", safety_backup_id="taken-by-the-runbook")
     assert not report.already_done
     restored = ids(f"host={source.host} port={source.port} user={source.user} dbname=app")
-    assert {i for i, _, done in writer.rows if done < target} <= restored
-    assert not ({i for i, began, _ in writer.rows if began > target} & restored)
+    writer.assert_restored_to(target, restored)

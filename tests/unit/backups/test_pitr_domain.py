@@ -4,6 +4,7 @@ range, loss window, refusals)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -133,6 +134,26 @@ def test_no_window_without_wal_reaching_a_backups_end() -> None:
     assert current_window([], [seg(1, 10)]) is None
 
 
+def test_timelines_never_mix() -> None:
+    """After a restore to segment 3 the server writes timeline 2 from segment 3 on: its segments neither continue
+    nor replace timeline 1's, the switch is no gap, and a restore uses one timeline's base backup and WAL."""
+    tl1 = [seg(n, 10 * n) for n in range(1, 7)]
+    tl2 = [replace(seg(n, 100 + 10 * n), timeline=2) for n in (3, 4, 5)] + [
+        replace(seg(6, 170, partial_to=10), timeline=2)]
+    assert [(r.timeline, r.first, r.last) for r in contiguous_runs(tl1 + tl2)] == [(1, 1, 6), (2, 3, 6)]
+    assert find_gaps(tl1 + tl2) == []
+    b1 = base("b1", 1, 1, 10)
+    with pytest.raises(TargetRefused, match="timeline 2, which has no base backup yet"):
+        plan_restore([b1], tl1 + tl2, now=at(200))
+    assert plan_restore([b1], tl1 + tl2, now=at(200), target_time=at(45)).window.run.timeline == 1
+    b2 = replace(base("b2", 4, 4, 145), timeline=2)
+    latest = plan_restore([b1, b2], tl1 + tl2, now=at(200))
+    assert (latest.base_backup.id, latest.window.run.timeline, latest.first_segno, latest.last_segno) == ("b2", 2, 4, 6)
+    # timeline 2 loses only what precedes its base backup; its partial segment 6 stays although timeline 1
+    # has a complete segment 6
+    assert [s.segno for s in wal_deletions([b2], tl1 + tl2) if s.timeline == 2] == [3]
+
+
 def test_retention_keeps_every_segment_a_kept_backup_needs() -> None:
     kept = [base("b2", 4, 4, 40), base("b3", 6, 6, 60)]
     segments = [seg(n) for n in range(1, 8)] + [seg(7, partial_to=10), seg(8, partial_to=10)]
@@ -233,3 +254,13 @@ def test_archiving_condition(health: ArchiverHealth, status: bool, reason: str) 
     got = archiving_condition(health, warning_seconds=60, warning_bytes=10**6)
     assert got[:2] == (status, reason)
     assert got[2]
+
+
+def test_archiving_condition_names_the_policys_lag_limit() -> None:
+    behind = ArchiverHealth(True, True, lag_bytes=10, lag_seconds=1000.0)
+    ok, reason, message = archiving_condition(behind, warning_seconds=60, warning_bytes=10**6, limit_seconds=900)
+    assert (ok, reason) == (False, "FallingBehind")
+    assert "beyond the policy's limit of 900s" in message
+    _, _, warning = archiving_condition(ArchiverHealth(True, True, lag_bytes=10, lag_seconds=120.0),
+                                        warning_seconds=60, warning_bytes=10**6, limit_seconds=900)
+    assert "limit" not in warning

@@ -79,3 +79,46 @@ def test_job_with_filesystem_needs_a_claim() -> None:
 
 def test_job_name_fits_label_limit() -> None:
     assert len(jobs.job_name("x" * 80, "20260105-020000")) <= 63
+
+
+PHYSICAL = {"mode": "physical", "volumeClaimName": "pgdata", "workload": {"kind": "StatefulSet", "name": "postgres"}}
+
+
+def test_physical_restore_job_mounts_the_database_volume_and_s3_by_reference() -> None:
+    s = BackupPolicySpec.model_validate(spec(
+        jobImage="ghcr.io/x/tradesense-operator:1",
+        storage={"s3": {"bucket": "backups", "credentialsSecretRef": "s3-creds", "endpoint": "http://minio:9000"}},
+        pointInTime={"restore": {**PHYSICAL, "runAsUser": 26}},
+    ))
+    stamp = "uid-1/restore"
+    name = jobs.restore_job_name("x" * 80, stamp)
+    assert len(name) <= 63
+    assert name == jobs.restore_job_name("x" * 80, stamp) != jobs.restore_job_name("x" * 80, "uid-2/restore")
+    job = jobs.build_restore_job(policy="prod", namespace="ts", uid="u1", spec=s, name=name, stamp=stamp,
+                                 target_time="2026-01-16T14:03:00+00:00", target_lsn=None)
+    pod = job["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
+    assert args[:2] == ["backup", "restore"]
+    assert args[args.index("--target-time") + 1] == "2026-01-16T14:03:00+00:00"
+    assert args[args.index("--data-dir") + 1] == "/var/lib/postgresql/data/pgdata"
+    assert args[args.index("--wal-dir") + 1] == "/var/lib/postgresql/data/tradesense-pitr-wal"
+    assert args[args.index("--stamp") + 1] == stamp
+    assert "--in-place" in args
+    assert {"name": "pgdata", "mountPath": "/var/lib/postgresql/data"} in pod["containers"][0]["volumeMounts"]
+    assert pod["securityContext"]["runAsUser"] == pod["securityContext"]["fsGroup"] == 26
+    assert {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": {
+        "name": "s3-creds", "key": "AWS_SECRET_ACCESS_KEY"}}} in pod["containers"][0]["env"]
+    assert job["spec"]["backoffLimit"] == 0
+    assert jobs.target_flags("latest", None) == ["--latest"]
+    assert jobs.target_flags(None, "0/3000060") == ["--target-lsn", "0/3000060"]
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    (spec(pointInTime={"restore": {"mode": "physical"}}), "needs volumeClaimName and workload"),
+    (spec(pointInTime={"restore": PHYSICAL}), "it needs jobImage"),
+    (spec(jobImage="i", pointInTime={"restore": PHYSICAL}), "jobVolumeClaimName with filesystem storage"),
+    (spec(pointInTime={"restore": {"mountPath": "/data", "dataDirectory": "/data2/pg"}}), "below restore.mountPath"),
+])
+def test_physical_restore_spec_is_complete(raw: dict[str, Any], message: str) -> None:
+    with pytest.raises(PolicyInvalid, match=message):
+        validate_spec(raw)

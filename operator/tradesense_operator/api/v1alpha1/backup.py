@@ -13,7 +13,7 @@ from typing import Self
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from tradesense_operator.api.v1alpha1.common import ApiModel, Condition, DatabaseConnection, list_map
-from tradesense_operator.api.v1alpha1.pitr import PointInTimeSpec, PointInTimeStatus
+from tradesense_operator.api.v1alpha1.pitr import PointInTimeSpec, PointInTimeStatus, RestoreMode
 
 KIND = "BackupPolicy"
 PLURAL = "backuppolicies"
@@ -107,6 +107,8 @@ class MaintenanceSpec(ApiModel):
 
 
 LEVEL_RANGE = "compressionLevel: 0-9 for gzip formats (plain-gzip, custom, directory), 1-19 for plain-zstd"
+PHYSICAL_RESTORE_JOB = ("pointInTime.restore.mode physical runs a Job: it needs jobImage, and jobVolumeClaimName "
+                        "with filesystem storage")
 
 
 class BackupPolicySpec(ApiModel):
@@ -116,6 +118,9 @@ class BackupPolicySpec(ApiModel):
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
         {"rule": "!has(self.compressionLevel) || (has(self.format) && self.format == 'plain-zstd' ? "
                  "self.compressionLevel >= 1 : self.compressionLevel <= 9)", "message": LEVEL_RANGE},
+        {"rule": "!has(self.pointInTime) || !has(self.pointInTime.restore) || !has(self.pointInTime.restore.mode) || "
+                 "self.pointInTime.restore.mode != 'physical' || (has(self.jobImage) && "
+                 "(!has(self.storage.filesystem) || has(self.jobVolumeClaimName)))", "message": PHYSICAL_RESTORE_JOB},
     ]})
 
     database: DatabaseConnection = Field(default_factory=DatabaseConnection, description="Database to back up.")
@@ -147,6 +152,13 @@ class BackupPolicySpec(ApiModel):
     )
     point_in_time: PointInTimeSpec = Field(default_factory=PointInTimeSpec,
                                            description="Continuous WAL archiving and base backups (PITR).")
+
+    @model_validator(mode="after")
+    def _physical_restore_has_a_job(self) -> Self:
+        if self.point_in_time.restore.mode is RestoreMode.PHYSICAL and (
+                not self.job_image or (self.storage.filesystem is not None and not self.job_volume_claim_name)):
+            raise ValueError(PHYSICAL_RESTORE_JOB)
+        return self
 
     @field_validator("compression_level")
     @classmethod

@@ -5,6 +5,10 @@ the recoverable window (earliest and latest restorable time), which segments ret
 without orphaning a kept base backup, and for a restore target which base backup and WAL range to use
 and how much data the restore gives up. Pure: no I/O, no clock (callers pass `now`).
 
+Timelines: a point-in-time restore starts a new timeline whose segment numbers overlap the old one's. A
+run of WAL, a gap and a base backup's usability are per timeline: a segment of timeline 1 never continues
+(or replaces) one of timeline 2, so a restore never replays another timeline's WAL onto a base backup.
+
 Time in the archive is conservative by construction: a segment's `covered_until` is a moment at which
 the server's WAL position was at or before the segment's end, so every transaction committed before
 that moment is in this segment or an earlier one. A window's latest time is therefore a promise, not
@@ -59,11 +63,12 @@ class WalRun:
     last: int
     end_lsn: Lsn
     covered_until: datetime | None
+    timeline: int = 1
 
 
 @dataclass(frozen=True)
 class Gap:
-    """Segments first..last (inclusive) are missing (or only partly archived) between two runs."""
+    """Segments first..last (inclusive) are missing (or only partly archived) between two runs of one timeline."""
 
     first: int
     last: int
@@ -83,17 +88,19 @@ class RecoverableWindow:
 
 
 def best_copies(segments: Iterable[ArchivedSegment]) -> list[ArchivedSegment]:
-    """One entry per segment number (a complete copy supersedes a partial one), ascending."""
-    chosen: dict[int, ArchivedSegment] = {}
+    """One entry per (timeline, segment number) (a complete copy supersedes a partial one), ascending."""
+    chosen: dict[tuple[int, int], ArchivedSegment] = {}
     for seg in segments:
-        current = chosen.get(seg.segno)
+        key = (seg.timeline, seg.segno)
+        current = chosen.get(key)
         if current is None or (current.partial and (not seg.partial or seg.end_lsn > current.end_lsn)):
-            chosen[seg.segno] = seg
-    return [chosen[n] for n in sorted(chosen)]
+            chosen[key] = seg
+    return [chosen[k] for k in sorted(chosen)]
 
 
 def contiguous_runs(segments: Iterable[ArchivedSegment], segment_size: int = DEFAULT_SEGMENT_SIZE) -> list[WalRun]:
-    """Maximal runs of consecutive segments; a partial segment ends its run (its tail is missing)."""
+    """Maximal runs of consecutive segments of one timeline, oldest timeline first; a partial segment ends
+    its run (its tail is missing)."""
     runs: list[WalRun] = []
     first: ArchivedSegment | None = None
     prev: ArchivedSegment | None = None
@@ -101,11 +108,11 @@ def contiguous_runs(segments: Iterable[ArchivedSegment], segment_size: int = DEF
 
     def close() -> None:
         if first is not None and prev is not None:
-            runs.append(WalRun(first.segno, prev.segno, prev.end_lsn, covered))
+            runs.append(WalRun(first.segno, prev.segno, prev.end_lsn, covered, prev.timeline))
 
     for seg in best_copies(segments):
-        continues = (prev is not None and seg.segno == prev.segno + 1 and not prev.partial
-                     and prev.end_lsn >= segment_end(prev.segno, segment_size))
+        continues = (prev is not None and seg.timeline == prev.timeline and seg.segno == prev.segno + 1
+                     and not prev.partial and prev.end_lsn >= segment_end(prev.segno, segment_size))
         if not continues:
             close()
             first, covered = seg, None
@@ -121,13 +128,16 @@ def find_gaps(segments: Iterable[ArchivedSegment], segment_size: int = DEFAULT_S
     runs = contiguous_runs(segments, segment_size)
     gaps: list[Gap] = []
     for before, after in itertools.pairwise(runs):
+        if before.timeline != after.timeline:
+            continue  # a new timeline is not a hole in the old one
         first = before.last + 1 if before.end_lsn >= segment_end(before.last, segment_size) else before.last
         gaps.append(Gap(first, after.first - 1 if after.first - 1 >= first else first))
     return gaps
 
 
 def _usable(backup: BaseBackupInfo, run: WalRun, segment_size: int) -> bool:
-    return run.first <= segment_of(backup.start_lsn, segment_size) and backup.end_lsn <= run.end_lsn
+    return (backup.timeline == run.timeline and run.first <= segment_of(backup.start_lsn, segment_size)
+            and backup.end_lsn <= run.end_lsn)
 
 
 def windows(
@@ -167,7 +177,7 @@ def wal_deletions(
     """
     all_segments = list(segments)
     deletions = [s for s in all_segments if s.partial and any(
-        o.segno == s.segno and not o.partial for o in all_segments)]
+        o.segno == s.segno and o.timeline == s.timeline and not o.partial for o in all_segments)]
     if kept_backups:
         floor = min(segment_of(b.start_lsn, segment_size) for b in kept_backups)
         deletions += [s for s in all_segments if s.segno < floor and s not in deletions]
@@ -240,8 +250,10 @@ def plan_restore(
     if target_time is None and target_lsn is None:
         window = found[-1]
         if runs and window.run != runs[-1]:
+            cut = (f"a gap ({', '.join(g.describe() for g in gaps)})" if window.run.timeline == runs[-1].timeline
+                   else f"timeline {runs[-1].timeline}, which has no base backup yet,")
             raise TargetRefused(
-                f"the archive has a gap ({', '.join(g.describe() for g in gaps)}) after the newest restorable "
+                f"the archive has {cut} after the newest restorable "
                 f"point {window.latest.isoformat()}; 'latest' would silently restore older data. "
                 f"Give an explicit targetTime within the window ({_window_text(found)})")
         return _plan(backups, window, now=now, segment_size=segment_size, at_time=None, at_lsn=None)
@@ -312,9 +324,13 @@ class ArchiverHealth:
 
 
 def archiving_condition(
-    health: ArchiverHealth, *, warning_seconds: float, warning_bytes: int
+    health: ArchiverHealth, *, warning_seconds: float, warning_bytes: int, limit_seconds: float | None = None
 ) -> tuple[bool, str, str]:
-    """(status, reason, message) of WALArchiving; the most severe cause wins."""
+    """(status, reason, message) of WALArchiving; the most severe cause wins.
+
+    `limit_seconds` is the policy's RPO limit (lagCriticalSeconds): a lag beyond it is still FallingBehind,
+    but the message says the limit is exceeded, which is what the alert on the exported limit pages for.
+    """
     extra = f": {health.detail}" if health.detail else ""
     if health.storage_full:
         return False, "StorageFull", f"the archive storage is full; WAL accumulates on the server's slot{extra}"
@@ -327,8 +343,10 @@ def archiving_condition(
         return False, "Stopped", f"pg_receivewal is not running{extra}"
     if health.gaps:
         return False, "Gap", f"WAL missing from the archive: {', '.join(g.describe() for g in health.gaps)}"
+    behind = (f"archive is {health.lag_seconds or 0:.0f}s and {health.lag_bytes or 0} bytes behind the server")
+    if limit_seconds is not None and health.lag_seconds is not None and health.lag_seconds > limit_seconds:
+        return False, "FallingBehind", f"{behind}: beyond the policy's limit of {limit_seconds:.0f}s (lagCriticalSeconds)"
     if (health.lag_seconds is not None and health.lag_seconds > warning_seconds) or (
             health.lag_bytes is not None and health.lag_bytes > warning_bytes):
-        return False, "FallingBehind", (f"archive is {health.lag_seconds or 0:.0f}s and {health.lag_bytes or 0} bytes "
-                                        f"behind the server (thresholds {warning_seconds:.0f}s, {warning_bytes} bytes)")
+        return False, "FallingBehind", f"{behind} (thresholds {warning_seconds:.0f}s, {warning_bytes} bytes)"
     return True, "Streaming", "WAL is streaming into the archive"

@@ -23,13 +23,23 @@ from tradesense_operator.services.backups import wal_archive
 DEFAULT_TIMEOUT = 6 * 3600.0
 
 
+def unique_id(store: BackupStore, label: str, wanted: str) -> str:
+    """`wanted`, or `wanted-2`, `-3`…: ids have one-second resolution, and two base backups in the same second
+    (the first one taken at once meeting a scheduled one) must not overwrite each other."""
+    candidate, n = wanted, 1
+    while store.exists(wal_archive.base_object(label, candidate)):
+        n += 1
+        candidate = f"{wanted}-{n}"
+    return candidate
+
+
 def take_base_backup(
     target: PgTarget, store: BackupStore, label: str, *, staging: Path, clock: Clock,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> BaseBackupInfo:
     """Run pg_basebackup, store its tar with sha256 and metadata; the staging copy is removed either way."""
     started = clock.now()
-    id_ = backup_id(label, started) + "-base"
+    id_ = unique_id(store, label, backup_id(label, started) + "-base")
     staging.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="basebackup-", dir=staging))
     try:

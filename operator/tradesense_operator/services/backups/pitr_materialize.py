@@ -6,8 +6,8 @@ WAL into a scratch instance (services/backups/pitr_restore), dumps the target da
 policy's store as a `point-in-time` backup stamped with the incident, verifies it and stops the scratch
 instance. The existing restore step then loads that backup like any other, with its safety backup,
 crash-resumable markers and approval gates unchanged. A re-run with the same stamp finds the backup
-again instead of replaying twice. (An in-place physical restore of the database volume is
-`tradesense-operator backup restore --target-time … --data-dir …` run in a Job with the server stopped.)
+again instead of replaying twice. This is `pointInTime.restore.mode: logical` (the default); the in-place
+restore of the database's volume in a Job is services/backups/pitr_physical.
 """
 
 from __future__ import annotations

@@ -120,7 +120,8 @@ class PitrSupervisor:
         if "verified" in self.notes:
             pit.last_verification, pit.last_verification_result = self.notes.pop("verified")
         ok, reason, message = pitr.archiving_condition(report.health, warning_seconds=self.spec.lag_warning_seconds,
-                                                       warning_bytes=self.spec.lag_warning_bytes)
+                                                       warning_bytes=self.spec.lag_warning_bytes,
+                                                       limit_seconds=self.spec.lag_critical_seconds)
         self._export(ok, reason, pit)
         await self._write(body, pit, ok, reason, message)
         return report
@@ -133,6 +134,7 @@ class PitrSupervisor:
             metrics.wal_archiving.remove(ns, name, previous)
         self.notes["reason"] = reason
         metrics.wal_archiving.labels(ns, name, reason).set(1 if ok else 0)
+        metrics.wal_max_lag_seconds.labels(ns, name).set(self.spec.lag_critical_seconds)
         if pit.lag_seconds is not None:
             metrics.wal_lag_seconds.labels(ns, name).set(pit.lag_seconds)
         if pit.lag_bytes is not None:
@@ -187,6 +189,15 @@ class PitrSupervisor:
         for task in self.background.values():
             task.cancel()
         await asyncio.to_thread(self.archiver.stop)
+        self._forget_metrics()
+
+    def _forget_metrics(self) -> None:
+        """Drop this policy's series: a deleted or disabled policy must not keep a stale lag alert firing."""
+        metrics, ns, name = self.runtime.metrics, self.ctx.namespace, self.ctx.name
+        if (reason := self.notes.pop("reason", None)) is not None:
+            metrics.wal_archiving.remove(ns, name, reason)
+        for gauge in (metrics.wal_lag_seconds, metrics.wal_lag_bytes, metrics.wal_max_lag_seconds):
+            gauge.remove(ns, name)
 
 
 def _remove_tree(path: Path) -> None:

@@ -11,13 +11,19 @@ Steps (each refuses rather than restoring silently wrong data):
    before configured recovery target was reached" when no commit after a time target was archived;
    the plan guarantees every commit before the target is in the fetched WAL, so replaying all of it is
    the target state and recovery is restarted without the target.
-In Kubernetes these run in the restore Job against the database's volume; the scheduled verification
-runs them against a throwaway directory. Owns the sequence, not the server process (clients/pginstance).
+In Kubernetes step 2 runs in the restore Job against the database's volume (`prepare_in_place`: the old
+data directory is moved aside on the same volume, never deleted, and a marker makes a re-run with the same
+stamp a no-op) and the database itself replays when it starts; the scheduled verification runs all three
+against a throwaway directory. Owns the sequence, not the server process (clients/pginstance).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
+import shutil
 import tarfile
 from dataclasses import dataclass
 from datetime import datetime
@@ -68,7 +74,7 @@ def plan(
 
 def _segments_for(inv: Inventory, chosen: RestorePlan) -> list[ArchivedSegment]:
     best = {s.segno: s for s in pitr.best_copies(inv.segments)
-            if chosen.first_segno <= s.segno <= chosen.last_segno}
+            if s.timeline == chosen.window.run.timeline and chosen.first_segno <= s.segno <= chosen.last_segno}
     missing = [n for n in range(chosen.first_segno, chosen.last_segno + 1) if n not in best]
     if missing:
         raise RestoreRefused(f"WAL segments {missing[0]}..{missing[-1]} vanished from the archive since planning")
@@ -101,18 +107,94 @@ def prepare_data_directory(
     except NotFound as exc:
         raise RestoreRefused(f"archive object missing: {exc}") from exc
     write_recovery_settings(data_dir, wal_dir, chosen)
+    data_dir.chmod(0o700)  # PostgreSQL refuses a data directory others can read
     return PreparedRestore(chosen, data_dir, wal_dir, fetched)
 
 
-def write_recovery_settings(data_dir: Path, wal_dir: Path, chosen: RestorePlan, *, with_target: bool = True) -> None:
-    """Append restore_command and the target to postgresql.auto.conf (replacing an earlier block); recovery.signal."""
+RESTORE_MARKER = "tradesense-restore.json"
+"""Written into the data directory last: its presence with the same stamp means the Job's work is done."""
+
+
+def prepared_by(data_dir: Path) -> dict[str, str] | None:
+    """The marker of the restore that prepared `data_dir` (None: not one of ours, or unfinished)."""
+    try:
+        found = json.loads((data_dir / RESTORE_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def set_aside_path(data_dir: Path, stamp: str) -> Path:
+    """Where this restore keeps the data directory it replaces (same volume: a rename, no copy)."""
+    return data_dir.with_name(f"{data_dir.name}.before-restore-{hashlib.sha256(stamp.encode()).hexdigest()[:10]}")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def drop_target_in_place(data_dir: Path, wal_dir: Path, stamp: str) -> bool:
+    """After PostgreSQL stopped with TARGET_NOT_REACHED: replay all fetched WAL instead (see `recover`).
+
+    Only on a directory this restore (`stamp`) prepared; False when it already was rewritten. RestoreRefused
+    for any other directory.
+    """
+    marker = prepared_by(data_dir)
+    if marker is None or marker.get("stamp") != stamp:
+        raise RestoreRefused(f"{data_dir} was not prepared by the restore {stamp}; not changing its settings")
+    if marker.get("untargeted"):
+        return False
+    write_recovery_settings(data_dir, wal_dir, None)
+    (data_dir / RESTORE_MARKER).write_text(json.dumps({**marker, "untargeted": True}, sort_keys=True))
+    return True
+
+
+def prepare_in_place(
+    store: BackupStore, chosen: RestorePlan, inv: Inventory, *, data_dir: Path, wal_dir: Path, stamp: str,
+    segment_size: int = DEFAULT_SEGMENT_SIZE,
+) -> PreparedRestore:
+    """Replace the (stopped) database's data directory with the base backup + WAL of `chosen`; crash-safe.
+
+    The current directory is renamed aside first (`set_aside_path`): it is the physical safety copy, and
+    its existence tells a re-run after a crash that `data_dir` holds only this restore's partial work,
+    which is removed and redone. The marker is written last; callers check `prepared_by` before planning.
+    """
+    aside = set_aside_path(data_dir, stamp)
+    if aside.exists():
+        shutil.rmtree(data_dir, ignore_errors=True)  # our own half-prepared directory
+    elif data_dir.exists() and any(data_dir.iterdir()):
+        data_dir.rename(aside)
+        _fsync_dir(data_dir.parent)
+        log.info("moved the current data directory aside to %s", aside)
+    shutil.rmtree(wal_dir, ignore_errors=True)
+    prepared = prepare_data_directory(store, chosen, inv, data_dir=data_dir, wal_dir=wal_dir,
+                                      segment_size=segment_size)
+    marker = data_dir / RESTORE_MARKER
+    marker.write_text(json.dumps({"stamp": stamp, "plan": chosen.describe(),
+                                  "setAside": str(aside) if aside.exists() else ""}, sort_keys=True))
+    with marker.open("rb+") as handle:
+        os.fsync(handle.fileno())
+    _fsync_dir(data_dir)
+    return prepared
+
+
+def write_recovery_settings(data_dir: Path, wal_dir: Path, chosen: RestorePlan | None, *,
+                            with_target: bool = True) -> None:
+    """Append restore_command and the target to postgresql.auto.conf (replacing an earlier block); recovery.signal.
+
+    `chosen` None (or with_target False): replay every fetched segment, then promote.
+    """
     conf = data_dir / "postgresql.auto.conf"
     text = conf.read_text() if conf.exists() else ""
     text = text.split(SETTINGS_MARK)[0]
     lines = [SETTINGS_MARK, f"restore_command = 'cp \"{wal_dir}/%f\" \"%p\"'", "recovery_target_action = 'promote'"]
-    if with_target and chosen.target_time is not None:
+    if with_target and chosen is not None and chosen.target_time is not None:
         lines.append(f"recovery_target_time = '{chosen.target_time.isoformat()}'")
-    if with_target and chosen.target_lsn is not None:
+    if with_target and chosen is not None and chosen.target_lsn is not None:
         lines.append(f"recovery_target_lsn = '{chosen.target_lsn}'")
     conf.write_text(text + "\n".join(lines) + "\n")
     (data_dir / "recovery.signal").write_text("")
@@ -152,17 +234,22 @@ def recover(
     return server
 
 
+def table_counts(conn: psycopg.Connection[tuple[object, ...]]) -> dict[str, int]:
+    """Row counts of every user table: proves a restored database opens and reads every table."""
+    tables = conn.execute("SELECT schemaname, relname FROM pg_stat_user_tables").fetchall()
+    counts: dict[str, int] = {}
+    for schema_name, table in tables:
+        query = sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(str(schema_name)),
+                                                               sql.Identifier(str(table)))
+        row = conn.execute(query).fetchone()
+        counts[f"{schema_name}.{table}"] = int(str(row[0])) if row is not None else 0
+    return counts
+
+
 def verify(server: LocalServer, dbname: str, user: str = "postgres") -> dict[str, int]:
-    """Row counts of every user table: proves the restored database opens and reads."""
+    """Row counts of every user table of the scratch instance."""
     with psycopg.connect(server.dsn(dbname, user), connect_timeout=5) as conn:
-        tables = conn.execute("SELECT schemaname, relname FROM pg_stat_user_tables").fetchall()
-        counts: dict[str, int] = {}
-        for schema_name, table in tables:
-            query = sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(str(schema_name)),
-                                                                   sql.Identifier(str(table)))
-            row = conn.execute(query).fetchone()
-            counts[f"{schema_name}.{table}"] = int(row[0]) if row is not None else 0
-        return counts
+        return table_counts(conn)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The WAL archiver of one policy: keeps pg_receivewal running and moves what it writes into the store.
 
 One `tick()` (called every few seconds by its owner) does, in order:
-1. restart pg_receivewal if it has died (the slot kept every byte it had not confirmed, so nothing is lost);
+1. restart pg_receivewal if it has died (the slot kept every byte it had not confirmed, so nothing is lost;
+   a missing slot means the old stream is gone: its partial segment is dropped, see `_forget_stream`);
 2. sample the server's WAL position (for lag and for the time each archived byte stands for);
 3. upload every finished segment from the staging directory (sha256, metadata), then delete it locally;
 4. upload a snapshot of the segment being written once it has grown (bounds the RPO to the tick interval);
@@ -143,12 +144,36 @@ class WalArchiver:
             self.receiver = None
             self.restarts += 1
         try:
+            _, slot_lsn = walstream.positions(self.target, self.slot)
+            if slot_lsn is None:
+                self._forget_stream(details)
             walstream.create_slot(self.target, self.slot)
             self.receiver = walstream.Receiver(self.target, self.staging, self.slot)
         except ClientError as exc:
             details.append(f"cannot start pg_receivewal: {exc}")
             return False
         return True
+
+    def _forget_stream(self, details: list[str]) -> None:
+        """The slot is gone (dropped, or the server was restored to a point in time: a new timeline without it).
+
+        pg_receivewal resumes from what its directory holds; a partial segment of the old stream would make it
+        ask for a position the server cannot send (after a restore: "not in this server's history") and fail
+        on every restart. Finished segments are real WAL of the old timeline and are stored first; the partial
+        one is dropped, so streaming starts at the new slot's position.
+        """
+        self.staging.mkdir(parents=True, exist_ok=True)
+        try:
+            self._upload_finished()
+        except (StorageFull, ClientError, OSError) as exc:
+            details.append(f"storage: {exc}")
+        dropped = [p.name for p in self.staging.glob("*.partial*")]
+        for name in dropped:
+            (self.staging / name).unlink(missing_ok=True)
+        self._partial_uploaded.clear()
+        if dropped:
+            details.append(f"replication slot {self.slot} was missing (dropped, or the server was restored): "
+                           f"streaming restarts at the server's position ({', '.join(sorted(dropped))} dropped)")
 
     def _sample(self, details: list[str]) -> tuple[Lsn | None, Lsn | None]:
         now = self.clock.now()

@@ -8,6 +8,13 @@ references; nothing is dropped unless that safety backup exists.
 
 The safety backup and the restore move data: they run as owned work (`services.backups.owned_work`), so a
 timed-out or cancelled attempt returns only once its pg_dump/psql and their server sessions have stopped.
+
+Point in time (`parameters.targetTime`/`targetLSN`): with the policy's `pointInTime.restore.mode` logical
+(default) the first step replays into a scratch instance and dumps it, and the restore loads that dump like
+any backup; with `physical` the first step only plans (refusing a target the archive cannot honour) and the
+restore step, once approved, stops the database and restores its volume in a Job
+(`services.backups.pitr_physical`, resumable from the step's checkpoint); the data directory it replaces is
+the safety copy, kept on the volume.
 """
 
 from __future__ import annotations
@@ -15,10 +22,12 @@ from __future__ import annotations
 import asyncio
 
 from tradesense_operator.api.v1alpha1.incident import StepAction
+from tradesense_operator.api.v1alpha1.pitr import RestoreMode
 from tradesense_operator.clients.errors import ClientError, NotFound
 from tradesense_operator.domain.backups.manifest import BackupManifest
 from tradesense_operator.services.backups import pitr_materialize
 from tradesense_operator.services.backups.owned_work import run_owned
+from tradesense_operator.services.backups.pitr_physical import PhysicalRestore, PhysicalRestoreFailed
 from tradesense_operator.services.backups.policy import PolicyContext, PolicyInvalid, load_policy
 from tradesense_operator.services.backups.restore import (
     RestoreRefused,
@@ -88,6 +97,15 @@ async def _point_in_time_backup(ctx: StepContext, policy: PolicyContext) -> Back
     return manifest
 
 
+def _physical(ctx: StepContext, policy: PolicyContext) -> PhysicalRestore | None:
+    """The in-place restore of this step when the incident asks for a point in time and the policy says physical."""
+    target = _point_in_time(ctx)
+    wanted = ctx.checkpoint.get("backupId") or param_str(ctx.step, "backupId")
+    if target is None or wanted or policy.spec.point_in_time.restore.mode is not RestoreMode.PHYSICAL:
+        return None
+    return PhysicalRestore(ctx.runtime, policy, ctx.stamp, target[0], target[1])
+
+
 async def _describe_point_in_time(ctx: StepContext, policy: PolicyContext) -> str | None:
     """The plan text for a dry run: base backup, WAL range, expected loss (no data moves)."""
     target = _point_in_time(ctx)
@@ -114,12 +132,20 @@ class BackupSafety:
     async def describe(self, ctx: StepContext) -> str:
         policy = await _policy(ctx)
         if (pitr_text := await _describe_point_in_time(ctx, policy)) is not None:
+            if _physical(ctx, policy) is not None:
+                return f"would plan the {pitr_text}; the approved restore step restores the database's volume in place"
             return f"would replay to the target ({pitr_text}); first back up the current data as a safety copy"
         manifest = await _clean_backup(ctx, policy)
         return f"would restore {_summary(manifest)}; first back up the current {policy.target.dbname} as a safety copy"
 
     async def run(self, ctx: StepContext) -> StepResult:
-        manifest, safety = await _chosen_and_safety(ctx, await _policy(ctx))
+        policy = await _policy(ctx)
+        if (physical := _physical(ctx, policy)) is not None:
+            plan = await _describe_point_in_time(ctx, policy)  # refuses a target the archive cannot honour
+            evidence = {"plan": plan or "", "safetyCopy": "the data directory, kept aside by the restore Job"}
+            return StepResult(Outcome.DONE, f"{plan}; restored in place by the approved restore step "
+                                            f"({physical.describe()})", evidence)
+        manifest, safety = await _chosen_and_safety(ctx, policy)
         evidence = {"backupId": manifest.id, "safetyBackupId": safety.id if safety else "none (database absent)"}
         await ctx.save_checkpoint(evidence)
         return StepResult(Outcome.DONE, f"clean backup: {_summary(manifest)}; safety backup "
@@ -135,6 +161,8 @@ class BackupRestore:
     async def describe(self, ctx: StepContext) -> str:
         policy = await _policy(ctx)
         if (pitr_text := await _describe_point_in_time(ctx, policy)) is not None:
+            if (physical := _physical(ctx, policy)) is not None:
+                return f"{physical.describe()}: the {pitr_text}"
             return f"DROP and recreate database {policy.target.dbname}, then load the {pitr_text}"
         manifest = await _clean_backup(ctx, policy)
         return (f"DROP and recreate database {policy.target.dbname}, then restore {_summary(manifest)} "
@@ -142,6 +170,8 @@ class BackupRestore:
 
     async def run(self, ctx: StepContext) -> StepResult:
         policy = await _policy(ctx)
+        if (physical := _physical(ctx, policy)) is not None:
+            return await _run_physical(ctx, physical)
         manifest, safety = await _chosen_and_safety(ctx, policy)
         safety_id = safety.id if safety else None
         try:
@@ -159,3 +189,21 @@ class BackupRestore:
             return StepResult(Outcome.ALREADY_DONE, f"database {report.database} already restored from "
                                                     f"{report.backup_id} by this step", evidence)
         return StepResult(Outcome.DONE, f"restored database {report.database} from {_summary(manifest)}", evidence)
+
+
+async def _run_physical(ctx: StepContext, physical: PhysicalRestore) -> StepResult:
+    """One move of the in-place restore; WAITING until the database is back and verified.
+
+    Before anything is stopped the target is planned again: the archive may have changed since the plan was
+    shown, and a refusal now leaves the database running and untouched.
+    """
+    if "dbReplicas" not in ctx.checkpoint:
+        await _describe_point_in_time(ctx, physical.policy)
+    try:
+        progress = await physical.advance(ctx.checkpoint, ctx.save_checkpoint)
+    except PhysicalRestoreFailed as exc:
+        raise StepFailed(f"point-in-time restore: {exc}") from exc
+    if not progress.done:
+        return StepResult(Outcome.WAITING, progress.message, progress.evidence,
+                          retry_after=ctx.runtime.settings.step_poll_seconds)
+    return StepResult(Outcome.DONE, progress.message, progress.evidence)
