@@ -213,9 +213,9 @@ class StepRunner:
         message = clip(f"interrupted: {reason}; resumes from its checkpoint once the lock is back", 2048)
         run.set_step(index, step.model_copy(update={"message": message, "attempt_started_at": None}))
         run.status = self._writer.phase(run, IncidentPhase.PENDING, "LockLost", f"{position} {message}")
-        await self._writer.commit(run)
-        self._seen_attempts.discard((run.ref.uid or "", planned.id, step.attempts))
         await run.events.warning("StepInterrupted", f"{position}: {message}")
+        await self._writer.commit(run)  # after the Event: one write carries its timeline entry too
+        self._seen_attempts.discard((run.ref.uid or "", planned.id, step.attempts))
         return Advance(finished=False, delay=self.poll_seconds)
 
     async def _attempt_failed(self, run: IncidentRun, index: int, reason: str) -> Advance | StepGaveUp:
@@ -225,9 +225,10 @@ class StepRunner:
         step = fail_attempt(run.status.steps[index], planned, reason=clip(reason, 2048), now=self._writer.now(),
                             backoff_base=self.poll_seconds, backoff_cap=self._backoff_cap)
         run.set_step(index, step)
-        await self._writer.commit(run)
         if step.state is StepState.FAILED:
             await run.events.warning("StepFailed", f"{position}: {step.message}")
+            await self._writer.commit(run)
             return StepGaveUp(f"step {planned.id} failed: {step.message}")
         await run.events.warning("AttemptFailed", f"{position}: {step.message}")
+        await self._writer.commit(run)  # after the Event: one write carries its timeline entry too
         return Advance(finished=False, delay=self.poll_seconds)

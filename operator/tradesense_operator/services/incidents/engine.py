@@ -72,7 +72,12 @@ from tradesense_operator.services.incidents.lock import LockResult, NamespaceLoc
 from tradesense_operator.services.incidents.metrics import IncidentMetrics
 from tradesense_operator.services.incidents.run import Advance, IncidentRun, StaleStatus, StatusWriter
 from tradesense_operator.services.incidents.stalls import StallReporter
-from tradesense_operator.services.incidents.store import IncidentStore, StatusUnreadable
+from tradesense_operator.services.incidents.store import (
+    IncidentStore,
+    StatusUnreadable,
+    incident_object,
+    parse_status,
+)
 from tradesense_operator.services.runtime import Runtime
 from tradesense_operator.services.step_adapters.base import Action
 
@@ -122,25 +127,38 @@ class IncidentEngine:
         """Delay between checks while waiting on something outside the engine."""
         return self.poll_seconds * WAIT_POLL_FACTOR
 
-    async def run(self, namespace: str, name: str, *, sleep: Callable[[float], Awaitable[bool]]) -> Advance:
+    async def run(
+        self, namespace: str, name: str, *, sleep: Callable[[float], Awaitable[bool]],
+        seed: Mapping[str, Any] | None = None,
+    ) -> Advance:
         """Advance until the incident is finished; `sleep(delay)` returns True when the caller wants to stop.
 
-        An API error never ends the loop: it is recorded on the incident and retried (`stalls.py`).
+        An advance that continues at once (delay 0) hands its run to the next one: that one decides from the
+        status it wrote (the write's answer carries the current spec and resourceVersion) instead of a GET,
+        and changes it staged without writing (the plan, a dry run's descriptions) go out with the next write.
+        After a sleep the incident is read again. `seed`, the body the caller already has (kopf's, as of its
+        latest watch event), replaces the first read: every write is guarded by its resourceVersion, so a seed
+        that is out of date costs a Conflict and a read, never a decision applied to a newer status. An API
+        error never ends the loop: it is recorded on the incident and retried (`stalls.py`).
         """
+        carried = self._seeded(seed) if seed is not None else None
         try:
             while True:
                 try:
-                    tick = await self.advance(namespace, name)
+                    tick, run = await self.advance(namespace, name, carried)
                 except ClientError as exc:
+                    carried = None
                     if not await self._stalls.stalled(namespace, name, exc):
                         return Advance(finished=True)  # the incident is gone
                     tick = Advance(finished=False, delay=self._stalls.retry_delay(exc, self.idle_seconds))
                 else:
-                    await self._stalls.recovered(namespace, name)
+                    carried = run if not tick.finished and tick.delay <= 0 else None
+                    await self._stalls.recovered(namespace, name, run.status if run is not None else None)
                 if tick.finished or await sleep(tick.delay):
                     return tick
         finally:
             self._stalls.forget(namespace, name)
+            self._forget(namespace, name)
 
     async def release_lock(self, body: Mapping[str, Any]) -> None:
         """Give back the namespace Lease of a deleted incident (a no-op unless this incident holds it)."""
@@ -158,22 +176,35 @@ class IncidentEngine:
             obj = await self._store.load(namespace, name)
             if obj is None or not is_terminal(obj.status.phase):
                 return
+            run = self._writer.open(obj)
+            sync_alert_condition(run, self._writer)
             try:
-                await sync_alert_condition(self._writer.open(obj), self._writer)
+                await self._writer.commit(run)
             except StaleStatus:
                 continue
             return
 
-    async def advance(self, namespace: str, name: str) -> Advance:
-        """Read the incident, take the next decision, persist it. Client errors of our own writes propagate."""
+    async def advance(
+        self, namespace: str, name: str, carried: IncidentRun | None = None
+    ) -> tuple[Advance, IncidentRun | None]:
+        """Take the next decision from `carried` (the previous advance's run) or a fresh read, and persist it
+        unless the caller continues at once. Returns the run decided on (None when there was none to read).
+        Client errors of our own writes propagate."""
         with log_context(obj=f"{INCIDENTS.kind} {namespace}/{name}"):
             try:
-                return await self._advance(namespace, name)
+                run = carried if carried is not None else await self._open(namespace, name)
+                if isinstance(run, Advance):
+                    return run, None
+                tick = await self._advance(run)
+                if tick.finished or tick.delay > 0:
+                    await self._writer.commit(run)  # what was staged, before anything waits
             except StaleStatus as exc:
                 log.info("not writing a decision made from an outdated status (%s): deciding again", exc)
-                return Advance(finished=False, delay=0.0)
+                return Advance(finished=False, delay=0.0), None
+            return tick, run
 
-    async def _advance(self, namespace: str, name: str) -> Advance:
+    async def _open(self, namespace: str, name: str) -> IncidentRun | Advance:
+        """A fresh read of the incident as a run, or what to do when there is nothing to act on."""
         try:
             obj = await self._store.load(namespace, name)
         except StatusUnreadable as exc:
@@ -184,11 +215,37 @@ class IncidentEngine:
             return Advance(finished=True)
         if is_terminal(obj.status.phase):
             return Advance(finished=True, phase=obj.status.phase)
-        run = self._writer.open(obj)
-        self._metrics.seen(run.ref.uid or run.ref.name, str(obj.raw_spec.get("runbook", "")), obj.status.phase)
-        await sync_alert_condition(run, self._writer)
+        return self._writer.open(obj)
+
+    def _seeded(self, body: Mapping[str, Any]) -> IncidentRun | None:
+        """A run from a body the caller read (None when it is finished or its status does not parse)."""
         try:
-            spec = TradeSenseIncidentSpec.model_validate(obj.raw_spec)
+            obj = incident_object(body, parse_status(body.get("status")))
+        except StatusUnreadable:
+            return None  # the first advance reads it and reports it
+        return None if is_terminal(obj.status.phase) else self._writer.open(obj)
+
+    def _forget(self, namespace: str, name: str) -> None:
+        """The incident's daemon ends: drop what this process kept about it (one engine may serve all)."""
+        prefix = f"{namespace}/{name}/"
+        for key in [k for k in self._locks if k.startswith(prefix)]:
+            del self._locks[key]
+        self._unreadable_reported.discard(f"{namespace}/{name}")
+
+    def _spec(self, run: IncidentRun) -> TradeSenseIncidentSpec:
+        """The validated spec, parsed once per generation (ValidationError for an invalid one)."""
+        cached = run.parsed_spec
+        if cached is None or cached[0] != run.obj.generation:
+            cached = (run.obj.generation, TradeSenseIncidentSpec.model_validate(run.obj.raw_spec))
+            run.parsed_spec = cached
+        return cached[1]
+
+    async def _advance(self, run: IncidentRun) -> Advance:
+        obj = run.obj
+        self._metrics.seen(run.ref.uid or run.ref.name, str(obj.raw_spec.get("runbook", "")), obj.status.phase)
+        sync_alert_condition(run, self._writer)
+        try:
+            spec = self._spec(run)
         except ValidationError as exc:
             return await self._reject(run, *spec_problems(exc)[0])
         if obj.deleting:
@@ -210,12 +267,10 @@ class IncidentEngine:
     # -- planning ------------------------------------------------------------------------------
 
     async def _plan(self, run: IncidentRun, spec: TradeSenseIncidentSpec) -> Advance:
+        """Freeze the plan (staged: it is written with the first checkpoint, wait or end that follows)."""
         now = self._writer.now()
         deadline = respond_by(run.obj.created or now, spec.severity)
         run.status = run.status.model_copy(update={"respond_by": deadline})
-        run.status = self._writer.phase(run, IncidentPhase.PLANNING, "Planning",
-                                        f"resolving runbook {spec.runbook.value}")
-        await self._writer.commit(run)
         try:
             plan = self._planner(spec)
         except PlanError as exc:
@@ -234,7 +289,6 @@ class IncidentEngine:
         message = f"planned {len(plan)} steps of runbook {spec.runbook.value}" + (
             f"; approval needed for: {', '.join(approvals)}" if approvals else "")
         run.status = self._writer.phase(run, IncidentPhase.PENDING, "Planned", message)
-        await self._writer.commit(run)
         await run.events.normal(
             "Planned",
             f"runbook {spec.runbook.value} ({spec.severity.value}, respond by {format_time(deadline)}"
@@ -408,16 +462,17 @@ class IncidentEngine:
     async def _wait(
         self, run: IncidentRun, phase: IncidentPhase, reason: str, message: str, *, warning: bool
     ) -> Advance:
-        """Enter a waiting phase; the Event is posted only when the phase or its message changes."""
+        """Enter a waiting phase; the Event is posted only when the phase or its message changes (before the
+        write, which then carries its timeline entry)."""
         changed = (run.saved.phase, run.saved.message) != (phase, message)
         run.status = self._writer.phase(run, phase, reason, message)
-        await self._writer.commit(run)
         if changed:
             event_reason = "Blocked" if phase is IncidentPhase.BLOCKED else reason
             if warning:
                 await run.events.warning(event_reason, message)
             else:
                 await run.events.normal(event_reason, message)
+        await self._writer.commit(run)
         return Advance(finished=False, delay=self.idle_seconds)
 
     async def _report_unreadable(self, namespace: str, name: str, problem: str) -> None:
