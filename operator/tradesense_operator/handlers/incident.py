@@ -30,12 +30,11 @@ from tradesense_operator.clients.errors import Conflict, Forbidden, Invalid, Not
 from tradesense_operator.domain.incident.alert_state import CONDITION as ALERT_CONDITION
 from tradesense_operator.domain.incident.alert_state import alert_state
 from tradesense_operator.domain.incident.machine import TERMINAL_PHASES
-from tradesense_operator.domain.runbooks import PlanError, resolve_plan
+from tradesense_operator.domain.runbooks import PlanError
 from tradesense_operator.handlers.field_watch import FieldWatch
 from tradesense_operator.services.incidents import IncidentEngine
 from tradesense_operator.services.incidents.engine import WAIT_POLL_FACTOR
 from tradesense_operator.services.runtime import Runtime
-from tradesense_operator.services.step_adapters.registry import ACTIONS
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -79,13 +78,12 @@ def kopf_errors(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutin
 
 
 def _engine(memo: kopf.Memo) -> IncidentEngine:
-    """The engine injected through the memo (tests, demo), else one built from memo.runtime."""
+    """The process's engine, from the memo (put there by `startup.configure` or a test), else one built now."""
     engine = getattr(memo, "incident_engine", None)
     if isinstance(engine, IncidentEngine):
         return engine
-    runtime: Runtime = memo.runtime
-    engine = IncidentEngine(runtime, actions=ACTIONS, planner=resolve_plan)
-    memo.incident_engine = engine  # the per-object memo: one engine per incident daemon
+    engine = IncidentEngine.standard(memo.runtime)
+    memo.incident_engine = engine  # a per-object memo: only when no start-up handler shared one
     return engine
 
 

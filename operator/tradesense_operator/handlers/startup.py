@@ -1,4 +1,4 @@
-"""Operator start-up and shutdown: kopf settings, and the Runtime kept in memo (never globals)."""
+"""Operator start-up and shutdown: kopf settings, and the Runtime and incident engine kept in memo (never globals)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import kopf
 from tradesense_operator.api.v1alpha1.common import GROUP
 from tradesense_operator.clients.kube import KubeClient
 from tradesense_operator.config import Settings
+from tradesense_operator.services.incidents import IncidentEngine
 from tradesense_operator.services.runtime import Runtime
 
 KOPF_STORAGE_PREFIX = "operator.tradesense.io"
@@ -31,7 +32,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.posting.level = logging.WARNING  # our services post their own, better-worded Events
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    await ensure_runtime(memo)
+    runtime = await ensure_runtime(memo)
+    if not isinstance(getattr(memo, "incident_engine", None), IncidentEngine):
+        # One engine for every incident (kopf gives each object a shallow copy of this memo): the lock
+        # waiters of this process wake each other through it, and nothing is kept twice.
+        memo.incident_engine = IncidentEngine.standard(runtime)
 
 
 async def ensure_runtime(memo: kopf.Memo) -> Runtime:

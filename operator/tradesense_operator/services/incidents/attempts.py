@@ -73,6 +73,10 @@ class StepRunner:
     def poll_seconds(self) -> float:
         return self._runtime.settings.step_poll_seconds
 
+    def forget(self, uid: str) -> None:
+        """The incident's daemon ended: a later daemon (a restart) reports its Running attempt as resumed."""
+        self._seen_attempts = {seen for seen in self._seen_attempts if seen[0] != uid}
+
     def guard(self, spec: TradeSenseIncidentSpec) -> RestartGuard:
         """The restart-storm guard of the target namespace."""
         limit = spec.parameters.restart_limit_per_hour or self._runtime.settings.restart_limit_per_hour

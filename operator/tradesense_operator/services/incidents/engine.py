@@ -25,8 +25,10 @@ dry runs (`dry_run.py`) and the alert condition (`alert_sync.py`) live in their 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -61,6 +63,7 @@ from tradesense_operator.domain.incident.machine import (
 from tradesense_operator.domain.incident.spec_errors import spec_problems
 from tradesense_operator.domain.incident.storm import restarted_deployment
 from tradesense_operator.domain.incident.transitions import awaiting_approval, cancel_unfinished, clip, finish
+from tradesense_operator.domain.runbooks import resolve_plan
 from tradesense_operator.domain.runbooks.errors import PlanError
 from tradesense_operator.observability.context import log_context
 from tradesense_operator.services.incidents.alert_sync import sync_alert_condition
@@ -68,7 +71,7 @@ from tradesense_operator.services.incidents.attempts import StepGaveUp, StepRunn
 from tradesense_operator.services.incidents.dry_run import DryRunner
 from tradesense_operator.services.incidents.escalation import Escalator, format_time
 from tradesense_operator.services.incidents.events import IncidentEvents
-from tradesense_operator.services.incidents.lock import LockResult, NamespaceLock
+from tradesense_operator.services.incidents.lock import LockResult, NamespaceLock, Releases
 from tradesense_operator.services.incidents.metrics import IncidentMetrics
 from tradesense_operator.services.incidents.run import Advance, IncidentRun, StaleStatus, StatusWriter
 from tradesense_operator.services.incidents.stalls import StallReporter
@@ -80,6 +83,7 @@ from tradesense_operator.services.incidents.store import (
 )
 from tradesense_operator.services.runtime import Runtime
 from tradesense_operator.services.step_adapters.base import Action
+from tradesense_operator.services.step_adapters.registry import ACTIONS
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +117,13 @@ class IncidentEngine:
         self._escalator = Escalator(runtime, self._writer, self._metrics)
         self._stalls = StallReporter(self._store, self._writer)
         self._locks: dict[str, NamespaceLock] = {}
+        self._releases = Releases()
         self._unreadable_reported: set[str] = set()
+
+    @classmethod
+    def standard(cls, runtime: Runtime) -> IncidentEngine:
+        """The production engine: every runbook action, the catalogue planner."""
+        return cls(runtime, actions=ACTIONS, planner=resolve_plan)
 
     # -- driving -------------------------------------------------------------------------------
 
@@ -142,10 +152,13 @@ class IncidentEngine:
         error never ends the loop: it is recorded on the incident and retried (`stalls.py`).
         """
         carried = self._seeded(seed) if seed is not None else None
+        uid = carried.ref.uid if carried is not None else None
+        tick = Advance(finished=False)
         try:
             while True:
                 try:
                     tick, run = await self.advance(namespace, name, carried)
+                    uid = run.ref.uid if run is not None else uid
                 except ClientError as exc:
                     carried = None
                     if not await self._stalls.stalled(namespace, name, exc):
@@ -154,11 +167,27 @@ class IncidentEngine:
                 else:
                     carried = run if not tick.finished and tick.delay <= 0 else None
                     await self._stalls.recovered(namespace, name, run.status if run is not None else None)
-                if tick.finished or await sleep(tick.delay):
+                if tick.finished or await self._pause(sleep, tick):
                     return tick
         finally:
             self._stalls.forget(namespace, name)
-            self._forget(namespace, name)
+            self._forget(namespace, name, uid, finished=tick.finished)
+
+    async def _pause(self, sleep: Callable[[float], Awaitable[bool]], tick: Advance) -> bool:
+        """`sleep(tick.delay)`, cut short by a release of the Lease the incident waits for (lock.Releases)."""
+        if tick.lock_namespace is None or tick.delay <= 0:
+            return await sleep(tick.delay)
+        released = self._releases.listen(tick.lock_namespace)
+        sleeping = asyncio.ensure_future(sleep(tick.delay))
+        waking = asyncio.ensure_future(released.wait())
+        try:
+            await asyncio.wait({sleeping, waking}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._releases.stop(tick.lock_namespace, released)
+            for task in (sleeping, waking):
+                task.cancel()
+            await asyncio.gather(sleeping, waking, return_exceptions=True)
+        return bool(sleeping.done() and not sleeping.cancelled() and sleeping.result())
 
     async def release_lock(self, body: Mapping[str, Any]) -> None:
         """Give back the namespace Lease of a deleted incident (a no-op unless this incident holds it)."""
@@ -225,12 +254,18 @@ class IncidentEngine:
             return None  # the first advance reads it and reports it
         return None if is_terminal(obj.status.phase) else self._writer.open(obj)
 
-    def _forget(self, namespace: str, name: str) -> None:
-        """The incident's daemon ends: drop what this process kept about it (one engine may serve all)."""
+    def _forget(self, namespace: str, name: str, uid: str | None, *, finished: bool) -> None:
+        """The incident's daemon ends: drop what this process kept about it (one engine serves all incidents,
+        so nothing may grow with every incident ever seen). A finished incident also leaves the phase gauges'
+        bookkeeping; an unfinished one keeps it for its restarted daemon."""
         prefix = f"{namespace}/{name}/"
         for key in [k for k in self._locks if k.startswith(prefix)]:
             del self._locks[key]
         self._unreadable_reported.discard(f"{namespace}/{name}")
+        if uid:
+            self._steps.forget(uid)
+            if finished:
+                self._metrics.forget(uid)
 
     def _spec(self, run: IncidentRun) -> TradeSenseIncidentSpec:
         """The validated spec, parsed once per generation (ValidationError for an invalid one)."""
@@ -331,10 +366,15 @@ class IncidentEngine:
             blocked = await self._namespace_gate(run, spec)
             if blocked is not None:
                 return blocked
-        lock = await self._lock(run, spec).acquire()
+        namespace_lock = self._lock(run, spec)
+        lock = await namespace_lock.acquire()
         if not lock.acquired:
-            return await self._wait(run, IncidentPhase.PENDING, "WaitingForLock", self._lock_message(run, lock),
-                                    warning=False)
+            waiting = await self._wait(run, IncidentPhase.PENDING, "WaitingForLock", self._lock_message(run, lock),
+                                       warning=False)
+            # No polling of the Lease: woken by a release in this process, else back when the queue entry
+            # needs its refresh (a third of the Lease duration), which also notices other replicas' releases.
+            return replace(waiting, delay=max(namespace_lock.duration_seconds / 3, self.poll_seconds),
+                           lock_namespace=spec.target.namespace)
         if isinstance(decision, StartAttempt):
             blocked = await self._storm_gate(run, spec, decision.index)
             if blocked is not None:
@@ -499,7 +539,7 @@ class IncidentEngine:
         if lock is None:
             lock = NamespaceLock(self._runtime.kube, self._runtime.clock, namespace=spec.target.namespace, me=me,
                                  duration_seconds=self._runtime.settings.lock_lease_seconds,
-                                 severity=spec.severity.value, since=created)
+                                 severity=spec.severity.value, since=created, releases=self._releases)
             self._locks[key] = lock
         return lock
 

@@ -8,13 +8,17 @@ Lease is renewed in the background (`fencing.py`), and the renew deadline (two t
 duration) is when a holder that cannot renew must stop acting.
 
 Incidents waiting for the Lease queue in its annotations (`domain/incident/lock_queue.py`): a free
-Lease goes to the waiter first in line (severity, then age), not to whoever polls first. This module
-must not decide when an incident needs the lock; the engine does (not while it awaits approval or
-backs off).
+Lease goes to the waiter first in line (severity, then age), not to whoever polls first. Waiters do not
+poll the Lease: a release by an incident of this process wakes the waiters of this process at once
+(`Releases`), and every waiter re-checks after a third of the Lease duration anyway — when it must
+refresh its queue entry — which is how a release by another replica (or an expired holder) is noticed.
+The Lease stays the only truth; the in-process notice only says "look now". This module must not decide
+when an incident needs the lock; the engine does (not while it awaits approval or backs off).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -56,13 +60,40 @@ class LockResult:
     ahead: str = ""
 
 
+class Releases:
+    """In-process notice that a namespace's Lease was released (or its queue changed), for the waiters of
+    this process: each waiter listens while it sleeps and re-checks the Lease when told."""
+
+    def __init__(self) -> None:
+        self._listeners: dict[str, set[asyncio.Event]] = {}
+
+    def listen(self, namespace: str) -> asyncio.Event:
+        """An event that is set at the next release in `namespace`; give it back with `stop`."""
+        event = asyncio.Event()
+        self._listeners.setdefault(namespace, set()).add(event)
+        return event
+
+    def stop(self, namespace: str, event: asyncio.Event) -> None:
+        listeners = self._listeners.get(namespace)
+        if listeners is not None:
+            listeners.discard(event)
+            if not listeners:
+                del self._listeners[namespace]
+
+    def released(self, namespace: str) -> None:
+        """Wake every waiter of this process listening on `namespace`."""
+        for event in self._listeners.get(namespace, ()):
+            event.set()
+
+
 class NamespaceLock:
     """Acquire, renew and release the remediation Lease of one target namespace for one incident."""
 
     def __init__(
         self, kube: KubeClient, clock: Clock, *, namespace: str, me: Holder, duration_seconds: int,
-        severity: str = "P3", since: datetime | None = None,
+        severity: str = "P3", since: datetime | None = None, releases: Releases | None = None,
     ) -> None:
+        self._releases = releases
         self._kube = kube
         self._clock = clock
         self._namespace = namespace
@@ -73,6 +104,7 @@ class NamespaceLock:
         self._renewed_at: datetime | None = None
         self._confirmed_at: datetime | None = None   # last time the Lease was proven ours
         self._stepped_aside = False                   # released (or found not ours) since the last acquire
+        self._written: dict[str, Any] | None = None   # the Lease as our last acquire wrote it (release starts there)
 
     @property
     def duration_seconds(self) -> int:
@@ -95,7 +127,7 @@ class NamespaceLock:
             now = self._clock.now()
             try:
                 if lease is None:
-                    await self._kube.create(LEASES, self._body(None, now), self._namespace)
+                    self._written = await self._kube.create(LEASES, self._body(None, now), self._namespace)
                     log.info("%s acquired the remediation lease in %s", self._me.identity, self._namespace)
                     self._renewed_at = self._confirmed_at = now
                     return LockResult(acquired=True)
@@ -120,9 +152,9 @@ class NamespaceLock:
                 if state is LeaseState.EXPIRED and spec.get("holderIdentity") != self._me.identity:
                     log.warning("%s takes over the expired remediation lease of %s in %s",
                                 self._me.identity, spec.get("holderIdentity"), self._namespace)
-                await self._kube.replace(LEASES, LEASE_NAME,
-                                         self._body(lease, now, waiters=left(waiters, me.identity) if queued else None),
-                                         self._namespace)
+                self._written = await self._kube.replace(
+                    LEASES, LEASE_NAME, self._body(lease, now, waiters=left(waiters, me.identity) if queued else None),
+                    self._namespace)
                 self._renewed_at = self._confirmed_at = now
                 return LockResult(acquired=True)
             except Conflict:
@@ -140,9 +172,12 @@ class NamespaceLock:
         mid-incident), it expires by itself after its duration.
         """
         self._renewed_at = self._confirmed_at = None
+        written, self._written = self._written, None
         for _ in range(_MAX_RACES):
             try:
-                lease = await self._kube.get_or_none(LEASES, LEASE_NAME, self._namespace)
+                # Our own last write is the first guess (no GET): if anyone wrote since, the replace is a Conflict.
+                lease = written or await self._kube.get_or_none(LEASES, LEASE_NAME, self._namespace)
+                written = None
             except Forbidden as exc:
                 log.warning("%s cannot read the remediation lease in %s (%s): treated as not held",
                             self._me.identity, self._namespace, exc)
@@ -171,6 +206,8 @@ class NamespaceLock:
                 return  # gone, or we may not write it: it expires by itself after its duration
             if holding:
                 log.info("%s released the remediation lease in %s", self._me.identity, self._namespace)
+            if self._releases is not None:
+                self._releases.released(self._namespace)  # the next in line (if it is ours) looks now
             self._stepped_aside = True
             return
 

@@ -43,6 +43,7 @@ class Advance:
     finished: bool
     delay: float = 0.0
     phase: IncidentPhase | None = None
+    lock_namespace: str | None = None  # waiting for this namespace's Lease: a release there ends the delay
 
 
 class StaleStatus(Exception):
