@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -455,6 +456,13 @@ def run_active(command: list[str], env: dict[str, str], args: argparse.Namespace
         cluster.stop()
 
 
+def _free_port() -> int:
+    """A loopback port nobody listens on now (kopf reads port 0 as "no port given" and binds port 80)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def _quantile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -524,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     profiler = ["-m", "cProfile", "-o", str(args.profile)] if args.profile else []
     ours_command = [sys.executable, *profiler, "-m", "tradesense_operator", "run", "--standalone",
-                    "--liveness=http://127.0.0.1:0/healthz"]
+                    f"--liveness=http://127.0.0.1:{_free_port()}/healthz"]
     ours_env = {"TSO_HTTP_PORT": "0", "TSO_STEP_POLL_SECONDS": str(args.step_poll), "TSO_LOG_LEVEL": "WARNING",
                 "TSO_LOCK_LEASE_SECONDS": "15"}
     floor_command = [sys.executable, str(REPO / "bench" / "floor" / "minimal_operator.py")]

@@ -14,10 +14,16 @@ Crash safety rests on three rules:
 Gates are checked in this order before a step starts: spec immutability, deadline (escalation never
 blocks), cancel, dry run, approval and backoff (neither holds the namespace lock: waiting on people
 or on time leaves the namespace to others), freeze (namespace annotation), the per-namespace Lease
-(waiters are served by severity, then age), the restart-storm guard. Waiting states (Pending on the
-lock, AwaitingApproval, Blocked) are re-checked on every poll and resume by themselves once the
-condition clears. An approval that does not come by its deadline (spec.approvalTimeoutSeconds, else
+(waiters are served by severity, then age), the restart-storm guard. Waiting states (AwaitingApproval,
+Blocked) are re-checked on every idle poll and resume by themselves once the condition clears; Pending
+on the lock is re-checked when a release in this process wakes it, else after a third of the Lease
+duration (`lock.py`). An approval that does not come by its deadline (spec.approvalTimeoutSeconds, else
 respondBy) escalates, and with spec.failOnApprovalTimeout ends the incident Failed (ApprovalTimedOut).
+
+Writes: one status write per checkpoint, wait or end. An advance that continues at once hands its run to
+the next advance, which decides from what was written (the write's answer) instead of reading again;
+what it changed without a checkpoint (the plan, a dry run's descriptions, the alert condition) is staged
+and goes out with the next write, together with the timeline entries of the Events posted meanwhile.
 
 This module is the loop and its gates; step attempts (`attempts.py`), escalation (`escalation.py`),
 dry runs (`dry_run.py`) and the alert condition (`alert_sync.py`) live in their own modules.
@@ -175,15 +181,15 @@ class IncidentEngine:
 
     async def _pause(self, sleep: Callable[[float], Awaitable[bool]], tick: Advance) -> bool:
         """`sleep(tick.delay)`, cut short by a release of the Lease the incident waits for (lock.Releases)."""
-        if tick.lock_namespace is None or tick.delay <= 0:
+        released = tick.waits_for.listen() if tick.waits_for is not None and tick.delay > 0 else None
+        if tick.waits_for is None or released is None:
             return await sleep(tick.delay)
-        released = self._releases.listen(tick.lock_namespace)
         sleeping = asyncio.ensure_future(sleep(tick.delay))
         waking = asyncio.ensure_future(released.wait())
         try:
             await asyncio.wait({sleeping, waking}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            self._releases.stop(tick.lock_namespace, released)
+            tick.waits_for.stop_listening(released)
             for task in (sleeping, waking):
                 task.cancel()
             await asyncio.gather(sleeping, waking, return_exceptions=True)
@@ -374,7 +380,7 @@ class IncidentEngine:
             # No polling of the Lease: woken by a release in this process, else back when the queue entry
             # needs its refresh (a third of the Lease duration), which also notices other replicas' releases.
             return replace(waiting, delay=max(namespace_lock.duration_seconds / 3, self.poll_seconds),
-                           lock_namespace=spec.target.namespace)
+                           waits_for=namespace_lock)
         if isinstance(decision, StartAttempt):
             blocked = await self._storm_gate(run, spec, decision.index)
             if blocked is not None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from tradesense_operator.clients.errors import Conflict, Forbidden, NotFound
@@ -62,28 +62,31 @@ class LockResult:
 
 class Releases:
     """In-process notice that a namespace's Lease was released (or its queue changed), for the waiters of
-    this process: each waiter listens while it sleeps and re-checks the Lease when told."""
+    this process. Only the listener first in line (severity, then age, as the queue ranks) is woken: it is
+    the one that may take the Lease; the others would read it only to wait again. Should it not take it
+    (a waiter of another replica is first), the others still re-check at their fallback time."""
 
     def __init__(self) -> None:
-        self._listeners: dict[str, set[asyncio.Event]] = {}
+        self._listeners: dict[str, dict[asyncio.Event, tuple[str, datetime, str]]] = {}
 
-    def listen(self, namespace: str) -> asyncio.Event:
-        """An event that is set at the next release in `namespace`; give it back with `stop`."""
+    def listen(self, namespace: str, rank: tuple[str, datetime, str]) -> asyncio.Event:
+        """An event that is set when a release in `namespace` finds this listener first; give it back with `stop`."""
         event = asyncio.Event()
-        self._listeners.setdefault(namespace, set()).add(event)
+        self._listeners.setdefault(namespace, {})[event] = rank
         return event
 
     def stop(self, namespace: str, event: asyncio.Event) -> None:
         listeners = self._listeners.get(namespace)
         if listeners is not None:
-            listeners.discard(event)
+            listeners.pop(event, None)
             if not listeners:
                 del self._listeners[namespace]
 
     def released(self, namespace: str) -> None:
-        """Wake every waiter of this process listening on `namespace`."""
-        for event in self._listeners.get(namespace, ()):
-            event.set()
+        """Wake the waiter of this process first in line for `namespace`."""
+        listeners = self._listeners.get(namespace)
+        if listeners:
+            min(listeners.items(), key=lambda item: item[1])[0].set()
 
 
 class NamespaceLock:
@@ -109,6 +112,17 @@ class NamespaceLock:
     @property
     def duration_seconds(self) -> int:
         return self._duration
+
+    def listen(self) -> asyncio.Event | None:
+        """An event set when a release in this process makes us the next to look (None without `Releases`)."""
+        if self._releases is None:
+            return None
+        rank = (self._severity, self._since or datetime.max.replace(tzinfo=UTC), self._me.identity)
+        return self._releases.listen(self._namespace, rank)
+
+    def stop_listening(self, event: asyncio.Event) -> None:
+        if self._releases is not None:
+            self._releases.stop(self._namespace, event)
 
     def renew_deadline_passed(self) -> bool:
         """True once two thirds of the duration passed since the Lease was last proven ours."""

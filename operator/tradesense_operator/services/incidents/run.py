@@ -29,6 +29,7 @@ from tradesense_operator.clients.errors import Conflict
 from tradesense_operator.clients.kube import ObjectRef
 from tradesense_operator.domain.incident.phases import with_phase
 from tradesense_operator.services.incidents.events import IncidentEvents
+from tradesense_operator.services.incidents.lock import NamespaceLock
 from tradesense_operator.services.incidents.metrics import IncidentMetrics
 from tradesense_operator.services.incidents.store import IncidentObject, IncidentStore, parse_status, status_patch
 from tradesense_operator.services.runtime import Runtime
@@ -43,7 +44,7 @@ class Advance:
     finished: bool
     delay: float = 0.0
     phase: IncidentPhase | None = None
-    lock_namespace: str | None = None  # waiting for this namespace's Lease: a release there ends the delay
+    waits_for: NamespaceLock | None = None  # waiting for this Lease: a release that makes us next ends the delay
 
 
 class StaleStatus(Exception):
