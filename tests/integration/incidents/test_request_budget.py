@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.incidents.engine_harness import EngineEnv, step
+from tests.integration.incidents.engine_harness import READY, EngineEnv, step
 from tests.support.kube import OperatorFactory
+from tradesense_operator.config import Settings
 from tradesense_sandbox.kubeapi import EmulatedCluster
 
 DRY_RUN = {
@@ -80,3 +81,28 @@ async def test_a_two_step_incident_reads_the_incident_once_at_most_and_writes_on
     assert [e["reason"] for e in status["timeline"]] == [
         "Planned", "StepStarted", "StepSucceeded", "StepStarted", "StepSucceeded", "IncidentSucceeded"]
     assert env.reasons("real") == [e["reason"] for e in status["timeline"]]
+
+
+async def test_a_waiter_does_not_poll_the_lease_and_starts_when_the_holder_releases_it(
+    kube_cluster: EmulatedCluster, test_namespace: str, kubeconfig_path: Path, operator_factory: OperatorFactory,
+) -> None:
+    # A Lease of an hour: a waiter's fallback re-check (a third of it) cannot be what starts it in this test.
+    env = EngineEnv(kube_cluster, test_namespace, kubeconfig_path, operator_factory,
+                    settings=Settings(step_poll_seconds=0.05, lock_lease_seconds=3600))
+    env.create_deployment()
+    env.start_operator()
+    env.create_incident("holder", env.spec(step("roll", "rollout-status")))
+    await env.wait_for("the holder's first poll", lambda: env.step_message("holder", "roll") == "not ready yet")
+    env.create_incident("waiter", env.spec(step("work")))
+    await env.wait_for("the waiter to queue", lambda: "waiting for lock" in env.status("waiter").get("message", ""))
+    reads = env.cluster.stats.total("get", "leases")
+    polls = env.cluster.stats.total("get", "deployments")
+    # The holder's rollout step reads the Deployment at every step poll: 20 of them pass, the waiter sleeps through.
+    await env.wait_for("20 more rollout polls", lambda: env.cluster.stats.total("get", "deployments") >= polls + 20)
+    assert env.cluster.stats.total("get", "leases") == reads
+    env.cluster.patch("apps/v1", "Deployment", "web", {"metadata": {"annotations": {READY: "true"}}}, env.namespace)
+    await env.wait_phase("holder", "Succeeded")
+    await env.wait_phase("waiter", "Succeeded")
+    # The holder's release reads the Lease again (the waiter's queue entry changed it since the holder wrote it);
+    # the waiter, woken by that release in this process, reads it once to take it.
+    assert env.cluster.stats.total("get", "leases") - reads == 2
