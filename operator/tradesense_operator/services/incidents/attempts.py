@@ -217,9 +217,9 @@ class StepRunner:
         message = clip(f"interrupted: {reason}; resumes from its checkpoint once the lock is back", 2048)
         run.set_step(index, step.model_copy(update={"message": message, "attempt_started_at": None}))
         run.status = self._writer.phase(run, IncidentPhase.PENDING, "LockLost", f"{position} {message}")
-        await run.events.warning("StepInterrupted", f"{position}: {message}")
-        await self._writer.commit(run)  # after the Event: one write carries its timeline entry too
+        await self._writer.commit(run)  # the status says it before the Event does (its entry rides with the next write)
         self._seen_attempts.discard((run.ref.uid or "", planned.id, step.attempts))
+        await run.events.warning("StepInterrupted", f"{position}: {message}")
         return Advance(finished=False, delay=self.poll_seconds)
 
     async def _attempt_failed(self, run: IncidentRun, index: int, reason: str) -> Advance | StepGaveUp:
@@ -229,10 +229,9 @@ class StepRunner:
         step = fail_attempt(run.status.steps[index], planned, reason=clip(reason, 2048), now=self._writer.now(),
                             backoff_base=self.poll_seconds, backoff_cap=self._backoff_cap)
         run.set_step(index, step)
+        await self._writer.commit(run)  # the status says it before the Event does (its entry rides with the next write)
         if step.state is StepState.FAILED:
             await run.events.warning("StepFailed", f"{position}: {step.message}")
-            await self._writer.commit(run)
             return StepGaveUp(f"step {planned.id} failed: {step.message}")
         await run.events.warning("AttemptFailed", f"{position}: {step.message}")
-        await self._writer.commit(run)  # after the Event: one write carries its timeline entry too
         return Advance(finished=False, delay=self.poll_seconds)
