@@ -1,6 +1,7 @@
 """Reading an incident and checkpointing its status (merge-patch on the status subresource).
 
-Every write sends the whole operator-owned status: lists (plan, steps, conditions) replace wholesale
+Every write sends the whole operator-owned status (status.timeline only when the write adds entries, see
+`events.py`): lists (plan, steps, conditions) replace wholesale
 under a merge patch, and top-level fields that became empty are sent as explicit nulls so that they
 are cleared (e.g. currentStep once the incident ends) instead of silently kept.
 
