@@ -2,10 +2,12 @@
 
 Why a daemon and not create/update handlers: an incident is a long-running procedure (rollouts,
 pods becoming Ready, approvals that arrive hours later) whose progress lives in status, not in the
-spec diff. The daemon loops `IncidentEngine.advance` — re-reading the object each time — until the
-incident is terminal, sleeping between polls; kopf spawns it again for every unfinished incident when
-the operator restarts, which is exactly the crash-resume path. The daemon is the only writer of the
-status; the other handlers only wake it early (approvals, cancel) or release its lock on deletion.
+spec diff. The daemon loops `IncidentEngine.advance` — deciding from its own last write, re-reading the
+object after each sleep — until the incident is terminal; kopf spawns it again for every unfinished
+incident when the operator restarts, which is exactly the crash-resume path. The daemon is the only
+writer of the status and releases the lock of a deleted incident; the other handlers (`on.event` with
+filters, never "changing" handlers, which would make kopf PATCH a diff base of every incident) only
+wake it early (approvals, cancel, the alert state).
 
 Errors cross to kopf only here, through `kopf_errors`. The daemon's own API errors never get that far:
 the engine records them (condition Stalled and a Warning Event, `services/incidents/stalls.py`) and retries,
@@ -28,17 +30,19 @@ from tradesense_operator.clients.errors import Conflict, Forbidden, Invalid, Not
 from tradesense_operator.domain.incident.alert_state import CONDITION as ALERT_CONDITION
 from tradesense_operator.domain.incident.alert_state import alert_state
 from tradesense_operator.domain.incident.machine import TERMINAL_PHASES
-from tradesense_operator.domain.runbooks import PlanError, resolve_plan
+from tradesense_operator.domain.runbooks import PlanError
 from tradesense_operator.handlers.field_watch import FieldWatch
 from tradesense_operator.services.incidents import IncidentEngine
 from tradesense_operator.services.incidents.engine import WAIT_POLL_FACTOR
 from tradesense_operator.services.runtime import Runtime
-from tradesense_operator.services.step_adapters.registry import ACTIONS
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 RETRY_DELAY_SECONDS = 5.0      # after a transient API failure, when no Runtime says otherwise
+SETTLE_SECONDS = 2.0           # at most this long for kopf's finalizer to show in the daemon's body
+SETTLE_POLL_SECONDS = 0.02
+FINALIZER = f"{GROUP}/finalizer"  # kopf's, as handlers.startup configures it
 FORBIDDEN_DELAY_SECONDS = 60.0  # RBAC problems need a human; retry slowly
 
 
@@ -74,13 +78,12 @@ def kopf_errors(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutin
 
 
 def _engine(memo: kopf.Memo) -> IncidentEngine:
-    """The engine injected through the memo (tests, demo), else one built from memo.runtime."""
+    """The process's engine, from the memo (put there by `startup.configure` or a test), else one built now."""
     engine = getattr(memo, "incident_engine", None)
     if isinstance(engine, IncidentEngine):
         return engine
-    runtime: Runtime = memo.runtime
-    engine = IncidentEngine(runtime, actions=ACTIONS, planner=resolve_plan)
-    memo.incident_engine = engine  # the per-object memo: one engine per incident daemon
+    engine = IncidentEngine.standard(memo.runtime)
+    memo.incident_engine = engine  # a per-object memo: only when no start-up handler shared one
     return engine
 
 
@@ -112,16 +115,45 @@ async def _sleep(stopped: kopf.DaemonStopped, wake: asyncio.Event, delay: float)
     return bool(stopped)
 
 
+async def _settled(body: kopf.Body, stopped: kopf.DaemonStopped) -> dict[str, Any]:
+    """The object as kopf last saw it, once kopf's own write (the finalizer it adds for this daemon) is in it.
+
+    kopf spawns the daemon before it adds its finalizer, so a body (or a GET) taken at once is usually one
+    write behind, and the engine's first status write, guarded by that resourceVersion, would be a Conflict
+    and a re-read. The live body follows the watch; waiting a few watch events for the finalizer (bounded)
+    saves both. The top-level copy keeps later watch events from changing it under the engine.
+    """
+    waited = 0.0
+    while waited < SETTLE_SECONDS and not stopped:
+        meta = body.get("metadata") or {}
+        if FINALIZER in (meta.get("finalizers") or []) or meta.get("deletionTimestamp"):
+            break
+        await stopped.wait(SETTLE_POLL_SECONDS)
+        waited += SETTLE_POLL_SECONDS
+    return dict(body)
+
+
 @kopf_errors
 async def drive_incident(
-    name: str, namespace: str | None, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any
+    name: str, namespace: str | None, body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any
 ) -> None:
-    """Advance the incident until it is terminal (or the operator stops / the object is deleted)."""
+    """Advance the incident until it is terminal (or the operator stops / the object is deleted).
+
+    A daemon stopped because its incident is being deleted gives the namespace Lease back before kopf
+    removes its finalizer (kopf waits for the daemon to exit), so the lock is free by the time the object
+    is gone. This replaces an on.delete handler, which would make kopf keep and PATCH a diff base of every
+    incident.
+    """
     if namespace is None:  # the CRD is namespaced; kopf types allow None for cluster-scoped kinds
         raise kopf.PermanentError("TradeSenseIncident without a namespace")
     engine = _engine(memo)
     wake = _wakeup(memo)
-    await engine.run(namespace, name, sleep=functools.partial(_sleep, stopped, wake))
+    try:
+        seed = await _settled(body, stopped)
+        await engine.run(namespace, name, sleep=functools.partial(_sleep, stopped, wake), seed=seed)
+    finally:  # also when kopf cancels the daemon after its cancellation backoff
+        if stopped.reason is not None and stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED:
+            await engine.release_lock(dict(body))
 
 
 async def wake_engine(memo: kopf.Memo, **_: Any) -> None:
@@ -158,12 +190,6 @@ async def alert_state_changed(
     await _engine(memo).record_alert_state(namespace, name)
 
 
-@kopf_errors
-async def release_on_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """A deleted incident gives its namespace Lease back at once instead of letting it expire."""
-    await _engine(memo).release_lock(body)
-
-
 def register(registry: kopf.OperatorRegistry) -> None:
     """Add the incident handlers to `registry` (the default one on import; tests assemble their own)."""
     kopf.daemon(
@@ -181,7 +207,6 @@ def register(registry: kopf.OperatorRegistry) -> None:
                   registry=registry)(approvals_or_cancel.handler(wake_engine))
     kopf.on.event(GROUP, VERSION, PLURAL, id="alert-state", when=_alert_state_stale,
                   registry=registry)(alert_state_changed)
-    kopf.on.delete(GROUP, VERSION, PLURAL, id="release-lock", optional=True, registry=registry)(release_on_delete)
 
 
 register(kopf.get_default_registry())

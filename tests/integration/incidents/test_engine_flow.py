@@ -122,7 +122,11 @@ async def test_dry_run_records_what_would_change_and_touches_nothing(env: Engine
     assert after["spec"] == before["spec"]
     assert env.cluster.find("coordination.k8s.io/v1", "Lease", "tradesense-remediation", env.namespace) is None
     await env.wait_event("dry", "DryRunComplete")
-    assert env.reasons("dry") == ["Planned", "WouldChange", "WouldChange", "WouldChange", "DryRunComplete"]
+    # One Event for the whole dry run (it happens in one go): it names what each step would change.
+    assert env.reasons("dry") == ["Planned", "DryRunComplete"]
+    complete = next(message for _, reason, message in env.events("dry") if reason == "DryRunComplete")
+    assert all(f"[{i}/3] {s['id']}: {s['message']}" in complete for i, s in enumerate(status["steps"], start=1))
+    assert [e["reason"] for e in status["timeline"]] == ["Planned", "DryRunComplete"]
 
 
 async def test_failed_attempts_are_retried_after_backoff(env: EngineEnv) -> None:

@@ -12,12 +12,12 @@ from tradesense_operator.domain.incident.alert_state import CONDITION, alert_sta
 from tradesense_operator.services.incidents.run import IncidentRun, StatusWriter
 
 
-async def sync_alert_condition(run: IncidentRun, writer: StatusWriter) -> None:
-    """AlertResolved from the bridge's annotations; written only when it changed."""
+def sync_alert_condition(run: IncidentRun, writer: StatusWriter) -> None:
+    """AlertResolved from the bridge's annotations, staged in `run.status` (the caller's next write carries
+    it; a write that changes nothing is not sent)."""
     state = alert_state((run.obj.body.get("metadata") or {}).get("annotations"))
     if state is None:
         return
     run.status = run.status.model_copy(update={"conditions": set_condition(
         run.status.conditions, type_=CONDITION, status=state.resolved, reason=state.reason,
         message=state.message, now=writer.now(), observed_generation=run.obj.generation)})
-    await writer.commit(run)

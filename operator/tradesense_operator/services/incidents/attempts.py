@@ -73,6 +73,10 @@ class StepRunner:
     def poll_seconds(self) -> float:
         return self._runtime.settings.step_poll_seconds
 
+    def forget(self, uid: str) -> None:
+        """The incident's daemon ended: a later daemon (a restart) reports its Running attempt as resumed."""
+        self._seen_attempts = {seen for seen in self._seen_attempts if seen[0] != uid}
+
     def guard(self, spec: TradeSenseIncidentSpec) -> RestartGuard:
         """The restart-storm guard of the target namespace."""
         limit = spec.parameters.restart_limit_per_hour or self._runtime.settings.restart_limit_per_hour
@@ -213,7 +217,7 @@ class StepRunner:
         message = clip(f"interrupted: {reason}; resumes from its checkpoint once the lock is back", 2048)
         run.set_step(index, step.model_copy(update={"message": message, "attempt_started_at": None}))
         run.status = self._writer.phase(run, IncidentPhase.PENDING, "LockLost", f"{position} {message}")
-        await self._writer.commit(run)
+        await self._writer.commit(run)  # the status says it before the Event does (its entry rides with the next write)
         self._seen_attempts.discard((run.ref.uid or "", planned.id, step.attempts))
         await run.events.warning("StepInterrupted", f"{position}: {message}")
         return Advance(finished=False, delay=self.poll_seconds)
@@ -225,7 +229,7 @@ class StepRunner:
         step = fail_attempt(run.status.steps[index], planned, reason=clip(reason, 2048), now=self._writer.now(),
                             backoff_base=self.poll_seconds, backoff_cap=self._backoff_cap)
         run.set_step(index, step)
-        await self._writer.commit(run)
+        await self._writer.commit(run)  # the status says it before the Event does (its entry rides with the next write)
         if step.state is StepState.FAILED:
             await run.events.warning("StepFailed", f"{position}: {step.message}")
             return StepGaveUp(f"step {planned.id} failed: {step.message}")

@@ -17,8 +17,9 @@ from tradesense_operator.api.v1alpha1.incident import (
     TradeSenseIncidentSpec,
 )
 from tradesense_operator.clients.errors import ClientError
+from tradesense_operator.clients.kube import EVENT_MESSAGE_LIMIT
 from tradesense_operator.domain.conditions import set_condition
-from tradesense_operator.domain.incident.transitions import would_run
+from tradesense_operator.domain.incident.transitions import clip, would_run
 from tradesense_operator.services.incidents.run import IncidentRun, StatusWriter
 from tradesense_operator.services.runtime import Runtime
 from tradesense_operator.services.step_adapters.base import Action, StepContext, StepFailed
@@ -35,7 +36,12 @@ class DryRunner:
         self._writer = writer
 
     async def run(self, run: IncidentRun, spec: TradeSenseIncidentSpec) -> None:
-        """Describe every step; change nothing; end Succeeded/DryRunComplete (the terminal write is last)."""
+        """Describe every step; change nothing; end Succeeded/DryRunComplete in one write, the last thing done.
+
+        Describing changes nothing, so there is nothing to checkpoint between steps: each step's description
+        is its WouldRun message in status (what `kubectl describe` shows), and one Event says the dry run is
+        complete and what each step would change (bounded like every Event message).
+        """
         plan = run.status.plan
         for index, planned in enumerate(plan):
             if run.status.steps[index].state is StepState.WOULD_RUN:
@@ -43,11 +49,6 @@ class DryRunner:
             description = await self._describe(run, spec, index)
             run.set_step(index, would_run(run.status.steps[index], description=description,
                                           destructive=planned.destructive, now=self._writer.now()))
-            run.status = run.status.model_copy(update={"current_step": planned.id})
-            run.status = self._writer.phase(run, IncidentPhase.RUNNING, "DryRun", f"dry run: describing {planned.id}")
-            await self._writer.commit(run)
-            await run.events.normal("WouldChange", f"[{index + 1}/{len(plan)}] {planned.id}: "
-                                    f"{run.status.steps[index].message}")
         gated = sum(1 for p in plan if p.destructive)
         message = (f"dry run: {len(plan)} steps would run"
                    f"{f' ({gated} need approval)' if gated else ''}; nothing was changed")
@@ -58,7 +59,8 @@ class DryRunner:
                                         observed_generation=run.obj.generation),
         })
         run.status = self._writer.phase(run, IncidentPhase.SUCCEEDED, "DryRunComplete", message)
-        await run.events.normal("DryRunComplete", message)
+        steps = "; ".join(f"[{i + 1}/{len(plan)}] {p.id}: {run.status.steps[i].message}" for i, p in enumerate(plan))
+        await run.events.normal("DryRunComplete", clip(f"{message} — {steps}", EVENT_MESSAGE_LIMIT))
         await self._writer.commit(run)  # the terminal write comes last (engine docstring)
 
     async def _describe(self, run: IncidentRun, spec: TradeSenseIncidentSpec, index: int) -> str:

@@ -14,10 +14,16 @@ Crash safety rests on three rules:
 Gates are checked in this order before a step starts: spec immutability, deadline (escalation never
 blocks), cancel, dry run, approval and backoff (neither holds the namespace lock: waiting on people
 or on time leaves the namespace to others), freeze (namespace annotation), the per-namespace Lease
-(waiters are served by severity, then age), the restart-storm guard. Waiting states (Pending on the
-lock, AwaitingApproval, Blocked) are re-checked on every poll and resume by themselves once the
-condition clears. An approval that does not come by its deadline (spec.approvalTimeoutSeconds, else
+(waiters are served by severity, then age), the restart-storm guard. Waiting states (AwaitingApproval,
+Blocked) are re-checked on every idle poll and resume by themselves once the condition clears; Pending
+on the lock is re-checked when a release in this process wakes it, else after a third of the Lease
+duration (`lock.py`). An approval that does not come by its deadline (spec.approvalTimeoutSeconds, else
 respondBy) escalates, and with spec.failOnApprovalTimeout ends the incident Failed (ApprovalTimedOut).
+
+Writes: one status write per checkpoint, wait or end. An advance that continues at once hands its run to
+the next advance, which decides from what was written (the write's answer) instead of reading again;
+what it changed without a checkpoint (the plan, a dry run's descriptions, the alert condition) is staged
+and goes out with the next write, together with the timeline entries of the Events posted meanwhile.
 
 This module is the loop and its gates; step attempts (`attempts.py`), escalation (`escalation.py`),
 dry runs (`dry_run.py`) and the alert condition (`alert_sync.py`) live in their own modules.
@@ -25,8 +31,10 @@ dry runs (`dry_run.py`) and the alert condition (`alert_sync.py`) live in their 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -61,6 +69,7 @@ from tradesense_operator.domain.incident.machine import (
 from tradesense_operator.domain.incident.spec_errors import spec_problems
 from tradesense_operator.domain.incident.storm import restarted_deployment
 from tradesense_operator.domain.incident.transitions import awaiting_approval, cancel_unfinished, clip, finish
+from tradesense_operator.domain.runbooks import resolve_plan
 from tradesense_operator.domain.runbooks.errors import PlanError
 from tradesense_operator.observability.context import log_context
 from tradesense_operator.services.incidents.alert_sync import sync_alert_condition
@@ -68,13 +77,19 @@ from tradesense_operator.services.incidents.attempts import StepGaveUp, StepRunn
 from tradesense_operator.services.incidents.dry_run import DryRunner
 from tradesense_operator.services.incidents.escalation import Escalator, format_time
 from tradesense_operator.services.incidents.events import IncidentEvents
-from tradesense_operator.services.incidents.lock import LockResult, NamespaceLock
+from tradesense_operator.services.incidents.lock import LockResult, NamespaceLock, Releases
 from tradesense_operator.services.incidents.metrics import IncidentMetrics
 from tradesense_operator.services.incidents.run import Advance, IncidentRun, StaleStatus, StatusWriter
 from tradesense_operator.services.incidents.stalls import StallReporter
-from tradesense_operator.services.incidents.store import IncidentStore, StatusUnreadable
+from tradesense_operator.services.incidents.store import (
+    IncidentStore,
+    StatusUnreadable,
+    incident_object,
+    parse_status,
+)
 from tradesense_operator.services.runtime import Runtime
 from tradesense_operator.services.step_adapters.base import Action
+from tradesense_operator.services.step_adapters.registry import ACTIONS
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +123,13 @@ class IncidentEngine:
         self._escalator = Escalator(runtime, self._writer, self._metrics)
         self._stalls = StallReporter(self._store, self._writer)
         self._locks: dict[str, NamespaceLock] = {}
+        self._releases = Releases()
         self._unreadable_reported: set[str] = set()
+
+    @classmethod
+    def standard(cls, runtime: Runtime) -> IncidentEngine:
+        """The production engine: every runbook action, the catalogue planner."""
+        return cls(runtime, actions=ACTIONS, planner=resolve_plan)
 
     # -- driving -------------------------------------------------------------------------------
 
@@ -122,25 +143,57 @@ class IncidentEngine:
         """Delay between checks while waiting on something outside the engine."""
         return self.poll_seconds * WAIT_POLL_FACTOR
 
-    async def run(self, namespace: str, name: str, *, sleep: Callable[[float], Awaitable[bool]]) -> Advance:
+    async def run(
+        self, namespace: str, name: str, *, sleep: Callable[[float], Awaitable[bool]],
+        seed: Mapping[str, Any] | None = None,
+    ) -> Advance:
         """Advance until the incident is finished; `sleep(delay)` returns True when the caller wants to stop.
 
-        An API error never ends the loop: it is recorded on the incident and retried (`stalls.py`).
+        An advance that continues at once (delay 0) hands its run to the next one: that one decides from the
+        status it wrote (the write's answer carries the current spec and resourceVersion) instead of a GET,
+        and changes it staged without writing (the plan, a dry run's descriptions) go out with the next write.
+        After a sleep the incident is read again. `seed`, the body the caller already has (kopf's, as of its
+        latest watch event), replaces the first read: every write is guarded by its resourceVersion, so a seed
+        that is out of date costs a Conflict and a read, never a decision applied to a newer status. An API
+        error never ends the loop: it is recorded on the incident and retried (`stalls.py`).
         """
+        carried = self._seeded(seed) if seed is not None else None
+        uid = carried.ref.uid if carried is not None else None
+        tick = Advance(finished=False)
         try:
             while True:
                 try:
-                    tick = await self.advance(namespace, name)
+                    tick, run = await self.advance(namespace, name, carried)
+                    uid = run.ref.uid if run is not None else uid
                 except ClientError as exc:
+                    carried = None
                     if not await self._stalls.stalled(namespace, name, exc):
                         return Advance(finished=True)  # the incident is gone
                     tick = Advance(finished=False, delay=self._stalls.retry_delay(exc, self.idle_seconds))
                 else:
-                    await self._stalls.recovered(namespace, name)
-                if tick.finished or await sleep(tick.delay):
+                    carried = run if not tick.finished and tick.delay <= 0 else None
+                    await self._stalls.recovered(namespace, name, run.status if run is not None else None)
+                if tick.finished or await self._pause(sleep, tick):
                     return tick
         finally:
             self._stalls.forget(namespace, name)
+            self._forget(namespace, name, uid, finished=tick.finished)
+
+    async def _pause(self, sleep: Callable[[float], Awaitable[bool]], tick: Advance) -> bool:
+        """`sleep(tick.delay)`, cut short by a release of the Lease the incident waits for (lock.Releases)."""
+        released = tick.waits_for.listen() if tick.waits_for is not None and tick.delay > 0 else None
+        if tick.waits_for is None or released is None:
+            return await sleep(tick.delay)
+        sleeping = asyncio.ensure_future(sleep(tick.delay))
+        waking = asyncio.ensure_future(released.wait())
+        try:
+            await asyncio.wait({sleeping, waking}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            tick.waits_for.stop_listening(released)
+            for task in (sleeping, waking):
+                task.cancel()
+            await asyncio.gather(sleeping, waking, return_exceptions=True)
+        return bool(sleeping.done() and not sleeping.cancelled() and sleeping.result())
 
     async def release_lock(self, body: Mapping[str, Any]) -> None:
         """Give back the namespace Lease of a deleted incident (a no-op unless this incident holds it)."""
@@ -158,22 +211,35 @@ class IncidentEngine:
             obj = await self._store.load(namespace, name)
             if obj is None or not is_terminal(obj.status.phase):
                 return
+            run = self._writer.open(obj)
+            sync_alert_condition(run, self._writer)
             try:
-                await sync_alert_condition(self._writer.open(obj), self._writer)
+                await self._writer.commit(run)
             except StaleStatus:
                 continue
             return
 
-    async def advance(self, namespace: str, name: str) -> Advance:
-        """Read the incident, take the next decision, persist it. Client errors of our own writes propagate."""
+    async def advance(
+        self, namespace: str, name: str, carried: IncidentRun | None = None
+    ) -> tuple[Advance, IncidentRun | None]:
+        """Take the next decision from `carried` (the previous advance's run) or a fresh read, and persist it
+        unless the caller continues at once. Returns the run decided on (None when there was none to read).
+        Client errors of our own writes propagate."""
         with log_context(obj=f"{INCIDENTS.kind} {namespace}/{name}"):
             try:
-                return await self._advance(namespace, name)
+                run = carried if carried is not None else await self._open(namespace, name)
+                if isinstance(run, Advance):
+                    return run, None
+                tick = await self._advance(run)
+                if tick.finished or tick.delay > 0:
+                    await self._writer.commit(run)  # what was staged, before anything waits
             except StaleStatus as exc:
                 log.info("not writing a decision made from an outdated status (%s): deciding again", exc)
-                return Advance(finished=False, delay=0.0)
+                return Advance(finished=False, delay=0.0), None
+            return tick, run
 
-    async def _advance(self, namespace: str, name: str) -> Advance:
+    async def _open(self, namespace: str, name: str) -> IncidentRun | Advance:
+        """A fresh read of the incident as a run, or what to do when there is nothing to act on."""
         try:
             obj = await self._store.load(namespace, name)
         except StatusUnreadable as exc:
@@ -184,11 +250,43 @@ class IncidentEngine:
             return Advance(finished=True)
         if is_terminal(obj.status.phase):
             return Advance(finished=True, phase=obj.status.phase)
-        run = self._writer.open(obj)
-        self._metrics.seen(run.ref.uid or run.ref.name, str(obj.raw_spec.get("runbook", "")), obj.status.phase)
-        await sync_alert_condition(run, self._writer)
+        return self._writer.open(obj)
+
+    def _seeded(self, body: Mapping[str, Any]) -> IncidentRun | None:
+        """A run from a body the caller read (None when it is finished or its status does not parse)."""
         try:
-            spec = TradeSenseIncidentSpec.model_validate(obj.raw_spec)
+            obj = incident_object(body, parse_status(body.get("status")))
+        except StatusUnreadable:
+            return None  # the first advance reads it and reports it
+        return None if is_terminal(obj.status.phase) else self._writer.open(obj)
+
+    def _forget(self, namespace: str, name: str, uid: str | None, *, finished: bool) -> None:
+        """The incident's daemon ends: drop what this process kept about it (one engine serves all incidents,
+        so nothing may grow with every incident ever seen). A finished incident also leaves the phase gauges'
+        bookkeeping; an unfinished one keeps it for its restarted daemon."""
+        prefix = f"{namespace}/{name}/"
+        for key in [k for k in self._locks if k.startswith(prefix)]:
+            del self._locks[key]
+        self._unreadable_reported.discard(f"{namespace}/{name}")
+        if uid:
+            self._steps.forget(uid)
+            if finished:
+                self._metrics.forget(uid)
+
+    def _spec(self, run: IncidentRun) -> TradeSenseIncidentSpec:
+        """The validated spec, parsed once per generation (ValidationError for an invalid one)."""
+        cached = run.parsed_spec
+        if cached is None or cached[0] != run.obj.generation:
+            cached = (run.obj.generation, TradeSenseIncidentSpec.model_validate(run.obj.raw_spec))
+            run.parsed_spec = cached
+        return cached[1]
+
+    async def _advance(self, run: IncidentRun) -> Advance:
+        obj = run.obj
+        self._metrics.seen(run.ref.uid or run.ref.name, str(obj.raw_spec.get("runbook", "")), obj.status.phase)
+        sync_alert_condition(run, self._writer)
+        try:
+            spec = self._spec(run)
         except ValidationError as exc:
             return await self._reject(run, *spec_problems(exc)[0])
         if obj.deleting:
@@ -210,12 +308,10 @@ class IncidentEngine:
     # -- planning ------------------------------------------------------------------------------
 
     async def _plan(self, run: IncidentRun, spec: TradeSenseIncidentSpec) -> Advance:
+        """Freeze the plan (staged: it is written with the first checkpoint, wait or end that follows)."""
         now = self._writer.now()
         deadline = respond_by(run.obj.created or now, spec.severity)
         run.status = run.status.model_copy(update={"respond_by": deadline})
-        run.status = self._writer.phase(run, IncidentPhase.PLANNING, "Planning",
-                                        f"resolving runbook {spec.runbook.value}")
-        await self._writer.commit(run)
         try:
             plan = self._planner(spec)
         except PlanError as exc:
@@ -234,7 +330,6 @@ class IncidentEngine:
         message = f"planned {len(plan)} steps of runbook {spec.runbook.value}" + (
             f"; approval needed for: {', '.join(approvals)}" if approvals else "")
         run.status = self._writer.phase(run, IncidentPhase.PENDING, "Planned", message)
-        await self._writer.commit(run)
         await run.events.normal(
             "Planned",
             f"runbook {spec.runbook.value} ({spec.severity.value}, respond by {format_time(deadline)}"
@@ -277,10 +372,15 @@ class IncidentEngine:
             blocked = await self._namespace_gate(run, spec)
             if blocked is not None:
                 return blocked
-        lock = await self._lock(run, spec).acquire()
+        namespace_lock = self._lock(run, spec)
+        lock = await namespace_lock.acquire()
         if not lock.acquired:
-            return await self._wait(run, IncidentPhase.PENDING, "WaitingForLock", self._lock_message(run, lock),
-                                    warning=False)
+            waiting = await self._wait(run, IncidentPhase.PENDING, "WaitingForLock", self._lock_message(run, lock),
+                                       warning=False)
+            # No polling of the Lease: woken by a release in this process, else back when the queue entry
+            # needs its refresh (a third of the Lease duration), which also notices other replicas' releases.
+            return replace(waiting, delay=max(namespace_lock.duration_seconds / 3, self.poll_seconds),
+                           waits_for=namespace_lock)
         if isinstance(decision, StartAttempt):
             blocked = await self._storm_gate(run, spec, decision.index)
             if blocked is not None:
@@ -408,16 +508,17 @@ class IncidentEngine:
     async def _wait(
         self, run: IncidentRun, phase: IncidentPhase, reason: str, message: str, *, warning: bool
     ) -> Advance:
-        """Enter a waiting phase; the Event is posted only when the phase or its message changes."""
+        """Enter a waiting phase; the Event is posted only when the phase or its message changes (before the
+        write, which then carries its timeline entry)."""
         changed = (run.saved.phase, run.saved.message) != (phase, message)
         run.status = self._writer.phase(run, phase, reason, message)
-        await self._writer.commit(run)
         if changed:
             event_reason = "Blocked" if phase is IncidentPhase.BLOCKED else reason
             if warning:
                 await run.events.warning(event_reason, message)
             else:
                 await run.events.normal(event_reason, message)
+        await self._writer.commit(run)
         return Advance(finished=False, delay=self.idle_seconds)
 
     async def _report_unreadable(self, namespace: str, name: str, problem: str) -> None:
@@ -444,7 +545,7 @@ class IncidentEngine:
         if lock is None:
             lock = NamespaceLock(self._runtime.kube, self._runtime.clock, namespace=spec.target.namespace, me=me,
                                  duration_seconds=self._runtime.settings.lock_lease_seconds,
-                                 severity=spec.severity.value, since=created)
+                                 severity=spec.severity.value, since=created, releases=self._releases)
             self._locks[key] = lock
         return lock
 

@@ -1,12 +1,13 @@
 """Events on the incident for every step transition, and the same story kept in `status.timeline`.
 
 `kubectl describe tsi` reads like the runbook while the Events live; a real cluster drops Events after
-about an hour, so every Event posted here is also appended to the incident's own bounded timeline
-(the newest TIMELINE_LIMIT entries), which outlives them. This module is the timeline's only writer: it
-appends with a JSON patch on the status subresource (no resourceVersion, so it never races the engine's
-checkpoint writes, which leave `timeline` out). Both writes are best effort: status checkpoints are the
-record the engine resumes from, so a failed Event or timeline write is logged and never stops a
-remediation.
+about an hour, so every Event posted here is also added to the incident's own bounded timeline (the
+newest TIMELINE_LIMIT entries), which outlives them. Inside the engine (`batched=True`) the entries wait
+in `pending` and go into the engine's next status write (`run.StatusWriter.commit`), so an Event costs
+one request, not two; that write is guarded by resourceVersion like every other. Outside it (an
+unreadable status, which the engine will not write) an entry is appended at once with a JSON patch.
+Both are best effort: status checkpoints are the record the engine resumes from, so a failed Event or
+timeline write is logged and never stops a remediation.
 """
 
 from __future__ import annotations
@@ -22,21 +23,24 @@ from tradesense_operator.domain.clock import Clock
 
 log = logging.getLogger(__name__)
 
-def timeline_entry(type_: Literal["Normal", "Warning"], reason: str, message: str, now: datetime) -> dict[str, Any]:
-    """The wire form of one timeline entry (message shortened to the schema's bound)."""
+
+def timeline_entry(type_: Literal["Normal", "Warning"], reason: str, message: str, now: datetime) -> TimelineEntry:
+    """One timeline entry (message shortened to the schema's bound)."""
     if len(message) > TIMELINE_MESSAGE_LIMIT:
         message = message[: TIMELINE_MESSAGE_LIMIT - 1] + "…"
-    return TimelineEntry(time=now, type=type_, reason=reason, message=message).to_api()
+    return TimelineEntry(time=now, type=type_, reason=reason, message=message)
 
 
 class IncidentEvents:
     """Posts core/v1 Events about one incident and appends each to its status timeline."""
 
-    def __init__(self, kube: KubeClient, clock: Clock, ref: ObjectRef) -> None:
+    def __init__(self, kube: KubeClient, clock: Clock, ref: ObjectRef, *, batched: bool = False) -> None:
         self._kube = kube
         self._clock = clock
         self._ref = ref
+        self._batched = batched
         self._length: int | None = None  # entries in status.timeline, once known
+        self.pending: list[TimelineEntry] = []  # batched: entries the next status write adds
 
     async def normal(self, reason: str, message: str) -> None:
         """A routine transition (StepStarted, StepSucceeded, IncidentSucceeded …)."""
@@ -53,8 +57,12 @@ class IncidentEvents:
             await self._kube.create_event(self._ref, type_=type_, reason=reason, message=message, now=now)
         except ClientError as exc:
             log.warning("could not record event %s on %s/%s: %s", reason, self._ref.namespace, self._ref.name, exc)
+        entry = timeline_entry(type_, reason, message, now)
+        if self._batched:
+            self.pending.append(entry)
+            return
         try:
-            await self._append(timeline_entry(type_, reason, message, now))
+            await self._append(entry.to_api())
         except ClientError as exc:
             log.warning("could not add %s to the timeline of %s/%s: %s",
                         reason, self._ref.namespace, self._ref.name, exc)

@@ -8,16 +8,20 @@ Lease is renewed in the background (`fencing.py`), and the renew deadline (two t
 duration) is when a holder that cannot renew must stop acting.
 
 Incidents waiting for the Lease queue in its annotations (`domain/incident/lock_queue.py`): a free
-Lease goes to the waiter first in line (severity, then age), not to whoever polls first. This module
-must not decide when an incident needs the lock; the engine does (not while it awaits approval or
-backs off).
+Lease goes to the waiter first in line (severity, then age), not to whoever polls first. Waiters do not
+poll the Lease: a release by an incident of this process wakes the waiters of this process at once
+(`Releases`), and every waiter re-checks after a third of the Lease duration anyway — when it must
+refresh its queue entry — which is how a release by another replica (or an expired holder) is noticed.
+The Lease stays the only truth; the in-process notice only says "look now". This module must not decide
+when an incident needs the lock; the engine does (not while it awaits approval or backs off).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from tradesense_operator.clients.errors import Conflict, Forbidden, NotFound
@@ -56,13 +60,43 @@ class LockResult:
     ahead: str = ""
 
 
+class Releases:
+    """In-process notice that a namespace's Lease was released (or its queue changed), for the waiters of
+    this process. Only the listener first in line (severity, then age, as the queue ranks) is woken: it is
+    the one that may take the Lease; the others would read it only to wait again. Should it not take it
+    (a waiter of another replica is first), the others still re-check at their fallback time."""
+
+    def __init__(self) -> None:
+        self._listeners: dict[str, dict[asyncio.Event, tuple[str, datetime, str]]] = {}
+
+    def listen(self, namespace: str, rank: tuple[str, datetime, str]) -> asyncio.Event:
+        """An event that is set when a release in `namespace` finds this listener first; give it back with `stop`."""
+        event = asyncio.Event()
+        self._listeners.setdefault(namespace, {})[event] = rank
+        return event
+
+    def stop(self, namespace: str, event: asyncio.Event) -> None:
+        listeners = self._listeners.get(namespace)
+        if listeners is not None:
+            listeners.pop(event, None)
+            if not listeners:
+                del self._listeners[namespace]
+
+    def released(self, namespace: str) -> None:
+        """Wake the waiter of this process first in line for `namespace`."""
+        listeners = self._listeners.get(namespace)
+        if listeners:
+            min(listeners.items(), key=lambda item: item[1])[0].set()
+
+
 class NamespaceLock:
     """Acquire, renew and release the remediation Lease of one target namespace for one incident."""
 
     def __init__(
         self, kube: KubeClient, clock: Clock, *, namespace: str, me: Holder, duration_seconds: int,
-        severity: str = "P3", since: datetime | None = None,
+        severity: str = "P3", since: datetime | None = None, releases: Releases | None = None,
     ) -> None:
+        self._releases = releases
         self._kube = kube
         self._clock = clock
         self._namespace = namespace
@@ -73,10 +107,22 @@ class NamespaceLock:
         self._renewed_at: datetime | None = None
         self._confirmed_at: datetime | None = None   # last time the Lease was proven ours
         self._stepped_aside = False                   # released (or found not ours) since the last acquire
+        self._written: dict[str, Any] | None = None   # the Lease as our last acquire wrote it (release starts there)
 
     @property
     def duration_seconds(self) -> int:
         return self._duration
+
+    def listen(self) -> asyncio.Event | None:
+        """An event set when a release in this process makes us the next to look (None without `Releases`)."""
+        if self._releases is None:
+            return None
+        rank = (self._severity, self._since or datetime.max.replace(tzinfo=UTC), self._me.identity)
+        return self._releases.listen(self._namespace, rank)
+
+    def stop_listening(self, event: asyncio.Event) -> None:
+        if self._releases is not None:
+            self._releases.stop(self._namespace, event)
 
     def renew_deadline_passed(self) -> bool:
         """True once two thirds of the duration passed since the Lease was last proven ours."""
@@ -95,7 +141,7 @@ class NamespaceLock:
             now = self._clock.now()
             try:
                 if lease is None:
-                    await self._kube.create(LEASES, self._body(None, now), self._namespace)
+                    self._written = await self._kube.create(LEASES, self._body(None, now), self._namespace)
                     log.info("%s acquired the remediation lease in %s", self._me.identity, self._namespace)
                     self._renewed_at = self._confirmed_at = now
                     return LockResult(acquired=True)
@@ -120,9 +166,9 @@ class NamespaceLock:
                 if state is LeaseState.EXPIRED and spec.get("holderIdentity") != self._me.identity:
                     log.warning("%s takes over the expired remediation lease of %s in %s",
                                 self._me.identity, spec.get("holderIdentity"), self._namespace)
-                await self._kube.replace(LEASES, LEASE_NAME,
-                                         self._body(lease, now, waiters=left(waiters, me.identity) if queued else None),
-                                         self._namespace)
+                self._written = await self._kube.replace(
+                    LEASES, LEASE_NAME, self._body(lease, now, waiters=left(waiters, me.identity) if queued else None),
+                    self._namespace)
                 self._renewed_at = self._confirmed_at = now
                 return LockResult(acquired=True)
             except Conflict:
@@ -140,9 +186,12 @@ class NamespaceLock:
         mid-incident), it expires by itself after its duration.
         """
         self._renewed_at = self._confirmed_at = None
+        written, self._written = self._written, None
         for _ in range(_MAX_RACES):
             try:
-                lease = await self._kube.get_or_none(LEASES, LEASE_NAME, self._namespace)
+                # Our own last write is the first guess (no GET): if anyone wrote since, the replace is a Conflict.
+                lease = written or await self._kube.get_or_none(LEASES, LEASE_NAME, self._namespace)
+                written = None
             except Forbidden as exc:
                 log.warning("%s cannot read the remediation lease in %s (%s): treated as not held",
                             self._me.identity, self._namespace, exc)
@@ -171,6 +220,8 @@ class NamespaceLock:
                 return  # gone, or we may not write it: it expires by itself after its duration
             if holding:
                 log.info("%s released the remediation lease in %s", self._me.identity, self._namespace)
+            if self._releases is not None:
+                self._releases.released(self._namespace)  # the next in line (if it is ours) looks now
             self._stepped_aside = True
             return
 

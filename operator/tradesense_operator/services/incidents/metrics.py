@@ -32,6 +32,10 @@ class IncidentMetrics:
             self._phases[key] = (runbook, phase)
             self._metrics.incidents.labels(runbook=runbook, phase=phase.value).inc()
 
+    def forget(self, key: str) -> None:
+        """A finished incident: it changes phase no more, so its entry is not needed."""
+        self._phases.pop(key, None)
+
     def committed(
         self, key: str, runbook: str, *, before: TradeSenseIncidentStatus, after: TradeSenseIncidentStatus,
         target_namespace: str,

@@ -18,15 +18,18 @@ from datetime import datetime
 from typing import Any
 
 from tradesense_operator.api.v1alpha1.incident import (
+    TIMELINE_LIMIT,
     IncidentPhase,
     IncidentTarget,
     StepStatus,
+    TradeSenseIncidentSpec,
     TradeSenseIncidentStatus,
 )
 from tradesense_operator.clients.errors import Conflict
 from tradesense_operator.clients.kube import ObjectRef
 from tradesense_operator.domain.incident.phases import with_phase
 from tradesense_operator.services.incidents.events import IncidentEvents
+from tradesense_operator.services.incidents.lock import NamespaceLock
 from tradesense_operator.services.incidents.metrics import IncidentMetrics
 from tradesense_operator.services.incidents.store import IncidentObject, IncidentStore, parse_status, status_patch
 from tradesense_operator.services.runtime import Runtime
@@ -41,6 +44,7 @@ class Advance:
     finished: bool
     delay: float = 0.0
     phase: IncidentPhase | None = None
+    waits_for: NamespaceLock | None = None  # waiting for this Lease: a release that makes us next ends the delay
 
 
 class StaleStatus(Exception):
@@ -56,6 +60,7 @@ class IncidentRun:
     saved: TradeSenseIncidentStatus
     events: IncidentEvents
     version: str | None = None
+    parsed_spec: tuple[int | None, TradeSenseIncidentSpec] | None = None  # (generation, spec), see the engine
 
     @property
     def ref(self) -> ObjectRef:
@@ -81,7 +86,7 @@ class StatusWriter:
     def open(self, obj: IncidentObject) -> IncidentRun:
         """Start an iteration on a freshly read incident."""
         return IncidentRun(obj=obj, status=obj.status, saved=obj.status, version=obj.resource_version,
-                           events=IncidentEvents(self._runtime.kube, self._runtime.clock, obj.ref))
+                           events=IncidentEvents(self._runtime.kube, self._runtime.clock, obj.ref, batched=True))
 
     def phase(self, run: IncidentRun, phase: IncidentPhase, reason: str, message: str) -> TradeSenseIncidentStatus:
         """`run.status` moved to `phase` (not yet written)."""
@@ -89,19 +94,31 @@ class StatusWriter:
                           generation=run.obj.generation)
 
     async def commit(self, run: IncidentRun) -> None:
-        """Persist the status when it changed (idle polls write nothing, so they make no watch events)."""
-        if run.status != run.saved:
-            run.version = await self._save(run)
-            self._metrics.committed(run.ref.uid or run.ref.name, str(run.obj.raw_spec.get("runbook", "")),
-                                    before=run.saved, after=run.status,
-                                    target_namespace=target_namespace(run.obj.raw_spec))
-            run.saved = run.status
+        """Persist the status when it changed or Events were posted since the last write (their timeline
+        entries go into the same write). Idle polls write nothing, so they make no watch events.
 
+        On success `run` continues from the write's answer (new resourceVersion, current spec): the next
+        decision needs no GET.
+        """
+        pending = run.events.pending
+        if not pending and run.status == run.saved:
+            return
+        status = run.status
+        if pending:
+            status = status.model_copy(update={"timeline": [*status.timeline, *pending][-TIMELINE_LIMIT:]})
+        written = await self._save(run, status, with_timeline=bool(pending))
+        run.events.pending = []
+        self._metrics.committed(run.ref.uid or run.ref.name, str(run.obj.raw_spec.get("runbook", "")),
+                                before=run.saved, after=status, target_namespace=target_namespace(run.obj.raw_spec))
+        run.obj, run.version = written, written.resource_version
+        run.status = run.saved = status
 
-    async def _save(self, run: IncidentRun) -> str | None:
+    async def _save(self, run: IncidentRun, status: TradeSenseIncidentStatus, *, with_timeline: bool
+                    ) -> IncidentObject:
         for _ in range(_MAX_RACES):
             try:
-                return await self._store.save(run.ref, run.status, resource_version=run.version)
+                return await self._store.save(run.ref, status, resource_version=run.version,
+                                              with_timeline=with_timeline)
             except Conflict:
                 fresh = await self._store.load(run.ref.namespace, run.ref.name)
                 if fresh is None or fresh.ref.uid != run.ref.uid:

@@ -25,6 +25,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 
+from tradesense_operator.api.v1alpha1.incident import TradeSenseIncidentStatus
 from tradesense_operator.clients.errors import (
     ClientError,
     Conflict,
@@ -159,11 +160,16 @@ class StallReporter:
         log.warning("incident %s/%s stalled: %s", namespace, name, message)
         return await self._record(namespace, name, track, status=True, reason=reason, message=message)
 
-    async def recovered(self, namespace: str, name: str) -> None:
-        """An advance got through: clear a Stalled condition (ours, or one left by an earlier process)."""
+    async def recovered(self, namespace: str, name: str, shown: TradeSenseIncidentStatus | None = None) -> None:
+        """An advance got through: clear a Stalled condition (ours, or one left by an earlier process).
+
+        `shown` is the status that advance decided from: without a Stalled=True condition in it and none
+        reported by this process, there is nothing to clear and nothing to read.
+        """
         track = self._tracks.setdefault(f"{namespace}/{name}", _Track())
         track.failures = 0
-        if track.reported is None and track.checked:
+        if track.reported is None and (track.checked or (shown is not None and not _stalled(shown))):
+            track.checked = True
             return
         track.checked = True
         await self._record(namespace, name, track, status=False, reason="Recovered",
@@ -191,14 +197,18 @@ class StallReporter:
         run.status = run.status.model_copy(update={"conditions": set_condition(
             run.status.conditions, type_=STALLED, status=status, reason=reason, message=message,
             now=self.writer.now(), observed_generation=run.obj.generation)})
-        try:
-            await self.writer.commit(run)
-        except (ClientError, StaleStatus) as exc:
-            log.warning("incident %s/%s: cannot write the %s condition (the Event still says why): %s",
-                        namespace, name, STALLED, clip(str(exc), MESSAGE_CHARS))
         if status and track.reported != message:
             await run.events.warning(reason, message)
         elif not status:
             await run.events.normal("Recovered", message)
+        try:
+            await self.writer.commit(run)  # after the Event: the write carries its timeline entry
+        except (ClientError, StaleStatus) as exc:
+            log.warning("incident %s/%s: cannot write the %s condition (the Event still says why): %s",
+                        namespace, name, STALLED, clip(str(exc), MESSAGE_CHARS))
         track.reported = message if status else None
         return True
+
+
+def _stalled(status: TradeSenseIncidentStatus) -> bool:
+    return any(c.type == STALLED and c.status == "True" for c in status.conditions)

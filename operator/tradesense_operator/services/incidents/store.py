@@ -1,6 +1,7 @@
 """Reading an incident and checkpointing its status (merge-patch on the status subresource).
 
-Every write sends the whole operator-owned status: lists (plan, steps, conditions) replace wholesale
+Every write sends the whole operator-owned status (status.timeline only when the write adds entries, see
+`events.py`): lists (plan, steps, conditions) replace wholesale
 under a merge patch, and top-level fields that became empty are sent as explicit nulls so that they
 are cleared (e.g. currentStep once the incident ends) instead of silently kept.
 
@@ -61,7 +62,7 @@ def parse_status(raw: Mapping[str, Any] | None) -> TradeSenseIncidentStatus:
 def status_patch(status: TradeSenseIncidentStatus) -> dict[str, Any]:
     """Merge-patch body for the status subresource (explicit nulls clear emptied top-level fields)."""
     wire = status.to_api()
-    wire.pop("timeline", None)  # appended by the Event recorder only (services/incidents/events.py)
+    wire.pop("timeline", None)  # sent only when the write adds entries (IncidentStore.save)
     for name, info in TradeSenseIncidentStatus.model_fields.items():
         if getattr(status, name) is None:
             wire[info.alias or name] = None
@@ -77,6 +78,21 @@ def _parse_time(value: object) -> datetime | None:
         return None
 
 
+def incident_object(body: Mapping[str, Any], status: TradeSenseIncidentStatus) -> IncidentObject:
+    """An IncidentObject from a stored body (a GET or a write's answer) and its already parsed status."""
+    meta = body.get("metadata") or {}
+    return IncidentObject(
+        ref=ObjectRef.from_body(body),
+        generation=meta.get("generation"),
+        created=_parse_time(meta.get("creationTimestamp")),
+        deleting=bool(meta.get("deletionTimestamp")),
+        raw_spec=body.get("spec") or {},
+        status=status,
+        body=body,
+        resource_version=str(meta.get("resourceVersion") or "") or None,
+    )
+
+
 class IncidentStore:
     """Reads incidents and writes their status through the Kubernetes client."""
 
@@ -88,25 +104,23 @@ class IncidentStore:
         body = await self._kube.get_or_none(INCIDENTS, name, namespace)
         if body is None:
             return None
-        meta = body.get("metadata") or {}
-        return IncidentObject(
-            ref=ObjectRef.from_body(body),
-            generation=meta.get("generation"),
-            created=_parse_time(meta.get("creationTimestamp")),
-            deleting=bool(meta.get("deletionTimestamp")),
-            raw_spec=body.get("spec") or {},
-            status=parse_status(body.get("status")),
-            body=body,
-            resource_version=str(meta.get("resourceVersion") or "") or None,
-        )
+        return incident_object(body, parse_status(body.get("status")))
 
-    async def save(self, ref: ObjectRef, status: TradeSenseIncidentStatus, *, resource_version: str | None) -> str | None:
-        """Persist the status if the object is still at `resource_version`; returns the new resourceVersion.
+    async def save(
+        self, ref: ObjectRef, status: TradeSenseIncidentStatus, *, resource_version: str | None,
+        with_timeline: bool = False,
+    ) -> IncidentObject:
+        """Persist the status if the object is still at `resource_version`; returns the object as written.
 
+        `with_timeline` sends status.timeline too (the engine adds the entries of the Events it posted since
+        its last write to the same write). The answer is the API server's (new resourceVersion, the spec as it
+        is now) with `status` as written, so the engine can continue from it without a GET.
         Conflict when the object moved on since that read (the caller re-reads and decides again).
         """
         body = status_patch(status)
+        if with_timeline:
+            body["status"]["timeline"] = [entry.to_api() for entry in status.timeline]
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
         answer = await self._kube.patch(INCIDENTS, ref.name, body, ref.namespace, subresource="status")
-        return str((answer.get("metadata") or {}).get("resourceVersion") or "") or None
+        return incident_object(answer, status)
