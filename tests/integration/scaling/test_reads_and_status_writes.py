@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.integration.scaling.conftest import NAMESPACE, deployment, policy
+from tests.support.rbac import with_and_without_rbac
 from tradesense_operator.api.v1alpha1.scaling import ScalingPolicyStatus
 from tradesense_operator.clients.kube import DEPLOYMENTS, HPAS, SCALING_POLICIES, KubeClient, ResourceKind
 from tradesense_operator.clients.prometheus import PrometheusPool
@@ -170,19 +171,21 @@ def cluster_cache(service: ScalingService) -> WatchCache:
     return service.caches[DEPLOYMENTS]
 
 
+@with_and_without_rbac
 async def test_a_concurrent_status_writer_makes_the_evaluation_decide_again_without_scaling_twice(
-    cluster: EmulatedCluster, prometheus: PrometheusServer, service: ScalingService,
-    cached_service: ScalingService, caches: dict[ResourceKind, WatchCache],
+    *, cluster: EmulatedCluster, prometheus: PrometheusServer, service: ScalingService,
+    cached_service: ScalingService, caches: dict[ResourceKind, WatchCache], operator_rbac: str,
 ) -> None:
-    cluster.create(deployment("contested", 2))
-    cluster.create(busy_policy("contested", prometheus, per_replica=100))  # wants 9; the up rate allows 2 → 6
-    stale = cluster.get(API, "ScalingPolicy", "contested", NAMESPACE)
-    await caches[DEPLOYMENTS].get(NAMESPACE, "contested")           # our instance is watching already
+    name = f"contested-{operator_rbac}"  # both modes share the module's cluster
+    cluster.create(deployment(name, 2))
+    cluster.create(busy_policy(name, prometheus, per_replica=100))  # wants 9; the up rate allows 2 → 6
+    stale = cluster.get(API, "ScalingPolicy", name, NAMESPACE)
+    await caches[DEPLOYMENTS].get(NAMESPACE, name)           # our instance is watching already
 
     other = await service.evaluate(stale)                          # another writer acts first: 2 → 6
     assert other.state == "Scaled"
-    assert replicas(cluster, "contested") == 6
-    await eventually(lambda: _cached_replicas(caches[DEPLOYMENTS], "contested", 6), "the watch shows 6")
+    assert replicas(cluster, name) == 6
+    await eventually(lambda: _cached_replicas(caches[DEPLOYMENTS], name, 6), "the watch shows 6")
 
     before = cluster.stats.snapshot()
     ours = await cached_service.evaluate(stale)                    # decided from the body before that write
@@ -190,10 +193,10 @@ async def test_a_concurrent_status_writer_makes_the_evaluation_decide_again_with
     requests = sent(cluster, before)
     assert requests[("get", "scalingpolicies")] == 1               # the Conflict made it re-read the policy
     assert ("patch", "deployments/scale") not in requests, requests  # and not scale again (6 → 9 on the stale view)
-    assert replicas(cluster, "contested") == 6
+    assert replicas(cluster, name) == 6
     assert ours.state == "Unchanged"
-    status = stored_status(cluster, "contested")
+    status = stored_status(cluster, name)
     assert [(e["fromReplicas"], e["toReplicas"]) for e in status["scaleEvents"]] == [(2, 6)]  # theirs, kept
     assert status["desiredReplicas"] == 6
-    rescales = [e for e in cluster.events(NAMESPACE, "contested") if e["reason"] == "SuccessfulRescale"]
+    rescales = [e for e in cluster.events(NAMESPACE, name) if e["reason"] == "SuccessfulRescale"]
     assert len(rescales) == 1
