@@ -13,6 +13,7 @@ import pytest
 
 from tests.integration.incidents.conftest import TradesenseEnv
 from tests.integration.incidents.test_runbook_high_error_rate import deploy_bad_release, image
+from tests.support.waiting import eventually
 from tradesense_operator.services.step_adapters.base import Outcome, StepFailed
 from tradesense_operator.services.step_adapters.workloads import REVISION
 from tradesense_sandbox.runner import OperatorHandle
@@ -24,7 +25,11 @@ async def test_unreadable_logs_do_not_stop_the_rollback_through_the_operator(
 ) -> None:
     env = tradesense
     await deploy_bad_release(env)
-    pods = [p["metadata"]["name"] for p in env.pods("backend")]
+    # the previous release's pods stay listed while Terminating (graceful deletion); the log scan reads only the
+    # pods that are left, so wait until they are the only ones before choosing which pod's log is readable
+    pods = await eventually(lambda: [p["metadata"]["name"] for p in env.pods("backend")
+                                     if all(not q["metadata"].get("deletionTimestamp") for q in env.pods("backend"))],
+                            what="the old release's pods gone")
     env.cluster.set_pod_log(env.namespace, pods[0], "ERROR boom\nERROR boom\n")
     # every other pod's log answers like a container that never started (400) or a failing kubelet (500)
     for name in pods[1:]:
