@@ -12,6 +12,7 @@ Owns the wire form of the write; must not decide what the status says.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from pydantic import BaseModel
@@ -19,20 +20,23 @@ from pydantic import BaseModel
 from tradesense_operator.clients.kube import JsonDict, KubeClient, ResourceKind
 
 
-def status_merge_patch(status: BaseModel) -> dict[str, Any]:
-    """The status as the API stores it (aliases, JSON values), with explicit nulls for empty top-level fields."""
+def status_merge_patch(status: BaseModel, omit: Collection[str] = ()) -> dict[str, Any]:
+    """The status as the API stores it (aliases, JSON values), with explicit nulls for empty top-level fields;
+    `omit` names top-level fields (by their API name) this write leaves as they are stored."""
     wire: dict[str, Any] = status.model_dump(by_alias=True, exclude_none=True, mode="json")
     for name, info in type(status).model_fields.items():
         if getattr(status, name) is None:
             wire[info.alias or name] = None
+    for field in omit:
+        wire.pop(field, None)
     return wire
 
 
 async def write_status(kube: KubeClient, kind: ResourceKind, namespace: str, name: str, status: BaseModel, *,
-                       resource_version: str | None) -> JsonDict:
-    """Persist `status` if the object is still at `resource_version` (None: unconditionally); returns the object
-    as the API server stored it. Conflict when it moved on since that read."""
-    body: dict[str, Any] = {"status": status_merge_patch(status)}
+                       resource_version: str | None, omit: Collection[str] = ()) -> JsonDict:
+    """Persist `status` (but the `omit` fields) if the object is still at `resource_version` (None:
+    unconditionally); returns the object as the API server stored it. Conflict when it moved on since that read."""
+    body: dict[str, Any] = {"status": status_merge_patch(status, omit)}
     if resource_version:
         body["metadata"] = {"resourceVersion": resource_version}
     return await kube.patch(kind, name, body, namespace, subresource="status")

@@ -25,6 +25,7 @@ from tradesense_operator.api.v1alpha1.common import ConditionStatus
 from tradesense_operator.clients.errors import ClientError, NotFound
 from tradesense_operator.clients.kube import BACKUP_POLICIES, JOBS, ObjectRef
 from tradesense_operator.clients.postgres import PgConnectionInfo, PostgresClient
+from tradesense_operator.clients.status_writer import write_status
 from tradesense_operator.domain.backups.durations import parse_duration
 from tradesense_operator.domain.backups.inventory import LockState, bound_inventory, lock_state
 from tradesense_operator.domain.backups.manifest import BackupManifest
@@ -147,15 +148,8 @@ class PolicyPass:
         The patch carries the resourceVersion the tick decided from, so a concurrent writer (another
         operator instance, a stale cached body) makes it fail with Conflict instead of being overwritten.
         """
-        patch: dict[str, Any] = dict(self.status.to_api())
-        for name, info in BackupPolicyStatus.model_fields.items():
-            alias = info.alias or name
-            if getattr(self.status, name) is None:
-                patch[alias] = None
-        body: dict[str, Any] = {"status": patch}
-        if self.resource_version:
-            body["metadata"] = {"resourceVersion": self.resource_version}
-        answer = await self.runtime.kube.patch(BACKUP_POLICIES, self.name, body, self.namespace, subresource="status")
+        answer = await write_status(self.runtime.kube, BACKUP_POLICIES, self.namespace, self.name, self.status,
+                                    resource_version=self.resource_version)
         self.resource_version = str((answer.get("metadata") or {}).get("resourceVersion") or "") or None
         self.written = answer
 

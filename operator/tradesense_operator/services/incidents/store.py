@@ -5,9 +5,9 @@ Every write sends the whole operator-owned status (status.timeline only when the
 under a merge patch, and top-level fields that became empty are sent as explicit nulls so that they
 are cleared (e.g. currentStep once the incident ends) instead of silently kept.
 
-Every write also carries the resourceVersion of the read it was computed from (the same strategy as
-the BackupPolicy reconcile), so a writer that decided from an older status (a stale ex-leader, a
-second operator) gets a Conflict instead of rewinding step state.
+Every write also carries the resourceVersion of the read it was computed from, so a writer that decided
+from an older status (a stale ex-leader, a second operator) gets a Conflict instead of rewinding step state.
+The wire form is `clients.status_writer`'s, the one way every kind's status is written.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from tradesense_operator.api.v1alpha1.incident import TradeSenseIncidentStatus
 from tradesense_operator.clients.kube import INCIDENTS, KubeClient, ObjectRef
+from tradesense_operator.clients.status_writer import status_merge_patch, write_status
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +60,12 @@ def parse_status(raw: Mapping[str, Any] | None) -> TradeSenseIncidentStatus:
         raise StatusUnreadable(f"status.{where}: {first['msg']}") from exc
 
 
+_UNLESS_ADDED = ("timeline",)  # sent only when the write adds entries (IncidentStore.save)
+
+
 def status_patch(status: TradeSenseIncidentStatus) -> dict[str, Any]:
     """Merge-patch body for the status subresource (explicit nulls clear emptied top-level fields)."""
-    wire = status.to_api()
-    wire.pop("timeline", None)  # sent only when the write adds entries (IncidentStore.save)
-    for name, info in TradeSenseIncidentStatus.model_fields.items():
-        if getattr(status, name) is None:
-            wire[info.alias or name] = None
-    return {"status": wire}
+    return {"status": status_merge_patch(status, _UNLESS_ADDED)}
 
 
 def _parse_time(value: object) -> datetime | None:
@@ -117,10 +116,6 @@ class IncidentStore:
         is now) with `status` as written, so the engine can continue from it without a GET.
         Conflict when the object moved on since that read (the caller re-reads and decides again).
         """
-        body = status_patch(status)
-        if with_timeline:
-            body["status"]["timeline"] = [entry.to_api() for entry in status.timeline]
-        if resource_version:
-            body["metadata"] = {"resourceVersion": resource_version}
-        answer = await self._kube.patch(INCIDENTS, ref.name, body, ref.namespace, subresource="status")
+        answer = await write_status(self._kube, INCIDENTS, ref.namespace, ref.name, status,
+                                    resource_version=resource_version, omit=() if with_timeline else _UNLESS_ADDED)
         return incident_object(answer, status)
