@@ -12,7 +12,7 @@ Owns the wire form of the write; must not decide what the status says.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -36,7 +36,15 @@ async def write_status(kube: KubeClient, kind: ResourceKind, namespace: str, nam
                        resource_version: str | None, omit: Collection[str] = ()) -> JsonDict:
     """Persist `status` (but the `omit` fields) if the object is still at `resource_version` (None:
     unconditionally); returns the object as the API server stored it. Conflict when it moved on since that read."""
-    body: dict[str, Any] = {"status": status_merge_patch(status, omit)}
+    return await patch_status(kube, kind, namespace, name, status_merge_patch(status, omit),
+                              resource_version=resource_version)
+
+
+async def patch_status(kube: KubeClient, kind: ResourceKind, namespace: str, name: str, fields: Mapping[str, Any],
+                       *, resource_version: str | None) -> JsonDict:
+    """Merge-patch only the given top-level status `fields` (a writer that owns one part of the status, such as
+    the PITR pass's pointInTime block), with the same resourceVersion guard as `write_status`."""
+    body: dict[str, Any] = {"status": dict(fields)}
     if resource_version:
         body["metadata"] = {"resourceVersion": resource_version}
     return await kube.patch(kind, name, body, namespace, subresource="status")

@@ -26,6 +26,7 @@ from tradesense_operator.api.v1alpha1.pitr import PointInTimeSpec, PointInTimeSt
 from tradesense_operator.clients.errors import ClientError, Conflict
 from tradesense_operator.clients.kube import BACKUP_POLICIES
 from tradesense_operator.clients.pgdump import PgTarget
+from tradesense_operator.clients.status_writer import patch_status
 from tradesense_operator.domain.backups import pitr
 from tradesense_operator.domain.backups.schedule import CronSchedule, decide_due
 from tradesense_operator.domain.conditions import set_condition
@@ -176,12 +177,10 @@ class PitrSupervisor:
             {k: v for k, v in dict(body.get("status") or {}).items() if k == "conditions"})
         conditions = set_condition(current.conditions, type_=CONDITION, status=ok, reason=reason, message=message,
                                    now=self.runtime.clock.now(), observed_generation=meta.get("generation"))
-        patch = {"metadata": {"resourceVersion": meta.get("resourceVersion")},
-                 "status": {"pointInTime": pit.to_api(),
-                            "conditions": [c.to_api() for c in conditions]}}
+        fields = {"pointInTime": pit.to_api(), "conditions": [c.to_api() for c in conditions]}
         try:
-            await self.runtime.kube.patch(BACKUP_POLICIES, str(meta["name"]), patch, str(meta["namespace"]),
-                                          subresource="status")
+            await patch_status(self.runtime.kube, BACKUP_POLICIES, str(meta["namespace"]), str(meta["name"]), fields,
+                               resource_version=meta.get("resourceVersion"))
         except Conflict:
             log.debug("status of %s changed meanwhile; next pass rewrites it", meta["name"])
 
