@@ -3,6 +3,8 @@
 Every check that can reject a request runs before anything is written: size limit, rate limit,
 authentication (constant-time), JSON and schema validation. Only then does the alert service create
 or update incidents, and every decision it took is logged as one "alert decision" line.
+Owns the HTTP surface and its guards; must not map alerts to runbooks (domain.alerts) nor write incidents
+itself (services.alerts does).
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ The kubectl plugin: the same commands installed as the `kubectl-tradesense` scri
 finds it on PATH) and as the `console` group of `tradesense-operator`. It acts with the user's kubeconfig
 and context; kubectl habits apply: `-o json|yaml`, no colour unless stdout is a terminal (and NO_COLOR is
 unset), errors on one line on stderr, exit 1 on failure and 2 on usage errors.
+Owns argument parsing and output only; must not compute patches or views itself (the console package
+does) nor use the operator's identity.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 It runs the same validation and the same pure `resolve_plan` as the operator, without a cluster, so a
 GitOps reviewer sees exactly the steps (and which need approval) before the manifest is merged. With
 `-o json|yaml` the output is byte-for-byte what the operator stores in `status.plan`.
+Must not contact a cluster or plan differently from the operator: it only calls the domain.
 """
 
 from __future__ import annotations

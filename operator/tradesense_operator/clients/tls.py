@@ -3,7 +3,8 @@
 Verification is off on purpose: the question is "when does this certificate expire", and it must be answerable
 for certificates that are already expired, self-signed or issued for another name — exactly the ones an
 operator needs to see. With verification off Python's `getpeercert()` returns nothing parsed, so the DER
-bytes are parsed with `cryptography`.
+bytes are parsed with `cryptography`. Must not trust the connection for anything else, nor decide whether
+the expiry is too close (the probe step does).
 """
 
 from __future__ import annotations

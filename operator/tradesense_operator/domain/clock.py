@@ -1,4 +1,7 @@
-"""Time as an injected dependency, so schedules, deadlines and windows are testable without sleeping."""
+"""Time as an injected dependency, so schedules, deadlines and windows are testable without sleeping.
+
+SystemClock is the only reader of the wall clock; nothing else here may read it or sleep on it.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Kubernetes-convention conditions: set one without losing lastTransitionTime when nothing changed."""
+"""Kubernetes-convention conditions: set one without losing lastTransitionTime when nothing changed.
+
+Pure list edits with the time passed in; must not read a clock or write status.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Serve /metrics, /healthz, /readyz and the Alertmanager bridge beside kopf, in the same event loop."""
+"""Serve /metrics, /healthz, /readyz and the Alertmanager bridge beside kopf, in the same event loop.
+
+Owns only the server's start and stop; must not define routes or handle alerts (bridge.server does).
+"""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@
 Why a daemon: the archiver is a long-lived pg_receivewal child that must be restarted when it dies and
 stopped when the policy goes away; a daemon lives exactly as long as the object (and its `enabled`).
 Each pass re-reads the object; a new generation rebuilds the supervisor so spec changes take effect.
+Owns the daemon's lifetime only; must not run archiving or base backups itself (services/backups/pitr_policy).
 """
 
 from __future__ import annotations

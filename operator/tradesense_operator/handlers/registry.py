@@ -1,4 +1,7 @@
-"""Importing this module registers every kopf handler of the operator (one import per kind)."""
+"""Importing this module registers every kopf handler of the operator (one import per kind).
+
+Owns only the list of handler modules; must not define handlers itself.
+"""
 
 from tradesense_operator.handlers import (
     backup,  # noqa: F401  (BackupPolicy schedules, run-now)

@@ -1,4 +1,7 @@
-"""Which incident and step the current task works on, so every log line can say so without plumbing."""
+"""Which incident and step the current task works on, so every log line can say so without plumbing.
+
+Owns the context variables only; must not format or emit log lines.
+"""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 Handlers receive it from kopf's `memo.runtime`; tests and the demo build their own (e.g. with a
 ManualClock) and inject it through the memo, so no module-level globals exist.
+Owns the wiring only; must not hold per-resource state or make decisions.
 """
 
 from __future__ import annotations

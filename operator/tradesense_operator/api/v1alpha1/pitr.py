@@ -1,7 +1,8 @@
 """BackupPolicy `spec.pointInTime` and its status: continuous WAL archiving plus periodic base backups.
 
 Kept apart from backup.py (the logical-dump API) so the two evolve independently; backup.py only
-references these models from its spec and status.
+references these models from its spec and status. Pure data: must not do I/O or decide when to archive
+(services/backups/pitr_policy does).
 """
 
 from __future__ import annotations

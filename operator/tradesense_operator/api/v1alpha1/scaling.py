@@ -1,4 +1,8 @@
-"""ScalingPolicy (short name `sp`): Prometheus-driven scaling with HPA v2 semantics."""
+"""ScalingPolicy (short name `sp`): Prometheus-driven scaling with HPA v2 semantics.
+
+Owns the spec/status schema and its cross-field model checks; must not compute recommendations
+(domain.scaling) or do any I/O.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Durations as written in specs (`30d`, `1h30m`, `2w`)."""
+"""Durations as written in specs (`30d`, `1h30m`, `2w`).
+
+Owns only parsing; must not read a clock or do I/O.
+"""
 
 from __future__ import annotations
 

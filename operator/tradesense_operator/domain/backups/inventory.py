@@ -2,6 +2,7 @@
 
 Status must stay small (etcd objects are limited to ~1.5 MiB and every watch event carries them), so the
 inventory keeps the newest entries and always the newest verified one, which restores look for.
+Pure: decides on the records and times it is given; must not read a clock or write status.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 A backup exists for retention, restore and listing only through its manifest. The manifest is written
 after the data file is durable, so a crashed or failed run leaves at most an orphan data file (or a
 temporary one) that nothing mistakes for a backup.
+Owns the manifest's fields and encoding; must not read or write storage (the backup services do).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 Names follow the runbook (`backup_20240116_020000.sql.gz`, `postgres_20240116_010000.sql.gz`): a label
 then the UTC start time, so a directory listing sorts chronologically and a human finds files as before.
+Owns only the names; must not touch storage or check whether a name is taken (dump_pipeline does).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 Why our own layer over croniter: the operator must answer "is a run due *now*, and which scheduled
 time does it stand for?" idempotently from status alone (lastScheduleTime), so a restarted operator
 neither repeats a run nor silently forgets a missed one; and it must do so against an injected clock.
+Pure: must not read the wall clock, run a backup or write status (services/backups/reconcile does).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""The one error the scaling domain raises: a spec the API schema accepted but that cannot be acted on."""
+"""The one error the scaling domain raises: a spec the API schema accepted but that cannot be acted on.
+
+Owns only the exception type; must not decide what is invalid (domain.scaling.validation does).
+"""
 
 from __future__ import annotations
 

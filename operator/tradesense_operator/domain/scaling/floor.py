@@ -7,6 +7,9 @@ the floor is ignored and the policy's normal stabilization brings replicas back 
 
 Value: one JSON object `{"replicas": 8, "until": "2026-01-05T15:30:00Z", "incident": "ns/name"}` or a
 JSON list of them (several incidents at once; the highest live floor wins).
+
+Owns the annotation's format and which floor is live; must not read or patch the Deployment or read a
+clock (callers pass `now`).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@
   average is total / current, ratio = average / target, and the recommendation is ceil(total / target)
   — the same number as ceil(current × ratio), but also defined when scaling from zero.
 Within the tolerance (|ratio − 1| ≤ tolerance) the recommendation is the current count, as in the HPA.
+Pure arithmetic on values it is given; must not query Prometheus or apply bounds and stabilization.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Human wording for Events and conditions: "p95 latency 0.82 s > 0.5 s target: 3 → 5"."""
+"""Human wording for Events and conditions: "p95 latency 0.82 s > 0.5 s target: 3 → 5".
+
+Owns only the text; must not decide replicas or emit Events itself.
+"""
 
 from __future__ import annotations
 

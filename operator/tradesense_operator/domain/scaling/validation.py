@@ -2,6 +2,7 @@
 
 (minReplicas <= maxReplicas, fallback within bounds, exactly one of preset/query and workers.min <= max are
 enforced by the API model and its CEL rules, so a parsed spec already satisfies them.)
+Must not do I/O: a metric's PromQL is resolved here (preset or raw), never run.
 """
 
 from __future__ import annotations

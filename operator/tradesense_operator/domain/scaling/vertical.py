@@ -3,6 +3,7 @@ and the memory request as a fixed percent of it (the runbook's `kubectl set reso
 
 Each change rolls every pod, so a new limit is proposed only when it differs from the current one by more
 than `minChangePercent`; results are rounded up to whole MiB so repeated evaluations produce the same string.
+Pure: must not query usage or patch the Deployment (services/scaling does both).
 """
 
 from __future__ import annotations

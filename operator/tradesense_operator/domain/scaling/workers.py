@@ -2,6 +2,7 @@
 
 The runbook's high-CPU mitigation scales out AND reduces WORKERS; doing both from one rule keeps the total
 (replicas × workers) inside the budget the database can serve.
+Pure arithmetic; must not patch the Deployment's env (services/scaling/workload does).
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ concatenation `gunzip -c` (the runbook's restore) reads unchanged, or libzstd's 
 (zstd_codec). With integrity verification the same bytes also go to a content check on its own thread
 (content_check), so verifying costs no second decompression pass. The directory format is pg_dump's
 parallel dump into a tree (directory_format).
+
+Synchronous (callers run it in a thread); must not touch the Kubernetes API or decide when to back up
+or what to keep (services/backups/reconcile and retention do).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ instance. The existing restore step then loads that backup like any other, with 
 crash-resumable markers and approval gates unchanged. A re-run with the same stamp finds the backup
 again instead of replaying twice. This is `pointInTime.restore.mode: logical` (the default); the in-place
 restore of the database's volume in a Job is services/backups/pitr_physical.
+Must not touch the running database or the Kubernetes API; loading the backup is the restore step's.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Turn a BackupPolicy (spec + its Secrets) into what the engine needs: a PgTarget and a BackupStore.
 
-Secret values are read here, at the last moment, and only placed into objects whose repr hides them.
+Secret values are read here, at the last moment, and only placed into objects whose repr hides them;
+this module must never log them or put them in status, and must not run a backup.
 """
 
 from __future__ import annotations

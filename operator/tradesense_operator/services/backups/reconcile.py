@@ -5,6 +5,9 @@ is idempotent and a restarted operator resumes exactly: `lastScheduleTime` says 
 was last accounted for, `activeBackup` (+ its start) is the one-at-a-time lock, `lastRunNowToken` makes
 the run-now annotation fire once. Runs that come due while a backup is still running are skipped and
 reported (CronJob's concurrencyPolicy: Forbid).
+
+Owns the tick's order and its status; must not compute schedules, names or the inventory bound itself
+(domain.backups) nor stream the dump (dump_pipeline).
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ the steps between, each idempotent and safe to re-run after a crash:
    `COMMENT ON DATABASE` on the target server ("restoring"/"restored" + stamp), so a re-run after a
    crash recognises its own half-restored database (or its absence after the drop) and finishes the job
    instead of failing or dropping a database it has already restored.
+
+Must not touch the Kubernetes API (the incident engine does) nor restore an unverified backup.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 Deletion order matters: the manifest goes first, so a crash mid-deletion leaves an orphan data file
 (no longer a backup, swept later) rather than a manifest pointing at nothing.
+Must not decide what to keep: domain.backups.retention selects, this module only deletes.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ are cleared (e.g. currentStep once the incident ends) instead of silently kept.
 Every write also carries the resourceVersion of the read it was computed from, so a writer that decided
 from an older status (a stale ex-leader, a second operator) gets a Conflict instead of rewinding step state.
 The wire form is `clients.status_writer`'s, the one way every kind's status is written.
+Owns reading and writing only; must not decide what the status says (the engine does).
 """
 
 from __future__ import annotations

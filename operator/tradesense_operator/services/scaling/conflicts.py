@@ -7,6 +7,7 @@
 Who scales a Deployment is configuration: the operator answers from its watch caches (clients.watch_cache:
 one watch per namespace instead of two LISTs per evaluation); without caches (tests of one evaluation) it
 lists.
+Must not write anything: reporting the conflict is the evaluation's job.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 JSON patches (RFC 6902) with a `test` of the container's name: if the pod template changed between our
 read and our write, the API server rejects the patch instead of editing the wrong container.
+Must not decide the values it writes (domain.scaling) nor change replicas (evaluation does, via the scale subresource).
 """
 
 from __future__ import annotations

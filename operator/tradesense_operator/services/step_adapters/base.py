@@ -5,6 +5,8 @@ invocation (a crash mid-step re-invokes it after restart); each action turns tha
 EFFECT by checking, before acting, whether its effect is already there — usually by a stamp
 (`ctx.stamp`, "<incident uid>/<step id>") it writes together with the change, or by evidence it
 saved through `ctx.save_checkpoint` before a destructive sub-action.
+
+Owns the types of that contract only; must not run an action or know any particular one.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ A pod whose log cannot be read (a container in ImagePullBackOff or CreateContain
 kubelet error 500, a forbidden `pods/log`) is counted as unreadable, with the first error as evidence, and the
 other pods are still scanned: after a bad deploy the logs are unreadable exactly when the rollback that
 follows this step is needed (see step_adapters/evidence.py for the rule).
+
+Read-only: must not change any object, and must never quote a line unredacted.
 """
 
 from __future__ import annotations

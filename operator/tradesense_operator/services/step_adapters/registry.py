@@ -1,4 +1,7 @@
-"""Every StepAction mapped to its adapter; the engine looks actions up here and nowhere else."""
+"""Every StepAction mapped to its adapter; the engine looks actions up here and nowhere else.
+
+Owns only the mapping; must not implement actions (their modules do).
+"""
 
 from __future__ import annotations
 

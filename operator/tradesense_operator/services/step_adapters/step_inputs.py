@@ -2,6 +2,7 @@
 
 Plans are validated when they are resolved (`domain.runbooks.action_specs.check_params`), so a wrong
 type here means a plan frozen by an older operator version; it fails the step with the parameter named.
+Must not read the cluster or act; it only reads the planned step.
 """
 
 from __future__ import annotations

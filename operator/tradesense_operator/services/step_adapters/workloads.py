@@ -3,6 +3,8 @@
 Each one writes what kubectl writes, so an operator and a human following the runbook leave the same
 traces, plus the step's stamp (`ops.tradesense.io/applied-by`) in the pod template where the change is a
 template change: a resumed step that finds its stamp or its value in place reports ALREADY_DONE.
+Must not decide whether a step runs or is approved (the engine does) nor own the floor's format
+(domain.scaling.floor).
 """
 
 from __future__ import annotations
