@@ -152,6 +152,8 @@ def test_every_rule_is_preceded_by_a_comment_saying_why(name: str) -> None:
 # ---- the code's API calls are all granted ---------------------------------------------------------------
 
 _CALL = re.compile(r"\.(get|get_or_none|list|create|patch|replace|delete)\(\s*([A-Z][A-Z0-9_]*)\s*[,)]")
+# clients.status_writer's functions: their second argument is the kind whose status subresource they patch.
+_STATUS_WRITE = re.compile(r"\b(?:write_status|patch_status)\(\s*[\w.]+,\s*([A-Z][A-Z0-9_]*)\s*,")
 _VERB = {"get": "get", "get_or_none": "get", "list": "list", "create": "create", "patch": "patch",
          "replace": "update", "delete": "delete"}
 # KubeClient helpers whose resource is fixed inside the client.
@@ -188,6 +190,10 @@ def _api_calls() -> set[tuple[str, str, str, str]]:
                 group = kind.api_version.rpartition("/")[0]
                 resource = kind.plural + (f"/{subresource[1]}" if subresource else "")
                 calls.add((group, resource, _VERB[match[1]], where))
+            for match in _STATUS_WRITE.finditer(text):
+                kind = getattr(kube, match[1], None)
+                if isinstance(kind, kube.ResourceKind):
+                    calls.add((kind.api_version.rpartition("/")[0], f"{kind.plural}/status", "patch", where))
             for helper, (group, resource, verb) in _HELPERS.items():
                 if f".{helper}(" in text:
                     calls.add((group, resource, verb, where))
@@ -198,7 +204,9 @@ def test_the_scan_finds_the_calls_it_should() -> None:
     resources = {(group, resource, verb) for group, resource, verb, _ in _api_calls()}
     assert ("", "secrets", "patch") in resources  # secret-rotate
     assert ("coordination.k8s.io", "leases", "update") in resources  # the lock replaces its Lease
-    assert ("ops.tradesense.io", "backuppolicies/status", "patch") in resources
+    assert ("ops.tradesense.io", "backuppolicies/status", "patch") in resources  # through status_writer
+    assert ("ops.tradesense.io", "tradesenseincidents/status", "patch") in resources
+    assert ("ops.tradesense.io", "scalingpolicies/status", "patch") in resources
     assert ("", "nodes", "list") in resources  # check-nodes: `kube.list(NODES)`, no further arguments
 
 
