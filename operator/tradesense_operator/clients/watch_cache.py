@@ -52,7 +52,6 @@ class _Namespace:
     synced: asyncio.Future[None] | None = None
     task: asyncio.Task[None] | None = None
     direct: bool = False  # not allowed to list/watch here: read directly
-    unserved: bool = False  # the API does not serve the kind (e.g. no autoscaling/v2): no objects
 
 
 class WatchCache:
@@ -128,8 +127,7 @@ class WatchCache:
                 entry.direct = True
                 _settle(entry.synced)
                 return
-            except NotFound:
-                entry.unserved = True  # the kind is not served: there are none, and none can appear
+            except NotFound:  # the kind is not served (e.g. no autoscaling/v2): none exist, none can appear
                 _settle(entry.synced)
                 return
             except ClientError as exc:

@@ -117,9 +117,10 @@ class Rounds:
     async def close(self) -> None:
         """Stop the loop, the watches and the Prometheus sessions."""
         self.stop.set()
-        for task in [*self._running, *([self.task] if self.task is not None else [])]:
+        tasks = [*self._running, *([self.task] if self.task is not None else [])]
+        for task in tasks:
             task.cancel()
-        for task in [*self._running, *([self.task] if self.task is not None else [])]:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         for cache in self.caches.values():
