@@ -20,16 +20,14 @@ import asyncio
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
-
-import requests
-from prometheus_api_client.exceptions import PrometheusApiClientException
-from prometheus_api_client.prometheus_connect import PrometheusConnect
-from urllib3.util.retry import Retry
 
 from tradesense_operator.clients.errors import Invalid, Timeout, Unavailable
 from tradesense_operator.clients.sharing import SharedReads
+
+if TYPE_CHECKING:
+    from prometheus_api_client.exceptions import PrometheusApiClientException
 
 DEFAULT_TIMEOUT = 5  # seconds (the library types it as int)
 
@@ -105,6 +103,11 @@ class PrometheusClient:
         self._shared: SharedReads[InstantValue] = SharedReads(share_seconds)
         self.display_url = redact(self.url)
         self._timeout = timeout
+        # Imported with the first client, not with the module: requests and the library cost every operator
+        # process ~4 MB, and one whose ScalingPolicies are all paused never queries.
+        from prometheus_api_client.prometheus_connect import PrometheusConnect  # noqa: PLC0415
+        from urllib3.util.retry import Retry  # noqa: PLC0415
+
         retry = Retry(total=retries, connect=retries, read=retries, backoff_factor=0.1,
                       status_forcelist=(502, 503, 504), allowed_methods=("GET",))
         self._conn = PrometheusConnect(url=self.url, disable_ssl=False, retry=retry, timeout=timeout)
@@ -114,6 +117,9 @@ class PrometheusClient:
         return await self._shared.read(query, lambda: self._query(query))
 
     async def _query(self, query: str) -> InstantValue:
+        import requests  # noqa: PLC0415  (loaded by __init__ already; see there)
+        from prometheus_api_client.exceptions import PrometheusApiClientException  # noqa: PLC0415
+
         try:
             result = await asyncio.to_thread(self._conn.custom_query, query)
         except requests.Timeout as exc:

@@ -34,3 +34,10 @@ def test_keyword_arguments_win_over_the_environment(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("TSO_LOCK_LEASE_SECONDS", "120")
     assert Settings(lock_lease_seconds=15).lock_lease_seconds == 15
     assert Settings().lock_lease_seconds == 120
+
+
+def test_variable_names_are_case_insensitive_and_other_tso_variables_are_not_ours(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("tso_lock_lease_seconds", "90")
+    monkeypatch.setenv("TSO_BENCH_SIZE_MB", "1000")  # a benchmark's variable, not a setting
+    assert Settings.from_env().lock_lease_seconds == 90
