@@ -535,26 +535,77 @@ ORDER BY 1, 2
 """
 
 
-@contextlib.contextmanager
-def snapshot_tables(target: PgTarget, snapshot: str) -> Iterator[tuple[list[tuple[str, str, list[str], int]], str]]:
-    """The user tables in `snapshot` as (schema, table, columns, pages), and the server encoding.
+_SEQUENCES = """
+SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'S' AND c.relpersistence <> 't'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                  AND d.deptype = 'e')
+ORDER BY 1
+"""
 
-    The session stays open, holding ACCESS SHARE locks on them (as pg_dump does), until the context ends,
-    so no table is dropped or rewritten while its chunks are dumped.
+
+def _sequence_values(conn: psycopg.Connection[tuple[object, ...]]) -> str:
+    """`SELECT pg_catalog.setval(…);` per sequence with its last_value and is_called (as pg_dump reads them)."""
+    lines: list[str] = []
+    for (name,) in conn.execute(_SEQUENCES).fetchall():
+        row = conn.execute(sql.SQL("SELECT last_value, is_called FROM {}").format(sql.SQL(str(name)))).fetchone()
+        if row is not None:
+            statement = sql.SQL("SELECT pg_catalog.setval({}, {}, {});").format(
+                sql.Literal(str(name)), sql.Literal(int(str(row[0]))), sql.Literal(bool(row[1])))
+            lines.append(statement.as_string(None) + "\n")
+    return "".join(lines)
+
+
+_OID_BOUND_COLUMNS = """
+SELECT format('%I.%I.%I (%s)', n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod))
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
+WHERE c.relkind = 'r' AND c.relpersistence <> 't' AND a.attnum > 0 AND NOT a.attisdropped
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+  AND (t.typtype = 'c' OR e.typtype = 'c' OR (e.oid IS NOT NULL AND e.oid >= 16384))
+ORDER BY 1
+"""
+"""Columns whose binary form names type OIDs (composites, arrays of composite or user-defined types): another
+database has other OIDs, so binary COPY cannot carry them."""
+
+
+@dataclass(frozen=True)
+class SnapshotContents:
+    """What a binary dump copies: user tables as (schema, table, columns, pages), the encoding, sequence values."""
+
+    tables: list[tuple[str, str, list[str], int]]
+    encoding: str
+    sequences_sql: str
+    """`SELECT pg_catalog.setval(…);` per sequence: pg_dump leaves the values of owned sequences out of a dump
+    without table data, so they are taken here."""
+
+
+@contextlib.contextmanager
+def snapshot_contents(target: PgTarget, snapshot: str) -> Iterator[SnapshotContents]:
+    """The tables, encoding and sequence values seen in `snapshot`.
+
+    The session stays open, holding ACCESS SHARE locks on the tables (as pg_dump does), until the context
+    ends, so no table is dropped or rewritten while its chunks are dumped.
     """
     with target.connect(autocommit=False) as conn:
         try:
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+            bound = [str(r[0]) for r in conn.execute(_OID_BOUND_COLUMNS).fetchall()]
+            if bound:
+                raise ClientError(f"the binary format cannot carry {', '.join(bound[:5])}: their binary form names "
+                                  "type OIDs, which differ in another database; use the directory format")
             rows = conn.execute(_DATA_TABLES).fetchall()
             for row in rows:
                 conn.execute(sql.SQL("LOCK TABLE ONLY {} IN ACCESS SHARE MODE").format(sql.SQL(str(row[2]))))
             encoding_row = conn.execute("SHOW server_encoding").fetchone()
+            sequences = _sequence_values(conn)
         except psycopg.Error as exc:
             raise _sql_error(exc, f"list the tables of {target.dbname}") from exc
         tables = [(str(r[0]), str(r[1]), [str(c) for c in cast("list[object]", r[3])], int(str(r[4]))) for r in rows]
         try:
-            yield tables, str(encoding_row[0]) if encoding_row else "UTF8"
+            yield SnapshotContents(tables, str(encoding_row[0]) if encoding_row else "UTF8", sequences)
         finally:
             with contextlib.suppress(psycopg.Error):
                 conn.rollback()

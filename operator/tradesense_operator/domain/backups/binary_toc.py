@@ -1,8 +1,9 @@
 """The `binary` format's table of contents: which file holds which rows, and how a table is cut into files.
 
-A binary backup is a tree: `schema.dump` (pg_dump's custom archive without table data: tables, sequence
-values, indexes, constraints), one zstd-compressed binary-COPY stream per table chunk (`<n>.copy.zst`)
-and `toc.json`, this module's encoding of what each data file is. Big tables are cut into chunks of
+A binary backup is a tree: `schema.dump` (pg_dump's custom archive without table data: tables, indexes,
+constraints), `sequences.sql` (every sequence's value in the snapshot: pg_dump omits those of sequences
+owned by tables whose data it leaves out), one zstd-compressed binary-COPY stream per table chunk
+(`<n>.copy.zst`) and `toc.json`, this module's encoding of what each data file is. Big tables are cut into chunks of
 physical pages (`ctid` ranges, one snapshot for all), so several sessions dump and load one table at once.
 Owns the layout and the cutting; it must not do I/O or run tools (services/backups/binary_format does).
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 TOC_NAME = "toc.json"
 SCHEMA_NAME = "schema.dump"
+SEQUENCES_NAME = "sequences.sql"
 TOC_VERSION = 1
 PAGE_BYTES = 8192
 SPLIT_MIN_PAGES = (8 << 20) // PAGE_BYTES

@@ -4,8 +4,8 @@ Why: on a small server the dump and the restore are the server's own row work. B
 text formatting of numerics and timestamps on the way out and their parsing on the way in (measured on
 the runbook schema: ~30 % less server CPU to dump, ~35 % less to load, docs/backups.md), and big
 tables are cut into ctid page ranges so N sessions dump and load one table at once. The schema,
-sequence values, indexes and constraints come from `pg_dump -Fc --exclude-table-data=*` in the same
-snapshot and are restored by pg_restore around the data (post-data with `-j N`).
+indexes and constraints come from `pg_dump -Fc --exclude-table-data=*` in the same snapshot and are
+restored by pg_restore around the data (post-data with `-j N`); sequence values are read in the snapshot.
 
 Owns writing, reading back and restoring a binary tree; the file checks are directory_format's (the
 same per-file sha256 and manifest list). It must not choose backups, write manifests or drop databases.
@@ -31,7 +31,15 @@ from tradesense_operator.clients import pgdump
 from tradesense_operator.clients.errors import NotFound
 from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import BackupStore
-from tradesense_operator.domain.backups.binary_toc import SCHEMA_NAME, TOC_NAME, DataFile, TableOfContents, TocError, plan
+from tradesense_operator.domain.backups.binary_toc import (
+    SCHEMA_NAME,
+    SEQUENCES_NAME,
+    TOC_NAME,
+    DataFile,
+    TableOfContents,
+    TocError,
+    plan,
+)
 from tradesense_operator.domain.backups.manifest import BackupManifest, StoredFile, files_digest
 from tradesense_operator.services.backups.directory_format import Scan, TreeDump, check_one, read_file, scan_local
 from tradesense_operator.services.backups.errors import IntegrityError
@@ -86,10 +94,12 @@ def dump_tree(store: BackupStore, name: str, target: PgTarget, *, snapshot: str,
     writer = store.open_tree(name)
     failed = threading.Event()
     try:
-        with pgdump.snapshot_tables(target, snapshot) as (tables, encoding):
-            toc = plan([(s, t, tuple(c), pages) for s, t, c, pages in tables], encoding=encoding, workers=workers)
-            toc_path = writer.path / TOC_NAME
-            toc_path.write_text(toc.to_json())
+        with pgdump.snapshot_contents(target, snapshot) as contents:
+            encoding = contents.encoding
+            toc = plan([(s, t, tuple(c), pages) for s, t, c, pages in contents.tables], encoding=encoding,
+                       workers=workers)
+            (writer.path / TOC_NAME).write_text(toc.to_json())
+            (writer.path / SEQUENCES_NAME).write_text(contents.sequences_sql)
 
             def chunk(entry: DataFile) -> Scan:
                 try:
@@ -100,12 +110,14 @@ def dump_tree(store: BackupStore, name: str, target: PgTarget, *, snapshot: str,
                     failed.set()
                     raise
 
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="binary-dump") as pool:
-                schema = pool.submit(pgdump.dump_schema, target, writer.path / SCHEMA_NAME, snapshot=snapshot)
+            # the schema dump (mostly catalog queries) beside the `workers` chunk dumps, not in their place
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="schema-dump") as side, \
+                    ThreadPoolExecutor(max_workers=workers, thread_name_prefix="binary-dump") as pool:
+                schema = side.submit(pgdump.dump_schema, target, writer.path / SCHEMA_NAME, snapshot=snapshot)
                 chunks = [pool.submit(chunk, entry) for entry in toc.files]
                 schema.result()
                 scans = [done.result() for done in chunks]
-        scans += [scan_local(toc_path), scan_local(writer.path / SCHEMA_NAME)]
+        scans += [scan_local(writer.path / name) for name in (TOC_NAME, SCHEMA_NAME, SEQUENCES_NAME)]
         writer.commit()
     except BaseException:
         failed.set()
@@ -136,6 +148,8 @@ def _checked_rows(chunks: Iterable[bytes], expected: StoredFile, what: str) -> I
                 yield out
     except zstandard.ZstdError as exc:
         raise IntegrityError(f"{what}: {expected.name}: zstd data is corrupt: {exc}") from exc
+    except (FileNotFoundError, NotFound) as exc:
+        raise IntegrityError(f"{what}: {expected.name} is missing") from exc
     if size != expected.bytes or digest.hexdigest() != expected.sha256:
         raise IntegrityError(f"{what}: {expected.name}: size or sha256 does not match the manifest")
     if not decompressor.eof:
@@ -184,8 +198,9 @@ def _load(target: PgTarget, toc: TableOfContents, data: dict[str, Iterable[bytes
 
 def _toc(store: BackupStore, manifest: BackupManifest, local: Path | None,
          listed: dict[str, StoredFile]) -> TableOfContents:
-    if TOC_NAME not in listed or SCHEMA_NAME not in listed:
-        raise IntegrityError(f"{manifest.id}: the manifest lists no {TOC_NAME} or {SCHEMA_NAME}")
+    missing = {TOC_NAME, SCHEMA_NAME, SEQUENCES_NAME} - listed.keys()
+    if missing:
+        raise IntegrityError(f"{manifest.id}: the manifest lists no {', '.join(sorted(missing))}")
     text = bytearray()
     check_one(store, manifest, listed[TOC_NAME], local, into=None, content=True, sink=text.extend)
     try:
@@ -193,7 +208,7 @@ def _toc(store: BackupStore, manifest: BackupManifest, local: Path | None,
     except (TocError, UnicodeDecodeError) as exc:
         raise IntegrityError(f"{manifest.id}: {exc}") from exc
     unlisted = {entry.name for entry in toc.files} - listed.keys()
-    extra = listed.keys() - {entry.name for entry in toc.files} - {TOC_NAME, SCHEMA_NAME}
+    extra = listed.keys() - {entry.name for entry in toc.files} - {TOC_NAME, SCHEMA_NAME, SEQUENCES_NAME}
     if unlisted or extra:
         raise IntegrityError(f"{manifest.id}: {TOC_NAME} and the manifest disagree on the files "
                              f"({', '.join(sorted(unlisted | extra))})")
@@ -212,13 +227,18 @@ def restore_tree(target: PgTarget, store: BackupStore, manifest: BackupManifest,
     try:
         local = store.local_tree(manifest.file_name)
         toc = _toc(store, manifest, local, listed)
+        absent = sorted(e.name for e in toc.files if local is not None and not (local / e.name).is_file())
+        if absent:  # found before anything is restored; from S3 a missing object fails its COPY
+            raise IntegrityError(f"{manifest.id}: {', '.join(absent)} is missing")
         with tempfile.TemporaryDirectory(prefix=f"tso-restore-{manifest.id}-") as staging:
+            for name in (SCHEMA_NAME, SEQUENCES_NAME):
+                check_one(store, manifest, listed[name], local, into=Path(staging), content=True)
             schema = Path(staging) / SCHEMA_NAME
-            check_one(store, manifest, listed[SCHEMA_NAME], local, into=Path(staging), content=True)
             pgdump.restore_directory_section(target, schema, section="pre-data")
             data = {entry.name: _stored(store, manifest, local, entry.name) for entry in toc.files}
             _load(target, toc, data, listed, workers=workers, what=manifest.id)
-            pgdump.restore_directory_section(target, schema, section="data")  # sequence values
+            pgdump.restore_directory_section(target, schema, section="data")  # large objects, if any
+            pgdump.restore_plain(target, [(Path(staging) / SEQUENCES_NAME).read_bytes()])
             pgdump.restore_directory_section(target, schema, section="post-data", jobs=workers)
     except NotFound as exc:
         raise IntegrityError(f"{manifest.id}: a file is missing: {exc}") from exc
