@@ -395,6 +395,16 @@ def restore_custom(target: PgTarget, archive_chunks: Iterable[bytes]) -> None:
     _feed(ToolProcess("pg_restore", args, target, stdin=True, stdout=False), archive_chunks)
 
 
+def run_script(target: PgTarget, script: str) -> None:
+    """Run SQL statements (no parameters) in one transaction over a connection: no psql process to start."""
+    with target.connect(autocommit=False) as conn:
+        try:
+            conn.execute(script.encode())
+            conn.commit()
+        except psycopg.Error as exc:
+            raise ToolFailed("SQL", 1, str(exc).strip()[:500]) from exc
+
+
 def check_custom_archive(archive_chunks: Iterable[bytes]) -> None:
     """Read a whole custom archive (decompressing every data block) without touching a database."""
     target = PgTarget(host="localhost", dbname="unused")
@@ -579,6 +589,7 @@ class SnapshotContents:
     sequences_sql: str
     """`SELECT pg_catalog.setval(…);` per sequence: pg_dump leaves the values of owned sequences out of a dump
     without table data, so they are taken here."""
+    large_objects: bool
 
 
 @contextlib.contextmanager
@@ -601,11 +612,13 @@ def snapshot_contents(target: PgTarget, snapshot: str) -> Iterator[SnapshotConte
                 conn.execute(sql.SQL("LOCK TABLE ONLY {} IN ACCESS SHARE MODE").format(sql.SQL(str(row[2]))))
             encoding_row = conn.execute("SHOW server_encoding").fetchone()
             sequences = _sequence_values(conn)
+            lobs = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_largeobject_metadata)").fetchone()
         except psycopg.Error as exc:
             raise _sql_error(exc, f"list the tables of {target.dbname}") from exc
         tables = [(str(r[0]), str(r[1]), [str(c) for c in cast("list[object]", r[3])], int(str(r[4]))) for r in rows]
         try:
-            yield SnapshotContents(tables, str(encoding_row[0]) if encoding_row else "UTF8", sequences)
+            yield SnapshotContents(tables, str(encoding_row[0]) if encoding_row else "UTF8", sequences,
+                                   lobs is None or bool(lobs[0]))
         finally:
             with contextlib.suppress(psycopg.Error):
                 conn.rollback()

@@ -2,7 +2,7 @@
 
 Covers: the tree (toc.json, schema.dump, one zstd file per chunk, big tables cut into several) with a
 sha256 per file; a restore gives identical rows, sequence values, constraints and indexes, also for
-awkward types (unicode, generated columns, arrays, bytea, jsonb, NULLs); every chunk sees the dump's
+awkward types (unicode, generated columns, arrays, bytea, jsonb, NULLs) and large objects; every chunk sees the dump's
 snapshot while the database is written; a damaged or missing file is named by verification and refused
 by the restore with no row committed; a killed chunk dump leaves nothing; the test restore passes.
 """
@@ -56,6 +56,7 @@ FROM generate_series(1, 500) g;
 INSERT INTO awkward (id) VALUES (0);
 CREATE SEQUENCE loose_seq START 40;
 SELECT nextval('loose_seq'), nextval('loose_seq');
+SELECT lo_from_bytea(4242, 'a large object');
 """
 SNAPSHOT_OF = "SELECT id, name, doubled, tags, blob, doc, amount, at FROM awkward ORDER BY id"
 
@@ -86,6 +87,7 @@ def test_binary_backup_is_a_checksummed_tree_and_restores_identically(
     assert query(copy, SNAPSHOT_OF) == query(source_db, SNAPSHOT_OF)
     assert query(copy, "SELECT nextval('loose_seq'), nextval('trades_id_seq')") == query(
         source_db, "SELECT nextval('loose_seq'), nextval('trades_id_seq')")
+    assert query(copy, "SELECT lo_get(4242)") == [(b"a large object",)]
     constraints = {str(r[0]) for r in query(copy, "SELECT conname FROM pg_constraint WHERE conrelid = "
                                                   "'trades'::regclass")}
     assert {"trades_pkey", "trades_user_id_fkey", "trades_side_check"} <= constraints

@@ -59,10 +59,13 @@ class TableOfContents:
 
     encoding: str
     files: tuple[DataFile, ...]
+    large_objects: bool = True
+    """Whether schema.dump holds large objects (its data section then has to be restored)."""
 
     def to_json(self) -> str:
         """Stable JSON (stored as toc.json, checksummed in the manifest like every file)."""
-        return json.dumps({"version": TOC_VERSION, "encoding": self.encoding, "files": [
+        return json.dumps({"version": TOC_VERSION, "encoding": self.encoding, "largeObjects": self.large_objects,
+                           "files": [
             {"name": f.name, "schema": f.schema, "table": f.table, "columns": list(f.columns),
              "firstPage": f.first_page, "endPage": f.end_page} for f in self.files]}, indent=1)
 
@@ -77,7 +80,7 @@ class TableOfContents:
                 DataFile(str(f["name"]), str(f["schema"]), str(f["table"]), tuple(str(c) for c in f["columns"]),
                          int(f["firstPage"]), None if f["endPage"] is None else int(f["endPage"]))
                 for f in doc["files"])
-            return cls(str(doc["encoding"]), files)
+            return cls(str(doc["encoding"]), files, bool(doc.get("largeObjects", True)))
         except (ValueError, KeyError, TypeError) as exc:
             if isinstance(exc, TocError):
                 raise
@@ -96,11 +99,12 @@ def page_ranges(pages: int, workers: int) -> list[tuple[int, int | None]]:
     return [(low, bounds[i + 1] if i + 1 < count else None) for i, low in enumerate(bounds)]
 
 
-def plan(tables: list[tuple[str, str, tuple[str, ...], int]], *, encoding: str, workers: int) -> TableOfContents:
+def plan(tables: list[tuple[str, str, tuple[str, ...], int]], *, encoding: str, workers: int,
+         large_objects: bool = True) -> TableOfContents:
     """Data files for (schema, table, columns, pages) rows, the biggest chunks first (so they start first)."""
     chunks = [(schema, table, columns, low, high, (high if high is not None else pages) - low)
               for schema, table, columns, pages in tables for low, high in page_ranges(pages, workers)]
     chunks.sort(key=lambda c: -c[5])
     files = tuple(DataFile(f"{number}{COPY_SUFFIX}", schema, table, columns, low, high)
                   for number, (schema, table, columns, low, high, _) in enumerate(chunks))
-    return TableOfContents(encoding, files)
+    return TableOfContents(encoding, files, large_objects)

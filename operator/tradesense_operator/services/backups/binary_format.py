@@ -97,7 +97,7 @@ def dump_tree(store: BackupStore, name: str, target: PgTarget, *, snapshot: str,
         with pgdump.snapshot_contents(target, snapshot) as contents:
             encoding = contents.encoding
             toc = plan([(s, t, tuple(c), pages) for s, t, c, pages in contents.tables], encoding=encoding,
-                       workers=workers)
+                       workers=workers, large_objects=contents.large_objects)
             (writer.path / TOC_NAME).write_text(toc.to_json())
             (writer.path / SEQUENCES_NAME).write_text(contents.sequences_sql)
 
@@ -237,8 +237,10 @@ def restore_tree(target: PgTarget, store: BackupStore, manifest: BackupManifest,
             pgdump.restore_directory_section(target, schema, section="pre-data")
             data = {entry.name: _stored(store, manifest, local, entry.name) for entry in toc.files}
             _load(target, toc, data, listed, workers=workers, what=manifest.id)
-            pgdump.restore_directory_section(target, schema, section="data")  # large objects, if any
-            pgdump.restore_plain(target, [(Path(staging) / SEQUENCES_NAME).read_bytes()])
+            if toc.large_objects:
+                pgdump.restore_directory_section(target, schema, section="data")
+            if sequences := (Path(staging) / SEQUENCES_NAME).read_text():
+                pgdump.run_script(target, sequences)
             pgdump.restore_directory_section(target, schema, section="post-data", jobs=workers)
     except NotFound as exc:
         raise IntegrityError(f"{manifest.id}: a file is missing: {exc}") from exc
