@@ -356,6 +356,7 @@ def start_copy_out(target: PgTarget, query: str, *, snapshot: str, encoding: str
     statements = ["BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
                   sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)).as_string(None),
                   sql.SQL("SET client_encoding = {}").format(sql.Literal(encoding)).as_string(None),
+                  "SET row_security = off",  # as pg_dump: an error, never silently filtered rows, under RLS
                   f"COPY ({query}) TO STDOUT (FORMAT binary)"]
     args = ["--no-password", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target.dbname]
     for statement in statements:
