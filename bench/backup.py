@@ -10,23 +10,25 @@ baseline run just before it (so a load spike on a shared machine hits both; rati
   formats  dump_pipeline.run_verified_backup(integrity=True) — what a policy with verify.integrity does:
            sha256 in the same pass, the content decompressed and checked on its own thread while it is
            written, temp file, fsync, rename, the stored bytes re-read for their sha256, one manifest —
-           for plain-gzip, custom, plain-zstd and directory, at their default levels
+           for plain-gzip, custom, plain-zstd, directory and binary, at their default levels
 
 Restores (into a fresh database each time): the runbook's `gunzip -c backup.sql.gz | psql` against
 dump_pipeline.restore_into of each format (checksums checked before or while restoring). Every restored
 database's per-table row counts are compared with the source's (outside the timing): a wrong restore stops
 the benchmark.
 
-Printed per format: best backup+verify time with the limit beside it and the ratio limit/time (1.0 = as fast as
-the dump alone; goal >= 0.9 for the fastest format), MB of SQL per second, the stored size and the
-compression ratio (plain SQL bytes / stored bytes, the same yardstick for every format), and the
-restore time with its ratio to the runbook's restore (goal <= 0.5 for the fastest).
+Printed per format: best backup+verify time, the CPU seconds of this process and its children (pg_dump,
+psql, pg_restore; not the server's backends) during that run, with the limit beside it and the ratio
+limit/time (1.0 = as fast as the dump alone; goal >= 0.9 for the fastest format), MB of SQL per second,
+the stored size and the compression ratio (plain SQL bytes / stored bytes, the same yardstick for every
+format), and the restore time (and its client CPU) with its ratio to the runbook's restore (goal <= 0.5
+for the fastest).
 
 Run: `.venv/bin/python bench/backup.py [--size-mb 100] [--rounds 3] [--workers N] [--formats a,b]`.
 Duration on the 2-core development VM at load average 7-12 (other test suites running): 7 minutes at
 100 MB (3 rounds); 26 minutes at 1 GB with `--rounds 1` (4.6 of them generating the data, 3 for each
 gzip-6 backup), ~4 GB of disk at peak (the source, one restored copy, one backup per format). Skip the
-slow gzip formats with `--formats plain-zstd,directory` (the runbook pipeline is always measured).
+slow gzip formats with `--formats plain-zstd,directory,binary` (the runbook pipeline is always measured).
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class Result:
 
     name: str
     backups: list[tuple[float, float]] = field(default_factory=list)  # (limit, backup+verify)
+    backup_cpu: dict[float, float] = field(default_factory=dict)  # backup seconds -> client CPU seconds of that run
+    restore_cpu: dict[float, float] = field(default_factory=dict)
     restores: list[tuple[float, float]] = field(default_factory=list)  # (runbook restore, restore)
     stored_bytes: int = 0
 
@@ -86,6 +90,16 @@ class Result:
     @property
     def restore_seconds(self) -> float:
         return min(t for _, t in self.restores)
+
+    @property
+    def best_backup_cpu(self) -> float:
+        """Client CPU seconds of the best backup run."""
+        return self.backup_cpu.get(self.seconds, float("nan"))
+
+    @property
+    def best_restore_cpu(self) -> float:
+        """Client CPU seconds of the best restore run."""
+        return self.restore_cpu.get(self.restore_seconds, float("nan"))
 
     @property
     def restore_ratio(self) -> float:
@@ -110,6 +124,12 @@ def create_database(size_mb: float) -> PgTarget:
     size = int(str(row[0])) if row else 0
     print(f"generated {name}: {size / MB:.0f} MB on disk in {time.monotonic() - started:.1f}s")
     return target
+
+
+def client_cpu() -> float:
+    """CPU seconds of this process and its finished children (the server's backends are not counted)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def shell(command: str, target: PgTarget) -> float:
@@ -201,12 +221,16 @@ def main() -> int:  # noqa: PLR0915  (one linear benchmark script)
             raw_file = directory / "runbook.sql.gz"
             for round_ in range(args.rounds):
                 limits.append(limit_dump(target))
+                cpu = client_cpu()
                 runbook.backups.append((limits[-1], runbook_backup(target, raw_file)))
+                runbook.backup_cpu[runbook.backups[-1][1]] = client_cpu() - cpu
                 line = [f"round {round_ + 1}: limit {limits[-1]:.2f}s runbook {runbook.backups[-1][1]:.2f}s"]
                 for fmt, result in formats.items():
                     limits.append(limit_dump(target))
                     store = FilesystemStore(directory / f"{fmt.value}-{round_}")
+                    cpu = client_cpu()
                     seconds, manifest = operator_backup(target, store, fmt, args.workers)
+                    result.backup_cpu[seconds] = client_cpu() - cpu
                     result.backups.append((limits[-1], seconds))
                     result.stored_bytes = manifest.bytes
                     best = kept.get(fmt)
@@ -228,9 +252,13 @@ def main() -> int:  # noqa: PLR0915  (one linear benchmark script)
             for round_ in range(args.rounds):
                 line = [f"restore round {round_ + 1}:"]
                 for fmt, result in formats.items():
+                    cpu = client_cpu()
                     base = timed_restore(target, runbook_restore, expected)
+                    runbook.restore_cpu[base] = client_cpu() - cpu
                     _, store, manifest = kept[fmt]
+                    cpu = client_cpu()
                     seconds = timed_restore(target, restorer(store, manifest, args.workers), expected)
+                    result.restore_cpu[seconds] = client_cpu() - cpu
                     result.restores.append((base, seconds))
                     runbook.restores.append((base, base))
                     line.append(f"runbook {base:.2f}s {fmt.value} {seconds:.2f}s")
@@ -252,16 +280,19 @@ def report(limit: float, sql_bytes: int, runbook: Result, formats: list[Result],
     print("Each run is paired with its baseline measured just before it: 'limit' is the pg_dump > /dev/null next to")
     print("the best backup, 'x limit' the median over rounds of limit/backup, 'x runbook' the median of")
     print("restore/runbook restore. Best-of times and medians of paired ratios damp the shared machine's noise.")
-    header = (f"{'pipeline':32} {'backup':>8} {'limit':>7} {'x limit':>8} {'MB/s':>7} {'stored MB':>10} "
-              f"{'ratio':>6} {'restore':>8} {'x runbook':>10}")
+    print("'cpu': CPU seconds of this process and its children (pg_dump, psql, ...) in that best run; the server's")
+    print("backends are not counted.")
+    header = (f"{'pipeline':32} {'backup':>8} {'cpu':>6} {'limit':>7} {'x limit':>8} {'MB/s':>7} {'stored MB':>10} "
+              f"{'ratio':>6} {'restore':>8} {'cpu':>6} {'x runbook':>10}")
     print(header)
     print("-" * len(header))
-    print(f"{'limit: pg_dump > /dev/null':32} {limit:7.2f}s {limit:6.2f}s {1.0:7.2f}x "
-          f"{sql_bytes / MB / limit:7.1f} {'-':>10} {'-':>6} {'-':>8} {'-':>10}")
+    print(f"{'limit: pg_dump > /dev/null':32} {limit:7.2f}s {'-':>6} {limit:6.2f}s {1.0:7.2f}x "
+          f"{sql_bytes / MB / limit:7.1f} {'-':>10} {'-':>6} {'-':>8} {'-':>6} {'-':>10}")
     for result in [runbook, *formats]:
-        print(f"{result.name:32} {result.seconds:7.2f}s {result.limit:6.2f}s {result.backup_ratio:7.2f}x "
-              f"{sql_bytes / MB / result.seconds:7.1f} {result.stored_bytes / MB:10.1f} "
-              f"{sql_bytes / result.stored_bytes:6.2f} {result.restore_seconds:7.2f}s {result.restore_ratio:9.2f}x")
+        print(f"{result.name:32} {result.seconds:7.2f}s {result.best_backup_cpu:5.2f}s {result.limit:6.2f}s "
+              f"{result.backup_ratio:7.2f}x {sql_bytes / MB / result.seconds:7.1f} {result.stored_bytes / MB:10.1f} "
+              f"{sql_bytes / result.stored_bytes:6.2f} {result.restore_seconds:7.2f}s {result.best_restore_cpu:5.2f}s "
+              f"{result.restore_ratio:9.2f}x")
     fastest_backup = max(formats, key=lambda r: r.backup_ratio)
     fastest_restore = min(formats, key=lambda r: r.restore_ratio)
     print()

@@ -73,9 +73,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _storage_flags(run)
     run.add_argument("--format", choices=[f.value for f in BackupFormat], default=BackupFormat.PLAIN_GZIP.value)
     run.add_argument("--compression-level", type=int, default=None, choices=range(20), metavar="LEVEL",
-                     help="0-9 for gzip formats, 1-19 for plain-zstd (default: the format's)")
+                     help="0-9 for gzip formats, 1-19 for plain-zstd and binary (default: the format's)")
     run.add_argument("--jobs", type=int, default=None,
-                     help="compression threads / pg_dump -j for directory (default: CPUs, at most 8)")
+                     help="compression threads / pg_dump -j (directory) / dump+load sessions (binary); default: CPUs, max 8")
     run.add_argument("--label", help="file-name prefix and policy label (default: the database name)")
     run.add_argument("--verify-integrity", action=argparse.BooleanOptionalAction, default=True,
                      help="re-read, decompress and checksum after writing (default on)")

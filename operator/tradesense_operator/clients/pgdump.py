@@ -9,6 +9,7 @@ Process failures become `ToolFailed` with the tool's stderr tail (which libpq ke
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import shutil
@@ -18,7 +19,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 import psycopg
 from psycopg import sql
@@ -277,7 +278,7 @@ def _capture(args: list[str]) -> str:
 
 def restore_directory_section(target: PgTarget, directory: Path, *, section: str, jobs: int = 1,
                               listing: Path | None = None) -> None:
-    """`pg_restore --section=S [-j N] [-L listing]` of a directory archive, stopping at the first error."""
+    """`pg_restore --section=S [-j N] [-L listing]` of a directory archive (or custom file), stopping at the first error."""
     args = ["--no-password", "--exit-on-error", f"--section={section}", f"--jobs={jobs}", "-d", target.dbname]
     if listing is not None:
         args.append(f"--use-list={listing}")
@@ -314,6 +315,18 @@ def copy_in(target: PgTarget, blocks: Iterable[tuple[str, bytes]], *, encoding: 
     `encoding` (the client encoding of the rows) and `settings` (a dump's header) are set first. `before_commit` runs after
     the server accepted every row, before COMMIT; if it raises, nothing is committed.
     """
+    streams = ((statement, (data for _, data in group))
+               for statement, group in itertools.groupby(blocks, key=lambda item: item[0]))
+    copy_streams(target, streams, encoding=encoding, settings=settings, before_commit=before_commit)
+
+
+def copy_streams(target: PgTarget, streams: Iterable[tuple[str, Iterable[bytes | memoryview]]], *,
+                 encoding: str | None = None, settings: Iterable[str] = (),
+                 before_commit: Callable[[], object] | None = None) -> None:
+    """One COPY … FROM STDIN per (statement, data) in one transaction (binary streams each need their own COPY).
+
+    Otherwise as copy_in; an exception raised by a data iterator (a checksum found wrong) aborts the COPY.
+    """
     what = "COPY"
     with target.connect(autocommit=False) as conn:
         try:
@@ -321,20 +334,41 @@ def copy_in(target: PgTarget, blocks: Iterable[tuple[str, bytes]], *, encoding: 
                 conn.execute(sql.SQL("SET client_encoding = {}").format(sql.Literal(encoding)))
             for setting in settings:
                 conn.execute(setting.encode())
-            pending = iter(blocks)
-            item = next(pending, None)
             with conn.cursor() as cur:
-                while item is not None:
-                    what = statement = item[0]
+                for statement, data in streams:
+                    what = statement
                     with cur.copy(statement.encode()) as copy:
-                        while item is not None and item[0] == statement:
-                            copy.write(item[1])
-                            item = next(pending, None)
+                        for block in data:
+                            copy.write(block)
             if before_commit is not None:
                 before_commit()
             conn.commit()
         except psycopg.Error as exc:
             raise ToolFailed("COPY", 1, f"{what[:200]}: {str(exc).strip()[:500]}") from exc
+
+
+def start_copy_out(target: PgTarget, query: str, *, snapshot: str, encoding: str) -> ToolProcess:
+    """psql writing `COPY (query) TO STDOUT (FORMAT binary)` run in `snapshot` to its stdout.
+
+    psql (C, one fwrite per row) rather than psycopg: reading rows one Python call each costs ~1 s of CPU
+    per 100 MB. The transaction imports the exported snapshot, so every chunk sees the same data.
+    """
+    statements = ["BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+                  sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)).as_string(None),
+                  sql.SQL("SET client_encoding = {}").format(sql.Literal(encoding)).as_string(None),
+                  "SET row_security = off",  # as pg_dump: an error, never silently filtered rows, under RLS
+                  f"COPY ({query}) TO STDOUT (FORMAT binary)"]
+    args = ["--no-password", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target.dbname]
+    for statement in statements:
+        args += ["-c", statement]
+    return ToolProcess("psql", args, target, stdin=False, stdout=True)
+
+
+def dump_schema(target: PgTarget, path: Path, *, snapshot: str) -> None:
+    """`pg_dump -Fc --exclude-table-data=*` into `path`: tables, sequence values, indexes, constraints, no rows."""
+    args = ["--no-password", "--format=custom", "--exclude-table-data=*", f"--snapshot={snapshot}",
+            f"--file={path}", target.dbname]
+    _run(ToolProcess("pg_dump", args, target, stdin=False, stdout=False))
 
 
 def _feed(process: ToolProcess, chunks: Iterable[bytes]) -> None:
@@ -360,6 +394,16 @@ def restore_custom(target: PgTarget, archive_chunks: Iterable[bytes]) -> None:
     """Feed a custom-format archive to pg_restore in one transaction, stopping at the first error."""
     args = ["--no-password", "--exit-on-error", "--single-transaction", "-d", target.dbname]
     _feed(ToolProcess("pg_restore", args, target, stdin=True, stdout=False), archive_chunks)
+
+
+def run_script(target: PgTarget, script: str) -> None:
+    """Run SQL statements (no parameters) in one transaction over a connection: no psql process to start."""
+    with target.connect(autocommit=False) as conn:
+        try:
+            conn.execute(script.encode())
+            conn.commit()
+        except psycopg.Error as exc:
+            raise ToolFailed("SQL", 1, str(exc).strip()[:500]) from exc
 
 
 def check_custom_archive(archive_chunks: Iterable[bytes]) -> None:
@@ -483,6 +527,99 @@ def exported_snapshot(target: PgTarget, *, count_rows: bool) -> Iterator[tuple[s
             raise _sql_error(exc, f"export snapshot of {target.dbname}") from exc
         try:
             yield snapshot, counts
+        finally:
+            with contextlib.suppress(psycopg.Error):
+                conn.rollback()
+
+
+_DATA_TABLES = """
+SELECT n.nspname, c.relname, c.oid::regclass::text,
+       array(SELECT a.attname FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0
+             AND NOT a.attisdropped AND a.attgenerated = '' ORDER BY a.attnum)::text[],
+       pg_relation_size(c.oid) / current_setting('block_size')::bigint
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND c.relpersistence <> 't'
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                  AND d.deptype = 'e')
+ORDER BY 1, 2
+"""
+
+
+_SEQUENCES = """
+SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'S' AND c.relpersistence <> 't'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                  AND d.deptype = 'e')
+ORDER BY 1
+"""
+
+
+def _sequence_values(conn: psycopg.Connection[tuple[object, ...]]) -> str:
+    """`SELECT pg_catalog.setval(…);` per sequence with its last_value and is_called (as pg_dump reads them)."""
+    lines: list[str] = []
+    for (name,) in conn.execute(_SEQUENCES).fetchall():
+        row = conn.execute(sql.SQL("SELECT last_value, is_called FROM {}").format(sql.SQL(str(name)))).fetchone()
+        if row is not None:
+            statement = sql.SQL("SELECT pg_catalog.setval({}, {}, {});").format(
+                sql.Literal(str(name)), sql.Literal(int(str(row[0]))), sql.Literal(bool(row[1])))
+            lines.append(statement.as_string(None) + "\n")
+    return "".join(lines)
+
+
+_OID_BOUND_COLUMNS = """
+SELECT format('%I.%I.%I (%s)', n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod))
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
+WHERE c.relkind = 'r' AND c.relpersistence <> 't' AND a.attnum > 0 AND NOT a.attisdropped
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+  AND (t.typtype = 'c' OR e.typtype = 'c' OR (e.oid IS NOT NULL AND e.oid >= 16384))
+ORDER BY 1
+"""
+"""Columns whose binary form names type OIDs (composites, arrays of composite or user-defined types): another
+database has other OIDs, so binary COPY cannot carry them."""
+
+
+@dataclass(frozen=True)
+class SnapshotContents:
+    """What a binary dump copies: user tables as (schema, table, columns, pages), the encoding, sequence values."""
+
+    tables: list[tuple[str, str, list[str], int]]
+    encoding: str
+    sequences_sql: str
+    """`SELECT pg_catalog.setval(…);` per sequence: pg_dump leaves the values of owned sequences out of a dump
+    without table data, so they are taken here."""
+    large_objects: bool
+
+
+@contextlib.contextmanager
+def snapshot_contents(target: PgTarget, snapshot: str) -> Iterator[SnapshotContents]:
+    """The tables, encoding and sequence values seen in `snapshot`.
+
+    The session stays open, holding ACCESS SHARE locks on the tables (as pg_dump does), until the context
+    ends, so no table is dropped or rewritten while its chunks are dumped.
+    """
+    with target.connect(autocommit=False) as conn:
+        try:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+            bound = [str(r[0]) for r in conn.execute(_OID_BOUND_COLUMNS).fetchall()]
+            if bound:
+                raise ClientError(f"the binary format cannot carry {', '.join(bound[:5])}: their binary form names "
+                                  "type OIDs, which differ in another database; use the directory format")
+            rows = conn.execute(_DATA_TABLES).fetchall()
+            for row in rows:
+                conn.execute(sql.SQL("LOCK TABLE ONLY {} IN ACCESS SHARE MODE").format(sql.SQL(str(row[2]))))
+            encoding_row = conn.execute("SHOW server_encoding").fetchone()
+            sequences = _sequence_values(conn)
+            lobs = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_largeobject_metadata)").fetchone()
+        except psycopg.Error as exc:
+            raise _sql_error(exc, f"list the tables of {target.dbname}") from exc
+        tables = [(str(r[0]), str(r[1]), [str(c) for c in cast("list[object]", r[3])], int(str(r[4]))) for r in rows]
+        try:
+            yield SnapshotContents(tables, str(encoding_row[0]) if encoding_row else "UTF8", sequences,
+                                   lobs is None or bool(lobs[0]))
         finally:
             with contextlib.suppress(psycopg.Error):
                 conn.rollback()

@@ -6,14 +6,18 @@ entry_date, deleted_at, created_at, updated_at; sessions), loaded with COPY.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
+import psutil
 import psycopg
 import pytest
 from moto.server import ThreadedMotoServer
@@ -21,7 +25,9 @@ from psycopg import sql
 
 from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import FilesystemStore, S3Location, S3Store
+from tradesense_operator.domain.backups.manifest import BackupManifest
 from tradesense_operator.domain.clock import ManualClock
+from tradesense_operator.services.backups import dump_pipeline
 from tradesense_sandbox import schema
 
 PG_HOST = "127.0.0.1"
@@ -89,6 +95,49 @@ def store(tmp_path: Path) -> FilesystemStore:
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(datetime(2026, 1, 5, 2, 0, tzinfo=UTC))
+
+
+@contextlib.contextmanager
+def child_killed_once_it_wrote(store: FilesystemStore, tool: str, written: str) -> Iterator[list[int]]:
+    """Kill our `tool` child processes once a partial tree holds a file matching `written`: a crash mid-dump."""
+    killed: list[int] = []
+
+    def watch() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not killed:
+            partial = [p for p in store.root.glob(".*.partial-*") if any(p.glob(written))] \
+                if store.root.exists() else []
+            if partial:
+                for child in psutil.Process().children(recursive=True):
+                    if child.name() == tool:
+                        child.kill()
+                        killed.append(child.pid)
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        yield killed
+    finally:
+        killed.append(0)
+        watcher.join()
+
+
+def damage_tree_file(store: FilesystemStore, manifest: BackupManifest, name: str, damage: str,
+                     clock: ManualClock) -> None:
+    """Flip a bit in (`flip`) or delete (`missing`) one file of a tree backup; verification must then name it."""
+    path = store.root / manifest.file_name / name
+    if damage == "flip":
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        path.write_bytes(bytes(data))
+    else:
+        path.unlink()
+    bad = dump_pipeline.verify_backup(store, manifest, clock=clock)
+    assert not bad.verified
+    assert bad.verification is not None
+    assert bad.verification.integrity is False
+    assert name in bad.verification.detail
 
 
 def database_names(prefix: str) -> set[str]:

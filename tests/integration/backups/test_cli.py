@@ -127,20 +127,24 @@ def test_formats_through_the_cli_are_listed_and_restored(source_db: PgTarget, tm
     store = ["--storage-path", str(tmp_path / "bk"), "--label", "tradesense"]
     before = table_checksums(source_db)
     ids = {}
-    for fmt in ("plain-zstd", "directory"):
+    for fmt in ("plain-zstd", "directory", "binary"):
         result = cli("run", *conn(source_db), *store, "--format", fmt, "--jobs", "2", "--test-restore")
         assert result.returncode == 0, result.stderr
         ids[fmt] = json.loads(result.stdout)["id"]
         time.sleep(1.05)  # ids are per second
     table = cli("list", *store)
     rows = {line.split()[0]: line.split()[3] for line in table.stdout.splitlines()[1:]}
-    assert rows == {ids["plain-zstd"]: "plain-zstd", ids["directory"]: "directory"}
+    assert rows == {ids["plain-zstd"]: "plain-zstd", ids["directory"]: "directory", ids["binary"]: "binary"}
     assert table.stdout.splitlines()[0].split()[3] == "FORMAT"
     bad_level = cli("run", *conn(source_db), *store, "--format", "plain-gzip", "--compression-level", "12")
     assert bad_level.returncode == 2
     assert "--compression-level" in bad_level.stderr
     with psycopg.connect(host=source_db.host, user=source_db.user, dbname=source_db.dbname, autocommit=True) as c:
         c.execute("DELETE FROM trades WHERE id > 100")
-    restored = cli("restore", *conn(source_db), *store, "--id", ids["directory"], "--jobs", "2", "--yes")
-    assert restored.returncode == 0, restored.stderr
-    assert table_checksums(source_db) == before
+    for fmt in ("directory", "binary"):
+        restored = cli("restore", *conn(source_db), *store, "--id", ids[fmt], "--jobs", "2", "--yes")
+        assert restored.returncode == 0, restored.stderr
+        assert table_checksums(source_db) == before
+        with psycopg.connect(host=source_db.host, user=source_db.user, dbname=source_db.dbname,
+                             autocommit=True) as c:
+            c.execute("DELETE FROM trades WHERE id > 100")

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 import time
 from datetime import timedelta
 from typing import Any
 
-import psutil
 import psycopg
 import pytest
 
@@ -33,7 +31,7 @@ from tradesense_operator.services.backups.restore import RestoreRefused
 from tradesense_operator.services.backups.retention import apply_retention, sweep_leftovers
 from tradesense_operator.services.backups.zstd_codec import unzstd_chunks
 
-from .conftest import database_names, table_checksums
+from .conftest import child_killed_once_it_wrote, damage_tree_file, database_names, table_checksums
 
 
 def restored_copy(source: PgTarget, suffix: str) -> PgTarget:
@@ -109,18 +107,7 @@ def test_damaged_directory_file_is_named_and_refused(source_db: PgTarget, store:
     good = dump_pipeline.verify_backup(store, manifest, clock=clock)
     assert good.verified
     biggest = max(manifest.files, key=lambda f: f.bytes)
-    path = store.root / manifest.file_name / biggest.name
-    if damage == "flip":
-        data = bytearray(path.read_bytes())
-        data[len(data) // 2] ^= 0x01
-        path.write_bytes(bytes(data))
-    else:
-        path.unlink()
-    bad = dump_pipeline.verify_backup(store, manifest, clock=clock)
-    assert not bad.verified
-    assert bad.verification is not None
-    assert bad.verification.integrity is False
-    assert biggest.name in bad.verification.detail
+    damage_tree_file(store, manifest, biggest.name, damage, clock)
     with pytest.raises(RestoreRefused, match=biggest.name):  # the restore procedure's re-check before dropping
         restore.check_backup(store, good)
     copy = restored_copy(source_db, "_refused")
@@ -133,33 +120,14 @@ def test_damaged_directory_file_is_named_and_refused(source_db: PgTarget, store:
 
 def test_killed_directory_dump_leaves_nothing(big_source_db: PgTarget, store: FilesystemStore,
                                               clock: ManualClock) -> None:
-    killed: list[int] = []
-
-    def kill_pg_dump_once_it_wrote() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not killed:
-            partial = [p for p in store.root.glob(".*.partial-*") if any(p.iterdir())] if store.root.exists() else []
-            if partial:
-                for child in psutil.Process().children(recursive=True):
-                    if child.name() == "pg_dump":
-                        child.kill()
-                        killed.append(child.pid)
-            time.sleep(0.005)
-
-    killer = threading.Thread(target=kill_pg_dump_once_it_wrote)
-    killer.start()
-    try:
-        with pytest.raises(BackupFailed, match="pg_dump failed"):
-            dump_pipeline.run_backup(store, BackupRequest(big_source_db, "tradesense", BackupFormat.DIRECTORY),
-                                     clock=clock, workers=2)
-    finally:
-        killed.append(0)
-        killer.join()
+    with child_killed_once_it_wrote(store, "pg_dump", "*"), pytest.raises(BackupFailed, match="pg_dump failed"):
+        dump_pipeline.run_backup(store, BackupRequest(big_source_db, "tradesense", BackupFormat.DIRECTORY),
+                                 clock=clock, workers=2)
     assert dump_pipeline.list_backups(store) == []
     assert list(store.root.iterdir()) == []
 
 
-@pytest.mark.parametrize("fmt", [BackupFormat.PLAIN_ZSTD, BackupFormat.DIRECTORY])
+@pytest.mark.parametrize("fmt", [BackupFormat.PLAIN_ZSTD, BackupFormat.DIRECTORY, BackupFormat.BINARY])
 def test_s3_round_trip_and_damage(source_db: PgTarget, s3_store: S3Store, s3_client: Any, clock: ManualClock,
                                   fmt: BackupFormat) -> None:
     manifest = dump_pipeline.run_backup(s3_store, BackupRequest(source_db, "tradesense", fmt), clock=clock)
@@ -170,7 +138,7 @@ def test_s3_round_trip_and_damage(source_db: PgTarget, s3_store: S3Store, s3_cli
     dump_pipeline.restore_into(copy, s3_store, verified)
     assert table_checksums(copy) == table_checksums(source_db)
     keys = [o["Key"] for o in s3_client.list_objects_v2(Bucket=s3_store.bucket)["Contents"]]
-    if fmt is BackupFormat.DIRECTORY:
+    if fmt is not BackupFormat.PLAIN_ZSTD:
         members = {k.rsplit("/", 1)[1] for k in keys if f"/{manifest.file_name}/" in k}
         assert members == {f.name for f in manifest.files}
     victim = max((k for k in keys if manifest.file_name in k and not k.endswith(".json")),

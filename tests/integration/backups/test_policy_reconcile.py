@@ -458,8 +458,8 @@ async def test_formats_are_scheduled_verified_and_retained_together(
     """spec.format switched between runs: each run uses the format of its time; retention counts them all."""
     h = make(cluster, runtime, policy("formats", source_db, tmp_path / "bk", format="plain-zstd",
                                       retention={"keepLast": 2}, verify={"integrity": True, "testRestore": True}))
-    formats = ["plain-zstd", "directory", "directory", "plain-gzip"]
-    for hour, fmt in zip((2, 3, 4, 5), formats, strict=True):
+    formats = ["plain-zstd", "directory", "binary", "directory", "plain-gzip"]
+    for hour, fmt in zip((2, 3, 4, 5, 6), formats, strict=True):
         cluster.patch(API, "BackupPolicy", h.name, {"spec": {"format": fmt}}, NS)
         h.clock.set(at(hour, 0, 30))
         status = await h.tick()
@@ -469,9 +469,9 @@ async def test_formats_are_scheduled_verified_and_retained_together(
     store = FilesystemStore(tmp_path / "bk")
     kept = dump_pipeline.list_backups(store, label="formats")
     assert [(m.id, m.format.value) for m in kept] == [
-        (f"formats_{stamp(at(5, 0, 30))}", "plain-gzip"), (f"formats_{stamp(at(4, 0, 30))}", "directory")]
+        (f"formats_{stamp(at(6, 0, 30))}", "plain-gzip"), (f"formats_{stamp(at(5, 0, 30))}", "directory")]
     assert all(m.verification is not None and m.verification.test_restore for m in kept)
     assert kept[1].compression_level == 1
     assert sorted(p.name for p in (tmp_path / "bk").iterdir() if not p.name.endswith(".json")) == sorted(
-        m.file_name for m in kept)  # the zstd file and the older tree are gone
-    assert h.reasons().count("BackupDeleted") == 2
+        m.file_name for m in kept)  # the zstd file, the older tree and the binary tree are gone
+    assert h.reasons().count("BackupDeleted") == 3  # the zstd file, a tree, the binary tree

@@ -1,4 +1,4 @@
-"""data-corruption and restore-database runbooks with the faster backup formats (plain-zstd, directory): the
+"""data-corruption and restore-database runbooks with the faster backup formats (plain-zstd, directory, binary): the
 procedure around the restore is unchanged — writes stopped, clean backup checked and a safety copy taken (in
 the policy's format), the
 destructive steps only when approved — and the database comes back to exactly the backed-up rows."""
@@ -15,7 +15,7 @@ from tradesense_operator.clients.storage import FilesystemStore
 from tradesense_operator.services.backups import dump_pipeline
 from tradesense_operator.services.step_adapters.base import Outcome
 
-FORMATS = [BackupFormat.PLAIN_ZSTD, BackupFormat.DIRECTORY]
+FORMATS = [BackupFormat.PLAIN_ZSTD, BackupFormat.DIRECTORY, BackupFormat.BINARY]
 
 
 @pytest.mark.parametrize("backup_policy", FORMATS, indirect=True)

@@ -80,9 +80,12 @@ def test_lock_states() -> None:
 def test_new_formats_names_levels_and_file_list_round_trip() -> None:
     assert file_name("x", BackupFormat.PLAIN_ZSTD) == "x.sql.zst"
     assert file_name("x", BackupFormat.DIRECTORY) == "x.dir"
-    assert [effective_level(f, None) for f in BackupFormat] == [6, 6, 1, 1]
+    assert file_name("x", BackupFormat.BINARY) == "x.bin"
+    assert [effective_level(f, None) for f in BackupFormat] == [6, 6, 1, 1, 1]
     assert effective_level(BackupFormat.PLAIN_ZSTD, 19) == 19
-    for fmt, level in ((BackupFormat.PLAIN_ZSTD, 0), (BackupFormat.PLAIN_GZIP, 10), (BackupFormat.DIRECTORY, 12)):
+    assert effective_level(BackupFormat.BINARY, 19) == 19  # zstd levels
+    for fmt, level in ((BackupFormat.PLAIN_ZSTD, 0), (BackupFormat.PLAIN_GZIP, 10), (BackupFormat.DIRECTORY, 12),
+                       (BackupFormat.BINARY, 0)):
         with pytest.raises(ValueError, match=fmt.value):
             effective_level(fmt, level)
     files = (StoredFile("toc.dat", 10, "a" * 64), StoredFile("3369.dat.gz", 99, "b" * 64))

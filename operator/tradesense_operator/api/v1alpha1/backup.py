@@ -28,13 +28,15 @@ class BackupFormat(StrEnum):
     """plain-gzip is the runbook's `pg_dump | gzip > .sql.gz`; custom is pg_dump's own archive.
 
     plain-zstd is the same SQL compressed with multi-threaded zstd (`zstd -dc | psql` restores it);
-    directory is `pg_dump -Fd -j N` (one checksummed file per table, restored by `pg_restore -j N`).
+    directory is `pg_dump -Fd -j N` (one checksummed file per table, restored by `pg_restore -j N`);
+    binary is binary COPY of table chunks in one snapshot, zstd-compressed, loaded by N sessions.
     """
 
     PLAIN_GZIP = "plain-gzip"
     CUSTOM = "custom"
     PLAIN_ZSTD = "plain-zstd"
     DIRECTORY = "directory"
+    BINARY = "binary"
 
 
 class Executor(StrEnum):
@@ -106,7 +108,8 @@ class MaintenanceSpec(ApiModel):
     reindex: str | None = Field(default=None, pattern=CRON, description="Cron for REINDEX DATABASE.")
 
 
-LEVEL_RANGE = "compressionLevel: 0-9 for gzip formats (plain-gzip, custom, directory), 1-19 for plain-zstd"
+LEVEL_RANGE = "compressionLevel: 0-9 for gzip formats (plain-gzip, custom, directory), 1-19 for zstd (plain-zstd, binary)"
+ZSTD_FORMATS = (BackupFormat.PLAIN_ZSTD, BackupFormat.BINARY)
 PHYSICAL_RESTORE_JOB = ("pointInTime.restore.mode physical runs a Job: it needs jobImage, and jobVolumeClaimName "
                         "with filesystem storage")
 
@@ -116,7 +119,7 @@ class BackupPolicySpec(ApiModel):
 
     # The level's range depends on the format: in-cluster (CEL) and in the CLI/handlers (the validator below).
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
-        {"rule": "!has(self.compressionLevel) || (has(self.format) && self.format == 'plain-zstd' ? "
+        {"rule": "!has(self.compressionLevel) || (has(self.format) && self.format in ['plain-zstd', 'binary'] ? "
                  "self.compressionLevel >= 1 : self.compressionLevel <= 9)", "message": LEVEL_RANGE},
         {"rule": "!has(self.pointInTime) || !has(self.pointInTime.restore) || !has(self.pointInTime.restore.mode) || "
                  "self.pointInTime.restore.mode != 'physical' || (has(self.jobImage) && "
@@ -134,7 +137,7 @@ class BackupPolicySpec(ApiModel):
     compression_level: int | None = Field(
         default=None, ge=0, le=19,
         description="Compression level; unset = the format's default (gzip 6 as the runbook, zstd 1). "
-                    "gzip/zlib formats 0-9 (0 = none), plain-zstd 1-19.",
+                    "gzip/zlib formats 0-9 (0 = none), plain-zstd and binary 1-19.",
     )
     storage: StorageSpec = Field(description="Where backups go.")
     retention: RetentionSpec = Field(default_factory=RetentionSpec, description="What to keep.")
@@ -163,7 +166,7 @@ class BackupPolicySpec(ApiModel):
     @field_validator("compression_level")
     @classmethod
     def _level_fits_format(cls, level: int | None, info: ValidationInfo) -> int | None:
-        zstd = info.data.get("format") is BackupFormat.PLAIN_ZSTD
+        zstd = info.data.get("format") in ZSTD_FORMATS
         if level is not None and not (1 <= level <= 19 if zstd else level <= 9):
             raise ValueError(LEVEL_RANGE)
         return level

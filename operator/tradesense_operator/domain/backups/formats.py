@@ -7,13 +7,14 @@ for compatibility, zstd's level 1 keeps up with pg_dump at a ratio close to gzip
 
 from __future__ import annotations
 
-from tradesense_operator.api.v1alpha1.backup import BackupFormat
+from tradesense_operator.api.v1alpha1.backup import ZSTD_FORMATS, BackupFormat
 
 DEFAULT_LEVELS = {
     BackupFormat.PLAIN_GZIP: 6,
     BackupFormat.CUSTOM: 6,
     BackupFormat.PLAIN_ZSTD: 1,
     BackupFormat.DIRECTORY: 1,
+    BackupFormat.BINARY: 1,
 }
 
 
@@ -21,13 +22,13 @@ def effective_level(fmt: BackupFormat, level: int | None) -> int:
     """The level a backup runs with: the requested one, else the format's default; ValueError when out of range."""
     if level is None:
         return DEFAULT_LEVELS[fmt]
-    low, high = (1, 19) if fmt is BackupFormat.PLAIN_ZSTD else (0, 9)
+    low, high = (1, 19) if fmt in ZSTD_FORMATS else (0, 9)
     if not low <= level <= high:
         raise ValueError(f"compression level {level} is outside {low}-{high} for format {fmt.value}")
     return level
 
 
 def is_tree(fmt: BackupFormat) -> bool:
-    """Stored as a set of files under one name (pg_dump's directory format) rather than one file."""
-    return fmt is BackupFormat.DIRECTORY
+    """Stored as a set of files under one name (directory, binary) rather than one file."""
+    return fmt in {BackupFormat.DIRECTORY, BackupFormat.BINARY}
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from tradesense_operator.api.v1alpha1.backup import BackupFormat
 
 EXTENSIONS = {BackupFormat.PLAIN_GZIP: ".sql.gz", BackupFormat.CUSTOM: ".dump", BackupFormat.PLAIN_ZSTD: ".sql.zst",
-              BackupFormat.DIRECTORY: ".dir"}
+              BackupFormat.DIRECTORY: ".dir", BackupFormat.BINARY: ".bin"}
 PARTIAL_MARKER = ".partial-"
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9_.-]*[a-z0-9])?$")
 MAX_DB_NAME = 63

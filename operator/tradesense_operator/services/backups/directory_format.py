@@ -19,10 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import zstandard
+
 from tradesense_operator.clients import pgdump
 from tradesense_operator.clients.errors import NotFound
 from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import READ_CHUNK, BackupStore
+from tradesense_operator.domain.backups.binary_toc import BINARY_SIGNATURE, BINARY_TRAILER, COPY_SUFFIX
 from tradesense_operator.domain.backups.manifest import BackupManifest, StoredFile, files_digest
 from tradesense_operator.services.backups.errors import IntegrityError
 from tradesense_operator.services.backups.parallel_load import restore_split
@@ -47,26 +50,56 @@ class TreeDump:
 
 
 @dataclass(frozen=True)
-class _Scan:
+class Scan:
     file: StoredFile
     raw_bytes: int
 
 
+class _Zstd:
+    """Decompresses one zstd frame (content checksum checked); for binary-COPY files also checks its framing."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._obj = zstandard.ZstdDecompressor().decompressobj()
+        self._copy = name.endswith(COPY_SUFFIX)
+        self._head = b""
+        self._tail = b""
+
+    def decompress(self, chunk: bytes) -> int:
+        if self._obj.eof:
+            raise IntegrityError(f"{self._name}: zstd data has trailing bytes after its frame")
+        out = self._obj.decompress(chunk)
+        if self._copy and out:
+            if len(self._head) < len(BINARY_SIGNATURE):
+                self._head += out[: len(BINARY_SIGNATURE)]
+            self._tail = (self._tail + out[-2:])[-2:]
+        return len(out)
+
+    def end(self, size: int) -> None:
+        if size and not self._obj.eof:
+            raise IntegrityError(f"{self._name}: zstd data is truncated")
+        if self._copy and (not self._head.startswith(BINARY_SIGNATURE) or self._tail != BINARY_TRAILER):
+            raise IntegrityError(f"{self._name}: not a complete binary COPY stream")
+
+
 def _scan(name: str, chunks: Iterable[bytes], sink: Callable[[bytes], object] | None = None, *,
-          content: bool = True) -> _Scan:
-    """sha256 and size of the bytes; for `.gz` files also the decompressed size (IntegrityError if broken).
+          content: bool = True) -> Scan:
+    """sha256 and size of the bytes; for `.gz`/`.zst` files also the decompressed size (IntegrityError if broken).
 
     Without `content` only sha256 and size (raw_bytes is then the stored size).
     """
     digest = hashlib.sha256()
     size = raw = 0
     gunzip = zlib.decompressobj(31) if content and name.endswith(".gz") else None
+    unzstd = _Zstd(name) if content and name.endswith(".zst") else None
     try:
         for chunk in chunks:
             digest.update(chunk)
             size += len(chunk)
             if sink is not None:
                 sink(chunk)
+            if unzstd is not None:
+                raw += unzstd.decompress(chunk)
             if gunzip is not None:
                 raw += len(gunzip.decompress(chunk))
                 while gunzip.eof and gunzip.unused_data:  # pg_dump writes one member; tolerate several
@@ -75,19 +108,23 @@ def _scan(name: str, chunks: Iterable[bytes], sink: Callable[[bytes], object] | 
                     raw += len(gunzip.decompress(rest))
     except zlib.error as exc:
         raise IntegrityError(f"{name}: gzip data is corrupt: {exc}") from exc
+    except zstandard.ZstdError as exc:
+        raise IntegrityError(f"{name}: zstd data is corrupt: {exc}") from exc
     if gunzip is not None and size and not gunzip.eof:
         raise IntegrityError(f"{name}: gzip data is truncated")
-    return _Scan(StoredFile(name, size, digest.hexdigest()), raw if gunzip is not None else size)
+    if unzstd is not None:
+        unzstd.end(size)
+    return Scan(StoredFile(name, size, digest.hexdigest()), raw if gunzip is not None or unzstd is not None else size)
 
 
-def _read_file(path: Path) -> Iterable[bytes]:
+def read_file(path: Path) -> Iterable[bytes]:
     with path.open("rb", buffering=0) as handle:
         while chunk := handle.read(READ_CHUNK):
             yield chunk
 
 
-def _scan_local(path: Path) -> _Scan:
-    return _scan(path.name, _read_file(path))
+def scan_local(path: Path) -> Scan:
+    return _scan(path.name, read_file(path))
 
 
 def dump_tree(
@@ -99,7 +136,7 @@ def dump_tree(
         pgdump.dump_directory(target, writer.path, jobs=workers, compression_level=level, snapshot=snapshot)
         files = sorted(p for p in writer.path.iterdir() if p.is_file())
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="digest") as pool:
-            scans = list(pool.map(_scan_local, files))
+            scans = list(pool.map(scan_local, files))
         writer.commit()
     except BaseException:
         writer.abort()
@@ -107,7 +144,7 @@ def dump_tree(
     return TreeDump(tuple(s.file for s in scans), sum(s.raw_bytes for s in scans))
 
 
-def _compare(manifest: BackupManifest, expected: StoredFile, found: _Scan) -> None:
+def _compare(manifest: BackupManifest, expected: StoredFile, found: Scan) -> None:
     if found.file.bytes != expected.bytes:
         raise IntegrityError(f"{manifest.id}: {expected.name} is {found.file.bytes} bytes, manifest says "
                              f"{expected.bytes}")
@@ -115,18 +152,18 @@ def _compare(manifest: BackupManifest, expected: StoredFile, found: _Scan) -> No
         raise IntegrityError(f"{manifest.id}: {expected.name}: sha256 mismatch (file was modified or corrupted)")
 
 
-def _check_one(store: BackupStore, manifest: BackupManifest, expected: StoredFile, local: Path | None, *,
-               into: Path | None, content: bool) -> int:
-    """Scan one file (from the local tree or the store, copied into `into` when given); returns its SQL size."""
+def check_one(store: BackupStore, manifest: BackupManifest, expected: StoredFile, local: Path | None, *,
+              into: Path | None, content: bool, sink: Callable[[bytes], object] | None = None) -> int:
+    """Scan one file (from the local tree or the store, copied into `into` or handed to `sink`); its raw size."""
     if local is not None:
         path = local / expected.name
         if not path.is_file():
             raise IntegrityError(f"{manifest.id}: {expected.name} is missing")
-        chunks = _read_file(path)
+        chunks = read_file(path)
     else:
         chunks = store.read_chunks(f"{manifest.file_name}/{expected.name}")
     if into is None:
-        found = _scan(expected.name, chunks, content=content)
+        found = _scan(expected.name, chunks, sink, content=content)
     else:
         with (into / expected.name).open("wb") as out:
             found = _scan(expected.name, chunks, out.write, content=content)
@@ -144,7 +181,7 @@ def _check_files(store: BackupStore, manifest: BackupManifest, *, workers: int, 
     try:
         local = store.local_tree(manifest.file_name)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
-            raw = sum(pool.map(lambda f: _check_one(store, manifest, f, local, into=into, content=content), manifest.files))
+            raw = sum(pool.map(lambda f: check_one(store, manifest, f, local, into=into, content=content), manifest.files))
     except NotFound as exc:
         raise IntegrityError(f"{manifest.id}: a file is missing: {exc}") from exc
     if content and raw != manifest.raw_bytes:

@@ -40,7 +40,7 @@ from tradesense_operator.domain.backups.manifest import (
 )
 from tradesense_operator.domain.backups.naming import backup_id, file_name, scratch_database
 from tradesense_operator.domain.clock import Clock
-from tradesense_operator.services.backups import directory_format, parallel_load
+from tradesense_operator.services.backups import binary_format, directory_format, parallel_load
 from tradesense_operator.services.backups.content_check import StreamCheck, check_content, decoded_sql
 from tradesense_operator.services.backups.errors import IntegrityError
 from tradesense_operator.services.backups.gzip_codec import GzipMembers
@@ -190,8 +190,9 @@ def run_backup(
     try:
         with pgdump.exported_snapshot(request.target, count_rows=request.record_counts) as (snapshot, counts):
             if is_tree(request.format):
-                tree = directory_format.dump_tree(store, name, request.target, snapshot=snapshot, level=level,
-                                                  workers=workers)
+                dump_tree = (binary_format.dump_tree if request.format is BackupFormat.BINARY
+                             else directory_format.dump_tree)
+                tree = dump_tree(store, name, request.target, snapshot=snapshot, level=level, workers=workers)
                 files, raw, stored, sha = tree.files, tree.raw_bytes, tree.stored_bytes, tree.sha256
             else:
                 writer = store.open_writer(name)
@@ -255,7 +256,7 @@ def sql_chunks(store: BackupStore, manifest: BackupManifest) -> Iterator[bytes]:
 
 def check_integrity(store: BackupStore, manifest: BackupManifest, *, workers: int | None = None) -> None:
     """Re-read, decompress and re-checksum a stored backup; IntegrityError says what is wrong."""
-    if manifest.format is BackupFormat.DIRECTORY:
+    if is_tree(manifest.format):
         directory_format.check_tree(store, manifest, workers=workers or default_workers())
         return
     check_content(manifest.format, checked_chunks(store, manifest), raw_bytes=manifest.raw_bytes, what=manifest.id)
@@ -263,7 +264,7 @@ def check_integrity(store: BackupStore, manifest: BackupManifest, *, workers: in
 
 def _check_stored(store: BackupStore, manifest: BackupManifest, workers: int) -> None:
     """Re-read the stored bytes for size and sha256 only (their content was checked while they were written)."""
-    if manifest.format is BackupFormat.DIRECTORY:
+    if is_tree(manifest.format):
         directory_format.check_tree(store, manifest, workers=workers, content=False)
         return
     for _ in checked_chunks(store, manifest):
@@ -312,6 +313,8 @@ def restore_into(
     session = restore_session(target)
     if manifest.format is BackupFormat.DIRECTORY:
         directory_format.restore_tree(session, store, manifest, workers=workers)
+    elif manifest.format is BackupFormat.BINARY:
+        binary_format.restore_tree(session, store, manifest, workers=workers)
     elif manifest.format in {BackupFormat.PLAIN_GZIP, BackupFormat.PLAIN_ZSTD}:
         if workers > 1 and manifest.raw_bytes >= SPLIT_PLAIN_MIN_BYTES:
             parallel_load.restore_plain_split(session, sql_chunks(store, manifest), workers=workers)
