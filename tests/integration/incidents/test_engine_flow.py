@@ -47,8 +47,11 @@ async def test_steps_run_in_order_and_the_incident_succeeds(env: EngineEnv) -> N
     await env.wait_metric(1, "tradesense_operator_incidents", runbook="custom", phase="Succeeded")
     await env.wait_metric(0, "tradesense_operator_incidents", runbook="custom", phase="Running")
     await env.wait_event("ok", "IncidentSucceeded")
-    assert env.reasons("ok") == ["Planned", "StepStarted", "StepSucceeded", "StepStarted", "StepSucceeded",
-                       "StepStarted", "StepSucceeded", "IncidentSucceeded"]
+    # A step that finishes in one go has one Event, which names its action, target and attempt.
+    assert env.reasons("ok") == ["Planned", "StepSucceeded", "StepSucceeded", "StepSucceeded", "IncidentSucceeded"]
+    succeeded = [message for _, reason, message in env.events("ok") if reason == "StepSucceeded"]
+    assert succeeded[0] == "[1/3] first set-env deployment/web (attempt 1/3): test step first: stamped first"
+    assert succeeded[1].startswith("[2/3] second scale deployment/web (attempt 1/3)")
 
 
 async def test_respond_by_follows_severity(env: EngineEnv) -> None:
@@ -72,7 +75,10 @@ async def test_closing_checks_report_verifying_and_waiting_steps_are_polled(env:
     status = await env.wait_phase("verify", "Succeeded")
     assert env.steps("verify")["rollout"]["attempts"] == 1
     await env.wait_event("verify", "IncidentSucceeded")
-    assert env.reasons("verify").count("StepStarted") == 2  # polls of a waiting step post no Events
+    # The waiting step says it started when its first poll finds it not done yet; later polls post no Events.
+    assert env.reasons("verify") == ["Planned", "StepSucceeded", "StepStarted", "StepSucceeded", "IncidentSucceeded"]
+    started = next(message for _, reason, message in env.events("verify") if reason == "StepStarted")
+    assert started.startswith("[2/2] rollout rollout-status deployment/web (attempt 1/3): test step rollout")
 
 
 async def test_destructive_step_waits_for_its_approval(env: EngineEnv) -> None:
@@ -122,11 +128,13 @@ async def test_dry_run_records_what_would_change_and_touches_nothing(env: Engine
     assert after["spec"] == before["spec"]
     assert env.cluster.find("coordination.k8s.io/v1", "Lease", "tradesense-remediation", env.namespace) is None
     await env.wait_event("dry", "DryRunComplete")
-    # One Event for the whole dry run (it happens in one go): it names what each step would change.
-    assert env.reasons("dry") == ["Planned", "DryRunComplete"]
+    # One Event for the whole dry run (it happens in one go): it names the runbook and what each step would change.
+    assert env.reasons("dry") == ["DryRunComplete"]
     complete = next(message for _, reason, message in env.events("dry") if reason == "DryRunComplete")
+    assert complete.startswith("runbook custom (P3, respond by ")
+    assert ", dry run): dry run: 3 steps would run (1 need approval); nothing was changed" in complete
     assert all(f"[{i}/3] {s['id']}: {s['message']}" in complete for i, s in enumerate(status["steps"], start=1))
-    assert [e["reason"] for e in status["timeline"]] == ["Planned", "DryRunComplete"]
+    assert [e["reason"] for e in status["timeline"]] == ["DryRunComplete"]
 
 
 async def test_failed_attempts_are_retried_after_backoff(env: EngineEnv) -> None:
