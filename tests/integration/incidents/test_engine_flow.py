@@ -50,8 +50,8 @@ async def test_steps_run_in_order_and_the_incident_succeeds(env: EngineEnv) -> N
     # A step that finishes in one go has one Event, which names its action, target and attempt.
     assert env.reasons("ok") == ["Planned", "StepSucceeded", "StepSucceeded", "StepSucceeded", "IncidentSucceeded"]
     succeeded = [message for _, reason, message in env.events("ok") if reason == "StepSucceeded"]
-    assert succeeded[0] == "[1/3] first set-env deployment/web (attempt 1/3): test step first: stamped first"
-    assert succeeded[1].startswith("[2/3] second scale deployment/web (attempt 1/3)")
+    assert succeeded[0] == "[1/3] first: stamped first (set-env deployment/web, attempt 1/3)"
+    assert succeeded[1].endswith(" (scale deployment/web, attempt 1/3)")
 
 
 async def test_respond_by_follows_severity(env: EngineEnv) -> None:
@@ -78,7 +78,7 @@ async def test_closing_checks_report_verifying_and_waiting_steps_are_polled(env:
     # The waiting step says it started when its first poll finds it not done yet; later polls post no Events.
     assert env.reasons("verify") == ["Planned", "StepSucceeded", "StepStarted", "StepSucceeded", "IncidentSucceeded"]
     started = next(message for _, reason, message in env.events("verify") if reason == "StepStarted")
-    assert started.startswith("[2/2] rollout rollout-status deployment/web (attempt 1/3): test step rollout")
+    assert started == "[2/2] rollout (rollout-status deployment/web, attempt 1/3): test step rollout"
 
 
 async def test_destructive_step_waits_for_its_approval(env: EngineEnv) -> None:

@@ -104,7 +104,7 @@ async def test_two_engines_racing_on_one_incident_do_every_effect_once_and_lose_
     # a step is started by whoever wins its Running checkpoint (one attempt each, above); the other engine may
     # resume that attempt before its result is written, like after a crash, so its Event may repeat: every
     # step has its StepSucceeded, and none has a StepFailed
-    succeeded = {message.split(" ")[1].rstrip(":") for _, reason, message in env.events(name)
+    succeeded = {message.split(":")[0].split(" ")[1] for _, reason, message in env.events(name)
                  if reason == "StepSucceeded"}
     assert succeeded == set(STEPS)
     assert "StepFailed" not in env.reasons(name)

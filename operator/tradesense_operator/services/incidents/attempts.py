@@ -213,11 +213,15 @@ class StepRunner:
             delay = result.retry_after if result.retry_after is not None else self.poll_seconds
             return Advance(finished=False, delay=max(delay, 0.0))
         self._metrics.attempt_finished(planned, step, _OUTCOME_LABELS[result.outcome], now)
-        state, reason = ((StepState.SKIPPED, "StepSkipped") if result.outcome is Outcome.SKIPPED
-                         else (StepState.SUCCEEDED, "StepSucceeded"))
-        run.set_step(index, finish(step, state=state, message=result.message, evidence=result.evidence, now=now))
-        run.events.stage("Normal", reason, f"{_position(run, index) if announced else _started(run, index)}: "
-                         f"{result.message}")
+        what = _ended(run, index, result.message, announced=announced)
+        if result.outcome is Outcome.SKIPPED:
+            run.set_step(index, finish(step, state=StepState.SKIPPED, message=result.message,
+                                       evidence=result.evidence, now=now))
+            run.events.stage("Normal", "StepSkipped", what)
+        else:
+            run.set_step(index, finish(step, state=StepState.SUCCEEDED, message=result.message,
+                                       evidence=result.evidence, now=now))
+            run.events.stage("Normal", "StepSucceeded", what)
         return Advance(finished=False, delay=0.0)
 
     async def _interrupted(self, run: IncidentRun, index: int, reason: str) -> Advance:
@@ -244,12 +248,13 @@ class StepRunner:
         step = fail_attempt(run.status.steps[index], planned, reason=clip(reason, 2048), now=self._writer.now(),
                             backoff_base=self.poll_seconds, backoff_cap=self._backoff_cap)
         run.set_step(index, step)
-        what = f"{_position(run, index) if announced else _started(run, index)}: {step.message}"
-        gave_up = step.state is StepState.FAILED
-        run.events.stage("Warning", "StepFailed" if gave_up else "AttemptFailed", what)
-        await self._writer.commit(run)  # the status says it before the Event does (`IncidentEvents.stage`)
-        if gave_up:
+        what = _ended(run, index, step.message, announced=announced)
+        if step.state is StepState.FAILED:
+            run.events.stage("Warning", "StepFailed", what)
+            await self._writer.commit(run)  # the status says it before the Event does (`IncidentEvents.stage`)
             return StepGaveUp(f"step {planned.id} failed: {step.message}")
+        run.events.stage("Warning", "AttemptFailed", what)
+        await self._writer.commit(run)
         return Advance(finished=False, delay=self.poll_seconds)
 
 
@@ -258,10 +263,19 @@ def _position(run: IncidentRun, index: int) -> str:
     return f"[{index + 1}/{len(run.status.plan)}] {run.status.plan[index].id}"
 
 
-def _started(run: IncidentRun, index: int) -> str:
-    """The step's position, action, target and attempt: StepStarted's message, and the head of the Event that
-    replaces it when the attempt ends in one go."""
+def _attempt(run: IncidentRun, index: int) -> str:
+    """`set-env deployment/web, attempt 1/3`: what ran and which attempt it was."""
     planned = run.status.plan[index]
-    step = run.status.steps[index]
-    return (f"{_position(run, index)} {planned.action.value} {planned.target} (attempt {step.attempts}/"
-            f"{planned.retries + 1}){': ' + planned.description if planned.description else ''}")
+    return (f"{planned.action.value} {planned.target}".strip()
+            + f", attempt {run.status.steps[index].attempts}/{planned.retries + 1}")
+
+
+def _started(run: IncidentRun, index: int) -> str:
+    """StepStarted's message: position, action, target, attempt and the step's description."""
+    description = run.status.plan[index].description
+    return f"{_position(run, index)} ({_attempt(run, index)}){': ' + description if description else ''}"
+
+
+def _ended(run: IncidentRun, index: int, message: str, *, announced: bool) -> str:
+    """The Event of an attempt's end; without a StepStarted before it, it also says what ran and which attempt."""
+    return f"{_position(run, index)}: {message}" + ("" if announced else f" ({_attempt(run, index)})")
