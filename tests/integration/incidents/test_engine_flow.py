@@ -12,7 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.incidents.engine_harness import CALLS, EFFECTS, READY, EngineEnv, FlakyAction, default_actions, step
+from tests.integration.incidents.engine_harness import (
+    CALLS,
+    EFFECTS,
+    READY,
+    EngineEnv,
+    FlakyAction,
+    Gate,
+    default_actions,
+    step,
+)
 from tradesense_operator.api.v1alpha1.incident import PlannedStep, StepAction, TradeSenseIncidentSpec
 from tradesense_operator.cli import main
 from tradesense_operator.domain.alerts import ALERT_LAST_SEEN_ANNOTATION, ALERT_STATUS_ANNOTATION
@@ -52,6 +61,19 @@ async def test_steps_run_in_order_and_the_incident_succeeds(env: EngineEnv) -> N
     succeeded = [message for _, reason, message in env.events("ok") if reason == "StepSucceeded"]
     assert succeeded[0] == "[1/3] first: stamped first (set-env deployment/web, attempt 1/3)"
     assert succeeded[1].endswith(" (scale deployment/web, attempt 1/3)")
+
+
+async def test_a_step_still_under_way_says_that_it_started(env: EngineEnv) -> None:
+    # The action stops before its effect and never returns: after ANNOUNCE_AFTER_SECONDS its StepStarted is posted.
+    gate = Gate("long", "before-effect")
+    env.start_operator(default_actions(gate))
+    env.create_incident("slow", env.spec(step("long")))
+    assert await asyncio.to_thread(gate.reached.wait, 20), "the action never started"
+    await env.wait_event("slow", "StepStarted")
+    assert env.reasons("slow") == ["Planned", "StepStarted"]
+    assert env.events("slow")[-1][2] == "[1/1] long (set-env deployment/web, attempt 1/3): test step long"
+    assert env.steps("slow")["long"]["state"] == "Running"  # its Running checkpoint came first
+    assert env.annotation_list(EFFECTS) == []
 
 
 async def test_respond_by_follows_severity(env: EngineEnv) -> None:

@@ -129,6 +129,8 @@ class IncidentEngine:
         self._locks: dict[str, NamespaceLock] = {}
         self._releases = Releases()
         self._unreadable_reported: set[str] = set()
+        # per incident: ((uid, generation), spec, fingerprint), see `_parsed`; dropped when its daemon ends
+        self._specs: dict[str, tuple[tuple[str | None, int | None], TradeSenseIncidentSpec, dict[str, str]]] = {}
 
     @classmethod
     def standard(cls, runtime: Runtime) -> IncidentEngine:
@@ -293,18 +295,26 @@ class IncidentEngine:
         for key in [k for k in self._locks if k.startswith(prefix)]:
             del self._locks[key]
         self._unreadable_reported.discard(f"{namespace}/{name}")
+        self._specs.pop(f"{namespace}/{name}", None)
         if uid:
             self._steps.forget(uid)
             if finished:
                 self._metrics.forget(uid)
 
+    def _parsed(self, run: IncidentRun) -> tuple[TradeSenseIncidentSpec, dict[str, str]]:
+        """The validated spec and its immutability fingerprint, computed once per generation of the incident
+        (not once per advance: both validate the whole spec). ValidationError for an invalid spec."""
+        key = f"{run.ref.namespace}/{run.ref.name}"
+        version = (run.ref.uid, run.obj.generation)
+        cached = self._specs.get(key)
+        if cached is None or cached[0] != version or run.obj.generation is None:
+            spec = TradeSenseIncidentSpec.model_validate(run.obj.raw_spec)
+            cached = (version, spec, spec_fingerprint(run.obj.raw_spec))
+            self._specs[key] = cached
+        return cached[1], cached[2]
+
     def _spec(self, run: IncidentRun) -> TradeSenseIncidentSpec:
-        """The validated spec, parsed once per generation (ValidationError for an invalid one)."""
-        cached = run.parsed_spec
-        if cached is None or cached[0] != run.obj.generation:
-            cached = (run.obj.generation, TradeSenseIncidentSpec.model_validate(run.obj.raw_spec))
-            run.parsed_spec = cached
-        return cached[1]
+        return self._parsed(run)[0]
 
     async def _advance(self, run: IncidentRun) -> Advance:
         obj = run.obj
@@ -319,7 +329,7 @@ class IncidentEngine:
             return Advance(finished=True)
         if not run.status.plan:
             return await self._plan(run, spec)
-        changed = changed_fields(run.status.spec_fingerprint, spec_fingerprint(obj.raw_spec))
+        changed = changed_fields(run.status.spec_fingerprint, self._parsed(run)[1])
         if changed:
             return await self._block(run, "SpecChanged", change_message(changed))
         await self._escalator.check_deadline(run, spec)
@@ -346,7 +356,7 @@ class IncidentEngine:
         run.status = run.status.model_copy(update={
             "plan": plan,
             "steps": initial_steps(plan),
-            "spec_fingerprint": spec_fingerprint(run.obj.raw_spec),
+            "spec_fingerprint": self._parsed(run)[1],
             "conditions": set_condition(run.status.conditions, type_="SpecValid", status=True, reason="Planned",
                                         message="spec resolved to a plan", now=now,
                                         observed_generation=run.obj.generation),

@@ -22,7 +22,6 @@ from tradesense_operator.api.v1alpha1.incident import (
     IncidentPhase,
     IncidentTarget,
     StepStatus,
-    TradeSenseIncidentSpec,
     TradeSenseIncidentStatus,
 )
 from tradesense_operator.clients.errors import ClientError, Conflict
@@ -61,7 +60,6 @@ class IncidentRun:
     saved: TradeSenseIncidentStatus
     events: IncidentEvents
     version: str | None = None
-    parsed_spec: tuple[int | None, TradeSenseIncidentSpec] | None = None  # (generation, spec), see the engine
     write_failed: bool = False  # a status write of this run was refused: repeating it at once is pointless
 
     @property
