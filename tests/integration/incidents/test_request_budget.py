@@ -53,12 +53,14 @@ async def _quiet(env: EngineEnv) -> dict[tuple[str, str], int]:
     kopf has nothing left to write: a request after the terminal write would be counted too)."""
     polls = 0
     counts = env.cluster.stats.snapshot()
-    while polls < 20:
+    for _ in range(400):
         await asyncio.sleep(env.settings.step_poll_seconds)
         latest = env.cluster.stats.snapshot()
         polls = polls + 1 if latest == counts else 0
         counts = latest
-    return counts
+        if polls == 20:
+            return counts
+    raise AssertionError(f"the API never went quiet after the incident finished: {counts}")
 
 
 async def _requests_of(env: EngineEnv, name: str, spec: Mapping[str, object]) -> dict[str, int]:
