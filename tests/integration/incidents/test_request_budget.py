@@ -121,3 +121,5 @@ async def test_a_waiter_does_not_poll_the_lease_and_starts_when_the_holder_relea
     # The holder's release reads the Lease again (the waiter's queue entry changed it since the holder wrote it);
     # the waiter, woken by that release in this process, reads it once to take it.
     assert env.cluster.stats.total("get", "leases") - reads == 2
+    # Neither incident was read again after a sleep: the watched body still had the version each last wrote.
+    assert env.cluster.stats.total("get", "tradesenseincidents") == 0
