@@ -5,9 +5,10 @@ pods becoming Ready, approvals that arrive hours later) whose progress lives in 
 spec diff. The daemon loops `IncidentEngine.advance` — deciding from its own last write, re-reading the
 object after each sleep — until the incident is terminal; kopf spawns it again for every unfinished
 incident when the operator restarts, which is exactly the crash-resume path. The daemon is the only
-writer of the status and releases the lock of a deleted incident; the other handlers (`on.event` with
-filters, never "changing" handlers, which would make kopf PATCH a diff base of every incident) only
-wake it early (approvals, cancel, the alert state).
+writer of the status and releases the lock of a deleted incident; it has no finalizer, so kopf never
+PATCHes an incident. The other handlers (`on.event` with filters, never "changing" handlers, which would
+make kopf PATCH a diff base of every incident) only wake it early (approvals, cancel, the alert state) or
+tell it that its incident is gone.
 
 Errors cross to kopf only here, through `kopf_errors`. The daemon's own API errors never get that far:
 the engine records them (condition Stalled and a Warning Event, `services/incidents/stalls.py`) and retries,
@@ -17,6 +18,7 @@ so a 400/422 cannot become a PermanentError that leaves the daemon dead and the 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, ParamSpec, TypeVar
@@ -40,9 +42,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 RETRY_DELAY_SECONDS = 5.0      # after a transient API failure, when no Runtime says otherwise
-SETTLE_SECONDS = 2.0           # at most this long for kopf's finalizer to show in the daemon's body
-SETTLE_POLL_SECONDS = 0.02
-FINALIZER = f"{GROUP}/finalizer"  # kopf's, as handlers.startup configures it
 FORBIDDEN_DELAY_SECONDS = 60.0  # RBAC problems need a human; retry slowly
 
 
@@ -87,13 +86,18 @@ def _engine(memo: kopf.Memo) -> IncidentEngine:
     return engine
 
 
-def _wakeup(memo: kopf.Memo) -> asyncio.Event:
-    """Per-incident event that cuts a daemon's sleep short (the per-object memo is shared by its handlers)."""
-    event = getattr(memo, "incident_wakeup", None)
+def _memo_event(memo: kopf.Memo, key: str) -> asyncio.Event:
+    """A per-incident asyncio.Event kept in the per-object memo (shared by the incident's handlers)."""
+    event = getattr(memo, key, None)
     if not isinstance(event, asyncio.Event):
         event = asyncio.Event()
-        memo.incident_wakeup = event
+        setattr(memo, key, event)
     return event
+
+
+def _wakeup(memo: kopf.Memo) -> asyncio.Event:
+    """Per-incident event that cuts a daemon's sleep short."""
+    return _memo_event(memo, "incident_wakeup")
 
 
 def _unfinished(status: Mapping[str, Any], **_: Any) -> bool:
@@ -115,22 +119,9 @@ async def _sleep(stopped: kopf.DaemonStopped, wake: asyncio.Event, delay: float)
     return bool(stopped)
 
 
-async def _settled(body: kopf.Body, stopped: kopf.DaemonStopped) -> dict[str, Any]:
-    """The object as kopf last saw it, once kopf's own write (the finalizer it adds for this daemon) is in it.
-
-    kopf spawns the daemon before it adds its finalizer, so a body (or a GET) taken at once is usually one
-    write behind, and the engine's first status write, guarded by that resourceVersion, would be a Conflict
-    and a re-read. The live body follows the watch; waiting a few watch events for the finalizer (bounded)
-    saves both. The top-level copy keeps later watch events from changing it under the engine.
-    """
-    waited = 0.0
-    while waited < SETTLE_SECONDS and not stopped:
-        meta = body.get("metadata") or {}
-        if FINALIZER in (meta.get("finalizers") or []) or meta.get("deletionTimestamp"):
-            break
-        await stopped.wait(SETTLE_POLL_SECONDS)
-        waited += SETTLE_POLL_SECONDS
-    return dict(body)
+def _deletion(memo: kopf.Memo) -> asyncio.Event:
+    """Per-incident event set when the watch reports the object gone (the daemon has no finalizer to wait on)."""
+    return _memo_event(memo, "incident_deleted")
 
 
 @kopf_errors
@@ -139,21 +130,46 @@ async def drive_incident(
 ) -> None:
     """Advance the incident until it is terminal (or the operator stops / the object is deleted).
 
-    A daemon stopped because its incident is being deleted gives the namespace Lease back before kopf
-    removes its finalizer (kopf waits for the daemon to exit), so the lock is free by the time the object
-    is gone. This replaces an on.delete handler, which would make kopf keep and PATCH a diff base of every
-    incident.
+    The daemon has no finalizer (kopf would PATCH every incident twice and diff its whole body for that):
+    when the watch reports the incident gone (`incident_deleted`), the engine's work is cancelled — an action
+    in flight stops at its next await, as kopf's cancellation of a deleted object's daemon would do — and only
+    then is the namespace Lease given back, so nobody else acts in the namespace while it still runs. An
+    incident deleted while no operator runs keeps its Lease until the Lease expires. When another finalizer
+    keeps a deleted incident (kopf stops the daemon, `RESOURCE_DELETED`) the Lease is given back the same way.
+    The engine starts from kopf's body (no GET); its first write is guarded by that body's resourceVersion.
+    After a sleep it reads the incident again only when kopf's live body shows a change since its last write.
     """
     if namespace is None:  # the CRD is namespaced; kopf types allow None for cluster-scoped kinds
         raise kopf.PermanentError("TradeSenseIncident without a namespace")
     engine = _engine(memo)
     wake = _wakeup(memo)
+    deletion = _deletion(memo)
     try:
-        seed = await _settled(body, stopped)
-        await engine.run(namespace, name, sleep=functools.partial(_sleep, stopped, wake), seed=seed)
-    finally:  # also when kopf cancels the daemon after its cancellation backoff
-        if stopped.reason is not None and stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED:
+        running = asyncio.ensure_future(
+            engine.run(namespace, name, sleep=functools.partial(_sleep, stopped, wake), seed=dict(body),
+                       latest=lambda: body))
+        deleted = asyncio.ensure_future(deletion.wait())
+        try:
+            await asyncio.wait({running, deleted}, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # deleted, or kopf cancels the daemon after its cancellation backoff: so is the engine's work
+            for task in (running, deleted):
+                task.cancel()
+            await asyncio.gather(running, deleted, return_exceptions=True)
+        if not running.cancelled():
+            running.result()  # its error, if any, for kopf_errors
+    finally:
+        if deletion.is_set() or (stopped.reason is not None
+                                 and stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED):
             await engine.release_lock(dict(body))
+
+
+async def incident_deleted(memo: kopf.Memo, **_: Any) -> None:
+    """The incident is gone: its daemon (if one runs) stops its work and gives the namespace Lease back."""
+    _deletion(memo).set()
+
+
+def _is_deletion(type: str | None, **_: Any) -> bool:  # noqa: A002  (kopf's keyword)
+    return type == "DELETED"
 
 
 async def wake_engine(memo: kopf.Memo, **_: Any) -> None:
@@ -190,6 +206,16 @@ async def alert_state_changed(
     await _engine(memo).record_alert_state(namespace, name)
 
 
+def _without_finalizer(registry: kopf.OperatorRegistry, handler_id: str) -> None:
+    """kopf gives every daemon a finalizer (added and removed by two PATCHes of each object, each computed by
+    diffing the whole body); the incident daemon handles deletion itself (`drive_incident`), so it needs none."""
+    spawning = registry._spawning
+    spawning._handlers = [
+        dataclasses.replace(handler, requires_finalizer=False) if handler.id == handler_id else handler
+        for handler in spawning._handlers
+    ]
+
+
 def register(registry: kopf.OperatorRegistry) -> None:
     """Add the incident handlers to `registry` (the default one on import; tests assemble their own)."""
     kopf.daemon(
@@ -200,6 +226,9 @@ def register(registry: kopf.OperatorRegistry) -> None:
         # object) when a finished incident's daemon stops matching the filter.
         cancellation_backoff=0.5, cancellation_timeout=5.0,
     )(drive_incident)
+    _without_finalizer(registry, "incident-engine")
+    kopf.on.event(GROUP, VERSION, PLURAL, id="incident-deleted", when=_is_deletion,
+                  registry=registry)(incident_deleted)
     # Wake-ups are event handlers, not on.field: field handlers make kopf PATCH a diff base of every incident
     # after every change (handlers.field_watch).
     approvals_or_cancel = FieldWatch("spec.approvals", "spec.cancel", key="incident_wake")

@@ -12,7 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.incidents.engine_harness import CALLS, EFFECTS, READY, EngineEnv, FlakyAction, default_actions, step
+from tests.integration.incidents.engine_harness import (
+    CALLS,
+    EFFECTS,
+    READY,
+    EngineEnv,
+    FlakyAction,
+    Gate,
+    default_actions,
+    step,
+)
 from tradesense_operator.api.v1alpha1.incident import PlannedStep, StepAction, TradeSenseIncidentSpec
 from tradesense_operator.cli import main
 from tradesense_operator.domain.alerts import ALERT_LAST_SEEN_ANNOTATION, ALERT_STATUS_ANNOTATION
@@ -47,8 +56,24 @@ async def test_steps_run_in_order_and_the_incident_succeeds(env: EngineEnv) -> N
     await env.wait_metric(1, "tradesense_operator_incidents", runbook="custom", phase="Succeeded")
     await env.wait_metric(0, "tradesense_operator_incidents", runbook="custom", phase="Running")
     await env.wait_event("ok", "IncidentSucceeded")
-    assert env.reasons("ok") == ["Planned", "StepStarted", "StepSucceeded", "StepStarted", "StepSucceeded",
-                       "StepStarted", "StepSucceeded", "IncidentSucceeded"]
+    # A step that finishes in one go has one Event, which names its action, target and attempt.
+    assert env.reasons("ok") == ["Planned", "StepSucceeded", "StepSucceeded", "StepSucceeded", "IncidentSucceeded"]
+    succeeded = [message for _, reason, message in env.events("ok") if reason == "StepSucceeded"]
+    assert succeeded[0] == "[1/3] first: stamped first (set-env deployment/web, attempt 1/3)"
+    assert succeeded[1].endswith(" (scale deployment/web, attempt 1/3)")
+
+
+async def test_a_step_still_under_way_says_that_it_started(env: EngineEnv) -> None:
+    # The action stops before its effect and never returns: after ANNOUNCE_AFTER_SECONDS its StepStarted is posted.
+    gate = Gate("long", "before-effect")
+    env.start_operator(default_actions(gate))
+    env.create_incident("slow", env.spec(step("long")))
+    assert await asyncio.to_thread(gate.reached.wait, 20), "the action never started"
+    await env.wait_event("slow", "StepStarted")
+    assert env.reasons("slow") == ["Planned", "StepStarted"]
+    assert env.events("slow")[-1][2] == "[1/1] long (set-env deployment/web, attempt 1/3): test step long"
+    assert env.steps("slow")["long"]["state"] == "Running"  # its Running checkpoint came first
+    assert env.annotation_list(EFFECTS) == []
 
 
 async def test_respond_by_follows_severity(env: EngineEnv) -> None:
@@ -72,7 +97,10 @@ async def test_closing_checks_report_verifying_and_waiting_steps_are_polled(env:
     status = await env.wait_phase("verify", "Succeeded")
     assert env.steps("verify")["rollout"]["attempts"] == 1
     await env.wait_event("verify", "IncidentSucceeded")
-    assert env.reasons("verify").count("StepStarted") == 2  # polls of a waiting step post no Events
+    # The waiting step says it started when its first poll finds it not done yet; later polls post no Events.
+    assert env.reasons("verify") == ["Planned", "StepSucceeded", "StepStarted", "StepSucceeded", "IncidentSucceeded"]
+    started = next(message for _, reason, message in env.events("verify") if reason == "StepStarted")
+    assert started == "[2/2] rollout (rollout-status deployment/web, attempt 1/3): test step rollout"
 
 
 async def test_destructive_step_waits_for_its_approval(env: EngineEnv) -> None:
@@ -122,11 +150,13 @@ async def test_dry_run_records_what_would_change_and_touches_nothing(env: Engine
     assert after["spec"] == before["spec"]
     assert env.cluster.find("coordination.k8s.io/v1", "Lease", "tradesense-remediation", env.namespace) is None
     await env.wait_event("dry", "DryRunComplete")
-    # One Event for the whole dry run (it happens in one go): it names what each step would change.
-    assert env.reasons("dry") == ["Planned", "DryRunComplete"]
+    # One Event for the whole dry run (it happens in one go): it names the runbook and what each step would change.
+    assert env.reasons("dry") == ["DryRunComplete"]
     complete = next(message for _, reason, message in env.events("dry") if reason == "DryRunComplete")
+    assert complete.startswith("runbook custom (P3, respond by ")
+    assert ", dry run): dry run: 3 steps would run (1 need approval); nothing was changed" in complete
     assert all(f"[{i}/3] {s['id']}: {s['message']}" in complete for i, s in enumerate(status["steps"], start=1))
-    assert [e["reason"] for e in status["timeline"]] == ["Planned", "DryRunComplete"]
+    assert [e["reason"] for e in status["timeline"]] == ["DryRunComplete"]
 
 
 async def test_failed_attempts_are_retried_after_backoff(env: EngineEnv) -> None:

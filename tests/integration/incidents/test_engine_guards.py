@@ -218,9 +218,15 @@ async def test_deleting_a_running_incident_releases_its_lease(env: EngineEnv) ->
     await env.wait_for("the first poll", lambda: env.step_message("doomed", "roll") == "not ready yet")
     assert env.lease_holder().startswith(f"{env.namespace}/doomed/")
     env.cluster.delete("ops.tradesense.io/v1alpha1", "TradeSenseIncident", "doomed", env.namespace)
-    await env.wait_for("the incident to be gone", lambda: env.cluster.find(
-        "ops.tradesense.io/v1alpha1", "TradeSenseIncident", "doomed", env.namespace) is None)
-    assert env.lease_holder() == ""
+    # No finalizer: the incident is gone at once; its daemon, told by the watch, stops the step and gives the
+    # Lease back.
+    assert env.cluster.find("ops.tradesense.io/v1alpha1", "TradeSenseIncident", "doomed", env.namespace) is None
+    await env.wait_for("the Lease to be released", lambda: env.lease_holder() == "")
+    polls = env.cluster.stats.total("get", "deployments")
+    env.create_incident("next", env.spec(step("work")))  # the namespace is free for the next incident
+    await env.wait_phase("next", "Succeeded")
+    # The deleted incident's rollout step stopped polling (the next incident's step reads the Deployment twice).
+    assert env.cluster.stats.total("get", "deployments") - polls == 2
 
 
 async def test_a_missing_target_namespace_blocks_with_the_reason(env: EngineEnv) -> None:

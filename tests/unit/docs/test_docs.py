@@ -86,6 +86,7 @@ def test_operations_documents_every_incident_event_reason() -> None:
     engine = "\n".join(p.read_text(encoding="utf-8")
                        for p in sorted((ROOT / "operator" / "tradesense_operator" / "services" / "incidents").glob("*.py")))
     reasons = set(re.findall(r"events\.(?:normal|warning)\(\s*\"([A-Z][A-Za-z]+)\"", engine))
+    reasons |= set(re.findall(r"events\.stage\(\s*\"(?:Normal|Warning)\",\s*\"([A-Z][A-Za-z]+)\"", engine))
     assert len(reasons) > 10, "event calls not found: the engine's wording changed"
     assert sorted(r for r in reasons if f"`{r}`" not in OPERATIONS) == []
 

@@ -2,8 +2,11 @@
 
 Owns one step's attempt from its Running checkpoint to its recorded result (succeeded, skipped, still
 waiting, or failed with its backoff). The Running checkpoint is written BEFORE the action is invoked
-and the result AFTER, so a crash in between re-invokes the same attempt and the action's own
-idempotency makes that one effect. The action runs only while the namespace Lease is held
+and the result AFTER (a finished step's result with the next write: the next step's Running checkpoint or
+the incident's end), so a crash in between re-invokes the same attempt and the action's own
+idempotency makes that one effect. A step that finishes in one go has one Event (StepSucceeded, naming
+the attempt); StepStarted is posted only when the attempt is still under way after ANNOUNCE_AFTER_SECONDS
+or reports that it waits. The action runs only while the namespace Lease is held
 (`fencing.py`): when the Lease is lost the action is cancelled and the attempt recorded as
 interrupted, still Running so that it resumes from its checkpoint once the Lease is back, never
 continued blind. It must not decide which step runs next or end the incident:
@@ -38,6 +41,8 @@ from tradesense_operator.services.runtime import Runtime
 from tradesense_operator.services.step_adapters.base import Action, Outcome, StepContext, StepFailed, StepResult
 
 log = logging.getLogger(__name__)
+
+ANNOUNCE_AFTER_SECONDS = 2.0  # an attempt still under way after this long gets its StepStarted Event
 
 _OUTCOME_LABELS = {Outcome.DONE: "done", Outcome.ALREADY_DONE: "already_done", Outcome.SKIPPED: "skipped",
                    Outcome.WAITING: "waiting"}
@@ -98,7 +103,7 @@ class StepRunner:
         self, run: IncidentRun, spec: TradeSenseIncidentSpec, index: int, *, new: bool, lock: NamespaceLock
     ) -> Advance | StepGaveUp:
         planned = run.status.plan[index]
-        position = f"[{index + 1}/{len(run.status.plan)}] {planned.id}"
+        position = _position(run, index)
         now = self._writer.now()
         if new:
             step = start_attempt(run.status.steps[index], now=now)
@@ -109,11 +114,6 @@ class StepRunner:
                                             f"{position}: {planned.description or planned.action.value}")
             await self._writer.commit(run)  # checkpoint BEFORE the action runs
             self._seen_attempts.add((run.ref.uid or "", planned.id, step.attempts))
-            await run.events.normal(
-                "StepStarted",
-                f"{position} {planned.action.value} {planned.target} (attempt {step.attempts}/{planned.retries + 1})"
-                f"{': ' + planned.description if planned.description else ''}",
-            )
         else:
             step = run.status.steps[index]
             if step.attempt_started_at is None:  # Running without timing (older status): time from now
@@ -138,13 +138,24 @@ class StepRunner:
         deployment = restarted_deployment(planned)
         if deployment is not None:
             await self.guard(spec).record(deployment, self.stamp(run, planned))
+        invoking = asyncio.ensure_future(self._invoke(run, spec, index, action, lock))
+        announced = not new  # a continued attempt was announced when it started (or resumed)
         try:
-            result_or_error = await self._invoke(run, spec, index, action, lock)
+            if new:
+                await asyncio.wait({invoking}, timeout=ANNOUNCE_AFTER_SECONDS)
+                if not invoking.done():  # it takes a while: say that it started (its Running is written)
+                    announced = True
+                    await run.events.normal("StepStarted", _started(run, index))
+            result_or_error = await invoking
         except LockLost as exc:
             return await self._interrupted(run, index, str(exc))
+        finally:
+            if not invoking.done():  # we were cancelled: so is the action
+                invoking.cancel()
+                await asyncio.gather(invoking, return_exceptions=True)
         if isinstance(result_or_error, str):
-            return await self._attempt_failed(run, index, result_or_error)
-        return await self._record_result(run, index, result_or_error)
+            return await self._attempt_failed(run, index, result_or_error, announced=announced)
+        return await self._record_result(run, index, result_or_error, announced=announced)
 
     async def _invoke(
         self, run: IncidentRun, spec: TradeSenseIncidentSpec, index: int, action: Action, lock: NamespaceLock
@@ -180,30 +191,37 @@ class StepRunner:
             log.exception("action %s of step %s raised unexpectedly", planned.action.value, planned.id)
             return f"unexpected {type(exc).__name__} in action {planned.action.value}: {exc}"
 
-    async def _record_result(self, run: IncidentRun, index: int, result: StepResult) -> Advance | StepGaveUp:
+    async def _record_result(
+        self, run: IncidentRun, index: int, result: StepResult, *, announced: bool
+    ) -> Advance | StepGaveUp:
+        """Record what the attempt did. A finished step is staged, not written: its result rides with the next
+        write, which is the next step's Running checkpoint (still before that step's effect) or the incident's
+        end; the engine writes it before anything waits or fails (`engine.advance`). Its Event follows that
+        write (`IncidentEvents.stage`) and names the attempt when no StepStarted did."""
         planned = run.status.plan[index]
-        position = f"[{index + 1}/{len(run.status.plan)}] {planned.id}"
         step = run.status.steps[index]
         now = self._writer.now()
         if result.outcome is Outcome.WAITING:
             if attempt_deadline_passed(planned, step, now):
                 return await self._attempt_failed(
-                    run, index, f"still waiting after {planned.timeout_seconds}s: {result.message}")
+                    run, index, f"still waiting after {planned.timeout_seconds}s: {result.message}",
+                    announced=announced)
             run.set_step(index, waiting(step, message=result.message, evidence=result.evidence))
+            if not announced:  # it did not finish in one go: a person wants to know it is under way
+                run.events.stage("Normal", "StepStarted", _started(run, index))
             await self._writer.commit(run)
             delay = result.retry_after if result.retry_after is not None else self.poll_seconds
             return Advance(finished=False, delay=max(delay, 0.0))
         self._metrics.attempt_finished(planned, step, _OUTCOME_LABELS[result.outcome], now)
+        what = _ended(run, index, result.message, announced=announced)
         if result.outcome is Outcome.SKIPPED:
             run.set_step(index, finish(step, state=StepState.SKIPPED, message=result.message,
                                        evidence=result.evidence, now=now))
-            await self._writer.commit(run)  # checkpoint AFTER the action
-            await run.events.normal("StepSkipped", f"{position}: {result.message}")
-            return Advance(finished=False, delay=0.0)
-        run.set_step(index, finish(step, state=StepState.SUCCEEDED, message=result.message,
-                                   evidence=result.evidence, now=now))
-        await self._writer.commit(run)  # checkpoint AFTER the action
-        await run.events.normal("StepSucceeded", f"{position}: {result.message}")
+            run.events.stage("Normal", "StepSkipped", what)
+        else:
+            run.set_step(index, finish(step, state=StepState.SUCCEEDED, message=result.message,
+                                       evidence=result.evidence, now=now))
+            run.events.stage("Normal", "StepSucceeded", what)
         return Advance(finished=False, delay=0.0)
 
     async def _interrupted(self, run: IncidentRun, index: int, reason: str) -> Advance:
@@ -212,26 +230,52 @@ class StepRunner:
         attemptStartedAt is cleared so the resumed attempt's timeout counts from its resumption.
         """
         planned = run.status.plan[index]
-        position = f"[{index + 1}/{len(run.status.plan)}] {planned.id}"
+        position = _position(run, index)
         step = run.status.steps[index]
         message = clip(f"interrupted: {reason}; resumes from its checkpoint once the lock is back", 2048)
         run.set_step(index, step.model_copy(update={"message": message, "attempt_started_at": None}))
         run.status = self._writer.phase(run, IncidentPhase.PENDING, "LockLost", f"{position} {message}")
-        await self._writer.commit(run)  # the status says it before the Event does (its entry rides with the next write)
+        run.events.stage("Warning", "StepInterrupted", f"{position}: {message}")
+        await self._writer.commit(run)  # the status says it before the Event does (`IncidentEvents.stage`)
         self._seen_attempts.discard((run.ref.uid or "", planned.id, step.attempts))
-        await run.events.warning("StepInterrupted", f"{position}: {message}")
         return Advance(finished=False, delay=self.poll_seconds)
 
-    async def _attempt_failed(self, run: IncidentRun, index: int, reason: str) -> Advance | StepGaveUp:
+    async def _attempt_failed(
+        self, run: IncidentRun, index: int, reason: str, *, announced: bool = True
+    ) -> Advance | StepGaveUp:
         planned = run.status.plan[index]
-        position = f"[{index + 1}/{len(run.status.plan)}] {planned.id}"
         self._metrics.attempt_finished(planned, run.status.steps[index], "failed", self._writer.now())
         step = fail_attempt(run.status.steps[index], planned, reason=clip(reason, 2048), now=self._writer.now(),
                             backoff_base=self.poll_seconds, backoff_cap=self._backoff_cap)
         run.set_step(index, step)
-        await self._writer.commit(run)  # the status says it before the Event does (its entry rides with the next write)
+        what = _ended(run, index, step.message, announced=announced)
         if step.state is StepState.FAILED:
-            await run.events.warning("StepFailed", f"{position}: {step.message}")
+            run.events.stage("Warning", "StepFailed", what)
+            await self._writer.commit(run)  # the status says it before the Event does (`IncidentEvents.stage`)
             return StepGaveUp(f"step {planned.id} failed: {step.message}")
-        await run.events.warning("AttemptFailed", f"{position}: {step.message}")
+        run.events.stage("Warning", "AttemptFailed", what)
+        await self._writer.commit(run)
         return Advance(finished=False, delay=self.poll_seconds)
+
+
+def _position(run: IncidentRun, index: int) -> str:
+    """`[2/5] step-id`, how every step Event starts."""
+    return f"[{index + 1}/{len(run.status.plan)}] {run.status.plan[index].id}"
+
+
+def _attempt(run: IncidentRun, index: int) -> str:
+    """`set-env deployment/web, attempt 1/3`: what ran and which attempt it was."""
+    planned = run.status.plan[index]
+    return (f"{planned.action.value} {planned.target}".strip()
+            + f", attempt {run.status.steps[index].attempts}/{planned.retries + 1}")
+
+
+def _started(run: IncidentRun, index: int) -> str:
+    """StepStarted's message: position, action, target, attempt and the step's description."""
+    description = run.status.plan[index].description
+    return f"{_position(run, index)} ({_attempt(run, index)}){': ' + description if description else ''}"
+
+
+def _ended(run: IncidentRun, index: int, message: str, *, announced: bool) -> str:
+    """The Event of an attempt's end; without a StepStarted before it, it also says what ran and which attempt."""
+    return f"{_position(run, index)}: {message}" + ("" if announced else f" ({_attempt(run, index)})")

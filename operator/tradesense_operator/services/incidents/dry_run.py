@@ -20,6 +20,7 @@ from tradesense_operator.clients.errors import ClientError
 from tradesense_operator.clients.kube import EVENT_MESSAGE_LIMIT
 from tradesense_operator.domain.conditions import set_condition
 from tradesense_operator.domain.incident.transitions import clip, would_run
+from tradesense_operator.services.incidents.escalation import plan_headline
 from tradesense_operator.services.incidents.run import IncidentRun, StatusWriter
 from tradesense_operator.services.runtime import Runtime
 from tradesense_operator.services.step_adapters.base import Action, StepContext, StepFailed
@@ -40,7 +41,8 @@ class DryRunner:
 
         Describing changes nothing, so there is nothing to checkpoint between steps: each step's description
         is its WouldRun message in status (what `kubectl describe` shows), and one Event says the dry run is
-        complete and what each step would change (bounded like every Event message).
+        complete, which runbook it planned and what each step would change (bounded like every Event message):
+        a dry run posts no other Event.
         """
         plan = run.status.plan
         for index, planned in enumerate(plan):
@@ -60,7 +62,8 @@ class DryRunner:
         })
         run.status = self._writer.phase(run, IncidentPhase.SUCCEEDED, "DryRunComplete", message)
         steps = "; ".join(f"[{i + 1}/{len(plan)}] {p.id}: {run.status.steps[i].message}" for i, p in enumerate(plan))
-        await run.events.normal("DryRunComplete", clip(f"{message} — {steps}", EVENT_MESSAGE_LIMIT))
+        headline = plan_headline(spec, run.status.respond_by)
+        await run.events.normal("DryRunComplete", clip(f"{headline}: {message} — {steps}", EVENT_MESSAGE_LIMIT))
         await self._writer.commit(run)  # the terminal write comes last (engine docstring)
 
     async def _describe(self, run: IncidentRun, spec: TradeSenseIncidentSpec, index: int) -> str:

@@ -22,8 +22,11 @@ respondBy) escalates, and with spec.failOnApprovalTimeout ends the incident Fail
 
 Writes: one status write per checkpoint, wait or end. An advance that continues at once hands its run to
 the next advance, which decides from what was written (the write's answer) instead of reading again;
-what it changed without a checkpoint (the plan, a dry run's descriptions, the alert condition) is staged
-and goes out with the next write, together with the timeline entries of the Events posted meanwhile.
+what it changed without a checkpoint (the plan, a dry run's descriptions, the alert condition, a finished
+step's result) is staged and goes out with the next write, together with the timeline entries of the
+Events posted meanwhile: a two-step run writes Running(1), Succeeded(1)+Running(2), Succeeded(2)+end.
+An advance that fails on an API error first writes what it staged (best effort), so a finished step is
+not run again only because the next step's gate could not be checked.
 
 This module is the loop and its gates; step attempts (`attempts.py`), escalation (`escalation.py`),
 dry runs (`dry_run.py`) and the alert condition (`alert_sync.py`) live in their own modules.
@@ -46,6 +49,7 @@ from tradesense_operator.api.v1alpha1.incident import (
     StepAction,
     StepState,
     TradeSenseIncidentSpec,
+    TradeSenseIncidentStatus,
 )
 from tradesense_operator.clients.errors import ClientError
 from tradesense_operator.clients.kube import INCIDENTS, NAMESPACES, ObjectRef
@@ -75,7 +79,7 @@ from tradesense_operator.observability.context import log_context
 from tradesense_operator.services.incidents.alert_sync import sync_alert_condition
 from tradesense_operator.services.incidents.attempts import StepGaveUp, StepRunner
 from tradesense_operator.services.incidents.dry_run import DryRunner
-from tradesense_operator.services.incidents.escalation import Escalator, format_time
+from tradesense_operator.services.incidents.escalation import Escalator, format_time, plan_headline
 from tradesense_operator.services.incidents.events import IncidentEvents
 from tradesense_operator.services.incidents.lock import LockResult, NamespaceLock, Releases
 from tradesense_operator.services.incidents.metrics import IncidentMetrics
@@ -125,6 +129,8 @@ class IncidentEngine:
         self._locks: dict[str, NamespaceLock] = {}
         self._releases = Releases()
         self._unreadable_reported: set[str] = set()
+        # per incident: ((uid, generation), spec, fingerprint), see `_parsed`; dropped when its daemon ends
+        self._specs: dict[str, tuple[tuple[str | None, int | None], TradeSenseIncidentSpec, dict[str, str]]] = {}
 
     @classmethod
     def standard(cls, runtime: Runtime) -> IncidentEngine:
@@ -145,7 +151,7 @@ class IncidentEngine:
 
     async def run(
         self, namespace: str, name: str, *, sleep: Callable[[float], Awaitable[bool]],
-        seed: Mapping[str, Any] | None = None,
+        seed: Mapping[str, Any] | None = None, latest: Callable[[], Mapping[str, Any]] | None = None,
     ) -> Advance:
         """Advance until the incident is finished; `sleep(delay)` returns True when the caller wants to stop.
 
@@ -154,14 +160,18 @@ class IncidentEngine:
         and changes it staged without writing (the plan, a dry run's descriptions) go out with the next write.
         After a sleep the incident is read again. `seed`, the body the caller already has (kopf's, as of its
         latest watch event), replaces the first read: every write is guarded by its resourceVersion, so a seed
-        that is out of date costs a Conflict and a read, never a decision applied to a newer status. An API
-        error never ends the loop: it is recorded on the incident and retried (`stalls.py`).
+        that is out of date costs a Conflict and a read, never a decision applied to a newer status. `latest()`
+        returns the newest body the caller's watch has seen: when it is still the version this engine last
+        wrote (same resourceVersion), nothing changed during the sleep and that write's answer is decided from
+        instead of a GET. An API error never ends the loop: it is recorded on the incident and retried
+        (`stalls.py`).
         """
         carried = self._seeded(seed) if seed is not None else None
         uid = carried.ref.uid if carried is not None else None
         tick = Advance(finished=False)
         try:
             while True:
+                resting: IncidentRun | None = None  # written and clean: reusable after the sleep if unchanged
                 try:
                     tick, run = await self.advance(namespace, name, carried)
                     uid = run.ref.uid if run is not None else uid
@@ -172,9 +182,12 @@ class IncidentEngine:
                     tick = Advance(finished=False, delay=self._stalls.retry_delay(exc, self.idle_seconds))
                 else:
                     carried = run if not tick.finished and tick.delay <= 0 else None
+                    resting = run if carried is None and not tick.finished else None
                     await self._stalls.recovered(namespace, name, run.status if run is not None else None)
                 if tick.finished or await self._pause(sleep, tick):
                     return tick
+                if resting is not None and latest is not None and _unchanged_since(resting, latest()):
+                    carried = resting
         finally:
             self._stalls.forget(namespace, name)
             self._forget(namespace, name, uid, finished=tick.finished)
@@ -230,13 +243,27 @@ class IncidentEngine:
                 run = carried if carried is not None else await self._open(namespace, name)
                 if isinstance(run, Advance):
                     return run, None
-                tick = await self._advance(run)
+                try:
+                    tick = await self._advance(run)
+                except ClientError:
+                    await self._write_staged(run)
+                    raise
                 if tick.finished or tick.delay > 0:
                     await self._writer.commit(run)  # what was staged, before anything waits
             except StaleStatus as exc:
                 log.info("not writing a decision made from an outdated status (%s): deciding again", exc)
                 return Advance(finished=False, delay=0.0), None
             return tick, run
+
+    async def _write_staged(self, run: IncidentRun) -> None:
+        """Write what an advance that failed had staged (it is always a state the next write would carry),
+        unless the failure was that write."""
+        if run.write_failed:
+            return
+        try:
+            await self._writer.commit(run)
+        except (ClientError, StaleStatus) as exc:
+            log.info("could not write the staged status after an API error (%s): deciding again from storage", exc)
 
     async def _open(self, namespace: str, name: str) -> IncidentRun | Advance:
         """A fresh read of the incident as a run, or what to do when there is nothing to act on."""
@@ -268,18 +295,26 @@ class IncidentEngine:
         for key in [k for k in self._locks if k.startswith(prefix)]:
             del self._locks[key]
         self._unreadable_reported.discard(f"{namespace}/{name}")
+        self._specs.pop(f"{namespace}/{name}", None)
         if uid:
             self._steps.forget(uid)
             if finished:
                 self._metrics.forget(uid)
 
+    def _parsed(self, run: IncidentRun) -> tuple[TradeSenseIncidentSpec, dict[str, str]]:
+        """The validated spec and its immutability fingerprint, computed once per generation of the incident
+        (not once per advance: both validate the whole spec). ValidationError for an invalid spec."""
+        key = f"{run.ref.namespace}/{run.ref.name}"
+        version = (run.ref.uid, run.obj.generation)
+        cached = self._specs.get(key)
+        if cached is None or cached[0] != version or run.obj.generation is None:
+            spec = TradeSenseIncidentSpec.model_validate(run.obj.raw_spec)
+            cached = (version, spec, spec_fingerprint(run.obj.raw_spec))
+            self._specs[key] = cached
+        return cached[1], cached[2]
+
     def _spec(self, run: IncidentRun) -> TradeSenseIncidentSpec:
-        """The validated spec, parsed once per generation (ValidationError for an invalid one)."""
-        cached = run.parsed_spec
-        if cached is None or cached[0] != run.obj.generation:
-            cached = (run.obj.generation, TradeSenseIncidentSpec.model_validate(run.obj.raw_spec))
-            run.parsed_spec = cached
-        return cached[1]
+        return self._parsed(run)[0]
 
     async def _advance(self, run: IncidentRun) -> Advance:
         obj = run.obj
@@ -294,7 +329,7 @@ class IncidentEngine:
             return Advance(finished=True)
         if not run.status.plan:
             return await self._plan(run, spec)
-        changed = changed_fields(run.status.spec_fingerprint, spec_fingerprint(obj.raw_spec))
+        changed = changed_fields(run.status.spec_fingerprint, self._parsed(run)[1])
         if changed:
             return await self._block(run, "SpecChanged", change_message(changed))
         await self._escalator.check_deadline(run, spec)
@@ -321,7 +356,7 @@ class IncidentEngine:
         run.status = run.status.model_copy(update={
             "plan": plan,
             "steps": initial_steps(plan),
-            "spec_fingerprint": spec_fingerprint(run.obj.raw_spec),
+            "spec_fingerprint": self._parsed(run)[1],
             "conditions": set_condition(run.status.conditions, type_="SpecValid", status=True, reason="Planned",
                                         message="spec resolved to a plan", now=now,
                                         observed_generation=run.obj.generation),
@@ -330,11 +365,8 @@ class IncidentEngine:
         message = f"planned {len(plan)} steps of runbook {spec.runbook.value}" + (
             f"; approval needed for: {', '.join(approvals)}" if approvals else "")
         run.status = self._writer.phase(run, IncidentPhase.PENDING, "Planned", message)
-        await run.events.normal(
-            "Planned",
-            f"runbook {spec.runbook.value} ({spec.severity.value}, respond by {format_time(deadline)}"
-            f"{', dry run' if spec.dry_run else ''}): " + " → ".join(p.id for p in plan),
-        )
+        if not spec.dry_run:  # a dry run's one Event, DryRunComplete, names the runbook and every step
+            await run.events.normal("Planned", f"{plan_headline(spec, deadline)}: " + " → ".join(p.id for p in plan))
         return Advance(finished=False, delay=0.0)
 
     async def _reject(self, run: IncidentRun, field_path: str, problem: str) -> Advance:
@@ -509,8 +541,11 @@ class IncidentEngine:
         self, run: IncidentRun, phase: IncidentPhase, reason: str, message: str, *, warning: bool
     ) -> Advance:
         """Enter a waiting phase; the Event is posted only when the phase or its message changes (before the
-        write, which then carries its timeline entry)."""
+        write, which then carries its timeline entry), and for the lock only on entering the wait: that the
+        holder ahead changed is in the status message, not a transition of this incident."""
         changed = (run.saved.phase, run.saved.message) != (phase, message)
+        if reason == "WaitingForLock" and _progressing_reason(run.saved) == reason:
+            changed = False
         run.status = self._writer.phase(run, phase, reason, message)
         if changed:
             event_reason = "Blocked" if phase is IncidentPhase.BLOCKED else reason
@@ -548,6 +583,17 @@ class IncidentEngine:
                                  severity=spec.severity.value, since=created, releases=self._releases)
             self._locks[key] = lock
         return lock
+
+
+def _progressing_reason(status: TradeSenseIncidentStatus) -> str | None:
+    return next((c.reason for c in status.conditions if c.type == "Progressing"), None)
+
+
+def _unchanged_since(run: IncidentRun, body: Mapping[str, Any]) -> bool:
+    """The watched body is the version `run` wrote (or read), and `run` has nothing unwritten."""
+    version = (body.get("metadata") or {}).get("resourceVersion")
+    return (run.version is not None and version == run.version and run.status == run.saved
+            and not run.events.pending)
 
 
 def _duration(delta: timedelta) -> str:

@@ -31,6 +31,12 @@ def format_time(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else "-"
 
 
+def plan_headline(spec: TradeSenseIncidentSpec, respond_by: datetime | None) -> str:
+    """What an incident runs and by when, as its first Event says it (Planned, or a dry run's DryRunComplete)."""
+    return (f"runbook {spec.runbook.value} ({spec.severity.value}, respond by {format_time(respond_by)}"
+            f"{', dry run' if spec.dry_run else ''})")
+
+
 class Escalator:
     """Escalates incidents and delivers their notifications for one engine."""
 

@@ -4,7 +4,10 @@
 about an hour, so every Event posted here is also added to the incident's own bounded timeline (the
 newest TIMELINE_LIMIT entries), which outlives them. Inside the engine (`batched=True`) the entries wait
 in `pending` and go into the engine's next status write (`run.StatusWriter.commit`), so an Event costs
-one request, not two; that write is guarded by resourceVersion like every other. Outside it (an
+one request, not two; that write is guarded by resourceVersion like every other. An Event about a transition
+that is staged, not yet written (a step's result, which rides with the next step's Running checkpoint), is
+`stage`d: its entry goes into that write and the Event itself is posted right after it (`flush`), so whoever
+reads the status on seeing the Event finds the transition there. Outside it (an
 unreadable status, which the engine will not write) an entry is appended at once with a JSON patch.
 Both are best effort: status checkpoints are the record the engine resumes from, so a failed Event or
 timeline write is logged and never stops a remediation.
@@ -41,6 +44,7 @@ class IncidentEvents:
         self._batched = batched
         self._length: int | None = None  # entries in status.timeline, once known
         self.pending: list[TimelineEntry] = []  # batched: entries the next status write adds
+        self._staged: list[tuple[Literal["Normal", "Warning"], str, str, datetime]] = []  # posted after that write
 
     async def normal(self, reason: str, message: str) -> None:
         """A routine transition (StepStarted, StepSucceeded, IncidentSucceeded …)."""
@@ -50,13 +54,31 @@ class IncidentEvents:
         """Something a human should look at (StepFailed, Blocked, Escalated …)."""
         await self._post("Warning", reason, message)
 
-    async def _post(self, type_: Literal["Normal", "Warning"], reason: str, message: str) -> None:
-        log.info("%s/%s %s: %s", self._ref.namespace, self._ref.name, reason, message)
+    def stage(self, type_: Literal["Normal", "Warning"], reason: str, message: str) -> None:
+        """An Event about what the next status write records (batched only): its timeline entry goes into that
+        write, the Event is posted by `flush` once the write is done."""
+        log.info("%s/%s %s: %s", self._ref.namespace, self._ref.name, reason, message)  # in the step's log context
         now = self._clock.now()
+        self.pending.append(timeline_entry(type_, reason, message, now))
+        self._staged.append((type_, reason, message, now))
+
+    async def flush(self) -> None:
+        """Post the staged Events (their transitions are written, or about to be by a terminal write)."""
+        staged, self._staged = self._staged, []
+        for type_, reason, message, now in staged:
+            await self._create(type_, reason, message, now)
+
+    async def _create(self, type_: Literal["Normal", "Warning"], reason: str, message: str, now: datetime) -> None:
         try:
             await self._kube.create_event(self._ref, type_=type_, reason=reason, message=message, now=now)
         except ClientError as exc:
             log.warning("could not record event %s on %s/%s: %s", reason, self._ref.namespace, self._ref.name, exc)
+
+    async def _post(self, type_: Literal["Normal", "Warning"], reason: str, message: str) -> None:
+        await self.flush()  # Events keep the order of the transitions they describe
+        log.info("%s/%s %s: %s", self._ref.namespace, self._ref.name, reason, message)
+        now = self._clock.now()
+        await self._create(type_, reason, message, now)
         entry = timeline_entry(type_, reason, message, now)
         if self._batched:
             self.pending.append(entry)

@@ -22,11 +22,11 @@ from tradesense_operator.api.v1alpha1.incident import (
     IncidentPhase,
     IncidentTarget,
     StepStatus,
-    TradeSenseIncidentSpec,
     TradeSenseIncidentStatus,
 )
-from tradesense_operator.clients.errors import Conflict
+from tradesense_operator.clients.errors import ClientError, Conflict
 from tradesense_operator.clients.kube import ObjectRef
+from tradesense_operator.domain.incident.machine import is_terminal
 from tradesense_operator.domain.incident.phases import with_phase
 from tradesense_operator.services.incidents.events import IncidentEvents
 from tradesense_operator.services.incidents.lock import NamespaceLock
@@ -60,7 +60,7 @@ class IncidentRun:
     saved: TradeSenseIncidentStatus
     events: IncidentEvents
     version: str | None = None
-    parsed_spec: tuple[int | None, TradeSenseIncidentSpec] | None = None  # (generation, spec), see the engine
+    write_failed: bool = False  # a status write of this run was refused: repeating it at once is pointless
 
     @property
     def ref(self) -> ObjectRef:
@@ -98,7 +98,8 @@ class StatusWriter:
         entries go into the same write). Idle polls write nothing, so they make no watch events.
 
         On success `run` continues from the write's answer (new resourceVersion, current spec): the next
-        decision needs no GET.
+        decision needs no GET. Staged Events (`IncidentEvents.stage`) are posted right after the write, or
+        just before it when it is terminal: that write is the last thing an advance does (engine docstring).
         """
         pending = run.events.pending
         if not pending and run.status == run.saved:
@@ -106,12 +107,21 @@ class StatusWriter:
         status = run.status
         if pending:
             status = status.model_copy(update={"timeline": [*status.timeline, *pending][-TIMELINE_LIMIT:]})
-        written = await self._save(run, status, with_timeline=bool(pending))
+        terminal = is_terminal(status.phase)
+        if terminal:
+            await run.events.flush()
+        try:
+            written = await self._save(run, status, with_timeline=bool(pending))
+        except ClientError:
+            run.write_failed = True
+            raise
         run.events.pending = []
         self._metrics.committed(run.ref.uid or run.ref.name, str(run.obj.raw_spec.get("runbook", "")),
                                 before=run.saved, after=status, target_namespace=target_namespace(run.obj.raw_spec))
         run.obj, run.version = written, written.resource_version
         run.status = run.saved = status
+        if not terminal:
+            await run.events.flush()
 
     async def _save(self, run: IncidentRun, status: TradeSenseIncidentStatus, *, with_timeline: bool
                     ) -> IncidentObject:
