@@ -189,6 +189,7 @@ def default_actions(gate: Gate | None = None) -> dict[StepAction, Action]:
         StepAction.ROLLOUT_RESTART: StampingAction(StepAction.ROLLOUT_RESTART, gate=gate),
         StepAction.DR_FAILOVER: StampingAction(StepAction.DR_FAILOVER, destructive=True, gate=gate),
         StepAction.SMOKE_TEST: StampingAction(StepAction.SMOKE_TEST, gate=gate),
+        StepAction.REDIS_DELETE_PATTERN: StampingAction(StepAction.REDIS_DELETE_PATTERN, gate=gate),
         StepAction.ROLLOUT_STATUS: WaitingAction(StepAction.ROLLOUT_STATUS),
     }
 

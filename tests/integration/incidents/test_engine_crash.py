@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 
@@ -65,3 +66,29 @@ async def test_killed_at_a_step_boundary_the_incident_finishes_with_every_effect
     reasons = env.reasons("crashy")
     assert reasons.count("StepResumed") == (1 if resumed else 0)
     assert reasons.count("StepSucceeded") == len(STEPS)
+
+
+
+async def test_the_result_of_an_action_whose_rerun_would_act_again_is_stored_before_the_next_step_starts(
+    env: EngineEnv,
+) -> None:
+    """A pattern delete run twice would delete keys written since the first: its result does not ride with the
+    next step's Running checkpoint (as a scale's does) but is stored on its own, so no crash after it can
+    invoke it again. Every stored version of the incident is recorded to show the order."""
+    stored: list[dict[str, str]] = []
+
+    def record(rtype: Any, _event: str, obj: dict[str, Any], _old: Any) -> None:
+        if rtype.kind == "TradeSenseIncident" and obj["metadata"]["name"] == "purging":
+            stored.append({s["id"]: s.get("state", "") for s in (obj.get("status") or {}).get("steps") or []})
+
+    env.cluster.store.add_listener(record)
+    env.start_operator(default_actions())
+    env.create_incident("purging", env.spec(step("scale-first", "scale"), step("purge", "redis-delete-pattern"),
+                                            step("scale", "scale")))
+    status = await env.wait_phase("purging", "Succeeded", "Failed")
+
+    assert status["phase"] == "Succeeded"
+    first = {key: next(v for v in stored if v.get(key) == "Succeeded") for key in ("scale-first", "purge")}
+    assert first["purge"]["scale"] == "Pending", stored  # stored on its own, before the next step starts
+    # the scale's result, by contrast, was first stored together with the next step's Running checkpoint
+    assert first["scale-first"]["purge"] == "Running", stored

@@ -2,12 +2,14 @@
 
 Owns one step's attempt from its Running checkpoint to its recorded result (succeeded, skipped, still
 waiting, or failed with its backoff). The Running checkpoint is written BEFORE the action is invoked
-and the result AFTER (a finished step's result with the next write: the next step's Running checkpoint or
-the incident's end), so a crash in between re-invokes the same attempt and the action's own
-idempotency makes that one effect. A step that finishes in one go has one Event (StepSucceeded, naming
-the attempt); StepStarted is posted only when the attempt is still under way after ANNOUNCE_AFTER_SECONDS
-or reports that it waits. The action runs only while the namespace Lease is held
-(`fencing.py`): when the Lease is lost the action is cancelled and the attempt recorded as
+and the result AFTER, so a crash in between re-invokes the same attempt and the action's own
+idempotency makes that one effect. The result of an action whose second run changes nothing (it reads, or
+sets a value that is then already set: `RESULT_MAY_WAIT`) rides with the next write — the next step's
+Running checkpoint or the incident's end — instead of a write of its own; any other result is written at
+once, so a finished delete, rotation, notification or restore is never invoked again. A step that
+finishes in one go has one Event (StepSucceeded, naming the attempt); StepStarted is posted only when the
+attempt is still under way after ANNOUNCE_AFTER_SECONDS or reports that it waits. The action runs only
+while the namespace Lease is held (`fencing.py`): when the Lease is lost the action is cancelled and the attempt recorded as
 interrupted, still Running so that it resumes from its checkpoint once the Lease is back, never
 continued blind. It must not decide which step runs next or end the incident:
 a step whose retries are exhausted comes back as `StepGaveUp` and the engine fails the incident.
@@ -43,6 +45,21 @@ from tradesense_operator.services.step_adapters.base import Action, Outcome, Ste
 log = logging.getLogger(__name__)
 
 ANNOUNCE_AFTER_SECONDS = 2.0  # an attempt still under way after this long gets its StepStarted Event
+
+# Actions whose second invocation changes nothing: they only read, or set a value (env, replicas, resources,
+# a stamped restart, a selector) that the re-run finds already set. Only their results may wait for the next
+# write; a second pattern delete would remove keys written since the first, a second rotation or restore
+# would act again, a second notification would page again.
+RESULT_MAY_WAIT = frozenset({
+    StepAction.SET_ENV, StepAction.SET_RESOURCES, StepAction.SCALE, StepAction.ROLLOUT_RESTART,
+    StepAction.ROLLOUT_STATUS, StepAction.WAIT_PODS_READY, StepAction.CHECK_NODES, StepAction.CHECK_PODS,
+    StepAction.HTTP_PROBE, StepAction.SMOKE_TEST, StepAction.CERTIFICATE_CHECK, StepAction.SECRET_PRESENT,
+    StepAction.PG_ISREADY, StepAction.PG_SLOW_QUERIES, StepAction.PG_SET_LOG_MIN_DURATION,
+    StepAction.PG_MISSING_INDEXES, StepAction.PG_IDLE_IN_TRANSACTION, StepAction.PG_DAMAGE_ASSESSMENT,
+    StepAction.PG_DISK_USAGE,
+    StepAction.REDIS_SESSION_COUNT, StepAction.REDIS_BIGKEYS, StepAction.REDIS_INFO, StepAction.LOG_SCAN,
+    StepAction.SWITCH_SERVICE_SELECTOR,
+})
 
 _OUTCOME_LABELS = {Outcome.DONE: "done", Outcome.ALREADY_DONE: "already_done", Outcome.SKIPPED: "skipped",
                    Outcome.WAITING: "waiting"}
@@ -194,10 +211,11 @@ class StepRunner:
     async def _record_result(
         self, run: IncidentRun, index: int, result: StepResult, *, announced: bool
     ) -> Advance | StepGaveUp:
-        """Record what the attempt did. A finished step is staged, not written: its result rides with the next
-        write, which is the next step's Running checkpoint (still before that step's effect) or the incident's
-        end; the engine writes it before anything waits or fails (`engine.advance`). Its Event follows that
-        write (`IncidentEvents.stage`) and names the attempt when no StepStarted did."""
+        """Record what the attempt did. A finished step of a `RESULT_MAY_WAIT` action is staged, not written: its
+        result rides with the next write, which is the next step's Running checkpoint (still before that step's
+        effect) or the incident's end; the engine writes it before anything waits or fails (`engine.advance`).
+        Any other action's result is written here. Its Event follows the write that records it
+        (`IncidentEvents.stage`) and names the attempt when no StepStarted did."""
         planned = run.status.plan[index]
         step = run.status.steps[index]
         now = self._writer.now()
@@ -222,6 +240,8 @@ class StepRunner:
             run.set_step(index, finish(step, state=StepState.SUCCEEDED, message=result.message,
                                        evidence=result.evidence, now=now))
             run.events.stage("Normal", "StepSucceeded", what)
+        if planned.action not in RESULT_MAY_WAIT:
+            await self._writer.commit(run)  # checkpoint AFTER the action: it must never run again
         return Advance(finished=False, delay=0.0)
 
     async def _interrupted(self, run: IncidentRun, index: int, reason: str) -> Advance:
