@@ -101,3 +101,4 @@ async def test_a_lease_handed_to_an_incident_that_cannot_act_is_handed_on_at_onc
     await env.wait_phase("first", "Succeeded")
     await env.wait_phase("second", "Succeeded")
     assert env.annotation_list(EFFECTS)[0] == f"{uid(env, 'first')}/first-step"
+

@@ -266,7 +266,7 @@ class IncidentEngine:
         bookkeeping; an unfinished one keeps it for its restarted daemon."""
         prefix = f"{namespace}/{name}/"
         for key in [k for k in self._locks if k.startswith(prefix)]:
-            del self._locks[key]
+            self._locks.pop(key).forget()  # no longer alive here: its queue entry counts by its age again
         self._unreadable_reported.discard(f"{namespace}/{name}")
         if uid:
             self._steps.forget(uid)

@@ -79,6 +79,7 @@ class Releases:
     def __init__(self) -> None:
         self._listeners: dict[str, dict[asyncio.Event, tuple[str, datetime, str]]] = {}
         self._seen: dict[str, dict[str, Any]] = {}
+        self._here: dict[str, set[str]] = {}  # identities of this process holding or queued, per namespace
 
     def listen(self, namespace: str, rank: tuple[str, datetime, str]) -> asyncio.Event:
         """An event that is set when a release in `namespace` makes this listener the next to look;
@@ -93,6 +94,24 @@ class Releases:
             listeners.pop(event, None)
             if not listeners:
                 del self._listeners[namespace]
+
+    def engage(self, namespace: str, identity: str) -> None:
+        """`identity`, an incident of this process, holds or waits for the Lease of `namespace`."""
+        self._here.setdefault(namespace, set()).add(identity)
+
+    def disengage(self, namespace: str, identity: str) -> None:
+        """`identity` released the Lease and left its queue (or this process forgets it)."""
+        here = self._here.get(namespace)
+        if here is not None:
+            here.discard(identity)
+            if not here:
+                del self._here[namespace]
+
+    def here(self, namespace: str) -> frozenset[str]:
+        """Incidents of this process holding or waiting for the Lease of `namespace`: they are alive even when
+        their queue entries are older than a Lease duration (they skip refreshes while a holder of this
+        process has the Lease, see `NamespaceLock.acquire`)."""
+        return frozenset(self._here.get(namespace, ()))
 
     def known(self, namespace: str) -> dict[str, Any] | None:
         """The newest Lease of `namespace` this process has seen (None when it knows none)."""
@@ -128,7 +147,7 @@ class NamespaceLock:
         self, kube: KubeClient, clock: Clock, *, namespace: str, me: Holder, duration_seconds: int,
         severity: str = "P3", since: datetime | None = None, releases: Releases | None = None,
     ) -> None:
-        self._releases = releases
+        self._releases = releases if releases is not None else Releases()
         self._kube = kube
         self._clock = clock
         self._namespace = namespace
@@ -156,14 +175,11 @@ class NamespaceLock:
 
     def listen(self) -> asyncio.Event | None:
         """An event set when a release in this process makes us the next to look (None without `Releases`)."""
-        if self._releases is None:
-            return None
         rank = (self._severity, self._since or datetime.max.replace(tzinfo=UTC), self._me.identity)
         return self._releases.listen(self._namespace, rank)
 
     def stop_listening(self, event: asyncio.Event) -> None:
-        if self._releases is not None:
-            self._releases.stop(self._namespace, event)
+        self._releases.stop(self._namespace, event)
 
     def renew_deadline_passed(self) -> bool:
         """True once two thirds of the duration passed since the Lease was last proven ours."""
@@ -203,6 +219,7 @@ class NamespaceLock:
             self._wrote(await self._kube.create(LEASES, self._body(None, now), self._namespace))
             log.info("%s acquired the remediation lease in %s", self._me.identity, self._namespace)
             self._renewed_at = self._confirmed_at = now
+            self._releases.engage(self._namespace, self._me.identity)
             return LockResult(acquired=True)
         spec = lease.get("spec") or {}
         state = lease_state(spec, me=self._me, now=now)
@@ -217,6 +234,11 @@ class NamespaceLock:
             waiting = LockResult(acquired=False, ahead=first.identity) if first is not None else None
         if waiting is not None:
             self._renewed_at = None
+            if queued and not fresh and state is LeaseState.HELD and spec.get("holderIdentity") in self._here():
+                # Held, unexpired, by an incident of this process: only it can change the holder before the
+                # Lease expires, and its release hands over to us or wakes us. No refresh, no read needed.
+                return waiting
+            self._releases.engage(self._namespace, me.identity)
             if not await self._queue(lease, waiters, me, now) and not fresh:
                 return None  # waiting on a guess alone could miss a release by another replica: read first
             return waiting
@@ -226,6 +248,7 @@ class NamespaceLock:
             proven = now if fresh else (parse_time(spec.get("renewTime")) or now)
             self._renewed_at = self._confirmed_at = proven
             self._written = lease
+            self._releases.engage(self._namespace, self._me.identity)
             return LockResult(acquired=True)
         if state is LeaseState.EXPIRED and spec.get("holderIdentity") != self._me.identity:
             log.warning("%s takes over the expired remediation lease of %s in %s",
@@ -234,6 +257,7 @@ class NamespaceLock:
             LEASES, LEASE_NAME, self._body(lease, now, waiters=left(waiters, me.identity) if queued else None),
             self._namespace))
         self._renewed_at = self._confirmed_at = now
+        self._releases.engage(self._namespace, self._me.identity)
         return LockResult(acquired=True)
 
     async def release(self) -> None:
@@ -262,6 +286,7 @@ class NamespaceLock:
                 return
             guess = None
             if lease is None:
+                self._releases.disengage(self._namespace, self._me.identity)
                 self._stepped_aside = True
                 return
             spec = dict(lease.get("spec") or {})
@@ -271,10 +296,14 @@ class NamespaceLock:
             if not holding and not queued:
                 if not fresh:
                     continue  # the guess may predate a hand-over to us: read it
+                self._releases.disengage(self._namespace, self._me.identity)
                 self._stepped_aside = True
                 return
             now = self._clock.now()
-            line = live(left(waiters, self._me.identity), now=now, ttl_seconds=self._duration)
+            here = self._releases.here(self._namespace)
+            others = left(waiters, self._me.identity)
+            line = sorted({*live(others, now=now, ttl_seconds=self._duration),
+                           *(w for w in others if w.identity in here)}, key=lambda w: w.rank)
             heir = line[0] if holding and line else None
             if heir is not None:
                 spec = held_spec(heir.identity, now=now, duration_seconds=self._duration, previous=spec)
@@ -291,15 +320,14 @@ class NamespaceLock:
                 continue
             except (NotFound, Forbidden):
                 return  # gone, or we may not write it: it expires by itself after its duration
-            if self._releases is not None:
-                self._releases.seen(self._namespace, written)
+            self._releases.seen(self._namespace, written)
+            self._releases.disengage(self._namespace, self._me.identity)
             if heir is not None:
                 log.info("%s handed the remediation lease in %s to %s", self._me.identity, self._namespace,
                          heir.identity)
             elif holding:
                 log.info("%s released the remediation lease in %s", self._me.identity, self._namespace)
-            if self._releases is not None:
-                self._releases.released(self._namespace, written)  # the next in line (if it is ours) looks now
+            self._releases.released(self._namespace, written)  # the next in line (if it is ours) looks now
             self._stepped_aside = True
             return
 
@@ -311,21 +339,26 @@ class NamespaceLock:
         if not self._stepped_aside:
             await self.release()
 
+    def _here(self) -> frozenset[str]:
+        return self._releases.here(self._namespace)
+
+    def forget(self) -> None:
+        """This process stops driving the incident (its daemon ended): it no longer counts as alive here."""
+        self._releases.disengage(self._namespace, self._me.identity)
+
     def _known(self) -> dict[str, Any] | None:
         """The newest Lease this process saw: a guess to write against, never proof on its own."""
-        known = self._releases.known(self._namespace) if self._releases is not None else None
+        known = self._releases.known(self._namespace)
         return known if known is not None else self._written
 
     async def _read(self) -> dict[str, Any] | None:
         lease = await self._kube.get_or_none(LEASES, LEASE_NAME, self._namespace)
-        if self._releases is not None:
-            self._releases.seen(self._namespace, lease)
+        self._releases.seen(self._namespace, lease)
         return lease
 
     def _wrote(self, lease: dict[str, Any]) -> None:
         self._written = lease
-        if self._releases is not None:
-            self._releases.seen(self._namespace, lease)
+        self._releases.seen(self._namespace, lease)
 
     async def _queue(self, lease: dict[str, Any], waiters: list[Waiter], me: Waiter, now: datetime) -> bool:
         """Join the queue, or refresh our entry once a third of the duration old (bounded Lease writes);
