@@ -5,11 +5,13 @@ clock: the waiter re-checks every third of the duration but, while the holder is
 process, writes and reads nothing (only that holder can change the holder before the Lease expires, and
 its release hands the Lease over and wakes the waiter); the hand-over is one write and the waiter takes
 the Lease without a request. A waiter of another process (its own `Releases`) keeps refreshing its queue
-entry: it cannot know the holder is alive.
+entry: it cannot know the holder is alive. Locks of one process take turns on a namespace's Lease, so
+they never race each other into a Conflict.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -101,3 +103,18 @@ async def test_a_waiter_of_another_process_keeps_its_entry_fresh_and_is_handed_t
     assert (await elsewhere.acquire()).acquired  # its guess would only let it wait: it reads, the Lease is its own
     assert (await elsewhere.acquire()).acquired  # and holds it without a request until a renewal is due
     assert delta(kube_cluster, before) == {"get": 1, "create": 0, "update": 0}
+
+
+async def test_locks_of_one_process_take_turns_instead_of_racing_into_conflicts(
+    kube: KubeClient, kube_cluster: EmulatedCluster, test_namespace: str,
+) -> None:
+    clock, releases = ManualClock(START), Releases()
+    holder = lock(kube, clock, test_namespace, "holder", releases)
+    assert (await holder.acquire()).acquired
+    before = lease_requests(kube_cluster)
+    waiters = [lock(kube, clock, test_namespace, f"waiter-{n}", releases) for n in range(3)]
+    results = await asyncio.gather(*(w.acquire() for w in waiters))  # all three join the queue at once
+    assert [r.acquired for r in results] == [False] * 3
+    assert delta(kube_cluster, before) == {"get": 0, "create": 0, "update": 3}  # one write each, no Conflict
+    entries = parse_waiters((await lease(kube, test_namespace))["metadata"].get("annotations"))
+    assert sorted(w.identity.split("/")[1] for w in entries) == ["waiter-0", "waiter-1", "waiter-2"]

@@ -80,6 +80,7 @@ class Releases:
         self._listeners: dict[str, dict[asyncio.Event, tuple[str, datetime, str]]] = {}
         self._seen: dict[str, dict[str, Any]] = {}
         self._here: dict[str, set[str]] = {}  # identities of this process holding or queued, per namespace
+        self._turns: dict[str, asyncio.Lock] = {}
 
     def listen(self, namespace: str, rank: tuple[str, datetime, str]) -> asyncio.Event:
         """An event that is set when a release in `namespace` makes this listener the next to look;
@@ -94,6 +95,11 @@ class Releases:
             listeners.pop(event, None)
             if not listeners:
                 del self._listeners[namespace]
+
+    def turn(self, namespace: str) -> asyncio.Lock:
+        """Taken around every Lease read-decide-write of this process in `namespace`: its locks then start from
+        each other's writes and never race each other into a Conflict (other replicas still can)."""
+        return self._turns.setdefault(namespace, asyncio.Lock())
 
     def engage(self, namespace: str, identity: str) -> None:
         """`identity`, an incident of this process, holds or waits for the Lease of `namespace`."""
@@ -198,6 +204,10 @@ class NamespaceLock:
         if self._renewed_at is not None and (now - self._renewed_at).total_seconds() < self._duration / 3:
             return LockResult(acquired=True)
         self._stepped_aside = False
+        async with self._releases.turn(self._namespace):
+            return await self._acquire()
+
+    async def _acquire(self) -> LockResult:
         guess = self._known()
         for _ in range(_MAX_RACES):
             lease, fresh = (guess, False) if guess is not None else (await self._read(), True)
@@ -237,6 +247,7 @@ class NamespaceLock:
             if queued and not fresh and state is LeaseState.HELD and spec.get("holderIdentity") in self._here():
                 # Held, unexpired, by an incident of this process: only it can change the holder before the
                 # Lease expires, and its release hands over to us or wakes us. No refresh, no read needed.
+                self._releases.engage(self._namespace, me.identity)
                 return waiting
             self._releases.engage(self._namespace, me.identity)
             if not await self._queue(lease, waiters, me, now) and not fresh:
@@ -275,6 +286,10 @@ class NamespaceLock:
         mid-incident), it expires by itself after its duration.
         """
         self._renewed_at = self._confirmed_at = None
+        async with self._releases.turn(self._namespace):
+            await self._release()
+
+    async def _release(self) -> None:
         guess, self._written = self._known(), None
         for _ in range(_MAX_RACES):
             try:
