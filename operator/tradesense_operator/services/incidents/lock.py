@@ -171,10 +171,6 @@ class NamespaceLock:
         return self._duration
 
     @property
-    def namespace(self) -> str:
-        return self._namespace
-
-    @property
     def engaged(self) -> bool:
         """True once this process acquired or queued for the Lease and has not released it since."""
         return not self._stepped_aside and (self._written is not None or self._confirmed_at is not None)
@@ -244,12 +240,11 @@ class NamespaceLock:
             waiting = LockResult(acquired=False, ahead=first.identity) if first is not None else None
         if waiting is not None:
             self._renewed_at = None
+            self._releases.engage(self._namespace, me.identity)
             if queued and not fresh and state is LeaseState.HELD and spec.get("holderIdentity") in self._here():
                 # Held, unexpired, by an incident of this process: only it can change the holder before the
                 # Lease expires, and its release hands over to us or wakes us. No refresh, no read needed.
-                self._releases.engage(self._namespace, me.identity)
                 return waiting
-            self._releases.engage(self._namespace, me.identity)
             if not await self._queue(lease, waiters, me, now) and not fresh:
                 return None  # waiting on a guess alone could miss a release by another replica: read first
             return waiting
@@ -334,6 +329,7 @@ class NamespaceLock:
             except Conflict:
                 continue
             except (NotFound, Forbidden):
+                self._releases.disengage(self._namespace, self._me.identity)
                 return  # gone, or we may not write it: it expires by itself after its duration
             self._releases.seen(self._namespace, written)
             self._releases.disengage(self._namespace, self._me.identity)
