@@ -4,6 +4,7 @@ not one object's resourceVersion on the emulated API, not one Redis key, not one
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from tests.integration.incidents.conftest import TradesenseEnv
@@ -72,3 +73,26 @@ async def test_describing_every_runbook_changes_nothing(tradesense: TradesenseEn
     with env.pg.connect() as conn:
         assert fingerprint(conn) == rows
     assert env.signing_key not in json.dumps(texts)
+
+
+
+async def test_descriptions_read_deployments_from_the_watch_cache_and_follow_changes(tradesense: TradesenseEnv) -> None:
+    """A dry run describes from the process's Deployment watch cache: after its first LIST, no Deployment GET
+    (nor scale GET) per description, and a change to the Deployment shows in a later description."""
+    env = tradesense
+    await describe_all(env, "high-memory")  # lists and starts watching the namespace's Deployments
+    reads = {verb: env.cluster.stats.total(*verb) for verb in (("get", "deployments"), ("get", "deployments/scale"))}
+    memory = await describe_all(env, "high-memory")  # set-resources and wait-pods-ready (its Deployment's replicas)
+    assert memory["wait-backend-ready"].startswith("wait until 3 pods -l app=backend")
+    assert (await describe_all(env, "high-cpu"))["scale-backend"] == "backend replicas 3 → 8; held as a floor for 1800s"
+
+    env.cluster.patch("apps/v1", "Deployment", "backend", {"spec": {"replicas": 5}}, env.namespace)
+
+    text = ""
+    for _ in range(200):  # the watch event arrives within a few loop turns; 10 s at most
+        text = (await describe_all(env, "high-cpu"))["scale-backend"]
+        if not text.startswith("backend replicas 3"):
+            break
+        await asyncio.sleep(0.05)
+    assert text == "backend replicas 5 → 8; held as a floor for 1800s"
+    assert {verb: env.cluster.stats.total(*verb) for verb in reads} == reads

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -34,8 +35,12 @@ async def test_killed_at_a_step_boundary_the_incident_finishes_with_every_effect
     stall: list[object] = []
 
     def stall_next_step() -> None:
-        # The engine's next call after checkpointing this result is the freeze check of the next step.
-        stall.append(env.cluster.inject_fault("GET", f"^/api/v1/namespaces/{env.namespace}$", latency=5))
+        # A third of the Lease passes as the step returns: the engine's next call after checkpointing this result
+        # is the renewal of the namespace Lease before the next step starts (the freeze check reads a cache).
+        env.clock.advance(timedelta(seconds=env.settings.lock_lease_seconds / 3 + 1))
+        stall.append(env.cluster.inject_fault(
+            "PUT", f"^/apis/coordination.k8s.io/v1/namespaces/{env.namespace}/leases/tradesense-remediation$",
+            latency=5))
 
     gate = Gate(kill_step, kill_point, on_return=stall_next_step)
     crashing = env.start_operator(default_actions(gate))

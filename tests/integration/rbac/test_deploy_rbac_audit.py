@@ -34,6 +34,10 @@ ONLY_OUTSIDE_THE_RBAC_RUNS: dict[Grant, str] = {
         "Deployment-run database, as admin)",
     Grant("Role tradesense-operator", "patch", "apps", "statefulsets/scale"):
         "see `get statefulsets` above",
+    Grant("ClusterRole tradesense-operator", "get", "", "namespaces"):
+        "the alert bridge's check that an alert's namespace exists (its incident create answered NotFound), and "
+        "the engine's freeze check where list/watch of namespaces is denied; with the deploy RBAC the engine reads "
+        "namespaces from its watch cache",
 }
 
 

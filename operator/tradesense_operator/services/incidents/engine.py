@@ -51,7 +51,7 @@ from tradesense_operator.api.v1alpha1.incident import (
     TradeSenseIncidentSpec,
     TradeSenseIncidentStatus,
 )
-from tradesense_operator.clients.errors import ClientError
+from tradesense_operator.clients.errors import ClientError, NotFound
 from tradesense_operator.clients.kube import INCIDENTS, NAMESPACES, ObjectRef
 from tradesense_operator.domain.conditions import set_condition
 from tradesense_operator.domain.incident.deadlines import approval_deadline, respond_by
@@ -293,7 +293,7 @@ class IncidentEngine:
         bookkeeping; an unfinished one keeps it for its restarted daemon."""
         prefix = f"{namespace}/{name}/"
         for key in [k for k in self._locks if k.startswith(prefix)]:
-            del self._locks[key]
+            self._locks.pop(key).forget()  # no longer alive here: its queue entry counts by its age again
         self._unreadable_reported.discard(f"{namespace}/{name}")
         self._specs.pop(f"{namespace}/{name}", None)
         if uid:
@@ -429,14 +429,29 @@ class IncidentEngine:
         return outcome
 
     async def _namespace_gate(self, run: IncidentRun, spec: TradeSenseIncidentSpec) -> Advance | None:
-        """No new step starts in a missing or frozen namespace."""
+        """No new step starts in a missing or frozen namespace.
+
+        The namespace comes from the process's namespace watch cache (a direct GET where RBAC forbids
+        list/watch): a freeze set a watch's latency before a step starts may let that one step start, as a
+        GET racing the annotation always could. A blocked incident leaves the Lease's queue (or hands on a
+        Lease handed to it meanwhile): it will not act until the block clears.
+        """
         target = spec.target.namespace
-        namespace = await self._runtime.kube.get_or_none(NAMESPACES, target)
+        try:
+            namespace: Mapping[str, Any] | None = await self._runtime.watch_cache(NAMESPACES).get("", target)
+        except NotFound:
+            namespace = None
+        reason, message = ("", "")
         if namespace is None:
-            return await self._block(run, "MissingNamespace", f"target namespace {target} does not exist")
-        if is_frozen((namespace.get("metadata") or {}).get("annotations")):
-            return await self._block(run, "Frozen", freeze_message(target))
-        return None
+            reason, message = "MissingNamespace", f"target namespace {target} does not exist"
+        elif is_frozen((namespace.get("metadata") or {}).get("annotations")):
+            reason, message = "Frozen", freeze_message(target)
+        if not reason:
+            return None
+        lock = self._lock(run, spec)
+        if lock.engaged:
+            await lock.step_aside()
+        return await self._block(run, reason, message)
 
     async def _storm_gate(self, run: IncidentRun, spec: TradeSenseIncidentSpec, index: int) -> Advance | None:
         planned = run.status.plan[index]

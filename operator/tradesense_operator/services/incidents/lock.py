@@ -7,12 +7,14 @@ loses the Lease after its duration, and the next incident takes it over. While a
 Lease is renewed in the background (`fencing.py`), and the renew deadline (two thirds of the
 duration) is when a holder that cannot renew must stop acting.
 
-Incidents waiting for the Lease queue in its annotations (`domain/incident/lock_queue.py`): a free
-Lease goes to the waiter first in line (severity, then age), not to whoever polls first. Waiters do not
-poll the Lease: a release by an incident of this process wakes the waiters of this process at once
-(`Releases`), and every waiter re-checks after a third of the Lease duration anyway — when it must
-refresh its queue entry — which is how a release by another replica (or an expired holder) is noticed.
-The Lease stays the only truth; the in-process notice only says "look now". This module must not decide
+Incidents waiting for the Lease queue in its annotations (`domain/incident/lock_queue.py`): a holder's
+release hands the Lease to the waiter first in line (severity, then age) in the same write, and a free
+Lease goes to the first in line, not to whoever polls first. Waiters do not poll the Lease: a release by
+an incident of this process wakes the waiter it was handed to at once (`Releases`, which carries the
+written Lease, so that waiter takes it without a read), and every waiter re-checks after a third of the
+Lease duration anyway — when it must refresh its queue entry — which is how a hand-over or release by
+another replica (or an expired holder) is noticed. The Lease stays the only truth: what this process last
+saw of it is only a guess that every write is guarded against by resourceVersion. This module must not decide
 when an incident needs the lock; the engine does (not while it awaits approval or backs off).
 """
 
@@ -26,6 +28,7 @@ from typing import Any
 
 from tradesense_operator.clients.errors import Conflict, Forbidden, NotFound
 from tradesense_operator.clients.kube import LEASES, KubeClient
+from tradesense_operator.clients.watch_cache import version_at_least
 from tradesense_operator.domain.clock import Clock
 from tradesense_operator.domain.incident.lease import (
     LEASE_NAME,
@@ -36,6 +39,7 @@ from tradesense_operator.domain.incident.lease import (
     lease_state,
     needs_renewal,
     new_lease,
+    parse_time,
 )
 from tradesense_operator.domain.incident.lock_queue import (
     WAITERS_ANNOTATION,
@@ -43,6 +47,7 @@ from tradesense_operator.domain.incident.lock_queue import (
     ahead_of,
     joined,
     left,
+    live,
     parse_waiters,
     serialise_waiters,
 )
@@ -61,16 +66,25 @@ class LockResult:
 
 
 class Releases:
-    """In-process notice that a namespace's Lease was released (or its queue changed), for the waiters of
-    this process. Only the listener first in line (severity, then age, as the queue ranks) is woken: it is
-    the one that may take the Lease; the others would read it only to wait again. Should it not take it
-    (a waiter of another replica is first), the others still re-check at their fallback time."""
+    """What this process knows of each namespace's Lease, and who of its waiters to wake when it changes.
+
+    `seen` keeps the newest Lease body a lock of this process wrote or read (newest by resourceVersion): it
+    is every lock's first guess instead of a GET. A guess is only ever acted on through a write guarded by
+    its resourceVersion (a Conflict means someone else wrote since: read again), or to confirm a Lease that
+    names us as holder and is not due for renewal (nobody else may write a held, unexpired Lease's holder).
+    `released` wakes the waiter the Lease was handed to, or, when it was left free, the listener first in
+    line (severity, then age, as the queue ranks); a waiter of another replica finds it at its re-check.
+    """
 
     def __init__(self) -> None:
         self._listeners: dict[str, dict[asyncio.Event, tuple[str, datetime, str]]] = {}
+        self._seen: dict[str, dict[str, Any]] = {}
+        self._here: dict[str, set[str]] = {}  # identities of this process holding or queued, per namespace
+        self._turns: dict[str, asyncio.Lock] = {}
 
     def listen(self, namespace: str, rank: tuple[str, datetime, str]) -> asyncio.Event:
-        """An event that is set when a release in `namespace` finds this listener first; give it back with `stop`."""
+        """An event that is set when a release in `namespace` makes this listener the next to look;
+        give it back with `stop`."""
         event = asyncio.Event()
         self._listeners.setdefault(namespace, {})[event] = rank
         return event
@@ -82,11 +96,54 @@ class Releases:
             if not listeners:
                 del self._listeners[namespace]
 
-    def released(self, namespace: str) -> None:
-        """Wake the waiter of this process first in line for `namespace`."""
+    def turn(self, namespace: str) -> asyncio.Lock:
+        """Taken around every Lease read-decide-write of this process in `namespace`: its locks then start from
+        each other's writes and never race each other into a Conflict (other replicas still can)."""
+        return self._turns.setdefault(namespace, asyncio.Lock())
+
+    def engage(self, namespace: str, identity: str) -> None:
+        """`identity`, an incident of this process, holds or waits for the Lease of `namespace`."""
+        self._here.setdefault(namespace, set()).add(identity)
+
+    def disengage(self, namespace: str, identity: str) -> None:
+        """`identity` released the Lease and left its queue (or this process forgets it)."""
+        here = self._here.get(namespace)
+        if here is not None:
+            here.discard(identity)
+            if not here:
+                del self._here[namespace]
+
+    def here(self, namespace: str) -> frozenset[str]:
+        """Incidents of this process holding or waiting for the Lease of `namespace`: they are alive even when
+        their queue entries are older than a Lease duration (they skip refreshes while a holder of this
+        process has the Lease, see `NamespaceLock.acquire`)."""
+        return frozenset(self._here.get(namespace, ()))
+
+    def known(self, namespace: str) -> dict[str, Any] | None:
+        """The newest Lease of `namespace` this process has seen (None when it knows none)."""
+        return self._seen.get(namespace)
+
+    def seen(self, namespace: str, lease: dict[str, Any] | None) -> None:
+        """Remember a Lease as read or as a write answered it; None (read as absent) forgets it."""
+        if lease is None:
+            self._seen.pop(namespace, None)
+            return
+        prior = self._seen.get(namespace)
+        if prior is None or version_at_least(lease, prior) is not False:
+            self._seen[namespace] = lease  # at least as new, or not comparable: the later word counts
+
+    def released(self, namespace: str, lease: dict[str, Any]) -> None:
+        """Wake the waiter of this process the written `lease` was handed to, else (left free) the first in line."""
         listeners = self._listeners.get(namespace)
-        if listeners:
-            min(listeners.items(), key=lambda item: item[1])[0].set()
+        if not listeners:
+            return
+        holder = str((lease.get("spec") or {}).get("holderIdentity") or "")
+        if holder:
+            for event, rank in listeners.items():
+                if rank[2] == holder:
+                    event.set()
+            return  # handed to a waiter of another replica (or to nobody of ours): nobody here may take it
+        min(listeners.items(), key=lambda item: item[1])[0].set()
 
 
 class NamespaceLock:
@@ -96,7 +153,7 @@ class NamespaceLock:
         self, kube: KubeClient, clock: Clock, *, namespace: str, me: Holder, duration_seconds: int,
         severity: str = "P3", since: datetime | None = None, releases: Releases | None = None,
     ) -> None:
-        self._releases = releases
+        self._releases = releases if releases is not None else Releases()
         self._kube = kube
         self._clock = clock
         self._namespace = namespace
@@ -107,22 +164,24 @@ class NamespaceLock:
         self._renewed_at: datetime | None = None
         self._confirmed_at: datetime | None = None   # last time the Lease was proven ours
         self._stepped_aside = False                   # released (or found not ours) since the last acquire
-        self._written: dict[str, Any] | None = None   # the Lease as our last acquire wrote it (release starts there)
+        self._written: dict[str, Any] | None = None   # the Lease as our last write returned it (first guess)
 
     @property
     def duration_seconds(self) -> int:
         return self._duration
 
+    @property
+    def engaged(self) -> bool:
+        """True once this process acquired or queued for the Lease and has not released it since."""
+        return not self._stepped_aside and (self._written is not None or self._confirmed_at is not None)
+
     def listen(self) -> asyncio.Event | None:
         """An event set when a release in this process makes us the next to look (None without `Releases`)."""
-        if self._releases is None:
-            return None
         rank = (self._severity, self._since or datetime.max.replace(tzinfo=UTC), self._me.identity)
         return self._releases.listen(self._namespace, rank)
 
     def stop_listening(self, event: asyncio.Event) -> None:
-        if self._releases is not None:
-            self._releases.stop(self._namespace, event)
+        self._releases.stop(self._namespace, event)
 
     def renew_deadline_passed(self) -> bool:
         """True once two thirds of the duration passed since the Lease was last proven ours."""
@@ -131,54 +190,90 @@ class NamespaceLock:
         return (self._clock.now() - self._confirmed_at).total_seconds() >= self._duration * 2 / 3
 
     async def acquire(self) -> LockResult:
-        """Take or renew the Lease, or queue for it; cheap when recently renewed by this process (no API call)."""
+        """Take or renew the Lease, or queue for it; cheap when recently renewed by this process (no API call).
+
+        Starts from the Lease as this process last saw it (`Releases.known`) rather than a GET: a Lease
+        handed to us by a release in this process is confirmed without any request, and joining the queue
+        or taking a free Lease is one guarded write. A guess that would only let us wait is read again first.
+        """
         now = self._clock.now()
         if self._renewed_at is not None and (now - self._renewed_at).total_seconds() < self._duration / 3:
             return LockResult(acquired=True)
         self._stepped_aside = False
+        async with self._releases.turn(self._namespace):
+            return await self._acquire()
+
+    async def _acquire(self) -> LockResult:
+        guess = self._known()
         for _ in range(_MAX_RACES):
-            lease = await self._kube.get_or_none(LEASES, LEASE_NAME, self._namespace)
-            now = self._clock.now()
+            lease, fresh = (guess, False) if guess is not None else (await self._read(), True)
+            guess = None
             try:
-                if lease is None:
-                    self._written = await self._kube.create(LEASES, self._body(None, now), self._namespace)
-                    log.info("%s acquired the remediation lease in %s", self._me.identity, self._namespace)
-                    self._renewed_at = self._confirmed_at = now
-                    return LockResult(acquired=True)
-                spec = lease.get("spec") or {}
-                state = lease_state(spec, me=self._me, now=now)
-                waiters = parse_waiters((lease.get("metadata") or {}).get("annotations"))
-                me = Waiter(identity=self._me.identity, severity=self._severity, since=self._since or now, seen=now)
-                if state is LeaseState.HELD:
-                    self._renewed_at = None
-                    await self._queue(lease, waiters, me, now)
-                    return LockResult(acquired=False, holder=str(spec.get("holderIdentity")))
-                if state is not LeaseState.MINE:
-                    first = ahead_of(me, waiters, now=now, ttl_seconds=self._duration)
-                    if first is not None:
-                        self._renewed_at = None
-                        await self._queue(lease, waiters, me, now)
-                        return LockResult(acquired=False, ahead=first.identity)
-                queued = any(w.identity == me.identity for w in waiters)
-                if state is LeaseState.MINE and not needs_renewal(spec, now=now) and not queued:
-                    self._renewed_at = self._confirmed_at = now
-                    return LockResult(acquired=True)
-                if state is LeaseState.EXPIRED and spec.get("holderIdentity") != self._me.identity:
-                    log.warning("%s takes over the expired remediation lease of %s in %s",
-                                self._me.identity, spec.get("holderIdentity"), self._namespace)
-                self._written = await self._kube.replace(
-                    LEASES, LEASE_NAME, self._body(lease, now, waiters=left(waiters, me.identity) if queued else None),
-                    self._namespace)
-                self._renewed_at = self._confirmed_at = now
-                return LockResult(acquired=True)
-            except Conflict:
-                continue  # someone wrote the Lease between our read and write: decide again
-        lease = await self._kube.get_or_none(LEASES, LEASE_NAME, self._namespace)
+                result = await self._decide(lease, fresh=fresh)
+            except (Conflict, NotFound):
+                continue  # someone wrote (or removed) the Lease since we read it: decide again from a read
+            if result is not None:
+                return result
+        lease = await self._read()
         holder = str(((lease or {}).get("spec") or {}).get("holderIdentity") or "")
         return LockResult(acquired=holder == self._me.identity, holder=holder)
 
+    async def _decide(self, lease: dict[str, Any] | None, *, fresh: bool) -> LockResult | None:
+        """One decision on `lease` (read now if `fresh`, else a guess); None when it must be read again."""
+        now = self._clock.now()
+        if lease is None:
+            self._wrote(await self._kube.create(LEASES, self._body(None, now), self._namespace))
+            log.info("%s acquired the remediation lease in %s", self._me.identity, self._namespace)
+            self._renewed_at = self._confirmed_at = now
+            self._releases.engage(self._namespace, self._me.identity)
+            return LockResult(acquired=True)
+        spec = lease.get("spec") or {}
+        state = lease_state(spec, me=self._me, now=now)
+        waiters = parse_waiters((lease.get("metadata") or {}).get("annotations"))
+        me = Waiter(identity=self._me.identity, severity=self._severity, since=self._since or now, seen=now)
+        queued = any(w.identity == me.identity for w in waiters)
+        waiting: LockResult | None = None
+        if state is LeaseState.HELD:
+            waiting = LockResult(acquired=False, holder=str(spec.get("holderIdentity")))
+        elif state is not LeaseState.MINE:
+            first = ahead_of(me, waiters, now=now, ttl_seconds=self._duration)
+            waiting = LockResult(acquired=False, ahead=first.identity) if first is not None else None
+        if waiting is not None:
+            self._renewed_at = None
+            self._releases.engage(self._namespace, me.identity)
+            if queued and not fresh and state is LeaseState.HELD and spec.get("holderIdentity") in self._here():
+                # Held, unexpired, by an incident of this process: only it can change the holder before the
+                # Lease expires, and its release hands over to us or wakes us. No refresh, no read needed.
+                return waiting
+            if not await self._queue(lease, waiters, me, now) and not fresh:
+                return None  # waiting on a guess alone could miss a release by another replica: read first
+            return waiting
+        if state is LeaseState.MINE and not needs_renewal(spec, now=now) and not queued:
+            # Ours and not expired: nobody else may have taken it since, whether we read it or wrote it
+            # (a hand-over by a release in this process). Proven ours as of its renewTime, not now.
+            proven = now if fresh else (parse_time(spec.get("renewTime")) or now)
+            self._renewed_at = self._confirmed_at = proven
+            self._written = lease
+            self._releases.engage(self._namespace, self._me.identity)
+            return LockResult(acquired=True)
+        if state is LeaseState.EXPIRED and spec.get("holderIdentity") != self._me.identity:
+            log.warning("%s takes over the expired remediation lease of %s in %s",
+                        self._me.identity, spec.get("holderIdentity"), self._namespace)
+        self._wrote(await self._kube.replace(
+            LEASES, LEASE_NAME, self._body(lease, now, waiters=left(waiters, me.identity) if queued else None),
+            self._namespace))
+        self._renewed_at = self._confirmed_at = now
+        self._releases.engage(self._namespace, self._me.identity)
+        return LockResult(acquired=True)
+
     async def release(self) -> None:
-        """Give the Lease up if we hold it, and leave its queue (idempotent); the next waiter can start at once.
+        """Give the Lease up if we hold it, and leave its queue (idempotent).
+
+        With waiters queued, the Lease goes to the first live one in line in the same write (holderIdentity,
+        fresh acquire/renew times, its queue entry removed): a waiter of this process is woken and finds it
+        its own without a read; one of another replica finds it at its next re-check, well within the
+        duration. Should the new holder never use it (its incident gone meanwhile), it expires after its
+        duration like any holder's that stopped renewing, or its release hands it on.
 
         A Lease we may not read (403: a namespace outside the operator's RBAC, typically one that never got
         as far as being locked) is not ours to release: it is treated as not held, so cancel and delete of
@@ -186,17 +281,22 @@ class NamespaceLock:
         mid-incident), it expires by itself after its duration.
         """
         self._renewed_at = self._confirmed_at = None
-        written, self._written = self._written, None
+        async with self._releases.turn(self._namespace):
+            await self._release()
+
+    async def _release(self) -> None:
+        guess, self._written = self._known(), None
         for _ in range(_MAX_RACES):
             try:
-                # Our own last write is the first guess (no GET): if anyone wrote since, the replace is a Conflict.
-                lease = written or await self._kube.get_or_none(LEASES, LEASE_NAME, self._namespace)
-                written = None
+                # The last Lease we saw is the first guess (no GET): if anyone wrote since, the replace is a Conflict.
+                lease, fresh = (guess, False) if guess is not None else (await self._read(), True)
             except Forbidden as exc:
                 log.warning("%s cannot read the remediation lease in %s (%s): treated as not held",
                             self._me.identity, self._namespace, exc)
                 return
+            guess = None
             if lease is None:
+                self._releases.disengage(self._namespace, self._me.identity)
                 self._stepped_aside = True
                 return
             spec = dict(lease.get("spec") or {})
@@ -204,24 +304,41 @@ class NamespaceLock:
             queued = any(w.identity == self._me.identity for w in waiters)
             holding = spec.get("holderIdentity") == self._me.identity
             if not holding and not queued:
+                if not fresh:
+                    continue  # the guess may predate a hand-over to us: read it
+                self._releases.disengage(self._namespace, self._me.identity)
                 self._stepped_aside = True
                 return
-            if holding:
+            now = self._clock.now()
+            here = self._releases.here(self._namespace)
+            others = left(waiters, self._me.identity)
+            line = sorted({*live(others, now=now, ttl_seconds=self._duration),
+                           *(w for w in others if w.identity in here)}, key=lambda w: w.rank)
+            heir = line[0] if holding and line else None
+            if heir is not None:
+                spec = held_spec(heir.identity, now=now, duration_seconds=self._duration, previous=spec)
+            elif holding:
                 spec.pop("holderIdentity", None)
-                spec["renewTime"] = format_micro_time(self._clock.now())
+                spec["renewTime"] = format_micro_time(now)
             body = {**lease, "spec": spec}
-            if queued:
-                body = _with_waiters(body, left(waiters, self._me.identity))
+            if queued or heir is not None:
+                body = _with_waiters(body, left(line, heir.identity) if heir is not None
+                                     else left(waiters, self._me.identity))
             try:
-                await self._kube.replace(LEASES, LEASE_NAME, body, self._namespace)
+                written = await self._kube.replace(LEASES, LEASE_NAME, body, self._namespace)
             except Conflict:
                 continue
             except (NotFound, Forbidden):
+                self._releases.disengage(self._namespace, self._me.identity)
                 return  # gone, or we may not write it: it expires by itself after its duration
-            if holding:
+            self._releases.seen(self._namespace, written)
+            self._releases.disengage(self._namespace, self._me.identity)
+            if heir is not None:
+                log.info("%s handed the remediation lease in %s to %s", self._me.identity, self._namespace,
+                         heir.identity)
+            elif holding:
                 log.info("%s released the remediation lease in %s", self._me.identity, self._namespace)
-            if self._releases is not None:
-                self._releases.released(self._namespace)  # the next in line (if it is ours) looks now
+            self._releases.released(self._namespace, written)  # the next in line (if it is ours) looks now
             self._stepped_aside = True
             return
 
@@ -233,13 +350,36 @@ class NamespaceLock:
         if not self._stepped_aside:
             await self.release()
 
-    async def _queue(self, lease: dict[str, Any], waiters: list[Waiter], me: Waiter, now: datetime) -> None:
-        """Join the queue, or refresh our entry once a third of the duration old (bounded Lease writes)."""
+    def _here(self) -> frozenset[str]:
+        return self._releases.here(self._namespace)
+
+    def forget(self) -> None:
+        """This process stops driving the incident (its daemon ended): it no longer counts as alive here."""
+        self._releases.disengage(self._namespace, self._me.identity)
+
+    def _known(self) -> dict[str, Any] | None:
+        """The newest Lease this process saw: a guess to write against, never proof on its own."""
+        known = self._releases.known(self._namespace)
+        return known if known is not None else self._written
+
+    async def _read(self) -> dict[str, Any] | None:
+        lease = await self._kube.get_or_none(LEASES, LEASE_NAME, self._namespace)
+        self._releases.seen(self._namespace, lease)
+        return lease
+
+    def _wrote(self, lease: dict[str, Any]) -> None:
+        self._written = lease
+        self._releases.seen(self._namespace, lease)
+
+    async def _queue(self, lease: dict[str, Any], waiters: list[Waiter], me: Waiter, now: datetime) -> bool:
+        """Join the queue, or refresh our entry once a third of the duration old (bounded Lease writes);
+        False when our entry was fresh enough and nothing was written."""
         mine = next((w for w in waiters if w.identity == me.identity), None)
         if mine is not None and (now - mine.seen).total_seconds() < self._duration / 3:
-            return
+            return False
         line = joined(waiters, me, now=now, ttl_seconds=self._duration)
-        await self._kube.replace(LEASES, LEASE_NAME, _with_waiters(lease, line), self._namespace)
+        self._wrote(await self._kube.replace(LEASES, LEASE_NAME, _with_waiters(lease, line), self._namespace))
+        return True
 
     def _body(self, lease: dict[str, Any] | None, now: datetime, *, waiters: list[Waiter] | None = None
               ) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from tradesense_operator.api.v1alpha1.incident import StepAction
 from tradesense_operator.clients.errors import NotFound
-from tradesense_operator.clients.kube import NODES, PODS, JsonDict
+from tradesense_operator.clients.kube import DEPLOYMENTS, NODES, PODS, JsonDict
 from tradesense_operator.services.step_adapters.base import Outcome, StepContext, StepFailed, StepResult
 from tradesense_operator.services.step_adapters.pod_state import (
     LISTED,
@@ -191,14 +191,20 @@ class WaitPodsReady:
     name = StepAction.WAIT_PODS_READY
     destructive = False
 
-    async def _state(self, ctx: StepContext) -> tuple[str, int, list[JsonDict], list[JsonDict]]:
+    async def _state(self, ctx: StepContext, *, cached: bool = False
+                     ) -> tuple[str, int, list[JsonDict], list[JsonDict]]:
+        """`cached` (describe): the replicas wanted come from the Deployment watch cache, not a scale GET."""
         selector = _selector(ctx)
         pods = await _pods(ctx, selector)
         deployment = param_str(ctx.step, "deployment")
         expected = 1
         if deployment is not None:
             try:
-                expected = await ctx.runtime.kube.get_replicas(ctx.namespace, deployment)
+                if cached:
+                    body = await ctx.runtime.watch_cache(DEPLOYMENTS).get(ctx.namespace, deployment)
+                    expected = int((body.get("spec") or {}).get("replicas", 1) or 0)
+                else:
+                    expected = await ctx.runtime.kube.get_replicas(ctx.namespace, deployment)
             except NotFound as exc:
                 raise StepFailed(f"deployment/{deployment} not found in namespace {ctx.namespace}") from exc
         return _where(selector, ctx.namespace), expected, [p for p in pods if can_become_ready(p)], [
@@ -206,7 +212,7 @@ class WaitPodsReady:
         ]
 
     async def describe(self, ctx: StepContext) -> str:
-        where, expected, pods, _ = await self._state(ctx)
+        where, expected, pods, _ = await self._state(ctx, cached=True)
         ready = sum(1 for p in pods if is_ready(p))
         return f"wait until {expected} {where} are Ready (now {ready}/{len(pods)} Ready)"
 

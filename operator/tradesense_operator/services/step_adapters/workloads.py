@@ -35,10 +35,16 @@ REVISION = "deployment.kubernetes.io/revision"
 POD_TEMPLATE_HASH = "pod-template-hash"
 
 
-async def get_deployment(ctx: StepContext) -> tuple[str, JsonDict]:
-    """The step's target Deployment; StepFailed naming it when it does not exist."""
+async def get_deployment(ctx: StepContext, *, cached: bool = False) -> tuple[str, JsonDict]:
+    """The step's target Deployment; StepFailed naming it when it does not exist.
+
+    `cached` reads the process's Deployment watch cache: for `describe` (a dry run says what it would
+    change; a watch's latency is no error there). A `run` decides what to change, so it reads fresh.
+    """
     name = target_name(ctx.step, "deployment")
     try:
+        if cached:
+            return name, await ctx.runtime.watch_cache(DEPLOYMENTS).get(ctx.namespace, name)
         return name, await ctx.runtime.kube.get(DEPLOYMENTS, name, ctx.namespace)
     except NotFound as exc:
         raise StepFailed(f"deployment/{name} not found in namespace {ctx.namespace}") from exc
@@ -98,7 +104,7 @@ class RolloutRestart:
     destructive = False
 
     async def describe(self, ctx: StepContext) -> str:
-        name, deployment = await get_deployment(ctx)
+        name, deployment = await get_deployment(ctx, cached=True)
         previous = _template_annotations(deployment).get(RESTARTED_AT)
         since = f"last restarted {previous}" if previous else "never restarted by rollout restart"
         return f"rollout restart deployment/{name}: replace its {_replicas(deployment)} pod(s) ({since})"
@@ -164,7 +170,7 @@ class RolloutStatus:
     destructive = False
 
     async def describe(self, ctx: StepContext) -> str:
-        name, deployment = await get_deployment(ctx)
+        name, deployment = await get_deployment(ctx, cached=True)
         _, message = rollout_progress(deployment)
         return f"wait for deployment/{name} to finish rolling out (now: {message})"
 
@@ -244,7 +250,7 @@ class RolloutUndo:
     destructive = False
 
     async def describe(self, ctx: StepContext) -> str:
-        name, deployment = await get_deployment(ctx)
+        name, deployment = await get_deployment(ctx, cached=True)
         try:
             target = await _undo_target(ctx, name, deployment)
         except StepFailed as exc:
@@ -321,8 +327,8 @@ class Scale:
         remembered = _remembered(deployment, ctx)
         return remembered if remembered is not None else require_int(ctx.step, "replicas")
 
-    async def _decide(self, ctx: StepContext) -> tuple[str, JsonDict, int, int, bool]:
-        name, deployment = await get_deployment(ctx)
+    async def _decide(self, ctx: StepContext, *, cached: bool = False) -> tuple[str, JsonDict, int, int, bool]:
+        name, deployment = await get_deployment(ctx, cached=cached)
         wanted = await self._wanted(ctx, deployment)
         current = _replicas(deployment)
         at_least = param_bool(ctx.step, "atLeast")
@@ -330,7 +336,7 @@ class Scale:
         return name, deployment, current, wanted, satisfied
 
     async def describe(self, ctx: StepContext) -> str:
-        name, _, current, wanted, satisfied = await self._decide(ctx)
+        name, _, current, wanted, satisfied = await self._decide(ctx, cached=True)
         hold = param_int(ctx.step, "holdSeconds")
         held = f"; held as a floor for {hold}s" if hold else ""
         remember = f"; remembering {current} to scale back to" if param_bool(ctx.step, "remember") else ""
@@ -415,7 +421,7 @@ class SetEnv:
     destructive = False
 
     async def describe(self, ctx: StepContext) -> str:
-        name, deployment = await get_deployment(ctx)
+        name, deployment = await get_deployment(ctx, cached=True)
         var, value = require_str(ctx.step, "name"), require_str(ctx.step, "value")
         container = _container(ctx, name, deployment)
         entry = _env_entry(container, var)
@@ -493,7 +499,7 @@ class SetResources:
     destructive = False
 
     async def describe(self, ctx: StepContext) -> str:
-        name, deployment = await get_deployment(ctx)
+        name, deployment = await get_deployment(ctx, cached=True)
         container = _container(ctx, name, deployment)
         changes = _resource_changes(ctx, container)
         if not changes:
