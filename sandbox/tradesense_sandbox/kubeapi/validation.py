@@ -113,6 +113,25 @@ def _default(value: Any, schema: dict[str, Any]) -> Any:
     return value
 
 
+def _lacks_default(value: Any, schema: dict[str, Any]) -> bool:
+    """Whether `_default` would add anything to `value` (it is read-only here)."""
+    if isinstance(value, dict):
+        properties: dict[str, Any] = schema.get("properties") or {}
+        for key, sub in properties.items():
+            if key not in value:
+                if "default" in sub:
+                    return True
+            elif _lacks_default(value[key], sub):
+                return True
+        additional = schema.get("additionalProperties")
+        return isinstance(additional, dict) and any(
+            _lacks_default(item, additional) for key, item in value.items() if key not in properties
+        )
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return any(_lacks_default(item, schema["items"]) for item in value)
+    return False
+
+
 def _path(parts: Any) -> str:
     text = ""
     for part in parts:
@@ -232,6 +251,11 @@ class SchemaValidator:
         if causes:
             raise invalid(self.kind, self.group, name, causes)
         return obj
+
+    def lacks_defaults(self, obj: dict[str, Any]) -> bool:
+        """Whether `with_defaults` would change `obj` (an object stored before a default existed); checked
+        without copying, so reads copy only objects that need it."""
+        return _lacks_default(obj, self.schema)
 
     def with_defaults(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Defaulting on read: an object stored before a default existed is served with it (modified in place)."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import hashlib
 import json
 import logging
@@ -38,6 +37,7 @@ from tradesense_sandbox.kubeapi.selectors import (
     parse_label_selector,
     selector_from_label_selector,
 )
+from tradesense_sandbox.kubeapi.snapshot import clone
 from tradesense_sandbox.kubeapi.store import Obj, Store, parse_timestamp
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ _HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 def template_hash(template: Obj) -> str:
     """A stable pod-template-hash over the template without its own hash label."""
-    stripped = copy.deepcopy(template)
+    stripped = clone(template)
     (stripped.get("metadata") or {}).get("labels", {}).pop(HASH_LABEL, None)
     digest = hashlib.sha256(json.dumps(stripped, sort_keys=True).encode()).digest()
     return "".join(_HASH_ALPHABET[b % len(_HASH_ALPHABET)] for b in digest[:10])
@@ -309,7 +309,7 @@ class WorkloadController:
                     "annotations": dict(template_meta.get("annotations") or {}),
                     "ownerReferences": [_owner_ref(rs)],
                 },
-                "spec": copy.deepcopy(template.get("spec") or {}),
+                "spec": clone(template.get("spec") or {}),
                 "status": {"phase": "Pending"},
             }
             if not pod["metadata"]["annotations"]:
@@ -455,9 +455,9 @@ class WorkloadController:
 
     def _create_replicaset(self, dep: Obj, pod_hash: str, revision: int) -> Obj:
         name = dep["metadata"]["name"]
-        template = copy.deepcopy(dep["spec"]["template"])
+        template = clone(dep["spec"]["template"])
         template.setdefault("metadata", {}).setdefault("labels", {})[HASH_LABEL] = pod_hash
-        selector = copy.deepcopy(dep["spec"]["selector"])
+        selector = clone(dep["spec"]["selector"])
         selector.setdefault("matchLabels", {})[HASH_LABEL] = pod_hash
         rs = {
             "apiVersion": "apps/v1",
