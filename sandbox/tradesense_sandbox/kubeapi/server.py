@@ -446,8 +446,9 @@ class Routes:
         interval = self.state.bookmark_interval
         next_bookmark = loop.time() + interval
         while True:
-            for event_type, obj in watcher.drain():
-                await self._write(response, {"type": event_type, "object": obj})
+            pending = watcher.drain()
+            if pending:  # one write for all that is queued: a burst of events costs one send, not one each
+                await response.write(b"".join(json.dumps({"type": t, "object": o}).encode() + b"\n" for t, o in pending))
             if watcher.closed or self.state.shutting_down:
                 if watcher.expired:
                     gone = ApiError(410, "Expired", "too old resource version: the watch history was compacted")

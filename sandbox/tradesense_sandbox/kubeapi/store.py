@@ -178,8 +178,10 @@ class Store:
         table.history.append(event)
         while len(table.history) > self.history_size:
             table.compacted_rv = table.history.popleft().resource_version
+        namespace = obj["metadata"].get("namespace")
         for watcher in list(table.watchers):
-            watcher.offer(event)
+            if watcher.namespace is None or watcher.namespace == namespace:  # a namespace's watch sees only its own
+                watcher.offer(event)
         for listener in self._listeners:
             listener(table.rtype, event_type, obj, old)
 
@@ -270,12 +272,13 @@ class Store:
             ]
             return items, self._rv
 
-    def owned_by(self, rtype: ResourceType, owner_uid: str) -> builtins.list[Obj]:
-        """Objects of `rtype` with an ownerReference to `owner_uid` (indexed: controllers call this per reconcile)."""
+    def owned_by(self, rtype: ResourceType, owner_uid: str, *, detached: bool = True) -> builtins.list[Obj]:
+        """Objects of `rtype` with an ownerReference to `owner_uid` (indexed: controllers call this per reconcile);
+        `detached` as in `get`."""
         with self.lock:
             table = self._table(rtype)
             keys = sorted(okey for rkey, okey in self._dependents.get(owner_uid, set()) if rkey == rtype.key)
-            return [clone(table.objects[okey]) for okey in keys if okey in table.objects]
+            return [_served(rtype, table.objects[okey], detached=detached) for okey in keys if okey in table.objects]
 
     # ---------------------------------------------------------------- writes
 

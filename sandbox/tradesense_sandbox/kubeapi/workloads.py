@@ -234,6 +234,8 @@ class WorkloadController:
             batch = list(self._dirty)
             self._dirty.clear()
             for key in batch:
+                await asyncio.sleep(0)  # requests waiting on the server loop go first: the real controller-manager
+                #                         is another process, its lag is no reason for the API server to stall
                 try:
                     self._reconcile(key)
                 except ApiError as exc:
@@ -273,9 +275,11 @@ class WorkloadController:
         return self.store.resource_type(*key)
 
     def _live(self, rtype: ResourceType, namespace: str, name: str) -> Obj | None:
-        """The object to reconcile; None when it is gone or being deleted (its controller then does nothing)."""
+        """The object to reconcile; None when it is gone or being deleted (its controller then does nothing).
+        The stored snapshot itself, like every read of this controller: it only reads them (changes go through
+        `store.update`), and copying each read was most of its cost."""
         try:
-            obj = self.store.get(rtype, namespace, name)
+            obj = self.store.get(rtype, namespace, name, detached=False)
         except ApiError:
             return None
         return None if obj["metadata"].get("deletionTimestamp") else obj
@@ -284,7 +288,7 @@ class WorkloadController:
 
     def _pods_of(self, owner_uid: str, *, active: bool = True) -> list[Obj]:
         """The pods a ReplicaSet controls: active ones (not Terminating, not Failed/Succeeded), or all."""
-        pods = self.store.owned_by(self._rtype(PODS), owner_uid)
+        pods = self.store.owned_by(self._rtype(PODS), owner_uid, detached=False)
         return [p for p in pods if _owned_by(p, owner_uid) and (pod_is_active(p) or not active)]
 
     def _reconcile_replicaset(self, namespace: str, name: str) -> None:
@@ -359,7 +363,7 @@ class WorkloadController:
         replicas = int(spec.get("replicas", 1))
         template = spec["template"]
         wanted_hash = template_hash(template)
-        owned = [rs for rs in self.store.owned_by(rs_type, uid) if _owned_by(rs, uid)]
+        owned = [rs for rs in self.store.owned_by(rs_type, uid, detached=False) if _owned_by(rs, uid)]
         revisions = [int(rs["metadata"].get("annotations", {}).get(REVISION, "0")) for rs in owned]
         max_revision = max(revisions, default=0)
         new_rs = next((rs for rs in owned if template_hash(rs["spec"].get("template") or {}) == wanted_hash), None)
