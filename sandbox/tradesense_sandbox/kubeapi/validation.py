@@ -313,6 +313,8 @@ class SchemaValidator:
                 for name, sub in (node.get("properties") or {}).items():
                     if name in value and not (path == "" and name == "metadata"):
                         child_old = old_value.get(name, _MISSING) if isinstance(old_value, dict) else _MISSING
+                        if path == "" and child_old == value[name]:
+                            continue  # an unchanged top-level field passed its rules when written (ratcheting)
                         walk(value[name], child_old, sub, f"{path}.{name}" if path else name)
                 additional = node.get("additionalProperties")
                 if isinstance(additional, dict):
