@@ -356,6 +356,9 @@ class ActiveResult:
     cpu_percent: float
     requests_by_verb: dict[str, int] = field(default_factory=dict)
     """Requests in the steady window (before the crossing), by verb and resource."""
+    crossing_requests_per_second: float = 0.0
+    """What the emulated API served from the crossing until the last policy's replicas changed."""
+    crossing_requests_by_verb: dict[str, int] = field(default_factory=dict)
 
 
 class Gauge:
@@ -458,8 +461,11 @@ def run_active(command: list[str], env: dict[str, str], args: argparse.Namespace
             cluster.store.add_listener(listen)
             gauge.value = ACTIVE_TARGET * 3
             crossed = _wait_for_value(prometheus.url, lambda v: v > ACTIVE_TARGET * 2, timeout=60)
+            at_crossing = cluster.stats.snapshot()
             while len(scaled) < policies and time.monotonic() < crossed + args.timeout:
                 time.sleep(0.2)
+            crossing = {k: n - at_crossing.get(k, 0) for k, n in cluster.stats.snapshot().items()}
+            crossing_seconds = max(scaled.values(), default=crossed) - crossed
         # every policy is due once per interval (the operator evaluates all due policies in one round), and a
         # status is no longer written each round, so rounds are counted by the clock
         rounds = window / args.active_interval
@@ -470,7 +476,9 @@ def run_active(command: list[str], env: dict[str, str], args: argparse.Namespace
             max_latency=round(max(latencies, default=float("nan")), 2),
             queries_per_round=round(queries / max(rounds, 1e-9), 2),
             requests_per_second=round(sum(requests.values()) / window, 1), cpu_percent=round(100 * cpu / window, 1),
-            requests_by_verb={f"{verb} {resource}": n for (verb, resource), n in requests.items() if n})
+            requests_by_verb={f"{verb} {resource}": n for (verb, resource), n in requests.items() if n},
+            crossing_requests_per_second=round(sum(crossing.values()) / max(crossing_seconds, 1e-9), 1),
+            crossing_requests_by_verb={f"{verb} {resource}": n for (verb, resource), n in crossing.items() if n})
     finally:
         prometheus.stop()
         gauge.close()
@@ -590,7 +598,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"active {a.policies} policies (interval {a.interval_seconds} s): {a.scaled} scaled; latency "
                   f"p50 {a.p50_latency} s, p90 {a.p90_latency} s, max {a.max_latency} s; "
                   f"{a.queries_per_round} Prometheus queries per round; {a.requests_per_second} requests/s; "
-                  f"CPU {a.cpu_percent} %; steady-window requests {a.requests_by_verb}")
+                  f"CPU {a.cpu_percent} %; steady-window requests {a.requests_by_verb}; from the crossing to the last "
+                  f"scale {a.crossing_requests_per_second} requests/s: {a.crossing_requests_by_verb}")
     print()
     print_table(results, idle, active)
     if args.json:

@@ -197,10 +197,14 @@ async def test_a_rolling_update_stays_within_max_surge_and_max_unavailable(
         return sizes if sizes == {"new": 2, "old": 3} else None
 
     await eventually(settled, timeout=15)  # 4 + 1 surge = 5 pods at most, 4 - 1 = 3 available at least
-    dep = await api.ok("GET", f"{path}/surge")
-    assert dep["status"]["availableReplicas"] == 3
+
+    async def counted() -> dict[str, Any] | None:  # pods and status follow the ReplicaSets' new sizes
+        dep = await api.ok("GET", f"{path}/surge")
+        pods = await _pods(api, ns, "app=surge")
+        return dep if dep["status"].get("availableReplicas") == 3 and len(pods) == 5 else None
+
+    dep = await eventually(counted, timeout=15)
     assert next(c for c in dep["status"]["conditions"] if c["type"] == "Available")["status"] == "True"
-    assert len(await _pods(api, ns, "app=surge")) == 5
 
 
 async def test_min_ready_seconds_delays_availability_on_the_emulated_clock(

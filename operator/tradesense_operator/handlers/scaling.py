@@ -5,11 +5,14 @@ Deployment and wrote its status every polling interval, and kopf kept a task, a 
 round trip per policy. Here an `on.event` handler only records the policy in the book (services.scaling.book)
 and wakes the loop; the loop sleeps until the earliest policy is due on the injected clock (never for a paused
 or invalid policy whose status already says so) and starts every policy due at that moment together, so their
-identical PromQL is asked once (clients.prometheus). Each evaluation runs as its own task: the loop never waits
-for a whole round, so a policy due again never waits for the slowest write of the previous one. Deployments,
-HPAs and sibling policies are read from watch caches (clients.watch_cache: one LIST + WATCH per namespace in
-use). An edit, a pause or a resume is a watch event, so it is acted on at once. No handler changes the object,
-so kopf keeps no finalizer or diff base on ScalingPolicies.
+identical PromQL is asked once (clients.prometheus). A crossing costs each policy a status commit and a scale
+write before its replicas change; its SuccessfulRescale Event, when other evaluations are running, waits until
+none is (or EVENT_DELAY_SECONDS), so a thousand policies crossing together queue two requests each, not three.
+Each evaluation runs as its own task: the loop never waits for a whole round, so a policy due again never
+waits for the slowest write of the previous one. Deployments, HPAs and sibling policies are read from watch
+caches (clients.watch_cache: one LIST + WATCH per namespace in use). An edit, a pause or a resume is a watch
+event, so it is acted on at once. No handler changes the object, so kopf keeps no finalizer or diff base on
+ScalingPolicies.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +43,8 @@ RETRY_SECONDS = 1.0  # after a transient API failure (real time)
 MAX_CONCURRENT_EVALUATIONS = 64  # more would only queue in the client's connection pool, where a write can time out
 #                                  (then be retried from a stale view: Conflict, re-read) — measured at 1,000 policies
 SHARE_QUERIES_SECONDS = 0.5  # identical PromQL within this long is asked once (half the shortest polling interval)
+EVENT_DELAY_SECONDS = 5.0  # a deferred SuccessfulRescale waits at most this long for the evaluations to drain
+EVENTS_AT_ONCE = 16  # deferred Events posted concurrently
 
 
 class _StopFlag(asyncio.Event):
@@ -59,14 +65,41 @@ class Rounds:
         self.pool = PrometheusPool(share_seconds=SHARE_QUERIES_SECONDS)
         self.caches = {kind: WatchCache(runtime.kube, kind) for kind in (DEPLOYMENTS, HPAS, SCALING_POLICIES)}
         self.service = ScalingService(runtime.kube, self.pool, runtime.clock, runtime.settings.prometheus_url,
-                                      metrics=runtime.metrics, caches=self.caches)
+                                      metrics=runtime.metrics, caches=self.caches, schedule_event=self._schedule_event)
         self.task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_EVALUATIONS)
+        self._deferred: list[Callable[[], Awaitable[None]]] = []
+        self._deferred_since = 0.0  # loop time of the oldest deferred Event
+        self._posting: set[asyncio.Task[None]] = set()
+
+    async def _schedule_event(self, post: Callable[[], Awaitable[None]]) -> None:
+        """Post now when this evaluation is the only one running (nothing to let ahead), else after the round."""
+        if len(self._running) <= 1:
+            await post()
+            return
+        if not self._deferred:
+            self._deferred_since = asyncio.get_running_loop().time()
+        self._deferred.append(post)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
         self.wake.set()  # its policy is no longer busy: the loop looks at its next due time
+        if self._deferred and (not self._running
+                               or asyncio.get_running_loop().time() - self._deferred_since >= EVENT_DELAY_SECONDS):
+            posting = asyncio.create_task(self._post(self._take_deferred()), name="scaling events")
+            self._posting.add(posting)
+            posting.add_done_callback(self._posting.discard)
+
+    def _take_deferred(self) -> list[Callable[[], Awaitable[None]]]:
+        taken, self._deferred = self._deferred, []
+        return taken
+
+    @staticmethod
+    async def _post(posts: list[Callable[[], Awaitable[None]]]) -> None:
+        """Post deferred Events, EVENTS_AT_ONCE at a time (each logs its own failure: an Event is a courtesy)."""
+        for start in range(0, len(posts), EVENTS_AT_ONCE):
+            await asyncio.gather(*(post() for post in posts[start:start + EVENTS_AT_ONCE]))
 
     async def run(self) -> None:
         """Evaluate due policies until stopped."""
@@ -115,12 +148,19 @@ class Rounds:
             log.debug("ScalingPolicy %s %s: %s", where, outcome.state, outcome.message)
 
     async def close(self) -> None:
-        """Stop the loop, the watches and the Prometheus sessions."""
+        """Stop the loop, post the Events still deferred (bounded: the API may be gone), close the watches and
+        the Prometheus sessions."""
         self.stop.set()
         tasks = [*self._running, *([self.task] if self.task is not None else [])]
         for task in tasks:
             task.cancel()
         for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        pending = [*self._posting, asyncio.create_task(self._post(self._take_deferred()))]
+        _, late = await asyncio.wait(pending, timeout=EVENT_DELAY_SECONDS)
+        for task in late:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         for cache in self.caches.values():

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from tradesense_sandbox.kubeapi import clock
+from tradesense_sandbox.kubeapi.snapshot import clone
 
 _IGNORED_METADATA = frozenset(
     {"resourceVersion", "managedFields", "uid", "creationTimestamp", "generation", "selfLink", "name", "namespace"}
@@ -83,7 +83,7 @@ def _union(into: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
 def stamp(old: dict[str, Any] | None, new: dict[str, Any], api_version: str, subresource: str | None) -> None:
     """Record the current writer (if the server named one) in `new.metadata.managedFields`."""
     writer = _current.get()
-    entries = copy.deepcopy((old or {}).get("metadata", {}).get("managedFields") or [])
+    entries = clone((old or {}).get("metadata", {}).get("managedFields") or [])
     if writer is None:
         if entries:
             new["metadata"]["managedFields"] = entries

@@ -7,12 +7,12 @@ other lists are replaced, as they are for kinds without patch metadata.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import jsonpatch
 
 from tradesense_sandbox.kubeapi.errors import ApiError, bad_request, unsupported_media_type
+from tradesense_sandbox.kubeapi.snapshot import clone
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -42,10 +42,13 @@ _SET_LISTS = frozenset({"finalizers"})
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386: objects merge recursively, `null` deletes, everything else replaces."""
+    """RFC 7386: objects merge recursively, `null` deletes, everything else replaces.
+
+    Returns a new object; the parts the patch does not reach are shared with `target`, not copied (copying the
+    whole target at every level of the recursion was most of a write's cost in the emulator)."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result: dict[str, Any] = copy.deepcopy(target) if isinstance(target, dict) else {}
+        return clone(patch)
+    result: dict[str, Any] = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
@@ -88,11 +91,11 @@ def _merge_list(field: str, target: list[Any], patch: list[Any]) -> list[Any]:
         return merged
     directives = [item for item in patch if isinstance(item, dict) and item.get("$patch") == "replace"]
     if directives:
-        return [copy.deepcopy(item) for item in patch if item not in directives]
+        return [clone(item) for item in patch if item not in directives]
     key = _merge_key(field, [*target, *patch])
     if key is None:
-        return copy.deepcopy(patch)
-    result = [copy.deepcopy(item) for item in target]
+        return clone(patch)
+    result = list(target)  # merged items are new objects (strategic_merge_patch); the others are shared
     for item in patch:
         if not isinstance(item, dict) or key not in item:
             raise ApiError(422, "Invalid", f"map: {item!r} does not contain declared merge key: {key}")
@@ -109,14 +112,15 @@ def _merge_list(field: str, target: list[Any], patch: list[Any]) -> list[Any]:
 
 
 def strategic_merge_patch(target: Any, patch: Any) -> Any:
-    """Kubernetes strategic merge: like merge patch, but keyed lists merge element-wise."""
+    """Kubernetes strategic merge: like merge patch, but keyed lists merge element-wise. Returns a new object
+    sharing what the patch does not reach with `target` (as `merge_patch`)."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return clone(patch)
     if patch.get("$patch") == "replace":
-        return {k: copy.deepcopy(v) for k, v in patch.items() if k != "$patch"}
+        return {k: clone(v) for k, v in patch.items() if k != "$patch"}
     if patch.get("$patch") == "delete":
         return None
-    result: dict[str, Any] = copy.deepcopy(target) if isinstance(target, dict) else {}
+    result: dict[str, Any] = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if key.startswith("$"):
             continue  # $retainKeys / $setElementOrder are ordering hints this emulator does not need

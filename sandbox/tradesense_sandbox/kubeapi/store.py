@@ -10,7 +10,6 @@ watch events so a watch can resume from a resourceVersion exactly, or get 410 Go
 from __future__ import annotations
 
 import builtins
-import copy
 import datetime
 import re
 import secrets
@@ -41,6 +40,7 @@ from tradesense_sandbox.kubeapi.selectors import (
     parse_field_selector,
     parse_label_selector,
 )
+from tradesense_sandbox.kubeapi.snapshot import clone
 from tradesense_sandbox.kubeapi.watch import Watcher
 
 Obj = dict[str, Any]
@@ -178,8 +178,10 @@ class Store:
         table.history.append(event)
         while len(table.history) > self.history_size:
             table.compacted_rv = table.history.popleft().resource_version
+        namespace = obj["metadata"].get("namespace")
         for watcher in list(table.watchers):
-            watcher.offer(event)
+            if watcher.namespace is None or watcher.namespace == namespace:  # a namespace's watch sees only its own
+                watcher.offer(event)
         for listener in self._listeners:
             listener(table.rtype, event_type, obj, old)
 
@@ -240,10 +242,12 @@ class Store:
 
     # ---------------------------------------------------------------- reads
 
-    def get(self, rtype: ResourceType, namespace: str | None, name: str) -> Obj:
+    def get(self, rtype: ResourceType, namespace: str | None, name: str, *, detached: bool = True) -> Obj:
+        """The object as a read returns it; `detached=False` gives the stored snapshot itself (or its defaulted
+        copy) to a caller that only serialises or reads it and must never modify it (the HTTP routes)."""
         with self.lock:
             _, _, obj = self._stored(rtype, namespace, name)
-            return _served(rtype, copy.deepcopy(obj))
+            return _served(rtype, obj, detached=detached)
 
     def list(
         self,
@@ -252,14 +256,15 @@ class Store:
         *,
         label_selector: str | None = None,
         field_selector: str | None = None,
+        detached: bool = True,
     ) -> tuple[list[Obj], int]:
-        """Matching objects sorted by (namespace, name), and the list's resourceVersion."""
+        """Matching objects sorted by (namespace, name), and the list's resourceVersion (`detached` as in `get`)."""
         labels = parse_label_selector(label_selector)
         fields = parse_field_selector(field_selector, rtype.kind)
         with self.lock:
             table = self._table(rtype)
             items = [
-                _served(rtype, copy.deepcopy(obj))
+                _served(rtype, obj, detached=detached)
                 for (ns, _), obj in sorted(table.objects.items())
                 if (namespace is None or not rtype.namespaced or ns == namespace)
                 and labels_match(labels, obj["metadata"].get("labels"))
@@ -267,19 +272,21 @@ class Store:
             ]
             return items, self._rv
 
-    def owned_by(self, rtype: ResourceType, owner_uid: str) -> builtins.list[Obj]:
-        """Objects of `rtype` with an ownerReference to `owner_uid` (indexed: controllers call this per reconcile)."""
+    def owned_by(self, rtype: ResourceType, owner_uid: str, *, detached: bool = True) -> builtins.list[Obj]:
+        """Objects of `rtype` with an ownerReference to `owner_uid` (indexed: controllers call this per reconcile);
+        `detached` as in `get`."""
         with self.lock:
             table = self._table(rtype)
             keys = sorted(okey for rkey, okey in self._dependents.get(owner_uid, set()) if rkey == rtype.key)
-            return [copy.deepcopy(table.objects[okey]) for okey in keys if okey in table.objects]
+            return [_served(rtype, table.objects[okey], detached=detached) for okey in keys if okey in table.objects]
 
     # ---------------------------------------------------------------- writes
 
-    def create(self, rtype: ResourceType, namespace: str | None, body: Obj) -> Obj:
+    def create(self, rtype: ResourceType, namespace: str | None, body: Obj, *, detached: bool = True) -> Obj:
+        """Store a new object; returns it as stored (`detached` as in `get`)."""
         if not isinstance(body, dict):
             raise bad_request("the body of the request must be a JSON object")
-        obj = copy.deepcopy(body)
+        obj = clone(body)
         obj.setdefault("apiVersion", rtype.api_version)
         obj.setdefault("kind", rtype.kind)
         if obj["apiVersion"] != rtype.api_version or obj["kind"] != rtype.kind:
@@ -328,7 +335,7 @@ class Store:
             table.objects[(ns, name)] = obj
             self._index_owners(rtype.key, (ns, name), None, obj)
             self._emit(table, "ADDED", obj, None)
-            return copy.deepcopy(obj)
+            return clone(obj) if detached else obj
 
     def _assign_name(self, rtype: ResourceType, table: _Table, ns: str, meta: Obj) -> str:
         """metadata.name, or generateName plus five random characters; validated as a DNS subdomain."""
@@ -375,14 +382,20 @@ class Store:
         *,
         subresource: str | None = None,
         precondition_rv: str | None = None,
+        detached: bool = True,
     ) -> Obj:
-        """Read-modify-write under the lock; the core of PUT and PATCH (and controller writes)."""
+        """Read-modify-write under the lock; the core of PUT and PATCH (and controller writes). Returns the
+        object as stored (`detached` as in `get`).
+
+        Stored objects are immutable snapshots (watch events and histories hold them): `old` is the stored one
+        itself (read only), `mutate` gets a copy, and the new object may share parts it did not change with
+        `old`, never modifying them."""
         with self.lock:
             table, ns, stored = self._stored(rtype, namespace, name)
-            old = _served(rtype, copy.deepcopy(stored))  # writes start from what a read returns (defaulted)
+            old = _served(rtype, stored, detached=False)  # writes start from what a read returns (defaulted)
             if precondition_rv is not None and precondition_rv != old["metadata"]["resourceVersion"]:
                 raise conflict(rtype.plural, rtype.group, name)
-            proposed = mutate(copy.deepcopy(old))
+            proposed = mutate(clone(old))
             if not isinstance(proposed, dict) or not isinstance(proposed.get("metadata", {}), dict):
                 raise bad_request("the body of the request must be a JSON object with object metadata")
             proposed_meta = proposed.setdefault("metadata", {})
@@ -403,7 +416,7 @@ class Store:
             elif rtype.validator is not None:
                 new = rtype.validator.admit(new, old)
             if _strip_for_compare(new) == _strip_for_compare(old):
-                return copy.deepcopy(old)  # no-op writes keep the resourceVersion, like a real server
+                return clone(old) if detached else old  # no-op writes keep the resourceVersion, like a real server
             managed_fields.stamp(old, new, rtype.api_version, subresource)
             if rtype.tracks_generation and (
                 _spec_part(new, status_subresource=rtype.status_subresource)
@@ -417,16 +430,17 @@ class Store:
                 and not int(new["metadata"].get("deletionGracePeriodSeconds") or 0)
             ):
                 self._remove(table, (ns, name), new)
-                return copy.deepcopy(new)
+                return clone(new) if detached else new
             table.objects[(ns, name)] = new
             self._index_owners(rtype.key, (ns, name), old, new)
             self._emit(table, "MODIFIED", new, old)
-            return copy.deepcopy(new)
+            return clone(new) if detached else new
 
     def _merge_subresource(self, rtype: ResourceType, old: Obj, proposed: Obj, subresource: str | None) -> Obj:
         """Keep the fields the endpoint may not change: status via the main endpoint, all else via /status."""
         if subresource == "status":
-            new = copy.deepcopy(old)
+            new = dict(old)  # shares spec and the rest with `old`; metadata is written below, so it is new
+            new["metadata"] = dict(old["metadata"])
             if "status" in proposed:
                 new["status"] = proposed["status"]
             else:
@@ -475,12 +489,14 @@ class Store:
             )
 
     def replace(
-        self, rtype: ResourceType, namespace: str | None, name: str, body: Obj, *, subresource: str | None = None
+        self, rtype: ResourceType, namespace: str | None, name: str, body: Obj, *, subresource: str | None = None,
+        detached: bool = True,
     ) -> Obj:
         """PUT: a stale metadata.resourceVersion in the body is a 409 Conflict."""
         if not isinstance(body, dict):
             raise bad_request("the body of the request must be a JSON object")
-        return self.update(rtype, namespace, name, lambda _old: copy.deepcopy(body), subresource=subresource)
+        return self.update(rtype, namespace, name, lambda _old: clone(body), subresource=subresource,
+                           detached=detached)
 
     def patch(
         self,
@@ -491,6 +507,7 @@ class Store:
         body: Any,
         *,
         subresource: str | None = None,
+        detached: bool = True,
     ) -> Obj:
         strategic = not rtype.crd_name
         return self.update(
@@ -499,6 +516,7 @@ class Store:
             name,
             lambda old: apply_patch(old, content_type, body, strategic_allowed=strategic),
             subresource=subresource,
+            detached=detached,
         )
 
     def delete(
@@ -542,23 +560,23 @@ class Store:
             if meta.get("deletionTimestamp") and int(meta.get("deletionGracePeriodSeconds") or 0) and meta.get(
                 "finalizers"
             ):
-                new = copy.deepcopy(old)
+                new = clone(old)
                 new["metadata"]["deletionGracePeriodSeconds"] = 0
                 new["metadata"]["resourceVersion"] = str(self._next_rv())
                 table.objects[(ns, name)] = new
                 self._emit(table, "MODIFIED", new, old)
-                return copy.deepcopy(new)
+                return clone(new)
             if meta.get("finalizers"):
                 if meta.get("deletionTimestamp"):
-                    return copy.deepcopy(old)
-                new = copy.deepcopy(old)
+                    return clone(old)
+                new = clone(old)
                 new["metadata"]["deletionTimestamp"] = clock.rfc3339()
                 new["metadata"]["deletionGracePeriodSeconds"] = 0
                 new["metadata"]["resourceVersion"] = str(self._next_rv())
                 table.objects[(ns, name)] = new
                 self._emit(table, "MODIFIED", new, old)
-                return copy.deepcopy(new)
-            final = copy.deepcopy(old)
+                return clone(new)
+            final = clone(old)
             final["metadata"]["resourceVersion"] = str(self._next_rv())
             self._remove(table, (ns, name), final, orphan=propagation_policy == "Orphan")
             return final
@@ -568,14 +586,14 @@ class Store:
         meta = old["metadata"]
         current = meta.get("deletionGracePeriodSeconds")
         if meta.get("deletionTimestamp") and current is not None and int(current) <= grace:
-            return copy.deepcopy(old)
-        new = copy.deepcopy(old)
+            return clone(old)
+        new = clone(old)
         new["metadata"]["deletionTimestamp"] = clock.rfc3339(clock.now() + datetime.timedelta(seconds=grace))
         new["metadata"]["deletionGracePeriodSeconds"] = grace
         new["metadata"]["resourceVersion"] = str(self._next_rv())
         table.objects[okey] = new
         self._emit(table, "MODIFIED", new, old)
-        return copy.deepcopy(new)
+        return clone(new)
 
     def _remove(self, table: _Table, okey: ObjectKey, final: Obj, *, orphan: bool = False) -> None:
         old = table.objects.pop(okey)
@@ -610,7 +628,7 @@ class Store:
         name = old["metadata"]["name"]
         if name in _SYSTEM_NAMESPACES:
             raise ApiError(403, "Forbidden", f'namespaces "{name}" is forbidden: this namespace may not be deleted')
-        new = copy.deepcopy(old)
+        new = clone(old)
         if not new["metadata"].get("deletionTimestamp"):
             new["metadata"]["deletionTimestamp"] = clock.rfc3339()
             new["metadata"]["deletionGracePeriodSeconds"] = 0
@@ -625,7 +643,7 @@ class Store:
                 if okey in other.objects:
                     self.delete(other.rtype, name, okey[1])
         self._finish_namespace_if_empty(name)
-        return copy.deepcopy(table.objects.get(("", name), new))
+        return clone(table.objects.get(("", name), new))
 
     def _finish_namespace_if_empty(self, namespace: str) -> None:
         ns_table = self._tables[("", "v1", "namespaces")]
@@ -634,7 +652,7 @@ class Store:
             return
         if any(k[0] == namespace for t in self._tables.values() if t.rtype.namespaced for k in t.objects):
             return
-        final = copy.deepcopy(ns_obj)
+        final = clone(ns_obj)
         final["metadata"]["resourceVersion"] = str(self._next_rv())
         ns_table.objects.pop(("", namespace))
         self._emit(ns_table, "DELETED", final, ns_obj)
@@ -730,12 +748,15 @@ class Store:
 
     def all_objects(self) -> Iterable[tuple[ResourceType, Obj]]:
         with self.lock:
-            return [(t.rtype, copy.deepcopy(o)) for t in self._tables.values() for o in t.objects.values()]
+            return [(t.rtype, clone(o)) for t in self._tables.values() for o in t.objects.values()]
 
 
-def _served(rtype: ResourceType, obj: Obj) -> Obj:
-    """What a read returns: the stored object with the CRD's current defaults applied (never written back)."""
-    return rtype.validator.with_defaults(obj) if rtype.validator is not None else obj
+def _served(rtype: ResourceType, obj: Obj, *, detached: bool) -> Obj:
+    """What a read returns: the stored object with the CRD's current defaults applied (never written back) — a
+    copy when `detached` or when a default is missing, else the stored snapshot itself."""
+    if rtype.validator is not None and rtype.validator.lacks_defaults(obj):
+        return rtype.validator.with_defaults(clone(obj))
+    return clone(obj) if detached else obj
 
 
 def _without_owner(obj: Obj, owner_uid: str) -> Obj:

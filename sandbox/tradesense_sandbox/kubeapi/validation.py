@@ -113,6 +113,25 @@ def _default(value: Any, schema: dict[str, Any]) -> Any:
     return value
 
 
+def _lacks_default(value: Any, schema: dict[str, Any]) -> bool:
+    """Whether `_default` would add anything to `value` (it is read-only here)."""
+    if isinstance(value, dict):
+        properties: dict[str, Any] = schema.get("properties") or {}
+        for key, sub in properties.items():
+            if key not in value:
+                if "default" in sub:
+                    return True
+            elif _lacks_default(value[key], sub):
+                return True
+        additional = schema.get("additionalProperties")
+        return isinstance(additional, dict) and any(
+            _lacks_default(item, additional) for key, item in value.items() if key not in properties
+        )
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return any(_lacks_default(item, schema["items"]) for item in value)
+    return False
+
+
 def _path(parts: Any) -> str:
     text = ""
     for part in parts:
@@ -221,17 +240,45 @@ class SchemaValidator:
         converted.pop("required", None) if "metadata" in (schema.get("required") or []) else None
         jsonschema.Draft7Validator.check_schema(converted)
         self._validator = jsonschema.Draft7Validator(converted)
+        # Per top-level field (spec, status, ...), so an update validates only the fields it changed, when the
+        # root itself says no more than type/required/properties (always, for a structural schema).
+        self._parts: dict[str, jsonschema.Draft7Validator] | None = None
+        if set(converted) <= {"type", "required", "properties"}:
+            self._root = jsonschema.Draft7Validator({k: v for k, v in converted.items() if k != "properties"})
+            self._parts = {name: jsonschema.Draft7Validator(sub)
+                           for name, sub in (converted.get("properties") or {}).items()}
+
+    def _errors(self, obj: dict[str, Any], old: dict[str, Any] | None) -> list[jsonschema.ValidationError]:
+        """Schema errors of `obj`. On update, a top-level field equal to the stored one is not validated again
+        (it passed when written): the API server's validation ratcheting (beta, on by default since 1.30) lets
+        an unchanged field through even when a newer schema would refuse it — and a status write no longer
+        re-validates the whole spec."""
+        if self._parts is None:
+            return list(self._validator.iter_errors(obj))
+        errors = list(self._root.iter_errors(obj))
+        for name, validator in self._parts.items():
+            if name not in obj or (old is not None and name in old and old[name] == obj[name]):
+                continue
+            for error in validator.iter_errors(obj[name]):
+                error.path.appendleft(name)
+                errors.append(error)
+        return errors
 
     def admit(self, obj: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
         obj = _prune(obj, self.schema, root=True)
         obj = _default(obj, self.schema)
         name = str(obj.get("metadata", {}).get("name", ""))
-        causes = [_cause(error) for error in sorted(self._validator.iter_errors(obj), key=lambda e: list(e.absolute_path))]
+        causes = [_cause(error) for error in sorted(self._errors(obj, old), key=lambda e: list(e.absolute_path))]
         if not causes:
             causes = self._cel(obj, old)
         if causes:
             raise invalid(self.kind, self.group, name, causes)
         return obj
+
+    def lacks_defaults(self, obj: dict[str, Any]) -> bool:
+        """Whether `with_defaults` would change `obj` (an object stored before a default existed); checked
+        without copying, so reads copy only objects that need it."""
+        return _lacks_default(obj, self.schema)
 
     def with_defaults(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Defaulting on read: an object stored before a default existed is served with it (modified in place)."""
@@ -266,6 +313,8 @@ class SchemaValidator:
                 for name, sub in (node.get("properties") or {}).items():
                     if name in value and not (path == "" and name == "metadata"):
                         child_old = old_value.get(name, _MISSING) if isinstance(old_value, dict) else _MISSING
+                        if path == "" and child_old == value[name]:
+                            continue  # an unchanged top-level field passed its rules when written (ratcheting)
                         walk(value[name], child_old, sub, f"{path}.{name}" if path else name)
                 additional = node.get("additionalProperties")
                 if isinstance(additional, dict):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import hashlib
 import json
 import logging
@@ -38,6 +37,7 @@ from tradesense_sandbox.kubeapi.selectors import (
     parse_label_selector,
     selector_from_label_selector,
 )
+from tradesense_sandbox.kubeapi.snapshot import clone
 from tradesense_sandbox.kubeapi.store import Obj, Store, parse_timestamp
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ _HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 def template_hash(template: Obj) -> str:
     """A stable pod-template-hash over the template without its own hash label."""
-    stripped = copy.deepcopy(template)
+    stripped = clone(template)
     (stripped.get("metadata") or {}).get("labels", {}).pop(HASH_LABEL, None)
     digest = hashlib.sha256(json.dumps(stripped, sort_keys=True).encode()).digest()
     return "".join(_HASH_ALPHABET[b % len(_HASH_ALPHABET)] for b in digest[:10])
@@ -234,6 +234,8 @@ class WorkloadController:
             batch = list(self._dirty)
             self._dirty.clear()
             for key in batch:
+                await asyncio.sleep(0)  # requests waiting on the server loop go first: the real controller-manager
+                #                         is another process, its lag is no reason for the API server to stall
                 try:
                     self._reconcile(key)
                 except ApiError as exc:
@@ -273,9 +275,11 @@ class WorkloadController:
         return self.store.resource_type(*key)
 
     def _live(self, rtype: ResourceType, namespace: str, name: str) -> Obj | None:
-        """The object to reconcile; None when it is gone or being deleted (its controller then does nothing)."""
+        """The object to reconcile; None when it is gone or being deleted (its controller then does nothing).
+        The stored snapshot itself, like every read of this controller: it only reads them (changes go through
+        `store.update`), and copying each read was most of its cost."""
         try:
-            obj = self.store.get(rtype, namespace, name)
+            obj = self.store.get(rtype, namespace, name, detached=False)
         except ApiError:
             return None
         return None if obj["metadata"].get("deletionTimestamp") else obj
@@ -284,7 +288,7 @@ class WorkloadController:
 
     def _pods_of(self, owner_uid: str, *, active: bool = True) -> list[Obj]:
         """The pods a ReplicaSet controls: active ones (not Terminating, not Failed/Succeeded), or all."""
-        pods = self.store.owned_by(self._rtype(PODS), owner_uid)
+        pods = self.store.owned_by(self._rtype(PODS), owner_uid, detached=False)
         return [p for p in pods if _owned_by(p, owner_uid) and (pod_is_active(p) or not active)]
 
     def _reconcile_replicaset(self, namespace: str, name: str) -> None:
@@ -309,7 +313,7 @@ class WorkloadController:
                     "annotations": dict(template_meta.get("annotations") or {}),
                     "ownerReferences": [_owner_ref(rs)],
                 },
-                "spec": copy.deepcopy(template.get("spec") or {}),
+                "spec": clone(template.get("spec") or {}),
                 "status": {"phase": "Pending"},
             }
             if not pod["metadata"]["annotations"]:
@@ -359,7 +363,7 @@ class WorkloadController:
         replicas = int(spec.get("replicas", 1))
         template = spec["template"]
         wanted_hash = template_hash(template)
-        owned = [rs for rs in self.store.owned_by(rs_type, uid) if _owned_by(rs, uid)]
+        owned = [rs for rs in self.store.owned_by(rs_type, uid, detached=False) if _owned_by(rs, uid)]
         revisions = [int(rs["metadata"].get("annotations", {}).get(REVISION, "0")) for rs in owned]
         max_revision = max(revisions, default=0)
         new_rs = next((rs for rs in owned if template_hash(rs["spec"].get("template") or {}) == wanted_hash), None)
@@ -455,9 +459,9 @@ class WorkloadController:
 
     def _create_replicaset(self, dep: Obj, pod_hash: str, revision: int) -> Obj:
         name = dep["metadata"]["name"]
-        template = copy.deepcopy(dep["spec"]["template"])
+        template = clone(dep["spec"]["template"])
         template.setdefault("metadata", {}).setdefault("labels", {})[HASH_LABEL] = pod_hash
-        selector = copy.deepcopy(dep["spec"]["selector"])
+        selector = clone(dep["spec"]["selector"])
         selector.setdefault("matchLabels", {})[HASH_LABEL] = pod_hash
         rs = {
             "apiVersion": "apps/v1",

@@ -13,8 +13,10 @@
 8. write replicas through the scale subresource (`kubectl scale`), WORKERS env and the memory limit only
    when they change — WORKERS before adding replicas and after removing them, so replicas × WORKERS
    stays within the budget during the change;
-9. Event with the reason; status with the bounded histories and the HPA-style conditions — written only
-   when it says something new (`_worth_writing`): a decision, a condition, replicas, a scale event, an error.
+9. Event with the reason (a SuccessfulRescale goes through the caller's `schedule_event` when given: the round
+   loop posts them after its scale writes, which they would otherwise delay); status with the bounded histories
+   and the HPA-style conditions — written only when it says something new (`_worth_writing`): a decision, a
+   condition, replicas, a scale event, an error.
    What changes every round without changing the story (lastEvaluationTime, the metric values, the
    timestamps of repeated recommendations) is refreshed at most every STATUS_REFRESH_SECONDS; until then the
    caller keeps the computed status in memory and passes it back as `previous`.
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -172,9 +174,11 @@ class ScalingService:
     """Evaluates ScalingPolicies against the Kubernetes API and Prometheus."""
 
     def __init__(self, kube: KubeClient, prometheus: PrometheusPool, clock: Clock, default_prometheus_url: str, *,
-                 metrics: OperatorMetrics | None = None, caches: Mapping[ResourceKind, WatchCache] | None = None
-                 ) -> None:
+                 metrics: OperatorMetrics | None = None, caches: Mapping[ResourceKind, WatchCache] | None = None,
+                 schedule_event: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]] | None = None) -> None:
         self.kube = kube
+        self.schedule_event = schedule_event
+        """Posts a SuccessfulRescale Event now or later, as the caller's round allows (None: now)."""
         self.caches = dict(caches or {})
         self._parse_memo: dict[tuple[str, str], _Parsed] = {}
         self.prometheus = prometheus
@@ -342,8 +346,11 @@ class ScalingService:
             self._remember({**deployment, "metadata": {**(deployment.get("metadata") or {}), "resourceVersion":
                             (scale.get("metadata") or {}).get("resourceVersion")},
                             "spec": {**(deployment.get("spec") or {}), "replicas": decision.desired_replicas}})
-            await self._event(ctx, "Normal", "SuccessfulRescale",
-                              f"New size: {decision.desired_replicas}; reason: {decision.reason}")
+            message = f"New size: {decision.desired_replicas}; reason: {decision.reason}"
+            if self.schedule_event is None:
+                await self._event(ctx, "Normal", "SuccessfulRescale", message)
+            else:  # on no policy's path to its replicas changing: the round may post it after its scale writes
+                await self.schedule_event(lambda: self._event(ctx, "Normal", "SuccessfulRescale", message))
         if not scaling_up:
             await self._secondary(ctx, "workers", self._apply_workers(ctx, spec, deployment, decision))
         await self._secondary(ctx, "vertical", self._apply_vertical(ctx, spec, deployment))
