@@ -347,7 +347,7 @@ def backup_policy(env: E2EEnv) -> None:
         assert record["id"].startswith(name), record
         succeeded = condition(done, "LastBackupSucceeded")
         assert succeeded is not None
-        assert succeeded["status"] == "True", succeeded
+        assert succeeded["status"] == "True", status
         ready = condition(done, "Ready")
         assert ready is not None
         assert ready["status"] == "True", ready

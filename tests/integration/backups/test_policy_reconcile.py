@@ -475,3 +475,27 @@ async def test_formats_are_scheduled_verified_and_retained_together(
     assert sorted(p.name for p in (tmp_path / "bk").iterdir() if not p.name.endswith(".json")) == sorted(
         m.file_name for m in kept)  # the zstd file, the older tree and the binary tree are gone
     assert h.reasons().count("BackupDeleted") == 3  # the zstd file, a tree, the binary tree
+
+
+async def test_a_label_added_while_an_inline_backup_runs_does_not_lose_its_result(
+    cluster: EmulatedCluster, runtime: Runtime, source_db: PgTarget, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only metadata moved since the pass took the lock (kopf's finalizer, a label): the result is written at the
+    new version — the lock released, LastBackupSucceeded True, BackupSucceeded posted — not dropped as a Conflict
+    (which left the lock held until it went stale and the condition saying no backup had run)."""
+    h = make(cluster, runtime, policy("labelled", source_db, tmp_path / "bk", schedule="0 2 1 1 *"))
+    cluster.patch(API, "BackupPolicy", "labelled", {"metadata": {"annotations": {RUN_NOW_ANNOTATION: "t1"}}}, NS)
+    real = dump_pipeline.run_verified_backup
+
+    def labelled_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        cluster.patch(API, "BackupPolicy", "labelled", {"metadata": {"labels": {"team": "payments"}}}, NS)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dump_pipeline, "run_verified_backup", labelled_meanwhile)
+    status = await h.tick()
+
+    assert status.get("activeBackup") is None
+    assert h.condition("LastBackupSucceeded")["status"] == "True"
+    assert status["backups"] and status.get("lastSuccessfulBackup")
+    assert "BackupSucceeded" in h.reasons()
+    assert len(dump_pipeline.list_backups(FilesystemStore(tmp_path / "bk"))) == 1

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from tradesense_operator.api.v1alpha1.backup import BackupPolicySpec, BackupPolicyStatus, BackupRecord, Executor
 from tradesense_operator.api.v1alpha1.common import ConditionStatus
-from tradesense_operator.clients.errors import ClientError, NotFound
+from tradesense_operator.clients.errors import ClientError, Conflict, NotFound
 from tradesense_operator.clients.kube import BACKUP_POLICIES, JOBS, ObjectRef
 from tradesense_operator.clients.postgres import PgConnectionInfo, PostgresClient
 from tradesense_operator.clients.status_writer import write_status
@@ -108,6 +108,9 @@ def record_of(manifest: BackupManifest, location: str) -> BackupRecord:
     )
 
 
+_WRITE_ATTEMPTS = 3  # status writes repeated when only metadata/spec moved in between (PolicyPass.write_status)
+
+
 @dataclass
 class PolicyPass:
     """State of one tick: the status being built and the Events to post."""
@@ -150,9 +153,25 @@ class PolicyPass:
 
         The patch carries the resourceVersion the tick decided from, so a concurrent writer (another
         operator instance, a stale cached body) makes it fail with Conflict instead of being overwritten.
+        A Conflict whose fresh object still has the status this pass decided from (only metadata or spec
+        moved: kopf's finalizer, a label, an edit that the next pass observes) is not a decision lost: the
+        write is repeated at the fresh version. Otherwise the finished backup of a long inline pass would be
+        dropped with its result, leaving the lock held until it goes stale and the condition saying no backup
+        ran.
         """
-        answer = await write_status(self.runtime.kube, BACKUP_POLICIES, self.namespace, self.name, self.status,
-                                    resource_version=self.resource_version)
+        decided_from = (self.written if self.written is not None else self.body).get("status") or {}
+        for _ in range(_WRITE_ATTEMPTS):
+            try:
+                answer = await write_status(self.runtime.kube, BACKUP_POLICIES, self.namespace, self.name,
+                                            self.status, resource_version=self.resource_version)
+                break
+            except Conflict:
+                fresh = await self.runtime.kube.get_or_none(BACKUP_POLICIES, self.name, self.namespace)
+                if fresh is None or (fresh.get("status") or {}) != decided_from:
+                    raise
+                self.resource_version = str(fresh["metadata"].get("resourceVersion") or "") or None
+        else:
+            raise Conflict(f"BackupPolicy {self.namespace}/{self.name} kept moving while its status was written")
         self.resource_version = str((answer.get("metadata") or {}).get("resourceVersion") or "") or None
         self.written = answer
 
