@@ -496,6 +496,7 @@ async def test_a_label_added_while_an_inline_backup_runs_does_not_lose_its_resul
 
     assert status.get("activeBackup") is None
     assert h.condition("LastBackupSucceeded")["status"] == "True"
-    assert status["backups"] and status.get("lastSuccessfulBackup")
+    assert status["backups"]
+    assert status.get("lastSuccessfulBackup")
     assert "BackupSucceeded" in h.reasons()
     assert len(dump_pipeline.list_backups(FilesystemStore(tmp_path / "bk"))) == 1
