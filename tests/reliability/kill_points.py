@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from tradesense_operator.api.v1alpha1.incident import StepAction
+from tradesense_operator.services.incidents.attempts import RESULT_MAY_WAIT
 from tradesense_operator.services.step_adapters.base import Action, Outcome, StepContext, StepResult
 from tradesense_operator.services.step_adapters.registry import ACTIONS
 from tradesense_sandbox.kubeapi import EmulatedCluster
@@ -88,11 +89,32 @@ def stoppable_actions(kill: KillPoint) -> dict[StepAction, Action]:
     return {name: Stoppable(action, kill) for name, action in ACTIONS.items()}
 
 
-def stall_namespace_check(cluster: EmulatedCluster, namespace: str, stalls: list[FaultRule]) -> Callable[[], None]:
-    """`on_return` for `after-return`: the engine's next call (the freeze check) hangs for 20 s."""
+def stall_after_return(cluster: EmulatedCluster, namespace: str, step_id: str, action: StepAction,
+                       stalls: list[FaultRule]) -> Callable[[], None]:
+    """`on_return` for `after-return`: the engine's next status write after the action returned hangs for 20 s.
+
+    A result that rides with the next write (`attempts.RESULT_MAY_WAIT`) is then not stored yet; any other result
+    is written at once, so the stall is armed by that write (a store listener) and holds the next step's Running
+    checkpoint: either way the operator is killed before the next step starts.
+    """
+    path = f"^/apis/ops.tradesense.io/v1alpha1/namespaces/{namespace}/tradesenseincidents/victim/status$"
+
+    def arm() -> None:
+        stalls.append(cluster.inject_fault("PATCH", path, latency=20))
 
     def stall() -> None:
-        stalls.append(cluster.inject_fault("GET", f"^/api/v1/namespaces/{namespace}$", latency=20))
+        if action in RESULT_MAY_WAIT:
+            arm()
+            return
+
+        def on_result(rtype: Any, _event: str, obj: dict[str, Any], _old: Any) -> None:
+            if stalls or rtype.kind != "TradeSenseIncident" or obj["metadata"]["name"] != "victim":
+                return
+            steps = {s["id"]: s.get("state") for s in (obj.get("status") or {}).get("steps") or []}
+            if steps.get(step_id) in ("Succeeded", "Skipped"):
+                arm()
+
+        cluster.store.add_listener(on_result)
 
     return stall
 

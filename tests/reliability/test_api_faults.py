@@ -1,5 +1,5 @@
 """The emulated API misbehaves while the real operator runs incidents: 409 conflicts on status writes,
-429 with Retry-After, 500s on reads and on the actions' writes, slow answers, dropped watch connections
+429 with Retry-After, 500s on the actions' reads and writes, slow answers, dropped watch connections
 and 410 Gone (history compacted, re-list needed). Every incident still finishes, every step's effect
 exists exactly once (counted on the Deployment), and no step is recorded twice.
 
@@ -51,9 +51,10 @@ FAULTS: dict[str, Inject] = {
     "429-retry-after": lambda e: [
         e.cluster.inject_fault("PATCH", deployments_path(e), status=429, retry_after=1, times=2),
         e.cluster.inject_fault("PATCH", incidents_path(e) + "/[^/]+/status", status=429, retry_after=1, times=1)],
-    # the API server fails reads of the incident and writes of the actions
+    # the API server fails the actions' reads and writes (the engine no longer reads the incident between its
+    # own writes: it decides from the last write's answer)
     "500s": lambda e: [
-        e.cluster.inject_fault("GET", incidents_path(e) + "/[^/]+$", status=500, times=2),
+        e.cluster.inject_fault("GET", deployments_path(e), status=500, times=1),
         e.cluster.inject_fault("PATCH", deployments_path(e), status=500, times=2)],
     # every call to the namespace and the incident answers late (but within the timeouts)
     "slow-responses": lambda e: [
