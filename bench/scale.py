@@ -27,7 +27,8 @@ Two more measurements, each on a fresh emulated cluster:
               each on its own Deployment, all reading one real Prometheus (a throwaway server scraping a gauge
               this script serves every second). The gauge steps from below to above the target; latency is
               from the moment Prometheus first answers the policies' query with the new value to each
-              Deployment's replicas changing (median, p90, all scaled). Prometheus queries per evaluation round
+              Deployment's replicas changing (median, p90, all scaled), and the CPU seconds the operator and this
+              process (the emulated API) spent over that time. Prometheus queries per evaluation round
               are counted in Prometheus' own query log: queries / (window / pollingIntervalSeconds). Baseline: the
               same with one policy, in the same run.
 
@@ -360,6 +361,11 @@ class ActiveResult:
     crossing_requests_per_second: float = 0.0
     """What the emulated API served from the crossing until the last policy's replicas changed."""
     crossing_requests_by_verb: dict[str, int] = field(default_factory=dict)
+    crossing_cpu_seconds: float = 0.0
+    """CPU of the operator from the crossing until the last policy's replicas changed (moves less with the
+    machine's load than the latencies do)."""
+    crossing_api_cpu_seconds: float = 0.0
+    """CPU of this process (the emulated API server, and the benchmark's own threads) over the same time."""
 
 
 class Gauge:
@@ -462,11 +468,14 @@ def run_active(command: list[str], env: dict[str, str], args: argparse.Namespace
             cluster.store.add_listener(listen)
             gauge.value = ACTIVE_TARGET * 3
             crossed = _wait_for_value(prometheus.url, lambda v: v > ACTIVE_TARGET * 2, timeout=60)
-            at_crossing = cluster.stats.snapshot()
+            at_crossing, cpu_at_crossing, api_cpu_at_crossing = cluster.stats.snapshot(), sampler.cpu, time.process_time()
             while len(scaled) < policies and time.monotonic() < crossed + args.timeout:
-                time.sleep(0.2)
+                time.sleep(0.1)
             crossing = {k: n - at_crossing.get(k, 0) for k, n in cluster.stats.snapshot().items()}
             crossing_seconds = max(scaled.values(), default=crossed) - crossed
+            crossing_api_cpu = time.process_time() - api_cpu_at_crossing
+            time.sleep(0.1)  # the sampler's next reading
+            crossing_cpu = sampler.cpu - cpu_at_crossing
         # every policy is due once per interval (the operator evaluates all due policies in one round), and a
         # status is no longer written each round, so rounds are counted by the clock
         rounds = window / args.active_interval
@@ -479,7 +488,8 @@ def run_active(command: list[str], env: dict[str, str], args: argparse.Namespace
             requests_per_second=round(sum(requests.values()) / window, 1), cpu_percent=round(100 * cpu / window, 1),
             requests_by_verb={f"{verb} {resource}": n for (verb, resource), n in requests.items() if n},
             crossing_requests_per_second=round(sum(crossing.values()) / max(crossing_seconds, 1e-9), 1),
-            crossing_requests_by_verb={f"{verb} {resource}": n for (verb, resource), n in crossing.items() if n})
+            crossing_requests_by_verb={f"{verb} {resource}": n for (verb, resource), n in crossing.items() if n},
+            crossing_cpu_seconds=round(crossing_cpu, 2), crossing_api_cpu_seconds=round(crossing_api_cpu, 2))
     finally:
         prometheus.stop()
         gauge.close()
@@ -605,7 +615,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"p50 {a.p50_latency} s, p90 {a.p90_latency} s, max {a.max_latency} s; "
                   f"{a.queries_per_round} Prometheus queries per round; {a.requests_per_second} requests/s; "
                   f"CPU {a.cpu_percent} %; steady-window requests {a.requests_by_verb}; from the crossing to the last "
-                  f"scale {a.crossing_requests_per_second} requests/s: {a.crossing_requests_by_verb}")
+                  f"scale {a.crossing_requests_per_second} requests/s: {a.crossing_requests_by_verb}, CPU of the "
+                  f"operator {a.crossing_cpu_seconds} s and of the emulated API {a.crossing_api_cpu_seconds} s")
     print()
     print_table(results, idle, active)
     if args.json:
