@@ -27,7 +27,8 @@ Two more measurements, each on a fresh emulated cluster:
               each on its own Deployment, all reading one real Prometheus (a throwaway server scraping a gauge
               this script serves every second). The gauge steps from below to above the target; latency is
               from the moment Prometheus first answers the policies' query with the new value to each
-              Deployment's replicas changing (median, p90, all scaled). Prometheus queries per evaluation round
+              Deployment's replicas changing (median, p90, all scaled), and the CPU seconds the operator and this
+              process (the emulated API) spent over that time. Prometheus queries per evaluation round
               are counted in Prometheus' own query log: queries / (window / pollingIntervalSeconds). Baseline: the
               same with one policy, in the same run.
 
@@ -58,6 +59,7 @@ from typing import Any
 import psutil
 
 from tradesense_operator.api.v1alpha1.incident import Runbook, TradeSenseIncidentSpec
+from tradesense_operator.cli.run import tune_gc
 from tradesense_operator.domain.runbooks import PlanError, resolve_plan
 from tradesense_sandbox.kubeapi import EmulatedCluster
 from tradesense_sandbox.servers.prometheus import PrometheusServer
@@ -163,7 +165,13 @@ def populate(cluster: EmulatedCluster, namespaces: int, policies: int) -> list[s
 
 
 class RssSampler(threading.Thread):
-    """Peak RSS of a process and its children, sampled every 100 ms."""
+    """Peak RSS of a process and its children, sampled every 100 ms; the children are looked up once a second.
+
+    Why not every sample: listing a process' children reads every process' stat in /proc, and this thread runs in
+    the emulated API server's process — looked up every 100 ms it took ~6 % of that process' CPU during a
+    1,000-policy crossing (py-spy), time the emulated API then lacked."""
+
+    CHILDREN_EVERY = 10  # samples
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
@@ -173,13 +181,17 @@ class RssSampler(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
-        while not self.stop.is_set():
+        procs = [self.process]
+        for sample in range(sys.maxsize):
+            if self.stop.is_set():
+                return
             try:
-                procs = [self.process, *self.process.children(recursive=True)]
+                if sample % self.CHILDREN_EVERY == 0:
+                    procs = [self.process, *self.process.children(recursive=True)]
                 self.peak = max(self.peak, sum(p.memory_info().rss for p in procs))
                 self.cpu = sum(sum(p.cpu_times()[:2]) for p in procs)
             except psutil.Error:
-                pass
+                procs = [self.process]
             self.stop.wait(0.1)
 
 
@@ -359,6 +371,11 @@ class ActiveResult:
     crossing_requests_per_second: float = 0.0
     """What the emulated API served from the crossing until the last policy's replicas changed."""
     crossing_requests_by_verb: dict[str, int] = field(default_factory=dict)
+    crossing_cpu_seconds: float = 0.0
+    """CPU of the operator from the crossing until the last policy's replicas changed (moves less with the
+    machine's load than the latencies do)."""
+    crossing_api_cpu_seconds: float = 0.0
+    """CPU of this process (the emulated API server, and the benchmark's own threads) over the same time."""
 
 
 class Gauge:
@@ -461,11 +478,14 @@ def run_active(command: list[str], env: dict[str, str], args: argparse.Namespace
             cluster.store.add_listener(listen)
             gauge.value = ACTIVE_TARGET * 3
             crossed = _wait_for_value(prometheus.url, lambda v: v > ACTIVE_TARGET * 2, timeout=60)
-            at_crossing = cluster.stats.snapshot()
+            at_crossing, cpu_at_crossing, api_cpu_at_crossing = cluster.stats.snapshot(), sampler.cpu, time.process_time()
             while len(scaled) < policies and time.monotonic() < crossed + args.timeout:
-                time.sleep(0.2)
+                time.sleep(0.1)
             crossing = {k: n - at_crossing.get(k, 0) for k, n in cluster.stats.snapshot().items()}
             crossing_seconds = max(scaled.values(), default=crossed) - crossed
+            crossing_api_cpu = time.process_time() - api_cpu_at_crossing
+            time.sleep(0.1)  # the sampler's next reading
+            crossing_cpu = sampler.cpu - cpu_at_crossing
         # every policy is due once per interval (the operator evaluates all due policies in one round), and a
         # status is no longer written each round, so rounds are counted by the clock
         rounds = window / args.active_interval
@@ -478,7 +498,8 @@ def run_active(command: list[str], env: dict[str, str], args: argparse.Namespace
             requests_per_second=round(sum(requests.values()) / window, 1), cpu_percent=round(100 * cpu / window, 1),
             requests_by_verb={f"{verb} {resource}": n for (verb, resource), n in requests.items() if n},
             crossing_requests_per_second=round(sum(crossing.values()) / max(crossing_seconds, 1e-9), 1),
-            crossing_requests_by_verb={f"{verb} {resource}": n for (verb, resource), n in crossing.items() if n})
+            crossing_requests_by_verb={f"{verb} {resource}": n for (verb, resource), n in crossing.items() if n},
+            crossing_cpu_seconds=round(crossing_cpu, 2), crossing_api_cpu_seconds=round(crossing_api_cpu, 2))
     finally:
         prometheus.stop()
         gauge.close()
@@ -562,6 +583,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, default=None,
                         help="run tradesense-operator under cProfile and write its stats here (pstats format)")
     args = parser.parse_args(argv)
+    # The emulated API server runs in this process. With CPython's default GC thresholds its full collections
+    # (tens of thousands of stored objects and watch-history snapshots) stopped it for 0.2-0.5 s, several times
+    # per 1,000-policy crossing, which a real API server (Go, concurrent GC) does not do: the same settings as
+    # the operator process, so the figures measure the operator.
+    tune_gc()
     profiler = ["-m", "cProfile", "-o", str(args.profile)] if args.profile else []
     ours_command = [sys.executable, *profiler, "-m", "tradesense_operator", "run", "--standalone",
                     f"--liveness=http://127.0.0.1:{_free_port()}/healthz"]
@@ -599,7 +625,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"p50 {a.p50_latency} s, p90 {a.p90_latency} s, max {a.max_latency} s; "
                   f"{a.queries_per_round} Prometheus queries per round; {a.requests_per_second} requests/s; "
                   f"CPU {a.cpu_percent} %; steady-window requests {a.requests_by_verb}; from the crossing to the last "
-                  f"scale {a.crossing_requests_per_second} requests/s: {a.crossing_requests_by_verb}")
+                  f"scale {a.crossing_requests_per_second} requests/s: {a.crossing_requests_by_verb}, CPU of the "
+                  f"operator {a.crossing_cpu_seconds} s and of the emulated API {a.crossing_api_cpu_seconds} s")
     print()
     print_table(results, idle, active)
     if args.json:

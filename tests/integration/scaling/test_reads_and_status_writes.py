@@ -7,6 +7,8 @@
 - A concurrent writer of the status makes our write a Conflict (it carries the resourceVersion decided
   from): the evaluation re-reads the policy and decides again — the other writer's scale event is kept and
   the Deployment is not scaled a second time.
+- A decision's commit sends only the top-level status fields it changes (still guarded), and the stored status
+  is the whole one.
 Each evaluation is one `ScalingService.evaluate` call, fed back what the previous one computed (as the
 operator's book does); time between them is ManualClock time.
 """
@@ -24,6 +26,7 @@ from tests.support.rbac import with_and_without_rbac
 from tradesense_operator.api.v1alpha1.scaling import ScalingPolicyStatus
 from tradesense_operator.clients.kube import DEPLOYMENTS, HPAS, SCALING_POLICIES, KubeClient, ResourceKind
 from tradesense_operator.clients.prometheus import PrometheusPool
+from tradesense_operator.clients.status_writer import status_merge_patch
 from tradesense_operator.clients.watch_cache import WatchCache
 from tradesense_operator.domain.clock import ManualClock
 from tradesense_operator.services.scaling.evaluation import STATUS_REFRESH_SECONDS, Outcome, ScalingService
@@ -200,3 +203,37 @@ async def test_a_concurrent_status_writer_makes_the_evaluation_decide_again_with
     assert status["desiredReplicas"] == 6
     rescales = [e for e in cluster.events(NAMESPACE, name) if e["reason"] == "SuccessfulRescale"]
     assert len(rescales) == 1
+
+
+async def test_a_decision_is_committed_with_only_the_fields_it_changes_and_stores_the_whole_status(
+    cluster: EmulatedCluster, prometheus: PrometheusServer, cached_service: ScalingService, clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cluster.create(deployment("lean", 3))
+    cluster.create(busy_policy("lean", prometheus, per_replica=300))  # wants 3
+    evaluations = Evaluations(cached_service, cluster, "lean")
+    await evaluations.next()
+    cluster.patch("apps/v1", "Deployment", "lean", {"spec": {"replicas": 1}}, NAMESPACE)  # someone else
+    await eventually(lambda: _cached_replicas(cluster_cache(cached_service), "lean", 1), "the watch shows 1")
+    sent_bodies: list[dict[str, Any]] = []
+    patch = cached_service.kube.patch
+
+    async def recording(kind: ResourceKind, name: str, body: Any, namespace: str | None = None,
+                        **options: Any) -> dict[str, Any]:
+        if options.get("subresource") == "status":
+            sent_bodies.append(body)
+        return await patch(kind, name, body, namespace, **options)
+
+    monkeypatch.setattr(cached_service.kube, "patch", recording)
+    clock.advance(15)
+    outcome = await evaluations.next()
+
+    assert outcome.state == "Scaled"
+    assert replicas(cluster, "lean") == 3
+    commit = sent_bodies[0]["status"]
+    assert {"currentReplicas", "lastScaleTime", "lastEvaluationTime", "scaleEvents"} <= set(commit)
+    assert not {"desiredReplicas", "observedGeneration", "consecutiveFailures"} & set(commit)  # 3, 1, 0: as stored
+    assert sent_bodies[0]["metadata"]["resourceVersion"]                    # still guarded
+    assert outcome.status is not None
+    whole = {k: v for k, v in status_merge_patch(outcome.status).items() if v is not None}
+    assert stored_status(cluster, "lean") == whole                            # as if the whole status was written

@@ -9,7 +9,8 @@
 6. decide (pure, domain.scaling.decision) with the incident floors from the Deployment's annotation;
 7. a decision to change replicas is committed to the status first, guarded by the resourceVersion it was
    decided from (clients.status_writer): a concurrent writer makes it a Conflict, and the evaluation re-reads
-   the policy and decides again from what that writer recorded — it never acts on a stale decision;
+   the policy and decides again from what that writer recorded — it never acts on a stale decision. A write
+   sends only the top-level status fields that differ from the status stored at that resourceVersion;
 8. write replicas through the scale subresource (`kubectl scale`), WORKERS env and the memory limit only
    when they change — WORKERS before adding replicas and after removing them, so replicas × WORKERS
    stays within the budget during the change;
@@ -118,6 +119,8 @@ class _Context:
     generation: int | None
     notes: list[str]
     resource_version: str | None = None
+    stored_wire: Mapping[str, Any] | None = None
+    """The status the API server holds at resource_version, as it returned it (a write sends what differs)."""
     written: Mapping[str, Any] | None = None
     computed: ScalingPolicyStatus | None = None
 
@@ -202,7 +205,8 @@ class ScalingService:
                 ctx = _Context(body=body, namespace=str(meta.get("namespace")), status=previous or stored,
                                stored=stored, now=self.clock.now(), generation=(body.get("metadata") or {}).get(
                                    "generation"), notes=[],
-                               resource_version=(body.get("metadata") or {}).get("resourceVersion"))
+                               resource_version=(body.get("metadata") or {}).get("resourceVersion"),
+                               stored_wire=body.get("status") or {})
                 try:
                     outcome = await self._evaluate(ctx)
                 except _Stale:
@@ -431,10 +435,10 @@ class ScalingService:
         meta = ctx.body.get("metadata") or {}
         try:
             written = await write_status(self.kube, SCALING_POLICIES, ctx.namespace, str(meta.get("name")), status,
-                                         resource_version=ctx.resource_version)
+                                         resource_version=ctx.resource_version, stored=ctx.stored_wire)
         except Conflict as exc:
             raise _Stale from exc
-        ctx.written, ctx.stored = written, status
+        ctx.written, ctx.stored, ctx.stored_wire = written, status, written.get("status") or {}
         ctx.resource_version = (written.get("metadata") or {}).get("resourceVersion")
 
     @staticmethod
