@@ -250,6 +250,7 @@ class IncidentEngine:
                     raise
                 if tick.finished or tick.delay > 0:
                     await self._writer.commit(run)  # what was staged, before anything waits
+                    await run.events.settle()  # and the Events posted in the background
             except StaleStatus as exc:
                 log.info("not writing a decision made from an outdated status (%s): deciding again", exc)
                 return Advance(finished=False, delay=0.0), None
