@@ -118,3 +118,24 @@ async def test_locks_of_one_process_take_turns_instead_of_racing_into_conflicts(
     assert delta(kube_cluster, before) == {"get": 0, "create": 0, "update": 3}  # one write each, no Conflict
     entries = parse_waiters((await lease(kube, test_namespace))["metadata"].get("annotations"))
     assert sorted(w.identity.split("/")[1] for w in entries) == ["waiter-0", "waiter-1", "waiter-2"]
+
+
+async def test_a_hand_over_before_the_waiter_listens_still_wakes_it(
+    kube: KubeClient, kube_cluster: EmulatedCluster, test_namespace: str,
+) -> None:
+    """The holder may release between the waiter joining the queue and the waiter listening (its incident is
+    still writing that it waits): the waiter must find itself woken, not sleep until its re-check."""
+    clock, releases = ManualClock(START), Releases()
+    holder = lock(kube, clock, test_namespace, "holder", releases)
+    waiter = lock(kube, clock, test_namespace, "waiter", releases)
+    other = lock(kube, clock, test_namespace, "other", releases)
+    assert (await holder.acquire()).acquired
+    assert not (await waiter.acquire()).acquired
+    await holder.release()  # handed to the waiter: nobody listens yet
+
+    woken, passed_over = waiter.listen(), other.listen()
+    assert woken is not None
+    assert passed_over is not None
+    assert woken.is_set()
+    assert not passed_over.is_set()  # not handed to it: it sleeps on
+    assert (await waiter.acquire()).acquired

@@ -7,11 +7,12 @@ then the clock jumps past the TTL: the Events are gone and status.timeline still
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from tests.integration.incidents.engine_harness import EngineEnv, step
+from tests.integration.incidents.engine_harness import EFFECTS, EngineEnv, step
 from tradesense_operator.api.v1alpha1.incident import TIMELINE_LIMIT
 from tradesense_sandbox.kubeapi import EmulatedCluster
 
@@ -45,3 +46,22 @@ async def test_the_timeline_in_status_outlives_the_events(env: EngineEnv) -> Non
     assert any("failover" in e["message"] for e in timeline if e["reason"] == "StepSucceeded")
     assert all(e["time"] for e in timeline)
     assert len(timeline) <= TIMELINE_LIMIT
+
+
+async def test_a_slow_event_does_not_hold_up_the_next_step_and_events_keep_their_order(env: EngineEnv) -> None:
+    """A finished step's Event is posted while the next step runs (the namespace Lease is not held for its round
+    trip), yet every Event still follows the write that records its transition and they arrive in order."""
+    env.start_operator()
+    env.cluster.faults.add("POST", "/events$", latency=3.0, times=None)  # every Event answers 3 s late
+    env.create_incident("slow", env.spec(step("one"), step("two")))
+
+    def stamped() -> list[str]:
+        annotations = env.cluster.get("apps/v1", "Deployment", "web", env.namespace)["metadata"].get("annotations")
+        return [s.rsplit("/", 1)[-1] for s in json.loads((annotations or {}).get(EFFECTS, "[]"))]
+
+    await env.wait_for("step two's effect", lambda: stamped() == ["one", "two"])
+    assert "StepSucceeded" not in env.reasons("slow")  # step one's Event is still on its way
+    await env.wait_phase("slow", "Succeeded")
+    await env.wait_event("slow", "IncidentSucceeded")
+    assert env.reasons("slow") == ["Planned", "StepSucceeded", "StepSucceeded", "IncidentSucceeded"]
+    assert [e["reason"] for e in env.status("slow")["timeline"]] == env.reasons("slow")

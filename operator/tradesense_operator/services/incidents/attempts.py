@@ -129,7 +129,8 @@ class StepRunner:
                 "current_step": planned.id, "started_at": run.status.started_at or now})
             run.status = self._writer.phase(run, working_phase(run.status.plan, index), "StepRunning",
                                             f"{position}: {planned.description or planned.action.value}")
-            await self._writer.commit(run)  # checkpoint BEFORE the action runs
+            # checkpoint BEFORE the action runs; the previous step's Event goes out while the action runs
+            await self._writer.commit(run, events_in_background=True)
             self._seen_attempts.add((run.ref.uid or "", planned.id, step.attempts))
         else:
             step = run.status.steps[index]

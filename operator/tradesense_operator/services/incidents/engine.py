@@ -53,6 +53,7 @@ from tradesense_operator.api.v1alpha1.incident import (
 )
 from tradesense_operator.clients.errors import ClientError, NotFound
 from tradesense_operator.clients.kube import INCIDENTS, NAMESPACES, ObjectRef
+from tradesense_operator.clients.watch_cache import version_at_least
 from tradesense_operator.domain.conditions import set_condition
 from tradesense_operator.domain.incident.deadlines import approval_deadline, respond_by
 from tradesense_operator.domain.incident.freeze import freeze_message, is_frozen
@@ -162,9 +163,9 @@ class IncidentEngine:
         latest watch event), replaces the first read: every write is guarded by its resourceVersion, so a seed
         that is out of date costs a Conflict and a read, never a decision applied to a newer status. `latest()`
         returns the newest body the caller's watch has seen: when it is still the version this engine last
-        wrote (same resourceVersion), nothing changed during the sleep and that write's answer is decided from
-        instead of a GET. An API error never ends the loop: it is recorded on the incident and retried
-        (`stalls.py`).
+        wrote, or an older one (the watch lags behind that write), the watch shows no change during the sleep
+        and that write's answer is decided from instead of a GET (`_unchanged_since`). An API error never ends
+        the loop: it is recorded on the incident and retried (`stalls.py`).
         """
         carried = self._seeded(seed) if seed is not None else None
         uid = carried.ref.uid if carried is not None else None
@@ -250,6 +251,7 @@ class IncidentEngine:
                     raise
                 if tick.finished or tick.delay > 0:
                     await self._writer.commit(run)  # what was staged, before anything waits
+                    await run.events.settle()  # and the Events posted in the background
             except StaleStatus as exc:
                 log.info("not writing a decision made from an outdated status (%s): deciding again", exc)
                 return Advance(finished=False, delay=0.0), None
@@ -605,10 +607,17 @@ def _progressing_reason(status: TradeSenseIncidentStatus) -> str | None:
 
 
 def _unchanged_since(run: IncidentRun, body: Mapping[str, Any]) -> bool:
-    """The watched body is the version `run` wrote (or read), and `run` has nothing unwritten."""
-    version = (body.get("metadata") or {}).get("resourceVersion")
-    return (run.version is not None and version == run.version and run.status == run.saved
-            and not run.events.pending)
+    """The watched body is the version `run` wrote (or read) or an older one, and `run` has nothing unwritten.
+
+    Older: the watch has not delivered our own last write yet (kopf lags under load). That tells as much as
+    seeing our write: a change after it may be on its way in both cases, and every write is guarded by
+    `run.version`, so deciding from it costs at most a Conflict and a read, never a decision applied to a
+    newer status. Only a watched version newer than ours (or one that cannot be compared) needs a GET.
+    """
+    if run.version is None or run.status != run.saved or run.events.pending:
+        return False
+    ours = {"metadata": {"resourceVersion": run.version}}
+    return version_at_least(ours, body) is True
 
 
 def _duration(delta: timedelta) -> str:

@@ -7,7 +7,10 @@ in `pending` and go into the engine's next status write (`run.StatusWriter.commi
 one request, not two; that write is guarded by resourceVersion like every other. An Event about a transition
 that is staged, not yet written (a step's result, which rides with the next step's Running checkpoint), is
 `stage`d: its entry goes into that write and the Event itself is posted right after it (`flush`), so whoever
-reads the status on seeing the Event finds the transition there. Outside it (an
+reads the status on seeing the Event finds the transition there. Before a step's action the staged Events
+are posted in the background (`post_staged_soon`), so that the namespace Lease is not held for their round
+trips; they stay in order (every later post waits for them) and the engine waits for them before its
+advance sleeps or ends (`settle`). Outside it (an
 unreadable status, which the engine will not write) an entry is appended at once with a JSON patch.
 Both are best effort: status checkpoints are the record the engine resumes from, so a failed Event or
 timeline write is logged and never stops a remediation.
@@ -15,6 +18,7 @@ timeline write is logged and never stops a remediation.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 from typing import Any, Literal
@@ -25,6 +29,8 @@ from tradesense_operator.clients.kube import INCIDENTS, KubeClient, ObjectRef
 from tradesense_operator.domain.clock import Clock
 
 log = logging.getLogger(__name__)
+
+_BACKGROUND: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
 
 
 def timeline_entry(type_: Literal["Normal", "Warning"], reason: str, message: str, now: datetime) -> TimelineEntry:
@@ -45,6 +51,7 @@ class IncidentEvents:
         self._length: int | None = None  # entries in status.timeline, once known
         self.pending: list[TimelineEntry] = []  # batched: entries the next status write adds
         self._staged: list[tuple[Literal["Normal", "Warning"], str, str, datetime]] = []  # posted after that write
+        self._posting: asyncio.Task[None] | None = None  # staged Events being posted in the background
 
     async def normal(self, reason: str, message: str) -> None:
         """A routine transition (StepStarted, StepSucceeded, IncidentSucceeded …)."""
@@ -64,7 +71,32 @@ class IncidentEvents:
 
     async def flush(self) -> None:
         """Post the staged Events (their transitions are written, or about to be by a terminal write)."""
+        await self.settle()
         staged, self._staged = self._staged, []
+        for type_, reason, message, now in staged:
+            await self._create(type_, reason, message, now)
+
+    def post_staged_soon(self) -> None:
+        """`flush` in the background (their transitions are written): the caller goes on at once."""
+        if not self._staged:
+            return
+        staged, self._staged = self._staged, []
+        self._posting = asyncio.ensure_future(self._post_after(self._posting, staged))
+        _BACKGROUND.add(self._posting)
+        self._posting.add_done_callback(_BACKGROUND.discard)
+
+    async def settle(self) -> None:
+        """Wait until the Events being posted in the background are posted."""
+        while self._posting is not None:
+            posting = self._posting
+            await asyncio.shield(posting)
+            if self._posting is posting:
+                self._posting = None
+
+    async def _post_after(self, previous: asyncio.Task[None] | None,
+                          staged: list[tuple[Literal["Normal", "Warning"], str, str, datetime]]) -> None:
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)
         for type_, reason, message, now in staged:
             await self._create(type_, reason, message, now)
 

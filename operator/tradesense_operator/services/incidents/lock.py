@@ -84,9 +84,17 @@ class Releases:
 
     def listen(self, namespace: str, rank: tuple[str, datetime, str]) -> asyncio.Event:
         """An event that is set when a release in `namespace` makes this listener the next to look;
-        give it back with `stop`."""
+        give it back with `stop`.
+
+        Already set when the Lease as this process last saw it was handed to this listener: a release that
+        came while its incident was still recording that it waits (between joining the queue and listening)
+        must not leave it asleep until its re-check, a third of the Lease duration later.
+        """
         event = asyncio.Event()
         self._listeners.setdefault(namespace, {})[event] = rank
+        known = self._seen.get(namespace)
+        if known is not None and (known.get("spec") or {}).get("holderIdentity") == rank[2]:
+            event.set()
         return event
 
     def stop(self, namespace: str, event: asyncio.Event) -> None:

@@ -93,13 +93,14 @@ class StatusWriter:
         return with_phase(run.status, phase=phase, reason=reason, message=message, now=self.now(),
                           generation=run.obj.generation)
 
-    async def commit(self, run: IncidentRun) -> None:
+    async def commit(self, run: IncidentRun, *, events_in_background: bool = False) -> None:
         """Persist the status when it changed or Events were posted since the last write (their timeline
         entries go into the same write). Idle polls write nothing, so they make no watch events.
 
         On success `run` continues from the write's answer (new resourceVersion, current spec): the next
         decision needs no GET. Staged Events (`IncidentEvents.stage`) are posted right after the write, or
         just before it when it is terminal: that write is the last thing an advance does (engine docstring).
+        With `events_in_background` (a step's Running checkpoint) they are posted while the caller goes on.
         """
         pending = run.events.pending
         if not pending and run.status == run.saved:
@@ -120,7 +121,11 @@ class StatusWriter:
                                 before=run.saved, after=status, target_namespace=target_namespace(run.obj.raw_spec))
         run.obj, run.version = written, written.resource_version
         run.status = run.saved = status
-        if not terminal:
+        if terminal:
+            return
+        if events_in_background:
+            run.events.post_staged_soon()
+        else:
             await run.events.flush()
 
     async def _save(self, run: IncidentRun, status: TradeSenseIncidentStatus, *, with_timeline: bool

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from tradesense_operator.api.v1alpha1.incident import StepAction
-from tradesense_operator.clients.errors import NotFound
+from tradesense_operator.clients.errors import Conflict, NotFound
 from tradesense_operator.clients.kube import DEPLOYMENTS, PODS, REPLICASETS, JsonDict
 from tradesense_operator.domain.scaling.floor import SCALE_FLOOR_ANNOTATION, ScaleFloor, merge_floor
 from tradesense_operator.services.step_adapters.base import STAMP_ANNOTATION, Outcome, StepContext, StepFailed, StepResult
@@ -48,6 +49,53 @@ async def get_deployment(ctx: StepContext, *, cached: bool = False) -> tuple[str
         return name, await ctx.runtime.kube.get(DEPLOYMENTS, name, ctx.namespace)
     except NotFound as exc:
         raise StepFailed(f"deployment/{name} not found in namespace {ctx.namespace}") from exc
+
+
+_GUARDED_TRIES = 3  # a Conflict re-reads and decides again; a Deployment that keeps moving fails the attempt
+
+
+async def patch_template_guarded(
+    ctx: StepContext, decide: Callable[[str, JsonDict], StepResult | tuple[JsonDict, StepResult]]
+) -> StepResult:
+    """Decide from the Deployment and apply the strategic-merge patch decided, guarded by the resourceVersion
+    decided from.
+
+    Why: a template change (set env, set resources, rollout restart) is decided from the Deployment as it
+    is; reading it from the process's watch cache instead of a GET saves a request while the namespace Lease
+    is held. The write carries the resourceVersion it was decided from, so a cached body that is out of date
+    costs a Conflict, a fresh GET and a new decision, never a change computed from an old template. A "no
+    change needed" answer (`decide` returns a StepResult) writes nothing and is therefore never taken from
+    the cache: it is confirmed by a fresh read first. The write's answer is remembered by the cache, so the
+    next step or incident decides from it until the watch has caught up.
+    """
+    fresh = False
+    try:
+        name, deployment = await get_deployment(ctx, cached=True)
+    except StepFailed:  # not in the cache (yet): only a fresh read may say it does not exist
+        (name, deployment), fresh = await get_deployment(ctx), True
+    for _ in range(_GUARDED_TRIES):
+        try:
+            decided = decide(name, deployment)
+        except StepFailed:
+            if fresh:
+                raise
+            decided = None  # e.g. a container the cached body does not show yet: decide from a fresh read
+        if not isinstance(decided, tuple):
+            if decided is not None and fresh:
+                return decided
+            (name, deployment), fresh = await get_deployment(ctx), True
+            continue
+        patch, result = decided
+        version = (deployment.get("metadata") or {}).get("resourceVersion")
+        guarded = _merged(patch, {"metadata": {"resourceVersion": version}}) if version else patch
+        try:
+            written = await ctx.runtime.kube.patch(DEPLOYMENTS, name, guarded, ctx.namespace, patch_type="strategic")
+        except Conflict:
+            (name, deployment), fresh = await get_deployment(ctx), True
+            continue
+        ctx.runtime.watch_cache(DEPLOYMENTS).remember(written)
+        return result
+    raise StepFailed(f"deployment/{name} kept changing while this step decided ({_GUARDED_TRIES} conflicts in a row)")
 
 
 def _template(deployment: JsonDict) -> JsonDict:
@@ -110,14 +158,15 @@ class RolloutRestart:
         return f"rollout restart deployment/{name}: replace its {_replicas(deployment)} pod(s) ({since})"
 
     async def run(self, ctx: StepContext) -> StepResult:
-        name, deployment = await get_deployment(ctx)
-        if _template_annotations(deployment).get(STAMP_ANNOTATION) == ctx.stamp:
-            return StepResult(Outcome.ALREADY_DONE, f"deployment/{name} already restarted by this step")
         now = ctx.runtime.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
-        await ctx.runtime.kube.patch(
-            DEPLOYMENTS, name, _stamp_patch(ctx, {RESTARTED_AT: now}), ctx.namespace, patch_type="strategic"
-        )
-        return StepResult(Outcome.DONE, f"deployment/{name} restarted (restartedAt {now})", {"restartedAt": now})
+
+        def decide(name: str, deployment: JsonDict) -> StepResult | tuple[JsonDict, StepResult]:
+            if _template_annotations(deployment).get(STAMP_ANNOTATION) == ctx.stamp:
+                return StepResult(Outcome.ALREADY_DONE, f"deployment/{name} already restarted by this step")
+            return (_stamp_patch(ctx, {RESTARTED_AT: now}),
+                    StepResult(Outcome.DONE, f"deployment/{name} restarted (restartedAt {now})", {"restartedAt": now}))
+
+        return await patch_template_guarded(ctx, decide)
 
 
 def _replicas(deployment: JsonDict) -> int:
@@ -431,22 +480,24 @@ class SetEnv:
         return f"set {var}={value} on deployment/{name} container {container['name']} (currently {now})"
 
     async def run(self, ctx: StepContext) -> StepResult:
-        name, deployment = await get_deployment(ctx)
         var, value = require_str(ctx.step, "name"), require_str(ctx.step, "value")
-        container = _container(ctx, name, deployment)
-        entry = _env_entry(container, var)
-        if entry is not None and entry.get("value") == value and "valueFrom" not in entry:
-            return StepResult(Outcome.ALREADY_DONE, f"{var}={value} already set on deployment/{name}", {var: value})
-        env_patch: JsonDict = {"name": var, "value": value}
-        if entry is not None and "valueFrom" in entry:
-            env_patch["valueFrom"] = None  # a literal value replaces the reference, as kubectl set env does
-        patch = _merged(
-            _stamp_patch(ctx),
-            {"spec": {"template": {"spec": {"containers": [{"name": container["name"], "env": [env_patch]}]}}}},
-        )
-        await ctx.runtime.kube.patch(DEPLOYMENTS, name, patch, ctx.namespace, patch_type="strategic")
-        before = "unset" if entry is None else str(entry.get("value", "a reference"))
-        return StepResult(Outcome.DONE, f"set {var}={value} on deployment/{name} (was {before})", {var: value})
+
+        def decide(name: str, deployment: JsonDict) -> StepResult | tuple[JsonDict, StepResult]:
+            container = _container(ctx, name, deployment)
+            entry = _env_entry(container, var)
+            if entry is not None and entry.get("value") == value and "valueFrom" not in entry:
+                return StepResult(Outcome.ALREADY_DONE, f"{var}={value} already set on deployment/{name}", {var: value})
+            env_patch: JsonDict = {"name": var, "value": value}
+            if entry is not None and "valueFrom" in entry:
+                env_patch["valueFrom"] = None  # a literal value replaces the reference, as kubectl set env does
+            patch = _merged(
+                _stamp_patch(ctx),
+                {"spec": {"template": {"spec": {"containers": [{"name": container["name"], "env": [env_patch]}]}}}},
+            )
+            before = "unset" if entry is None else str(entry.get("value", "a reference"))
+            return patch, StepResult(Outcome.DONE, f"set {var}={value} on deployment/{name} (was {before})", {var: value})
+
+        return await patch_template_guarded(ctx, decide)
 
 
 # -- set resources -----------------------------------------------------------------------------------
@@ -508,19 +559,20 @@ class SetResources:
         return f"deployment/{name} container {container['name']}: {parts}"
 
     async def run(self, ctx: StepContext) -> StepResult:
-        name, deployment = await get_deployment(ctx)
-        container = _container(ctx, name, deployment)
-        changes = _resource_changes(ctx, container)
-        if not changes:
-            return StepResult(Outcome.ALREADY_DONE, f"deployment/{name} already has the requested resources")
-        resources: dict[str, dict[str, str]] = {}
-        for section, resource, _, wanted in changes:
-            resources.setdefault(section, {})[resource] = wanted
-        patch = _merged(
-            _stamp_patch(ctx),
-            {"spec": {"template": {"spec": {"containers": [{"name": container["name"], "resources": resources}]}}}},
-        )
-        await ctx.runtime.kube.patch(DEPLOYMENTS, name, patch, ctx.namespace, patch_type="strategic")
-        parts = ", ".join(f"{s}.{r} {cur or 'unset'} → {new}" for s, r, cur, new in changes)
-        return StepResult(Outcome.DONE, f"deployment/{name}: {parts}",
-                          {f"{s}.{r}": new for s, r, _, new in changes})
+        def decide(name: str, deployment: JsonDict) -> StepResult | tuple[JsonDict, StepResult]:
+            container = _container(ctx, name, deployment)
+            changes = _resource_changes(ctx, container)
+            if not changes:
+                return StepResult(Outcome.ALREADY_DONE, f"deployment/{name} already has the requested resources")
+            resources: dict[str, dict[str, str]] = {}
+            for section, resource, _, wanted in changes:
+                resources.setdefault(section, {})[resource] = wanted
+            patch = _merged(
+                _stamp_patch(ctx),
+                {"spec": {"template": {"spec": {"containers": [{"name": container["name"], "resources": resources}]}}}},
+            )
+            parts = ", ".join(f"{s}.{r} {cur or 'unset'} → {new}" for s, r, cur, new in changes)
+            return patch, StepResult(Outcome.DONE, f"deployment/{name}: {parts}",
+                                     {f"{s}.{r}": new for s, r, _, new in changes})
+
+        return await patch_template_guarded(ctx, decide)
