@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
 
@@ -38,6 +40,11 @@ def restored_copy(source: PgTarget, suffix: str) -> PgTarget:
     copy = source.with_db(source.dbname + suffix)
     pgdump.create_database(source, copy.dbname)
     return copy
+
+
+def pg_restore_children() -> list[psutil.Process]:
+    """pg_restore processes this test started that are still alive (a held post-data one must never be left)."""
+    return [p for p in psutil.Process().children(recursive=True) if p.name() == "pg_restore"]
 
 
 def query(target: PgTarget, text: str) -> list[tuple[object, ...]]:
@@ -139,8 +146,33 @@ def test_damaged_chunk_is_named_and_nothing_is_committed(source_db: PgTarget, st
     if damage == "flip":  # found at the end of that file's COPY: the schema is there, no session committed a row
         assert "public.trades" in counts
         assert set(counts.values()) == {0}
+        # the post-data pg_restore, started and held during the load, was stopped before it built anything
+        assert query(copy, "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'") == []
     else:  # found before anything is restored
         assert counts == {}
+    assert pg_restore_children() == []
+
+
+def test_failed_pre_data_stops_the_waiting_sessions_and_the_held_post_data(
+        source_db: PgTarget, store: FilesystemStore, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The COPY sessions connect while pre-data runs and the post-data pg_restore is started before the load:
+    a pre-data failure is the error raised, no session copies anything and nothing is left running."""
+    manifest = dump_pipeline.run_backup(store, BackupRequest(source_db, "tradesense", BackupFormat.BINARY),
+                                        clock=clock, workers=2)
+    real = pgdump.restore_directory_section
+
+    def failing_pre_data(target: PgTarget, directory: Path, *, section: str, jobs: int = 1,
+                         listing: Path | None = None) -> None:
+        if section == "pre-data":
+            raise pgdump.ToolFailed("pg_restore", 1, "pre-data refused")
+        real(target, directory, section=section, jobs=jobs, listing=listing)
+
+    monkeypatch.setattr(pgdump, "restore_directory_section", failing_pre_data)
+    copy = restored_copy(source_db, "_no_pre_data")
+    with pytest.raises(pgdump.ToolFailed, match="pre-data refused"):
+        dump_pipeline.restore_into(copy, store, manifest, workers=2)
+    assert pgdump.table_counts(copy) == {}
+    assert pg_restore_children() == []
 
 
 def test_killed_chunk_dump_leaves_nothing(big_source_db: PgTarget, store: FilesystemStore,

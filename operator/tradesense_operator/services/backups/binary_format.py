@@ -19,7 +19,7 @@ import hashlib
 import queue
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
@@ -157,11 +157,12 @@ def _checked_rows(chunks: Iterable[bytes], expected: StoredFile, what: str) -> I
 
 
 def _load(target: PgTarget, toc: TableOfContents, data: dict[str, Iterable[bytes]], listed: dict[str, StoredFile],
-          *, workers: int, what: str) -> None:
+          *, workers: int, what: str, tables_ready: Callable[[], object] = lambda: None) -> None:
     """Every data file through `workers` COPY sessions that take files as they free up; all commit, or none.
 
     A barrier before COMMIT: a failing session, or a file whose checksum is found wrong at its end,
-    leaves every table empty.
+    leaves every table empty. The sessions connect at once and call `tables_ready` (which waits for the
+    pre-data section, or raises its error) before their first COPY.
     """
     pending: queue.SimpleQueue[DataFile] = queue.SimpleQueue()
     for entry in toc.files:
@@ -171,6 +172,7 @@ def _load(target: PgTarget, toc: TableOfContents, data: dict[str, Iterable[bytes
     failed = threading.Event()
 
     def streams() -> Iterator[tuple[str, Iterable[bytes]]]:
+        tables_ready()
         while not failed.is_set():
             try:
                 entry = pending.get_nowait()
@@ -215,11 +217,35 @@ def _toc(store: BackupStore, manifest: BackupManifest, local: Path | None,
     return toc
 
 
+def _start_post_data(target: PgTarget, schema: Path, *, jobs: int) -> pgdump.ToolProcess:
+    """`pg_restore --section=post-data -j N` started now but held before it connects: it reads its list of entries
+    (`-L`) from stdin, and only the end of stdin (`_release`) lets it go on.
+
+    Why: starting pg_restore (exec, reading the archive) takes ~20-40 ms that would otherwise sit between
+    the load's commit and the first index build, with the cores idle. It must not touch the database
+    before the load has committed (a materialized view would be refreshed from empty tables), hence the gate.
+    """
+    args = ["--no-password", "--exit-on-error", "--section=post-data", f"--jobs={jobs}", "--use-list=/dev/stdin",
+            "-d", target.dbname, str(schema)]
+    return pgdump.ToolProcess("pg_restore", args, target, stdin=True, stdout=False)
+
+
+def _release(post_data: pgdump.ToolProcess, listing: str) -> None:
+    """Give the held pg_restore its list (every entry of the archive; --section picks post-data) and let it run."""
+    try:
+        post_data.stdin.write(listing.encode())
+        post_data.stdin.close()
+    except BrokenPipeError:
+        pass  # it exited early; wait() reports why
+
+
 def restore_tree(target: PgTarget, store: BackupStore, manifest: BackupManifest, *, workers: int) -> None:
     """pre-data, every chunk checked while N sessions load it, sequence values, post-data with `-j N`.
 
     Not one transaction (like `directory`): a failure leaves a partly restored database (tables present,
-    no rows) for the caller to drop or redo.
+    no rows) for the caller to drop or redo. What does not depend on the previous step overlaps it: the
+    load sessions connect while pre-data runs, the post-data pg_restore starts (held before connecting)
+    during the load, and the sequence values are set beside post-data.
     """
     if files_digest(manifest.files) != manifest.sha256:
         raise IntegrityError(f"{manifest.id}: the manifest's file list does not match its sha256")
@@ -234,13 +260,30 @@ def restore_tree(target: PgTarget, store: BackupStore, manifest: BackupManifest,
             for name in (SCHEMA_NAME, SEQUENCES_NAME):
                 check_one(store, manifest, listed[name], local, into=Path(staging), content=True)
             schema = Path(staging) / SCHEMA_NAME
-            pgdump.restore_directory_section(target, schema, section="pre-data")
             data = {entry.name: _stored(store, manifest, local, entry.name) for entry in toc.files}
-            _load(target, toc, data, listed, workers=workers, what=manifest.id)
-            if toc.large_objects:
-                pgdump.restore_directory_section(target, schema, section="data")
-            if sequences := (Path(staging) / SEQUENCES_NAME).read_text():
-                pgdump.run_script(target, sequences)
-            pgdump.restore_directory_section(target, schema, section="post-data", jobs=workers)
+            _restore_checked(target, schema, toc, sequences=(Path(staging) / SEQUENCES_NAME).read_text(),
+                             data=data, listed=listed, workers=workers, what=manifest.id)
     except NotFound as exc:
         raise IntegrityError(f"{manifest.id}: a file is missing: {exc}") from exc
+
+
+def _restore_checked(target: PgTarget, schema: Path, toc: TableOfContents, *, sequences: str,
+                     data: dict[str, Iterable[bytes]], listed: dict[str, StoredFile], workers: int,
+                     what: str) -> None:
+    """The steps of restore_tree once its files are checked: pre-data, load, large objects, post-data, sequences."""
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="restore-side") as side:
+        pre_data = side.submit(pgdump.restore_directory_section, target, schema, section="pre-data")
+        listing = side.submit(pgdump.archive_listing, schema)
+        post_data = _start_post_data(target, schema, jobs=workers)
+        try:
+            _load(target, toc, data, listed, workers=workers, what=what, tables_ready=pre_data.result)
+            if toc.large_objects:
+                pgdump.restore_directory_section(target, schema, section="data")
+            _release(post_data, listing.result())
+        except BaseException:
+            post_data.kill()
+            raise
+        values = side.submit(pgdump.run_script, target, sequences) if sequences else None
+        post_data.wait()
+        if values is not None:
+            values.result()
