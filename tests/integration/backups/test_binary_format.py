@@ -191,7 +191,16 @@ def test_columns_whose_binary_form_names_type_oids_are_refused_at_backup(source_
     with pytest.raises(BackupFailed, match=r"cannot carry public\.moods\.history \(mood\[\]\).*directory format"):
         dump_pipeline.run_backup(store, BackupRequest(source_db, "tradesense", BackupFormat.BINARY), clock=clock)
     assert list(store.root.iterdir()) == []  # nothing left behind
-    query(source_db, "DROP TABLE moods")  # a plain enum column travels as its label
+    query(source_db, "DROP TABLE moods")
+    # a domain is sent as its base type: over an array of enums (or over a composite) it names OIDs too
+    query(source_db, "CREATE DOMAIN mood_list AS mood[]; CREATE TABLE mood_lists (id int PRIMARY KEY, list mood_list)")
+    with pytest.raises(BackupFailed, match=r"cannot carry public\.mood_lists\.list \(mood_list\)"):
+        dump_pipeline.run_backup(store, BackupRequest(source_db, "tradesense", BackupFormat.BINARY), clock=clock)
+    query(source_db, "DROP TABLE mood_lists; CREATE TYPE pair AS (a int, b int); CREATE DOMAIN tidy_pair AS pair; "
+                     "CREATE TABLE pairs (id int PRIMARY KEY, p tidy_pair)")
+    with pytest.raises(BackupFailed, match=r"cannot carry public\.pairs\.p \(tidy_pair\)"):
+        dump_pipeline.run_backup(store, BackupRequest(source_db, "tradesense", BackupFormat.BINARY), clock=clock)
+    query(source_db, "DROP TABLE pairs")  # a plain enum column travels as its label
     query(source_db, "CREATE TABLE moods (id int PRIMARY KEY, now mood)")
     query(source_db, "INSERT INTO moods VALUES (1, 'wild')")
     manifest = dump_pipeline.run_backup(store, BackupRequest(source_db, "tradesense", BackupFormat.BINARY),
