@@ -20,9 +20,9 @@ import queue
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 import zstandard
 from psycopg import sql
@@ -217,26 +217,43 @@ def _toc(store: BackupStore, manifest: BackupManifest, local: Path | None,
     return toc
 
 
-def _start_post_data(target: PgTarget, schema: Path, *, jobs: int) -> pgdump.ToolProcess:
-    """`pg_restore --section=post-data -j N` started now but held before it connects: it reads its list of entries
-    (`-L`) from stdin, and only the end of stdin (`_release`) lets it go on.
+class _HeldRestore(NamedTuple):
+    process: pgdump.ToolProcess
+    listing: str
 
-    Why: starting pg_restore (exec, reading the archive) takes ~20-40 ms that would otherwise sit between
-    the load's commit and the first index build, with the cores idle. It must not touch the database
-    before the load has committed (a materialized view would be refreshed from empty tables), hence the gate.
+
+def _start_post_data(target: PgTarget, schema: Path, *, jobs: int) -> _HeldRestore:
+    """`pg_restore --section=post-data -j N` started now but held before it connects: it reads its list of entries
+    (`-L`, every entry of the archive; --section picks post-data) from stdin, and only the end of stdin
+    (`_release`) lets it go on.
+
+    Why: starting pg_restore (exec, reading the archive) and listing the archive take ~20-40 ms each that
+    would otherwise sit between the load's commit and the first index build, with the cores idle. It must
+    not touch the database before the load has committed (a materialized view would be refreshed from empty
+    tables, an index built on them), hence the gate.
     """
+    listing = pgdump.archive_listing(schema)
     args = ["--no-password", "--exit-on-error", "--section=post-data", f"--jobs={jobs}", "--use-list=/dev/stdin",
             "-d", target.dbname, str(schema)]
-    return pgdump.ToolProcess("pg_restore", args, target, stdin=True, stdout=False)
+    return _HeldRestore(pgdump.ToolProcess("pg_restore", args, target, stdin=True, stdout=False), listing)
 
 
-def _release(post_data: pgdump.ToolProcess, listing: str) -> None:
-    """Give the held pg_restore its list (every entry of the archive; --section picks post-data) and let it run."""
+def _release(held: _HeldRestore) -> None:
+    """Give the held pg_restore its list and let it run."""
     try:
-        post_data.stdin.write(listing.encode())
-        post_data.stdin.close()
+        held.process.stdin.write(held.listing.encode())
+        held.process.stdin.close()
     except BrokenPipeError:
         pass  # it exited early; wait() reports why
+
+
+def _stop(held: Future[_HeldRestore]) -> None:
+    """Kill the held pg_restore once it is started (a failed start left nothing to stop)."""
+    try:
+        started = held.result()
+    except Exception:  # noqa: BLE001  (the error that stops the restore is raised by the caller)
+        return
+    started.process.kill()
 
 
 def restore_tree(target: PgTarget, store: BackupStore, manifest: BackupManifest, *, workers: int) -> None:
@@ -271,19 +288,20 @@ def _restore_checked(target: PgTarget, schema: Path, toc: TableOfContents, *, se
                      data: dict[str, Iterable[bytes]], listed: dict[str, StoredFile], workers: int,
                      what: str) -> None:
     """The steps of restore_tree once its files are checked: pre-data, load, large objects, post-data, sequences."""
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="restore-side") as side:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore-side") as side:
         pre_data = side.submit(pgdump.restore_directory_section, target, schema, section="pre-data")
-        listing = side.submit(pgdump.archive_listing, schema)
-        post_data = _start_post_data(target, schema, jobs=workers)
+        # queued behind pre-data on the one side thread: started while the sessions load, not beside pre-data
+        held = side.submit(_start_post_data, target, schema, jobs=workers)
         try:
             _load(target, toc, data, listed, workers=workers, what=what, tables_ready=pre_data.result)
             if toc.large_objects:
                 pgdump.restore_directory_section(target, schema, section="data")
-            _release(post_data, listing.result())
+            post_data = held.result()
+            _release(post_data)
         except BaseException:
-            post_data.kill()
+            _stop(held)
             raise
         values = side.submit(pgdump.run_script, target, sequences) if sequences else None
-        post_data.wait()
+        post_data.process.wait()
         if values is not None:
             values.result()
