@@ -23,7 +23,7 @@ from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import FilesystemStore
 from tradesense_operator.domain.backups import binary_toc
 from tradesense_operator.domain.clock import ManualClock
-from tradesense_operator.services.backups import dump_pipeline
+from tradesense_operator.services.backups import binary_format, dump_pipeline
 from tradesense_operator.services.backups.dump_pipeline import BackupFailed, BackupRequest, IntegrityError
 
 from .conftest import child_killed_once_it_wrote, damage_tree_file, table_checksums
@@ -181,6 +181,28 @@ def test_killed_chunk_dump_leaves_nothing(big_source_db: PgTarget, store: Filesy
         dump_pipeline.run_backup(store, BackupRequest(big_source_db, "tradesense", BackupFormat.BINARY),
                                  clock=clock, workers=2)
     assert dump_pipeline.list_backups(store) == []
+    assert list(store.root.iterdir()) == []
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_a_failed_chunk_dump_is_the_error_raised_not_the_chunk_it_stopped(
+        source_db: PgTarget, store: FilesystemStore, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunk 0 is stopped because chunk 1 failed; the failure reported is chunk 1's, whatever the order of files."""
+    zero_started = threading.Event()
+
+    def dump_file(target: PgTarget, directory: Path, entry: binary_toc.DataFile, *, snapshot: str, encoding: str,
+                  level: int, failed: threading.Event) -> None:
+        if entry.name == "0.copy.zst":
+            zero_started.set()
+            assert failed.wait(timeout=60)
+            raise binary_format._Cancelled  # what a chunk raises when another failed
+        assert zero_started.wait(timeout=60)
+        raise pgdump.ToolFailed("psql", -9, "")
+
+    monkeypatch.setattr(binary_format, "_dump_file", dump_file)
+    with pytest.raises(BackupFailed, match="psql failed"):
+        dump_pipeline.run_backup(store, BackupRequest(source_db, "tradesense", BackupFormat.BINARY), clock=clock,
+                                 workers=2)
     assert list(store.root.iterdir()) == []
 
 

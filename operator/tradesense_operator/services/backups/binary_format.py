@@ -84,6 +84,14 @@ def _dump_file(target: PgTarget, directory: Path, entry: DataFile, *, snapshot: 
         raise
 
 
+def _raise_first_real(errors: list[BaseException | None]) -> None:
+    """Raise the failure that stopped the others, not a `_Cancelled` that one of them raised because of it."""
+    failures = [error for error in errors if error is not None]
+    real = [error for error in failures if not isinstance(error, _Cancelled | threading.BrokenBarrierError)]
+    if failures:
+        raise (real or failures)[0]
+
+
 def dump_tree(store: BackupStore, name: str, target: PgTarget, *, snapshot: str, level: int,
               workers: int) -> TreeDump:
     """Schema archive and every chunk (`workers` at a time) into the tree `name`, each file scanned, then commit.
@@ -116,6 +124,7 @@ def dump_tree(store: BackupStore, name: str, target: PgTarget, *, snapshot: str,
                 schema = side.submit(pgdump.dump_schema, target, writer.path / SCHEMA_NAME, snapshot=snapshot)
                 chunks = [pool.submit(chunk, entry) for entry in toc.files]
                 schema.result()
+                _raise_first_real([done.exception() for done in chunks])
                 scans = [done.result() for done in chunks]
         scans += [scan_local(writer.path / name) for name in (TOC_NAME, SCHEMA_NAME, SEQUENCES_NAME)]
         writer.commit()
@@ -192,10 +201,7 @@ def _load(target: PgTarget, toc: TableOfContents, data: dict[str, Iterable[bytes
 
     with ThreadPoolExecutor(max_workers=sessions, thread_name_prefix="binary-load") as pool:
         done = [pool.submit(session) for _ in range(sessions)]
-    errors = [error for future in done if (error := future.exception()) is not None]
-    real = [error for error in errors if not isinstance(error, _Cancelled | threading.BrokenBarrierError)]
-    if errors:
-        raise (real or errors)[0]
+    _raise_first_real([future.exception() for future in done])
 
 
 def _toc(store: BackupStore, manifest: BackupManifest, local: Path | None,
