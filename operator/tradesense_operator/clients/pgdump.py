@@ -569,16 +569,22 @@ def _sequence_values(conn: psycopg.Connection[tuple[object, ...]]) -> str:
 
 
 _OID_BOUND_COLUMNS = """
+WITH RECURSIVE resolved(oid, base) AS (  -- every type with the type its values are sent as (domains: their base)
+    SELECT oid, oid FROM pg_type WHERE typtype <> 'd'
+    UNION ALL
+    SELECT d.oid, r.base FROM pg_type d JOIN resolved r ON r.oid = d.typbasetype WHERE d.typtype = 'd'
+)
 SELECT format('%I.%I.%I (%s)', n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod))
 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
+JOIN resolved r ON r.oid = a.atttypid JOIN pg_type t ON t.oid = r.base
+LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
 WHERE c.relkind = 'r' AND c.relpersistence <> 't' AND a.attnum > 0 AND NOT a.attisdropped
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
   AND (t.typtype = 'c' OR e.typtype = 'c' OR (e.oid IS NOT NULL AND e.oid >= 16384))
 ORDER BY 1
 """
-"""Columns whose binary form names type OIDs (composites, arrays of composite or user-defined types): another
-database has other OIDs, so binary COPY cannot carry them."""
+"""Columns whose binary form names type OIDs (composites, arrays of composite or user-defined types, and domains
+over any of them): another database has other OIDs, so binary COPY cannot carry them."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
 
@@ -21,7 +23,7 @@ from tradesense_operator.clients.pgdump import PgTarget
 from tradesense_operator.clients.storage import FilesystemStore
 from tradesense_operator.domain.backups import binary_toc
 from tradesense_operator.domain.clock import ManualClock
-from tradesense_operator.services.backups import dump_pipeline
+from tradesense_operator.services.backups import binary_format, dump_pipeline
 from tradesense_operator.services.backups.dump_pipeline import BackupFailed, BackupRequest, IntegrityError
 
 from .conftest import child_killed_once_it_wrote, damage_tree_file, table_checksums
@@ -38,6 +40,11 @@ def restored_copy(source: PgTarget, suffix: str) -> PgTarget:
     copy = source.with_db(source.dbname + suffix)
     pgdump.create_database(source, copy.dbname)
     return copy
+
+
+def pg_restore_children() -> list[psutil.Process]:
+    """pg_restore processes this test started that are still alive (a held post-data one must never be left)."""
+    return [p for p in psutil.Process().children(recursive=True) if p.name() == "pg_restore"]
 
 
 def query(target: PgTarget, text: str) -> list[tuple[object, ...]]:
@@ -139,8 +146,33 @@ def test_damaged_chunk_is_named_and_nothing_is_committed(source_db: PgTarget, st
     if damage == "flip":  # found at the end of that file's COPY: the schema is there, no session committed a row
         assert "public.trades" in counts
         assert set(counts.values()) == {0}
+        # the post-data pg_restore, started and held during the load, was stopped before it built anything
+        assert query(copy, "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'") == []
     else:  # found before anything is restored
         assert counts == {}
+    assert pg_restore_children() == []
+
+
+def test_failed_pre_data_stops_the_waiting_sessions_and_the_held_post_data(
+        source_db: PgTarget, store: FilesystemStore, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The COPY sessions connect while pre-data runs and the post-data pg_restore is started before the load:
+    a pre-data failure is the error raised, no session copies anything and nothing is left running."""
+    manifest = dump_pipeline.run_backup(store, BackupRequest(source_db, "tradesense", BackupFormat.BINARY),
+                                        clock=clock, workers=2)
+    real = pgdump.restore_directory_section
+
+    def failing_pre_data(target: PgTarget, directory: Path, *, section: str, jobs: int = 1,
+                         listing: Path | None = None) -> None:
+        if section == "pre-data":
+            raise pgdump.ToolFailed("pg_restore", 1, "pre-data refused")
+        real(target, directory, section=section, jobs=jobs, listing=listing)
+
+    monkeypatch.setattr(pgdump, "restore_directory_section", failing_pre_data)
+    copy = restored_copy(source_db, "_no_pre_data")
+    with pytest.raises(pgdump.ToolFailed, match="pre-data refused"):
+        dump_pipeline.restore_into(copy, store, manifest, workers=2)
+    assert pgdump.table_counts(copy) == {}
+    assert pg_restore_children() == []
 
 
 def test_killed_chunk_dump_leaves_nothing(big_source_db: PgTarget, store: FilesystemStore,
@@ -152,6 +184,28 @@ def test_killed_chunk_dump_leaves_nothing(big_source_db: PgTarget, store: Filesy
     assert list(store.root.iterdir()) == []
 
 
+@pytest.mark.usefixtures("small_chunks")
+def test_a_failed_chunk_dump_is_the_error_raised_not_the_chunk_it_stopped(
+        source_db: PgTarget, store: FilesystemStore, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunk 0 is stopped because chunk 1 failed; the failure reported is chunk 1's, whatever the order of files."""
+    zero_started = threading.Event()
+
+    def dump_file(target: PgTarget, directory: Path, entry: binary_toc.DataFile, *, snapshot: str, encoding: str,
+                  level: int, failed: threading.Event) -> None:
+        if entry.name == "0.copy.zst":
+            zero_started.set()
+            assert failed.wait(timeout=60)
+            raise binary_format._Cancelled  # what a chunk raises when another failed
+        assert zero_started.wait(timeout=60)
+        raise pgdump.ToolFailed("psql", -9, "")
+
+    monkeypatch.setattr(binary_format, "_dump_file", dump_file)
+    with pytest.raises(BackupFailed, match="psql failed"):
+        dump_pipeline.run_backup(store, BackupRequest(source_db, "tradesense", BackupFormat.BINARY), clock=clock,
+                                 workers=2)
+    assert list(store.root.iterdir()) == []
+
+
 def test_columns_whose_binary_form_names_type_oids_are_refused_at_backup(source_db: PgTarget, store: FilesystemStore,
                                                                           clock: ManualClock) -> None:
     query(source_db, "CREATE TYPE mood AS ENUM ('calm', 'wild'); "
@@ -159,7 +213,16 @@ def test_columns_whose_binary_form_names_type_oids_are_refused_at_backup(source_
     with pytest.raises(BackupFailed, match=r"cannot carry public\.moods\.history \(mood\[\]\).*directory format"):
         dump_pipeline.run_backup(store, BackupRequest(source_db, "tradesense", BackupFormat.BINARY), clock=clock)
     assert list(store.root.iterdir()) == []  # nothing left behind
-    query(source_db, "DROP TABLE moods")  # a plain enum column travels as its label
+    query(source_db, "DROP TABLE moods")
+    # a domain is sent as its base type: over an array of enums (or over a composite) it names OIDs too
+    query(source_db, "CREATE DOMAIN mood_list AS mood[]; CREATE TABLE mood_lists (id int PRIMARY KEY, list mood_list)")
+    with pytest.raises(BackupFailed, match=r"cannot carry public\.mood_lists\.list \(mood_list\)"):
+        dump_pipeline.run_backup(store, BackupRequest(source_db, "tradesense", BackupFormat.BINARY), clock=clock)
+    query(source_db, "DROP TABLE mood_lists; CREATE TYPE pair AS (a int, b int); CREATE DOMAIN tidy_pair AS pair; "
+                     "CREATE TABLE pairs (id int PRIMARY KEY, p tidy_pair)")
+    with pytest.raises(BackupFailed, match=r"cannot carry public\.pairs\.p \(tidy_pair\)"):
+        dump_pipeline.run_backup(store, BackupRequest(source_db, "tradesense", BackupFormat.BINARY), clock=clock)
+    query(source_db, "DROP TABLE pairs")  # a plain enum column travels as its label
     query(source_db, "CREATE TABLE moods (id int PRIMARY KEY, now mood)")
     query(source_db, "INSERT INTO moods VALUES (1, 'wild')")
     manifest = dump_pipeline.run_backup(store, BackupRequest(source_db, "tradesense", BackupFormat.BINARY),

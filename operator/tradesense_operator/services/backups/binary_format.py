@@ -19,10 +19,10 @@ import hashlib
 import queue
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 import zstandard
 from psycopg import sql
@@ -84,6 +84,14 @@ def _dump_file(target: PgTarget, directory: Path, entry: DataFile, *, snapshot: 
         raise
 
 
+def _raise_first_real(errors: list[BaseException | None]) -> None:
+    """Raise the failure that stopped the others, not a `_Cancelled` that one of them raised because of it."""
+    failures = [error for error in errors if error is not None]
+    real = [error for error in failures if not isinstance(error, _Cancelled | threading.BrokenBarrierError)]
+    if failures:
+        raise (real or failures)[0]
+
+
 def dump_tree(store: BackupStore, name: str, target: PgTarget, *, snapshot: str, level: int,
               workers: int) -> TreeDump:
     """Schema archive and every chunk (`workers` at a time) into the tree `name`, each file scanned, then commit.
@@ -116,6 +124,7 @@ def dump_tree(store: BackupStore, name: str, target: PgTarget, *, snapshot: str,
                 schema = side.submit(pgdump.dump_schema, target, writer.path / SCHEMA_NAME, snapshot=snapshot)
                 chunks = [pool.submit(chunk, entry) for entry in toc.files]
                 schema.result()
+                _raise_first_real([done.exception() for done in chunks])
                 scans = [done.result() for done in chunks]
         scans += [scan_local(writer.path / name) for name in (TOC_NAME, SCHEMA_NAME, SEQUENCES_NAME)]
         writer.commit()
@@ -157,11 +166,12 @@ def _checked_rows(chunks: Iterable[bytes], expected: StoredFile, what: str) -> I
 
 
 def _load(target: PgTarget, toc: TableOfContents, data: dict[str, Iterable[bytes]], listed: dict[str, StoredFile],
-          *, workers: int, what: str) -> None:
+          *, workers: int, what: str, tables_ready: Callable[[], object] = lambda: None) -> None:
     """Every data file through `workers` COPY sessions that take files as they free up; all commit, or none.
 
     A barrier before COMMIT: a failing session, or a file whose checksum is found wrong at its end,
-    leaves every table empty.
+    leaves every table empty. The sessions connect at once and call `tables_ready` (which waits for the
+    pre-data section, or raises its error) before their first COPY.
     """
     pending: queue.SimpleQueue[DataFile] = queue.SimpleQueue()
     for entry in toc.files:
@@ -171,6 +181,7 @@ def _load(target: PgTarget, toc: TableOfContents, data: dict[str, Iterable[bytes
     failed = threading.Event()
 
     def streams() -> Iterator[tuple[str, Iterable[bytes]]]:
+        tables_ready()
         while not failed.is_set():
             try:
                 entry = pending.get_nowait()
@@ -190,10 +201,7 @@ def _load(target: PgTarget, toc: TableOfContents, data: dict[str, Iterable[bytes
 
     with ThreadPoolExecutor(max_workers=sessions, thread_name_prefix="binary-load") as pool:
         done = [pool.submit(session) for _ in range(sessions)]
-    errors = [error for future in done if (error := future.exception()) is not None]
-    real = [error for error in errors if not isinstance(error, _Cancelled | threading.BrokenBarrierError)]
-    if errors:
-        raise (real or errors)[0]
+    _raise_first_real([future.exception() for future in done])
 
 
 def _toc(store: BackupStore, manifest: BackupManifest, local: Path | None,
@@ -215,11 +223,52 @@ def _toc(store: BackupStore, manifest: BackupManifest, local: Path | None,
     return toc
 
 
+class _HeldRestore(NamedTuple):
+    process: pgdump.ToolProcess
+    listing: str
+
+
+def _start_post_data(target: PgTarget, schema: Path, *, jobs: int) -> _HeldRestore:
+    """`pg_restore --section=post-data -j N` started now but held before it connects: it reads its list of entries
+    (`-L`, every entry of the archive; --section picks post-data) from stdin, and only the end of stdin
+    (`_release`) lets it go on.
+
+    Why: starting pg_restore (exec, reading the archive) and listing the archive take ~20-40 ms each that
+    would otherwise sit between the load's commit and the first index build, with the cores idle. It must
+    not touch the database before the load has committed (a materialized view would be refreshed from empty
+    tables, an index built on them), hence the gate.
+    """
+    listing = pgdump.archive_listing(schema)
+    args = ["--no-password", "--exit-on-error", "--section=post-data", f"--jobs={jobs}", "--use-list=/dev/stdin",
+            "-d", target.dbname, str(schema)]
+    return _HeldRestore(pgdump.ToolProcess("pg_restore", args, target, stdin=True, stdout=False), listing)
+
+
+def _release(held: _HeldRestore) -> None:
+    """Give the held pg_restore its list and let it run."""
+    try:
+        held.process.stdin.write(held.listing.encode())
+        held.process.stdin.close()
+    except BrokenPipeError:
+        pass  # it exited early; wait() reports why
+
+
+def _stop(held: Future[_HeldRestore]) -> None:
+    """Kill the held pg_restore once it is started (a failed start left nothing to stop)."""
+    try:
+        started = held.result()
+    except Exception:  # noqa: BLE001  (the error that stops the restore is raised by the caller)
+        return
+    started.process.kill()
+
+
 def restore_tree(target: PgTarget, store: BackupStore, manifest: BackupManifest, *, workers: int) -> None:
     """pre-data, every chunk checked while N sessions load it, sequence values, post-data with `-j N`.
 
     Not one transaction (like `directory`): a failure leaves a partly restored database (tables present,
-    no rows) for the caller to drop or redo.
+    no rows) for the caller to drop or redo. What does not depend on the previous step overlaps it: the
+    load sessions connect while pre-data runs, the post-data pg_restore starts (held before connecting)
+    during the load, and the sequence values are set beside post-data.
     """
     if files_digest(manifest.files) != manifest.sha256:
         raise IntegrityError(f"{manifest.id}: the manifest's file list does not match its sha256")
@@ -234,13 +283,31 @@ def restore_tree(target: PgTarget, store: BackupStore, manifest: BackupManifest,
             for name in (SCHEMA_NAME, SEQUENCES_NAME):
                 check_one(store, manifest, listed[name], local, into=Path(staging), content=True)
             schema = Path(staging) / SCHEMA_NAME
-            pgdump.restore_directory_section(target, schema, section="pre-data")
             data = {entry.name: _stored(store, manifest, local, entry.name) for entry in toc.files}
-            _load(target, toc, data, listed, workers=workers, what=manifest.id)
-            if toc.large_objects:
-                pgdump.restore_directory_section(target, schema, section="data")
-            if sequences := (Path(staging) / SEQUENCES_NAME).read_text():
-                pgdump.run_script(target, sequences)
-            pgdump.restore_directory_section(target, schema, section="post-data", jobs=workers)
+            _restore_checked(target, schema, toc, sequences=(Path(staging) / SEQUENCES_NAME).read_text(),
+                             data=data, listed=listed, workers=workers, what=manifest.id)
     except NotFound as exc:
         raise IntegrityError(f"{manifest.id}: a file is missing: {exc}") from exc
+
+
+def _restore_checked(target: PgTarget, schema: Path, toc: TableOfContents, *, sequences: str,
+                     data: dict[str, Iterable[bytes]], listed: dict[str, StoredFile], workers: int,
+                     what: str) -> None:
+    """The steps of restore_tree once its files are checked: pre-data, load, large objects, post-data, sequences."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore-side") as side:
+        pre_data = side.submit(pgdump.restore_directory_section, target, schema, section="pre-data")
+        # queued behind pre-data on the one side thread: started while the sessions load, not beside pre-data
+        held = side.submit(_start_post_data, target, schema, jobs=workers)
+        try:
+            _load(target, toc, data, listed, workers=workers, what=what, tables_ready=pre_data.result)
+            if toc.large_objects:
+                pgdump.restore_directory_section(target, schema, section="data")
+            post_data = held.result()
+            _release(post_data)
+        except BaseException:
+            _stop(held)
+            raise
+        values = side.submit(pgdump.run_script, target, sequences) if sequences else None
+        post_data.process.wait()
+        if values is not None:
+            values.result()
