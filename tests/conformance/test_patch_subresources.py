@@ -104,6 +104,23 @@ async def test_deployment_scale_subresource(api: Api, ns: str) -> None:
     assert (await api.ok("GET", f"{base}/sc"))["spec"]["replicas"] == 4
 
 
+async def test_a_scale_patch_carrying_a_stale_resource_version_is_a_conflict(api: Api, ns: str) -> None:
+    """A PATCH of the scale subresource that names a resourceVersion is guarded by it, as a PUT is."""
+    base = f"/apis/apps/v1/namespaces/{ns}/deployments"
+    await api.ok("POST", base, deployment("guard", replicas=1))
+    seen = await api.ok("GET", f"{base}/guard/scale")
+    await api.ok("PATCH", f"{base}/guard/scale", {"spec": {"replicas": 2}}, content_type=MERGE)
+    stale = await api.patch(f"{base}/guard/scale", {"metadata": {"resourceVersion": seen["metadata"]["resourceVersion"]},
+                                                    "spec": {"replicas": 5}}, content_type=MERGE)
+    assert stale.status == 409
+    assert stale.body["reason"] == "Conflict"
+    assert (await api.ok("GET", f"{base}/guard"))["spec"]["replicas"] == 2
+    current = (await api.ok("GET", f"{base}/guard/scale"))["metadata"]["resourceVersion"]
+    guarded = await api.ok("PATCH", f"{base}/guard/scale", {"metadata": {"resourceVersion": current},
+                                                            "spec": {"replicas": 3}}, content_type=MERGE)
+    assert guarded["spec"]["replicas"] == 3
+
+
 async def test_finalizers_hold_a_deleted_object_until_removed(api: Api, ns: str) -> None:
     path = f"/api/v1/namespaces/{ns}/configmaps"
     await api.ok("POST", path, {"metadata": {"name": "fin", "finalizers": ["example.com/hold"]}})

@@ -521,7 +521,9 @@ class Routes:
                 f'Scale.autoscaling "{name}" is invalid: spec.replicas: Invalid value: '
                 f"{replicas!r}: must be greater than or equal to 0",
             )
-        precondition = (desired.get("metadata") or {}).get("resourceVersion") if method == "PUT" else None
+        # A PUT names the version it replaces; a PATCH is guarded only when it sets one (else the patched Scale
+        # carries the current version, read above without an await in between, so the guard always holds).
+        precondition = (desired.get("metadata") or {}).get("resourceVersion")
         scale = rtype.scale
         assert scale is not None  # guarded by the caller
 
