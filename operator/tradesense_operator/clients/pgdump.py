@@ -16,7 +16,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, cast
@@ -364,11 +364,28 @@ def start_copy_out(target: PgTarget, query: str, *, snapshot: str, encoding: str
     return ToolProcess("psql", args, target, stdin=False, stdout=True)
 
 
-def dump_schema(target: PgTarget, path: Path, *, snapshot: str) -> None:
-    """`pg_dump -Fc --exclude-table-data=*` into `path`: tables, sequence values, indexes, constraints, no rows."""
-    args = ["--no-password", "--format=custom", "--exclude-table-data=*", f"--snapshot={snapshot}",
-            f"--file={path}", target.dbname]
+def dump_schema(target: PgTarget, path: Path, *, snapshot: str, data_elsewhere: Sequence[tuple[str, str]]) -> None:
+    """`pg_dump -Fc` into `path` without the rows of the tables in `data_elsewhere` (schema, table).
+
+    Named one by one, not `--exclude-table-data=*`: that pattern also drops every materialized view's data
+    entry (its REFRESH), so a restore would leave them unpopulated, and the rows of extension configuration
+    tables, which the binary chunks do not carry.
+    """
+    excluded = [f"--exclude-table-data={_exact_pattern(schema)}.{_exact_pattern(table)}"
+                for schema, table in data_elsewhere]
+    args = ["--no-password", "--format=custom", *excluded, f"--snapshot={snapshot}", f"--file={path}",
+            target.dbname]
     _run(ToolProcess("pg_dump", args, target, stdin=False, stdout=False))
+
+
+def _exact_pattern(name: str) -> str:
+    """A pg_dump name pattern that matches exactly `name`: inside double quotes `*`, `?` and `.` are literal."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def archive_has_table_data(listing: str) -> bool:
+    """Whether a `pg_restore -l` listing has TABLE DATA entries (rows its data section would load)."""
+    return any(" TABLE DATA " in line for line in listing.splitlines() if not line.startswith(";"))
 
 
 def _feed(process: ToolProcess, chunks: Iterable[bytes]) -> None:

@@ -4,8 +4,9 @@ Why: on a small server the dump and the restore are the server's own row work. B
 text formatting of numerics and timestamps on the way out and their parsing on the way in (measured on
 the runbook schema: ~30 % less server CPU to dump, ~35 % less to load, docs/backups.md), and big
 tables are cut into ctid page ranges so N sessions dump and load one table at once. The schema,
-indexes and constraints come from `pg_dump -Fc --exclude-table-data=*` in the same snapshot and are
-restored by pg_restore around the data (post-data with `-j N`); sequence values are read in the snapshot.
+indexes and constraints come from `pg_dump -Fc` without the chunked tables' rows in the same snapshot and are
+restored by pg_restore around the data (post-data with `-j N`, which also refreshes materialized views);
+sequence values are read in the snapshot.
 
 Owns writing, reading back and restoring a binary tree; the file checks are directory_format's (the
 same per-file sha256 and manifest list). It must not choose backups, write manifests or drop databases.
@@ -121,7 +122,8 @@ def dump_tree(store: BackupStore, name: str, target: PgTarget, *, snapshot: str,
             # the schema dump (mostly catalog queries) beside the `workers` chunk dumps, not in their place
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="schema-dump") as side, \
                     ThreadPoolExecutor(max_workers=workers, thread_name_prefix="binary-dump") as pool:
-                schema = side.submit(pgdump.dump_schema, target, writer.path / SCHEMA_NAME, snapshot=snapshot)
+                schema = side.submit(pgdump.dump_schema, target, writer.path / SCHEMA_NAME, snapshot=snapshot,
+                                     data_elsewhere=[(s, t) for s, t, _, _ in contents.tables])
                 chunks = [pool.submit(chunk, entry) for entry in toc.files]
                 schema.result()
                 _raise_first_real([done.exception() for done in chunks])
@@ -300,9 +302,10 @@ def _restore_checked(target: PgTarget, schema: Path, toc: TableOfContents, *, se
         held = side.submit(_start_post_data, target, schema, jobs=workers)
         try:
             _load(target, toc, data, listed, workers=workers, what=what, tables_ready=pre_data.result)
-            if toc.large_objects:
-                pgdump.restore_directory_section(target, schema, section="data")
             post_data = held.result()
+            # large objects, and the rows of extension configuration tables (which the chunks do not carry)
+            if toc.large_objects or pgdump.archive_has_table_data(post_data.listing):
+                pgdump.restore_directory_section(target, schema, section="data")
             _release(post_data)
         except BaseException:
             _stop(held)
