@@ -14,8 +14,6 @@ import contextlib
 import ssl
 from datetime import datetime
 
-from cryptography import x509
-
 from tradesense_operator.clients.errors import Invalid, Timeout, Unavailable
 
 
@@ -55,6 +53,9 @@ async def certificate_not_after(
             await writer.wait_closed()
     if not der:
         raise Invalid(f"{where} presented no certificate")
+    # Imported here: cryptography's x509 bindings cost ~7 MB of RSS in every replica, and only this probe needs them.
+    from cryptography import x509  # noqa: PLC0415
+
     try:
         return x509.load_der_x509_certificate(der).not_valid_after_utc
     except ValueError as exc:

@@ -11,6 +11,7 @@ import kopf
 from tradesense_operator.api.v1alpha1.common import GROUP
 from tradesense_operator.clients.kube import KubeClient
 from tradesense_operator.config import Settings
+from tradesense_operator.handlers.kopf_memory import release_idle_bodies
 from tradesense_operator.services.incidents import IncidentEngine
 from tradesense_operator.services.runtime import Runtime
 
@@ -62,6 +63,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.posting.level = logging.WARNING  # our services post their own, better-worded Events
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
+    release_idle_bodies()  # finished incidents keep no body in kopf's memory (handlers.kopf_memory)
     runtime = await ensure_runtime(memo)
     if not isinstance(getattr(memo, "incident_engine", None), IncidentEngine):
         # One engine for every incident (kopf gives each object a shallow copy of this memo): the lock

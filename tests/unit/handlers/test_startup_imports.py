@@ -1,9 +1,9 @@
 """What an operator process loads before any resource asks for it: every module costs RSS in every replica.
 
 `bench/scale.py` compares the operator's peak RSS with a minimal kopf operator's; libraries that only some
-resources need (the Prometheus client and requests, for active ScalingPolicies) are imported by their first
-user, and installation settings are read without pydantic-settings. Run in a fresh interpreter, because
-this test process has imported everything already.
+resources need (the Prometheus client and requests, for active ScalingPolicies; cryptography's x509, for the
+certificate probe) are imported by their first user, and installation settings are read without
+pydantic-settings. Run in a fresh interpreter, because this test process has imported everything already.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-LOADED_ON_FIRST_USE = ("requests", "prometheus_api_client", "pydantic_settings")
+LOADED_ON_FIRST_USE = ("requests", "prometheus_api_client", "pydantic_settings", "cryptography.x509")
 
 
 def test_the_handlers_load_without_the_libraries_only_some_resources_need() -> None:
